@@ -1,0 +1,8 @@
+//! oVirt / OLVM backup and disaster recovery.
+//!
+//! - [`plan`] (pure): a policy file (`variables.json`) -> diagnostics and a validated policy ->
+//!   (later) systemd units, cron entries, runner configs and a compose bundle.
+//! - [`report`] (edge): how `ovplan` shows diagnostics to a person (miette) or to CI (JSON).
+
+pub mod plan;
+pub mod report;

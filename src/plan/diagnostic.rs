@@ -1,0 +1,213 @@
+//! Diagnostics: what `ovplan` tells an operator about a policy file, as data.
+//!
+//! Every stage reports problems as [`Diagnostic`]s: a code, a message that names the thing, a
+//! JSON Pointer, the file bytes to underline and a `help` line that says what to do. Rendering
+//! (miette's report, or JSON for CI annotations) happens in `crate::report`, at the edge.
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::Serialize;
+
+/// How bad a diagnostic is: errors make a policy invalid, warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The policy cannot be used.
+    Error,
+    /// The policy works, but probably not as meant, or unsafely.
+    Warning,
+}
+
+/// Every kind of problem `ovplan validate` reports; each has a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// The file is not JSON.
+    Syntax,
+    /// A string meant to hold JSON text (Airflow's form) does not parse.
+    BadJsonText,
+    /// The same key twice in one object.
+    DuplicateKey,
+    /// A key the format does not have.
+    UnknownKey,
+    /// A required key is absent.
+    MissingKey,
+    /// A value of the wrong JSON type.
+    WrongType,
+    /// A value outside the allowed set.
+    InvalidValue,
+    /// A number outside its range.
+    OutOfRange,
+    /// A string of the wrong form (URL, list length, ...).
+    InvalidFormat,
+    /// A 7-bit weekday pattern that is not seven characters of 0 and 1.
+    BadSevenBits,
+    /// A schedule that never fires.
+    NeverFires,
+    /// A time of day that does not exist.
+    BadTime,
+    /// A cron expression that does not parse.
+    BadCron,
+    /// A weekday name that does not exist.
+    UnknownWeekday,
+    /// A month that does not exist.
+    UnknownMonth,
+    /// `weeks_of_month` without `weekdays`.
+    WeeksWithoutWeekdays,
+    /// Two ways of naming days at once.
+    BothDayForms,
+    /// An advanced schedule that names no days.
+    NoDayForm,
+    /// An `anchor_date` that is not a date.
+    BadAnchorDate,
+    /// A time zone that is not an IANA name.
+    UnknownTimezone,
+    /// A VM name that cannot be a file or unit name.
+    UnsafeVmName,
+    /// Two VM entries that name the same VM.
+    DuplicateVm,
+    /// A password written in the policy file.
+    InlinePassword,
+    /// Neither a password nor a password file for an engine.
+    MissingPassword,
+    /// Both a password and a password file for an engine.
+    BothPasswordForms,
+    /// Retention that keeps every point forever.
+    KeepsEverything,
+    /// A disk interface the engine does not know.
+    UnknownDiskInterface,
+    /// `auto_restore` without a DR engine to restore into.
+    MissingRestoreTarget,
+}
+
+impl Code {
+    /// The stable code, as shown to operators and in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "ovplan::syntax",
+            Code::BadJsonText => "ovplan::bad-json-text",
+            Code::DuplicateKey => "ovplan::duplicate-key",
+            Code::UnknownKey => "ovplan::unknown-key",
+            Code::MissingKey => "ovplan::missing-key",
+            Code::WrongType => "ovplan::wrong-type",
+            Code::InvalidValue => "ovplan::invalid-value",
+            Code::OutOfRange => "ovplan::out-of-range",
+            Code::InvalidFormat => "ovplan::invalid-format",
+            Code::BadSevenBits => "ovplan::bad-7bit-pattern",
+            Code::NeverFires => "ovplan::never-fires",
+            Code::BadTime => "ovplan::bad-time",
+            Code::BadCron => "ovplan::bad-cron",
+            Code::UnknownWeekday => "ovplan::unknown-weekday",
+            Code::UnknownMonth => "ovplan::unknown-month",
+            Code::WeeksWithoutWeekdays => "ovplan::weeks-without-weekdays",
+            Code::BothDayForms => "ovplan::both-day-forms",
+            Code::NoDayForm => "ovplan::no-day-form",
+            Code::BadAnchorDate => "ovplan::bad-anchor-date",
+            Code::UnknownTimezone => "ovplan::unknown-timezone",
+            Code::UnsafeVmName => "ovplan::unsafe-vm-name",
+            Code::DuplicateVm => "ovplan::duplicate-vm",
+            Code::InlinePassword => "ovplan::inline-password",
+            Code::MissingPassword => "ovplan::missing-password",
+            Code::BothPasswordForms => "ovplan::both-password-forms",
+            Code::KeepsEverything => "ovplan::keeps-everything",
+            Code::UnknownDiskInterface => "ovplan::unknown-disk-interface",
+            Code::MissingRestoreTarget => "ovplan::missing-restore-target",
+        }
+    }
+
+    /// Warnings leave a policy valid; everything else is an error.
+    pub fn severity(self) -> Severity {
+        match self {
+            Code::InlinePassword | Code::KeepsEverything => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Which bytes of the node at the pointer a diagnostic underlines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    /// The whole value.
+    Value,
+    /// The key that names the value (the value itself when it has no key).
+    Key,
+    /// A byte range of a string value's decoded text (a cron field, say).
+    Inner(Range<usize>),
+    /// File bytes already known (syntax errors, JSON text inside strings).
+    File(Range<usize>),
+}
+
+/// One problem found in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// What kind of problem; decides the severity.
+    pub code: Code,
+    /// What is wrong, naming the thing.
+    pub message: String,
+    /// Where, as a JSON Pointer into the (decoded) document.
+    pub pointer: String,
+    /// Which bytes at the pointer to underline.
+    pub mark: Mark,
+    /// What to do about it.
+    pub help: Option<String>,
+    /// Another place that explains this one (the first of two duplicates), with its label.
+    pub related: Option<(String, Mark, String)>,
+}
+
+impl Diagnostic {
+    /// A diagnostic of `code` at `pointer`, underlining the value.
+    pub fn new(code: Code, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            pointer: pointer.into(),
+            mark: Mark::Value,
+            help: None,
+            related: None,
+        }
+    }
+
+    /// The same, saying what to do.
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The same, underlining other bytes.
+    #[must_use]
+    pub fn mark(mut self, mark: Mark) -> Self {
+        self.mark = mark;
+        self
+    }
+
+    /// The same, pointing also at another place.
+    #[must_use]
+    pub fn related(
+        mut self,
+        pointer: impl Into<String>,
+        mark: Mark,
+        label: impl Into<String>,
+    ) -> Self {
+        self.related = Some((pointer.into(), mark, label.into()));
+        self
+    }
+
+    /// The severity its code carries.
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+}

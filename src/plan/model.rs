@@ -1,0 +1,238 @@
+//! The validated policy: what every later stage (compile, `ovrun`) works from.
+//!
+//! Every default is filled in and every legacy form is gone: a 7-bit pattern is already a
+//! `Rule`, a weekday is a `chrono::Weekday`, a disk interface is the engine's spelling. Nothing
+//! here is optional that "should be set by now".
+
+use chrono::{NaiveDate, NaiveTime, Weekday};
+
+/// The default `anchor_date` of biweekly schedules and full backups.
+pub fn default_anchor() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 1, 1).expect("2024-01-01 is a date")
+}
+
+/// A whole policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The production engine, backed up from.
+    pub source: Engine,
+    /// The DR engine, restored into, when configured.
+    pub target: Option<Engine>,
+    /// Where the catalog lives.
+    pub backup_directory: String,
+    /// The predecessor's checkpoints file, kept up to date.
+    pub checkpoints_file: String,
+    /// Defaults for every VM.
+    pub backup_settings: BackupSettings,
+    /// How restores into DR are made.
+    pub restore: RestoreSettings,
+    /// The VMs, in file order.
+    pub vms: Vec<VmPolicy>,
+}
+
+/// How to reach one engine. A password is never copied into compiled artifacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Engine {
+    /// API URL.
+    pub url: String,
+    /// User with profile.
+    pub user: String,
+    /// An inline password (deprecated; warned about).
+    pub password: Option<String>,
+    /// The file holding the password.
+    pub password_file: Option<String>,
+    /// The engine's CA certificate.
+    pub cert_path: Option<String>,
+}
+
+/// Policy-wide backup defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// Incremental backups between fulls.
+    pub incremental_enabled: bool,
+    /// At most this many incrementals after a full.
+    pub max_incremental_chain_length: u32,
+    /// A full when the chain's full is this many days old; 0 = off.
+    pub force_full_backup_days: u32,
+    /// Time of schedules without one.
+    pub default_backup_time: NaiveTime,
+    /// Time zone of schedules without one; `None` = host local time.
+    pub timezone: Option<String>,
+}
+
+/// How restores into DR are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreSettings {
+    /// DR cluster.
+    pub target_cluster_name: String,
+    /// DR storage domain (required by validation when a VM restores automatically).
+    pub target_storage_domain_name: Option<String>,
+    /// The engine's spelling: virtio_scsi, virtio, sata, ide, spapr_vscsi.
+    pub disk_interface: String,
+    /// Restore timeout.
+    pub timeout_minutes: u32,
+    /// Start the VM after restoring it.
+    pub auto_start_restored_vm: bool,
+    /// Appended to the VM's name.
+    pub vm_name_suffix: String,
+    /// Replace a VM of the same name.
+    pub replace_existing_vm: bool,
+    /// Rename, rather than remove, the VM replaced.
+    pub backup_old_vm: bool,
+}
+
+/// One VM's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmPolicy {
+    /// The engine's VM name, exactly as written.
+    pub name: String,
+    /// Whether it is backed up at all.
+    pub enabled: bool,
+    /// When.
+    pub schedule: Schedule,
+    /// Full or incremental.
+    pub full: FullPolicy,
+    /// What to keep.
+    pub keep: KeepPolicy,
+    /// Restore each new point into DR.
+    pub auto_restore: bool,
+}
+
+/// When a VM is backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Which days (and, for cron, times).
+    pub rule: Rule,
+    /// Time of day; ignored by cron rules, which carry their own.
+    pub time: NaiveTime,
+    /// IANA zone; `None` = the host's local time.
+    pub timezone: Option<String>,
+}
+
+/// The days a schedule fires on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// Every day.
+    Daily,
+    /// Monday to Friday.
+    Weekdays,
+    /// Saturday and Sunday.
+    Weekends,
+    /// These weekdays every week (Monday-first order, no repeats).
+    Weekly(Vec<Weekday>),
+    /// `day` in every second ISO week, counted from the week holding `anchor`.
+    Biweekly {
+        /// The weekday.
+        day: Weekday,
+        /// A date in a week that fires.
+        anchor: NaiveDate,
+    },
+    /// That day each month; months without it are skipped.
+    Monthly(MonthDay),
+    /// Those days of the listed months (all months when empty).
+    DaysOfMonth {
+        /// Days, ascending, `Last` at the end.
+        days: Vec<MonthDay>,
+        /// Months 1-12, ascending; empty = every month.
+        months: Vec<u32>,
+    },
+    /// The n-th occurrences of weekdays in the listed months.
+    NthWeekdays {
+        /// Weekdays, Monday-first.
+        weekdays: Vec<Weekday>,
+        /// Which occurrences, ascending, `Last` at the end.
+        weeks: Vec<WeekOfMonth>,
+        /// Months 1-12, ascending; empty = every month.
+        months: Vec<u32>,
+    },
+    /// A 5-field cron expression, with cron's day-of-month/day-of-week OR rule.
+    Cron(String),
+}
+
+/// A day of the month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MonthDay {
+    /// 1-31.
+    Day(u32),
+    /// The month's last day.
+    Last,
+}
+
+/// Which occurrence of a weekday in a month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WeekOfMonth {
+    /// 1-5: days 7n-6 to 7n.
+    Nth(u32),
+    /// The last occurrence.
+    Last,
+}
+
+/// How often a full backup is due (policy.md section 3, rule 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullFrequency {
+    /// Every run.
+    Daily,
+    /// Once since each `full_backup_day`.
+    Weekly,
+    /// Once since each `full_backup_day` of an on-week.
+    Biweekly,
+    /// Once since each 1st of the month.
+    Monthly,
+    /// Only when the chain demands it.
+    Never,
+}
+
+impl FullFrequency {
+    /// The policy's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FullFrequency::Daily => "daily",
+            FullFrequency::Weekly => "weekly",
+            FullFrequency::Biweekly => "biweekly",
+            FullFrequency::Monthly => "monthly",
+            FullFrequency::Never => "never",
+        }
+    }
+
+    /// The frequency a policy word names.
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "daily" => FullFrequency::Daily,
+            "weekly" => FullFrequency::Weekly,
+            "biweekly" => FullFrequency::Biweekly,
+            "monthly" => FullFrequency::Monthly,
+            "never" => FullFrequency::Never,
+            _ => return None,
+        })
+    }
+}
+
+/// Full-or-incremental policy of one VM (policy.md section 3), with the settings it inherits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullPolicy {
+    /// Rule 1.
+    pub incremental_enabled: bool,
+    /// Rule 3.
+    pub frequency: FullFrequency,
+    /// Rule 3: the weekday fulls are due from.
+    pub day: Weekday,
+    /// Rule 3, biweekly: a date in an on-week.
+    pub anchor: NaiveDate,
+    /// Rule 4.
+    pub max_chain_length: u32,
+    /// Rule 5; 0 = off.
+    pub force_full_after_days: u32,
+}
+
+/// Retention of one VM (policy.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepPolicy {
+    /// Newest point of each of the n most recent days with points.
+    pub daily: u32,
+    /// Likewise ISO weeks.
+    pub weekly: u32,
+    /// Likewise calendar months.
+    pub monthly: u32,
+    /// Older points are not kept by the rules above; 0 = no limit.
+    pub max_age_days: u32,
+}

@@ -1,0 +1,123 @@
+//! Names an operator writes (weekdays, months, disk interfaces) and "did you mean" for near misses.
+
+use chrono::Weekday;
+
+/// Weekday names as the policy writes them, Monday first.
+pub const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// Month names as the policy may write them, January first.
+pub const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Disk interfaces the engine knows (API `DiskInterface`), in its spelling.
+pub const DISK_INTERFACES: [&str; 5] = ["virtio_scsi", "virtio", "sata", "ide", "spapr_vscsi"];
+
+/// The weekday a policy name stands for.
+pub fn weekday(name: &str) -> Option<Weekday> {
+    let index = WEEKDAYS.iter().position(|w| *w == name)?;
+    Some(weekday_from_monday(index))
+}
+
+/// The weekday `index` days after Monday (0 = Monday).
+pub fn weekday_from_monday(index: usize) -> Weekday {
+    [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ][index % 7]
+}
+
+/// The policy's name of a weekday.
+pub fn weekday_name(day: Weekday) -> &'static str {
+    WEEKDAYS[day.num_days_from_monday() as usize]
+}
+
+/// The month number (1-12) of a policy month name.
+pub fn month(name: &str) -> Option<u32> {
+    let index = MONTHS.iter().position(|m| *m == name)?;
+    u32::try_from(index + 1).ok()
+}
+
+/// The engine's spelling of a disk interface, accepting any case (the predecessor wrote `SATA`).
+pub fn disk_interface(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    DISK_INTERFACES.iter().copied().find(|i| *i == lower)
+}
+
+/// The candidate closest to `word`, when it is close enough to be what was meant.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&word, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// A `help:` text suggesting `candidate`, or listing the choices when nothing is close.
+pub fn suggestion(word: &str, candidates: &[&str]) -> String {
+    match did_you_mean(word, candidates.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => format!("use one of: {}", candidates.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_misses_are_suggested() {
+        assert_eq!(did_you_mean("wendesday", WEEKDAYS), Some("wednesday"));
+        assert_eq!(did_you_mean("Monday", WEEKDAYS), Some("monday"));
+        assert_eq!(did_you_mean("xyz", WEEKDAYS), None);
+        assert_eq!(
+            did_you_mean("retension", ["retention", "schedule"]),
+            Some("retention")
+        );
+    }
+
+    #[test]
+    fn disk_interfaces_accept_any_case() {
+        assert_eq!(disk_interface("SATA"), Some("sata"));
+        assert_eq!(disk_interface("Virtio_SCSI"), Some("virtio_scsi"));
+        assert_eq!(disk_interface("scsi"), None);
+    }
+
+    #[test]
+    fn weekdays_and_months_round_trip() {
+        for name in WEEKDAYS {
+            assert_eq!(weekday_name(weekday(name).expect("known")), name);
+        }
+        assert_eq!(month("december"), Some(12));
+        assert_eq!(month("Dec"), None);
+    }
+}
