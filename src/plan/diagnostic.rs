@@ -82,6 +82,38 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for documentation and for the test that each has a fixture.
+    pub const ALL: [Code; 28] = [
+        Code::Syntax,
+        Code::BadJsonText,
+        Code::DuplicateKey,
+        Code::UnknownKey,
+        Code::MissingKey,
+        Code::WrongType,
+        Code::InvalidValue,
+        Code::OutOfRange,
+        Code::InvalidFormat,
+        Code::BadSevenBits,
+        Code::NeverFires,
+        Code::BadTime,
+        Code::BadCron,
+        Code::UnknownWeekday,
+        Code::UnknownMonth,
+        Code::WeeksWithoutWeekdays,
+        Code::BothDayForms,
+        Code::NoDayForm,
+        Code::BadAnchorDate,
+        Code::UnknownTimezone,
+        Code::UnsafeVmName,
+        Code::DuplicateVm,
+        Code::InlinePassword,
+        Code::MissingPassword,
+        Code::BothPasswordForms,
+        Code::KeepsEverything,
+        Code::UnknownDiskInterface,
+        Code::MissingRestoreTarget,
+    ];
+
     /// The stable code, as shown to operators and in JSON output.
     pub fn as_str(self) -> &'static str {
         match self {

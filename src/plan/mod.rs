@@ -123,11 +123,17 @@ fn collect(document: &parse::Document) -> Vec<Diagnostic> {
 }
 
 fn locate(source: &Source, spans: &SpanIndex, diagnostic: Diagnostic) -> Located {
-    let span = resolve(&source.text, spans, &diagnostic.pointer, &diagnostic.mark);
-    let related = diagnostic
-        .related
-        .as_ref()
-        .map(|(pointer, mark, label)| (resolve(&source.text, spans, pointer, mark), label.clone()));
+    let text = &source.text;
+    let span = within(
+        text,
+        resolve(text, spans, &diagnostic.pointer, &diagnostic.mark),
+    );
+    let related = diagnostic.related.as_ref().map(|(pointer, mark, label)| {
+        (
+            within(text, resolve(text, spans, pointer, mark)),
+            label.clone(),
+        )
+    });
     let (line, column) = source.line_column(span.start);
     Located {
         diagnostic,
@@ -136,6 +142,20 @@ fn locate(source: &Source, spans: &SpanIndex, diagnostic: Diagnostic) -> Located
         column,
         related,
     }
+}
+
+/// The range cut to the text and to character boundaries (an error at the end of a truncated
+/// file points one past it).
+fn within(text: &str, range: Range<usize>) -> Range<usize> {
+    let clamp = |mut at: usize| {
+        at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    };
+    let start = clamp(range.start);
+    start..clamp(range.end).max(start)
 }
 
 fn resolve(text: &str, spans: &SpanIndex, pointer: &str, mark: &Mark) -> Range<usize> {

@@ -46,7 +46,10 @@ pub struct DuplicateKey {
 /// # Errors
 /// A syntax error (the file is not JSON) as a diagnostic at the offending bytes.
 pub fn parse(text: &str) -> Result<Document, Box<Diagnostic>> {
+    // jsonc-parser's messages are the better ones ("trailing commas are not allowed"), so it
+    // goes first; serde_json then refuses what jsonc-parser tolerates.
     let root = parse_ast(text).map_err(|e| Box::new(syntax_error(&e, None)))?;
+    strict_json(text).map_err(|e| Box::new(serde_syntax_error(text, &e, None)))?;
     let mut walker = Walker::default();
     let value = match root {
         Some(root) => walker.value(root, &mut String::new(), &mut Vec::new(), None, text),
@@ -81,6 +84,32 @@ fn parse_ast(text: &str) -> Result<Option<ast::Value<'_>>, jsonc_parser::errors:
         allow_extended_string_escapes: false,
     };
     jsonc_parser::parse_to_ast(text, &CollectOptions::default(), &strict).map(|r| r.value)
+}
+
+/// RFC 8259 to the letter (raw control characters in strings, say, are refused): `serde_json`
+/// decides what is JSON, and `jsonc-parser` only supplies the spans.
+fn strict_json(text: &str) -> Result<(), serde_json::Error> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ())
+}
+
+fn serde_syntax_error(text: &str, error: &serde_json::Error, map: Option<&[usize]>) -> Diagnostic {
+    let offset = offset_of(text, error.line(), error.column());
+    let message = error.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    Diagnostic::new(Code::Syntax, "", format!("not valid JSON: {message}"))
+        .mark(Mark::File(to_file(offset..offset + 1, map)))
+        .help("fix the JSON syntax here; a policy file is plain JSON (no comments, no trailing commas)")
+}
+
+/// The byte offset of serde_json's 1-based line and column (a column counts bytes; 0 means
+/// the error is at the line's start).
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (line_start + column.saturating_sub(1)).min(text.len())
 }
 
 fn syntax_error(error: &jsonc_parser::errors::ParseError, map: Option<&[usize]>) -> Diagnostic {
@@ -259,19 +288,34 @@ impl Walker {
             .iter()
             .map(|&o| to_file(range.start + o..range.start + o, map).start)
             .collect();
-        match parse_ast(&inner) {
+        let parsed = parse_ast(&inner);
+        if let (Ok(_), Err(error)) = (&parsed, strict_json(&inner)) {
+            let syntax = serde_syntax_error(&inner, &error, Some(&inner_map));
+            self.bad_json_text(pointer, &syntax.message, syntax.mark);
+            return Value::String(inner);
+        }
+        match parsed {
             Ok(Some(root)) => self.value(root, pointer, path, Some(&inner_map), &inner),
             Ok(None) => Value::String(inner),
             Err(error) => {
-                let diagnostic = syntax_error(&error, Some(&inner_map));
-                self.findings.push(
-                    Diagnostic::new(Code::BadJsonText, pointer.clone(), format!("`{pointer}` holds JSON text that does not parse: {}", error.kind()))
-                        .mark(diagnostic.mark)
-                        .help("fix the JSON inside this string, or write the value as a plain JSON object"),
-                );
+                let syntax = syntax_error(&error, Some(&inner_map));
+                self.bad_json_text(pointer, &syntax.message, syntax.mark);
                 Value::String(inner)
             }
         }
+    }
+
+    fn bad_json_text(&mut self, pointer: &str, syntax: &str, mark: Mark) {
+        let why = syntax.trim_start_matches("not valid JSON: ");
+        self.findings.push(
+            Diagnostic::new(
+                Code::BadJsonText,
+                pointer,
+                format!("`{pointer}` holds JSON text that does not parse: {why}"),
+            )
+            .mark(mark)
+            .help("fix the JSON inside this string, or write the value as a plain JSON object"),
+        );
     }
 }
 
@@ -319,6 +363,14 @@ mod tests {
         let doc = parse(r#"{"vms_config": {"a": 1, "a": 2}}"#).expect("valid");
         assert_eq!(doc.duplicate_keys.len(), 1);
         assert_eq!(doc.duplicate_keys[0].object, "/vms_config");
+    }
+
+    #[test]
+    fn control_characters_and_truncation_are_syntax_errors() {
+        for text in ["{\"a\": \"x\u{0}y\"}", "{\"a\": \"https://e", "{\"a\"", ""] {
+            let err = parse(text).expect_err(text);
+            assert_eq!(err.code, Code::Syntax, "{text:?}");
+        }
     }
 
     #[test]

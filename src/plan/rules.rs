@@ -441,7 +441,11 @@ impl Rules {
                 Diagnostic::new(
                     Code::MissingRestoreTarget,
                     format!("{}/auto_restore", child("/vms_config", name)),
-                    format!("VM `{name}` restores into DR automatically, but {} is not set", missing.join(", ")),
+                    format!(
+                        "VM `{name}` restores into DR automatically, but {} {} not set",
+                        missing.join(", "),
+                        if missing.len() == 1 { "is" } else { "are" }
+                    ),
                 )
                 .mark(Mark::Key)
                 .help("set the DR engine and storage domain to restore into, or set \"auto_restore\": false"),

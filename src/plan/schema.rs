@@ -98,6 +98,14 @@ fn translate(schema: &Value, error: &ValidationError<'_>) -> Vec<Diagnostic> {
             pointer.clone(),
             format!("{place} is out of range: {error}"),
         ),
+        ValidationErrorKind::Pattern { .. } => Diagnostic::new(
+            Code::InvalidFormat,
+            pointer.clone(),
+            format!(
+                "{place} does not have the expected form: {}",
+                error.instance()
+            ),
+        ),
         _ => Diagnostic::new(
             Code::InvalidFormat,
             pointer.clone(),

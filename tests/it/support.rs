@@ -1,0 +1,62 @@
+//! Running the real binaries from the fixtures folder, so paths in output stay short and stable.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The folder that holds `ok/` and `err/`.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The exit code, standard output and standard error of one run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// All three, as one text for a snapshot.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `ovplan ARGS` in the fixtures folder.
+pub fn ovplan(args: &[&str]) -> Run {
+    run(env!("CARGO_BIN_EXE_ovplan"), args, &fixtures())
+}
+
+/// Runs a binary with arguments in a folder.
+pub fn run(bin: &str, args: &[&str], dir: &Path) -> Run {
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The names (without `.json`) of the fixtures in `dir`, sorted.
+pub fn fixture_names(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures().join(dir))
+        .expect("fixture folder")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".json")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
