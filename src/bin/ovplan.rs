@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ovbackup::plan::{self, Checked, source::Source};
 use ovbackup::report;
 
+// Parsing a large policy allocates per node; mimalloc makes that markedly cheaper than glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes: 0 valid (warnings allowed), 1 invalid or stale, 2 usage or I/O error.
 const INVALID: u8 = 1;
 const USAGE_OR_IO: u8 = 2;

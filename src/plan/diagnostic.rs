@@ -176,6 +176,8 @@ pub enum Mark {
     Value,
     /// The key that names the value (the value itself when it has no key).
     Key,
+    /// The earlier occurrence of a key written twice.
+    EarlierKey,
     /// A byte range of a string value's decoded text (a cron field, say).
     Inner(Range<usize>),
     /// File bytes already known (syntax errors, JSON text inside strings).

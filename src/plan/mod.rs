@@ -8,6 +8,7 @@
 //! Nothing here reads files, clocks or the environment: the binaries do, once, at the top.
 
 pub mod diagnostic;
+pub mod index;
 pub mod model;
 pub mod names;
 pub mod normalize;
@@ -72,22 +73,27 @@ pub fn check(source: &Source) -> Checked {
         }
     };
     let found = collect(&document);
+    let spans = if found.is_empty() {
+        SpanIndex::default()
+    } else {
+        index::index(&source.text)
+    };
     let mut diagnostics: Vec<Located> = found
         .into_iter()
-        .map(|d| locate(source, &document.spans, d))
+        .map(|d| locate(source, &spans, d))
         .collect();
     diagnostics.sort_by_key(|d| (d.span.start, d.diagnostic.code));
     let mut checked = Checked {
         diagnostics,
         policy: None,
-        display_text: redact_passwords(&source.text, &document.spans),
+        display_text: redact_passwords(&source.text, &spans),
     };
     if !checked.has_errors() {
         match normalize::normalize(&document.value) {
             Ok(policy) => checked.policy = Some(policy),
             Err(gap) => checked.diagnostics.push(locate(
                 source,
-                &document.spans,
+                &spans,
                 Diagnostic::new(diagnostic::Code::InvalidValue, "", gap.to_string()),
             )),
         }
@@ -168,6 +174,11 @@ fn resolve(text: &str, spans: &SpanIndex, pointer: &str, mark: &Mark) -> Range<u
     match mark {
         Mark::Inner(inner) => node.inner_range(text, inner.clone()),
         Mark::Key => node.key.clone().unwrap_or_else(|| focus(text, node)),
+        Mark::EarlierKey => node
+            .earlier_key
+            .clone()
+            .or_else(|| node.key.clone())
+            .unwrap_or_else(|| focus(text, node)),
         _ => focus(text, node),
     }
 }

@@ -7,6 +7,7 @@
 //! 3 monthly with no age limit, full backups weekly from Sunday.
 
 use chrono::{NaiveTime, Weekday};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::model::{
@@ -14,7 +15,7 @@ use super::model::{
     RestoreSettings, Rule, Schedule, VmPolicy, WeekOfMonth, default_anchor,
 };
 use super::names;
-use super::raw::{RawDay, RawMonth, RawPolicy, RawSchedule, RawScheduleObject, RawVm, RawVmPolicy};
+use super::raw::{RawDay, RawMonth, RawPolicy, RawScheduleObject, RawVmPolicy};
 use super::rules::{parse_date, parse_time};
 
 /// A validated document that still does not fit the model: a gap between validation and
@@ -36,10 +37,12 @@ fn gap(what: impl Into<String>) -> NormalizeError {
 /// # Errors
 /// Only when validation let through something the model cannot hold (a bug).
 pub fn normalize(doc: &Value) -> Result<Policy, NormalizeError> {
-    let raw: RawPolicy = serde_json::from_value(doc.clone()).map_err(|e| gap(e.to_string()))?;
+    let raw = RawPolicy::deserialize(doc).map_err(|e| gap(e.to_string()))?;
     let settings = backup_settings(&raw)?;
-    let vms = raw
-        .vms_config
+    let vms = doc
+        .get("vms_config")
+        .and_then(Value::as_object)
+        .ok_or_else(|| gap("`vms_config` is not an object"))?
         .iter()
         .map(|(name, vm)| vm_policy(name, vm, &settings))
         .collect::<Result<_, _>>()?;
@@ -117,17 +120,15 @@ fn vm_policy(
     value: &Value,
     settings: &BackupSettings,
 ) -> Result<VmPolicy, NormalizeError> {
-    let raw: RawVm =
-        serde_json::from_value(value.clone()).map_err(|e| gap(format!("VM `{name}`: {e}")))?;
-    let policy = match raw {
-        RawVm::Bits(bits) => RawVmPolicy {
+    let policy = match value {
+        Value::String(bits) => RawVmPolicy {
             enabled: None,
-            schedule: RawSchedule::Bits(bits),
+            schedule: Value::String(bits.clone()),
             backup_type: Default::default(),
             retention: Default::default(),
             auto_restore: None,
         },
-        RawVm::Policy(policy) => *policy,
+        _ => RawVmPolicy::deserialize(value).map_err(|e| gap(format!("VM `{name}`: {e}")))?,
     };
     let schedule = schedule(&policy.schedule, settings)?;
     let anchor = match schedule.rule {
@@ -170,10 +171,19 @@ fn weekday(name: &str) -> Result<Weekday, NormalizeError> {
     names::weekday(name).ok_or_else(|| gap(format!("weekday `{name}`")))
 }
 
-fn schedule(raw: &RawSchedule, settings: &BackupSettings) -> Result<Schedule, NormalizeError> {
+fn schedule(raw: &Value, settings: &BackupSettings) -> Result<Schedule, NormalizeError> {
+    let object;
     let (rule, time_text, zone) = match raw {
-        RawSchedule::Bits(bits) => (seven_bits(bits)?, None, None),
-        RawSchedule::Object(o) => (object_rule(o)?, o.time.as_deref(), o.timezone.clone()),
+        Value::String(bits) => (seven_bits(bits)?, None, None),
+        _ => {
+            object =
+                RawScheduleObject::deserialize(raw).map_err(|e| gap(format!("schedule: {e}")))?;
+            (
+                object_rule(&object)?,
+                object.time.as_deref(),
+                object.timezone.clone(),
+            )
+        }
     };
     Ok(Schedule {
         rule,

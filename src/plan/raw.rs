@@ -1,8 +1,9 @@
 //! The policy file as written (after validation): serde types with every field optional and
-//! every legacy form still present. Only `normalize` reads these.
+//! every legacy form still present. Only `normalize` reads these; `vms_config` it reads from
+//! the document itself, so VMs keep their file order.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -23,8 +24,6 @@ pub struct RawPolicy {
     pub backup_settings: RawBackupSettings,
     #[serde(default)]
     pub restore_settings: RawRestoreSettings,
-    /// Kept as a map so VMs stay in file order.
-    pub vms_config: Map<String, Value>,
 }
 
 /// `backup_settings`.
@@ -50,32 +49,18 @@ pub struct RawRestoreSettings {
     pub backup_old_vm: Option<bool>,
 }
 
-/// A `vms_config` value: a policy, or (legacy) a bare 7-bit pattern.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RawVm {
-    Bits(String),
-    Policy(Box<RawVmPolicy>),
-}
-
 /// One VM's policy.
 #[derive(Debug, Deserialize)]
 pub struct RawVmPolicy {
     pub enabled: Option<bool>,
-    pub schedule: RawSchedule,
+    /// An object or (legacy) a bare 7-bit pattern: read by `normalize`, which looks at the
+    /// JSON type instead of serde trying each form in turn (slow over ten thousand VMs).
+    pub schedule: Value,
     #[serde(default)]
     pub backup_type: RawBackupType,
     #[serde(default)]
     pub retention: RawRetention,
     pub auto_restore: Option<bool>,
-}
-
-/// A schedule: an object, or (legacy) a bare 7-bit pattern.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RawSchedule {
-    Bits(String),
-    Object(Box<RawScheduleObject>),
 }
 
 /// A schedule object of any type; which fields apply depends on `type` (checked by the schema).

@@ -46,19 +46,19 @@ impl Rules {
         for dup in duplicates {
             let pointer = child(&dup.object, &dup.key);
             let diagnostic = if dup.object == "/vms_config" {
-                Diagnostic::new(Code::DuplicateVm, pointer, format!("VM `{}` is configured twice", dup.key))
+                Diagnostic::new(Code::DuplicateVm, pointer.clone(), format!("VM `{}` is configured twice", dup.key))
                     .help("keep one entry per VM: JSON keeps only the last, so the first would be silently lost")
             } else {
                 Diagnostic::new(
                     Code::DuplicateKey,
-                    pointer,
+                    pointer.clone(),
                     format!("key `{}` is written twice", dup.key),
                 )
                 .help("remove one of them: JSON keeps only the last")
             };
-            self.push(diagnostic.mark(Mark::File(dup.again.clone())).related(
-                String::new(),
-                Mark::File(dup.first.clone()),
+            self.push(diagnostic.mark(Mark::Key).related(
+                pointer,
+                Mark::EarlierKey,
                 "first written here",
             ));
         }

@@ -7,6 +7,7 @@
 //! are indexed too: their inner offsets are mapped back through the string's escapes, so a mistake
 //! inside such a string is still underlined where it stands in the file.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -51,8 +52,10 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 pub struct NodeSpan {
     /// The value, in file bytes.
     pub value: Range<usize>,
-    /// The key that names it, when it is an object member.
+    /// The key that names it, when it is an object member (the last, if written twice).
     pub key: Option<Range<usize>>,
+    /// The key's earlier occurrence, when the same key is written twice in one object.
+    pub earlier_key: Option<Range<usize>>,
     /// The value is written directly in the file (not inside a string of JSON text), so a
     /// position inside a string value can be mapped through its escapes.
     pub direct: bool,
@@ -83,7 +86,10 @@ pub struct SpanIndex {
 }
 
 impl SpanIndex {
-    pub(crate) fn insert(&mut self, pointer: String, span: NodeSpan) {
+    pub(crate) fn insert(&mut self, pointer: String, mut span: NodeSpan) {
+        if let Some(earlier) = self.nodes.get(&pointer) {
+            span.earlier_key = earlier.earlier_key.clone().or_else(|| earlier.key.clone());
+        }
         self.nodes.insert(pointer, span);
     }
 
@@ -107,9 +113,14 @@ impl SpanIndex {
     }
 }
 
-/// Escapes one JSON Pointer reference token (RFC 6901).
-pub fn escape_token(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
+/// Escapes one JSON Pointer reference token (RFC 6901); borrowed when nothing needs escaping,
+/// which is nearly always.
+pub fn escape_token(token: &str) -> Cow<'_, str> {
+    if token.contains(['~', '/']) {
+        Cow::Owned(token.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(token)
+    }
 }
 
 /// Decodes a JSON string literal (with its quotes) and returns, for each byte of the decoded
@@ -222,6 +233,7 @@ mod tests {
         let span = NodeSpan {
             value: 1..2,
             key: None,
+            earlier_key: None,
             direct: true,
         };
         index.insert("/a".into(), span.clone());
