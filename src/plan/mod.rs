@@ -7,7 +7,12 @@
 //!
 //! Nothing here reads files, clocks or the environment: the binaries do, once, at the top.
 
+pub mod calendar;
+pub mod compile;
+pub mod cron;
 pub mod diagnostic;
+pub mod diff;
+pub mod full;
 pub mod index;
 pub mod model;
 pub mod names;
@@ -15,6 +20,8 @@ pub mod normalize;
 pub mod parse;
 mod raw;
 pub mod rules;
+pub mod runner;
+pub mod schedule;
 pub mod schema;
 pub mod source;
 

@@ -28,6 +28,15 @@ pub struct NormalizeError {
     what: String,
 }
 
+impl NormalizeError {
+    /// A runner config field that does not hold what `ovplan build` writes.
+    pub fn from_runner(what: String) -> Self {
+        gap(format!(
+            "runner config field `{what}` is not what ovplan writes"
+        ))
+    }
+}
+
 fn gap(what: impl Into<String>) -> NormalizeError {
     NormalizeError { what: what.into() }
 }
@@ -190,6 +199,22 @@ fn schedule(raw: &Value, settings: &BackupSettings) -> Result<Schedule, Normaliz
         time: time(time_text, settings.default_backup_time)?,
         timezone: zone.or_else(|| settings.timezone.clone()),
     })
+}
+
+/// A schedule in its modern JSON form (as `schedule_json` writes it, and runner configs hold it)
+/// back into the model.
+///
+/// # Errors
+/// When the value is not a schedule this crate wrote.
+pub fn schedule_from_json(value: &Value) -> Result<Schedule, NormalizeError> {
+    let settings = BackupSettings {
+        incremental_enabled: true,
+        max_incremental_chain_length: 0,
+        force_full_backup_days: 0,
+        default_backup_time: default_time(),
+        timezone: None,
+    };
+    schedule(value, &settings)
 }
 
 /// A legacy 7-bit pattern (Monday first) as the plainest simple rule.

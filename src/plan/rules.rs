@@ -383,18 +383,15 @@ impl Rules {
         let Some(Value::String(expression)) = expression else {
             return;
         };
-        if let Err(error) = cron_parser::Schedule::parse(expression) {
-            let field = error
-                .field()
-                .map_or_else(String::new, |f| format!(" (the {f} field)"));
-            let mut span = error.span();
-            if span.is_empty() {
-                span = 0..expression.len();
-            }
+        if let Err(problem) = super::cron::CronSpec::parse(expression) {
             self.push(
-                Diagnostic::new(Code::BadCron, pointer, format!("cron expression `{expression}` does not parse{field}: {error}"))
-                    .mark(Mark::Inner(span))
-                    .help("write five fields, minute hour day-of-month month day-of-week (e.g. \"30 2 * * 1-5\"), or @daily, @weekly, @monthly, @yearly"),
+                Diagnostic::new(
+                    Code::BadCron,
+                    pointer,
+                    format!("cron expression `{expression}` does not parse: {}", problem.message),
+                )
+                .mark(Mark::Inner(problem.span))
+                .help("write five fields, minute hour day-of-month month day-of-week (e.g. \"30 2 * * 1-5\"), or @daily, @weekly, @monthly, @yearly"),
             );
         }
     }

@@ -1,0 +1,474 @@
+//! Stages 4 and 5: a validated [`Policy`] -> every file of the bundle `ovplan build` writes,
+//! rendered from the templates in `templates/` (embedded) under strict undefined.
+//!
+//! The bundle is a sorted map of relative path -> content, the same bytes for the same input
+//! (no timestamps, no host names), with `MANIFEST` (SHA-256 of every other file) last.
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, UndefinedBehavior, context};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::calendar;
+use super::cron::CronProblem;
+use super::model::{Policy, VmPolicy};
+use super::runner::{RunnerConfig, runner_config};
+
+/// Which parts of the bundle to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    /// systemd services and timers.
+    pub systemd: bool,
+    /// One /etc/cron.d file.
+    pub cron: bool,
+    /// A docker-compose bundle (it uses the cron file).
+    pub compose: bool,
+}
+
+impl Targets {
+    /// Everything.
+    pub const ALL: Targets = Targets {
+        systemd: true,
+        cron: true,
+        compose: true,
+    };
+}
+
+/// Where the bundle will be installed and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// What to write.
+    pub targets: Targets,
+    /// The name of the policy file, for the "generated from" headers.
+    pub policy_file: String,
+    /// Where `ovrun` is installed.
+    pub ovrun: String,
+    /// Where the runner configs are installed (`<config_dir>/runner/<vm>.json`).
+    pub config_dir: String,
+    /// Where cron jobs log.
+    pub log_dir: String,
+}
+
+impl BuildOptions {
+    /// The defaults, for a policy file of that name.
+    pub fn new(policy_file: impl Into<String>) -> Self {
+        Self {
+            targets: Targets::ALL,
+            policy_file: policy_file.into(),
+            ovrun: "/usr/local/bin/ovrun".into(),
+            config_dir: "/etc/ovbackup".into(),
+            log_dir: "/var/log/ovbackup".into(),
+        }
+    }
+}
+
+/// Why a policy could not be compiled (a bug: validation refuses what would cause these).
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A template failed to render.
+    #[error("template {template} failed to render: {source}")]
+    Render {
+        /// Which.
+        template: &'static str,
+        /// Why.
+        #[source]
+        source: minijinja::Error,
+    },
+    /// A cron expression validation let through.
+    #[error("VM `{vm}`: {problem}", problem = problem.message)]
+    Cron {
+        /// Which VM.
+        vm: String,
+        /// What.
+        problem: CronProblem,
+    },
+}
+
+/// The bundle: relative path -> content, in path order.
+pub type Bundle = BTreeMap<String, String>;
+
+const TEMPLATES: [(&str, &str); 10] = [
+    (
+        "systemd/backup.service",
+        include_str!("../../templates/systemd/backup.service.j2"),
+    ),
+    (
+        "systemd/backup.timer",
+        include_str!("../../templates/systemd/backup.timer.j2"),
+    ),
+    (
+        "systemd/restore.service",
+        include_str!("../../templates/systemd/restore.service.j2"),
+    ),
+    (
+        "systemd/maintenance.service",
+        include_str!("../../templates/systemd/maintenance.service.j2"),
+    ),
+    (
+        "systemd/maintenance.timer",
+        include_str!("../../templates/systemd/maintenance.timer.j2"),
+    ),
+    (
+        "cron/ovbackup",
+        include_str!("../../templates/cron/ovbackup.j2"),
+    ),
+    (
+        "compose/docker-compose.yaml",
+        include_str!("../../templates/compose/docker-compose.yaml.j2"),
+    ),
+    (
+        "compose/Dockerfile",
+        include_str!("../../templates/compose/Dockerfile.j2"),
+    ),
+    (
+        "compose/env.example",
+        include_str!("../../templates/compose/env.example.j2"),
+    ),
+    ("MANIFEST", ""),
+];
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+        .expect("the default delimiters are valid");
+    env.set_syntax(syntax);
+    for (name, source) in TEMPLATES.iter().filter(|(_, s)| !s.is_empty()) {
+        env.add_template(name, source)
+            .expect("embedded templates parse (tested)");
+    }
+    env
+}
+
+/// Compiles a policy into its bundle.
+///
+/// # Errors
+/// Only when validation let through what cannot be compiled (a bug).
+pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, CompileError> {
+    let env = environment();
+    let render = |template: &'static str, ctx: minijinja::Value| {
+        env.get_template(template)
+            .and_then(|t| t.render(ctx))
+            .map_err(|source| CompileError::Render { template, source })
+    };
+    let enabled: Vec<&VmPolicy> = policy.vms.iter().filter(|vm| vm.enabled).collect();
+    let mut bundle = Bundle::new();
+    for vm in &enabled {
+        let config = runner_config(policy, vm, &options.config_dir);
+        let mut json = serde_json::to_string_pretty(&config).expect("runner configs serialize");
+        json.push('\n');
+        bundle.insert(format!("runner/{}.json", vm.name), json);
+        if options.targets.systemd {
+            systemd_units(&mut bundle, vm, &config, options, &render)?;
+        }
+    }
+    if options.targets.systemd {
+        let ctx = common(options, policy);
+        bundle.insert(
+            "systemd/ovrun-maintenance.service".into(),
+            render("systemd/maintenance.service", ctx.clone())?,
+        );
+        bundle.insert(
+            "systemd/ovrun-maintenance.timer".into(),
+            render("systemd/maintenance.timer", ctx)?,
+        );
+    }
+    if options.targets.cron || options.targets.compose {
+        let cron = cron_file(policy, &enabled, options)?;
+        bundle.insert("cron/ovbackup".into(), render("cron/ovbackup", cron)?);
+    }
+    if options.targets.compose {
+        let ctx = compose_context(policy, &enabled, options);
+        bundle.insert(
+            "compose/docker-compose.yaml".into(),
+            render("compose/docker-compose.yaml", ctx.clone())?,
+        );
+        bundle.insert(
+            "compose/Dockerfile".into(),
+            render("compose/Dockerfile", ctx.clone())?,
+        );
+        bundle.insert(
+            "compose/.env.example".into(),
+            render("compose/env.example", ctx)?,
+        );
+    }
+    let manifest = manifest(&bundle);
+    bundle.insert("MANIFEST".into(), manifest);
+    Ok(bundle)
+}
+
+/// `sha256sum` format, so `sha256sum -c MANIFEST` checks an installed bundle.
+fn manifest(bundle: &Bundle) -> String {
+    bundle
+        .iter()
+        .map(|(path, content)| format!("{}  {path}\n", hex(&Sha256::digest(content.as_bytes()))))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn common(options: &BuildOptions, policy: &Policy) -> minijinja::Value {
+    context! {
+        policy_file => &options.policy_file,
+        ovrun => &options.ovrun,
+        runner_dir_arg => systemd_quote(&runner_dir(options)),
+        backup_directory_arg => systemd_quote(&policy.backup_directory),
+    }
+}
+
+fn runner_dir(options: &BuildOptions) -> String {
+    format!("{}/runner", options.config_dir)
+}
+
+fn config_path(options: &BuildOptions, vm: &str) -> String {
+    format!("{}/{vm}.json", runner_dir(options))
+}
+
+fn systemd_units(
+    bundle: &mut Bundle,
+    vm: &VmPolicy,
+    config: &RunnerConfig,
+    options: &BuildOptions,
+    render: &dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError>,
+) -> Result<(), CompileError> {
+    let escaped = systemd_escape(&vm.name);
+    let backup_unit = format!("ovrun-backup-{escaped}.service");
+    let restore_unit = format!("ovrun-restore-{escaped}.service");
+    let (on_calendar, guarded) =
+        calendar::systemd(&vm.schedule).map_err(|problem| CompileError::Cron {
+            vm: vm.name.clone(),
+            problem,
+        })?;
+    let ctx = context! {
+        policy_file => &options.policy_file,
+        ovrun => &options.ovrun,
+        vm_unit_text => vm.name.replace('%', "%%"),
+        config_arg => systemd_quote(&config_path(options, &vm.name)),
+        backup_directory_arg => systemd_quote(&config.backup_directory),
+        source_password_file => config.source.password_file.replace('%', "%%"),
+        target_password_file => config.target.as_ref().map(|t| t.password_file.replace('%', "%%")),
+        timeout_minutes => config.restore.as_ref().map(|r| r.timeout_minutes),
+        restore_unit => vm.auto_restore.then(|| restore_unit.clone()),
+        backup_unit => &backup_unit,
+        on_calendar => on_calendar,
+        guarded => guarded || config.due_guard.is_some(),
+        schedule_text => config.schedule.to_string().replace('%', "%%"),
+    };
+    bundle.insert(
+        format!("systemd/{backup_unit}"),
+        render("systemd/backup.service", ctx.clone())?,
+    );
+    bundle.insert(
+        format!("systemd/ovrun-backup-{escaped}.timer"),
+        render("systemd/backup.timer", ctx.clone())?,
+    );
+    if vm.auto_restore {
+        bundle.insert(
+            format!("systemd/{restore_unit}"),
+            render("systemd/restore.service", ctx)?,
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct CronGroup {
+    zone: Option<String>,
+    entries: Vec<CronEntry>,
+}
+
+#[derive(Serialize)]
+struct CronEntry {
+    vm_text: String,
+    schedule_text: String,
+    guarded: bool,
+    lines: Vec<String>,
+    command: String,
+}
+
+fn cron_file(
+    policy: &Policy,
+    vms: &[&VmPolicy],
+    options: &BuildOptions,
+) -> Result<minijinja::Value, CompileError> {
+    // Entries in the host's zone come first, before any CRON_TZ= line changes the zone.
+    let mut groups: BTreeMap<Option<String>, Vec<CronEntry>> = BTreeMap::new();
+    for vm in vms {
+        let (lines, guarded) = calendar::cron(&vm.schedule);
+        let entry = CronEntry {
+            vm_text: vm.name.clone(),
+            schedule_text: super::normalize::schedule_json(&vm.schedule).to_string(),
+            guarded,
+            lines,
+            command: cron_command(vm, options),
+        };
+        groups
+            .entry(vm.schedule.timezone.clone())
+            .or_default()
+            .push(entry);
+    }
+    let groups: Vec<CronGroup> = groups
+        .into_iter()
+        .map(|(zone, entries)| CronGroup { zone, entries })
+        .collect();
+    let ovrun = shell_quote(&options.ovrun);
+    let runner = shell_quote(&runner_dir(options));
+    let _ = policy;
+    Ok(context! {
+        policy_file => &options.policy_file,
+        groups => minijinja::Value::from(minijinja::value::Serde(&groups)),
+        user => "root",
+        maintenance_line => "0 12 * * *",
+        maintenance_command => cron_escape(&format!("{ovrun} prune --config-dir {runner} && {ovrun} verify --config-dir {runner}")),
+    })
+}
+
+fn cron_command(vm: &VmPolicy, options: &BuildOptions) -> String {
+    let lock = shell_quote(&format!(
+        "/run/lock/ovrun-{}.lock",
+        systemd_escape(&vm.name)
+    ));
+    let ovrun = shell_quote(&options.ovrun);
+    let config = shell_quote(&config_path(options, &vm.name));
+    let log = shell_quote(&format!("{}/{}.log", options.log_dir, vm.name));
+    let mut command = format!("flock -n {lock} {ovrun} backup --config {config} >> {log} 2>&1");
+    if vm.auto_restore {
+        command.push_str(&format!(
+            " && flock -n {lock} {ovrun} restore --config {config} >> {log} 2>&1"
+        ));
+    }
+    cron_escape(&command)
+}
+
+#[derive(Serialize)]
+struct Certificate {
+    side: &'static str,
+    variable: String,
+    path: String,
+    path_json: String,
+}
+
+#[derive(Serialize)]
+struct Secret {
+    side: &'static str,
+    name: String,
+    variable: String,
+    path_json: String,
+}
+
+fn compose_context(policy: &Policy, vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
+    let restores = vms.iter().any(|vm| vm.auto_restore);
+    let sides: Vec<(&'static str, &super::model::Engine)> =
+        std::iter::once(("source", &policy.source))
+            .chain(
+                policy
+                    .target
+                    .iter()
+                    .filter(|_| restores)
+                    .map(|t| ("target", t)),
+            )
+            .collect();
+    let certificates: Vec<Certificate> = sides
+        .iter()
+        .filter_map(|(side, engine)| {
+            let path = engine.cert_path.clone()?;
+            Some(Certificate {
+                side,
+                variable: format!("{}_CA_FILE", side.to_uppercase()),
+                path_json: json_string(&path),
+                path,
+            })
+        })
+        .collect();
+    let secrets: Vec<Secret> = sides
+        .iter()
+        .map(|(side, engine)| {
+            let path = engine
+                .password_file
+                .clone()
+                .unwrap_or_else(|| super::runner::default_password_file(&options.config_dir, side));
+            Secret {
+                side,
+                name: format!("{side}_password"),
+                variable: format!("{}_PASSWORD_FILE", side.to_uppercase()),
+                path_json: json_string(&path),
+            }
+        })
+        .collect();
+    context! {
+        policy_file => &options.policy_file,
+        ovrun => &options.ovrun,
+        backup_directory => &policy.backup_directory,
+        backup_directory_json => json_string(&policy.backup_directory),
+        runner_dir_json => json_string(&runner_dir(options)),
+        certificates => minijinja::Value::from(minijinja::value::Serde(&certificates)),
+        secrets => minijinja::Value::from(minijinja::value::Serde(&secrets)),
+    }
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
+/// A unit-name component escaped exactly as `systemd-escape` does: `/` becomes `-`; ASCII
+/// letters, digits, `:`, `_` and `.` (but a leading `.`) stay; every other byte is `\xNN`.
+pub fn systemd_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, byte) in text.bytes().enumerate() {
+        let keep =
+            byte.is_ascii_alphanumeric() || matches!(byte, b':' | b'_') || (byte == b'.' && i > 0);
+        match byte {
+            b'/' => out.push('-'),
+            _ if keep => out.push(char::from(byte)),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    out
+}
+
+/// One argument of an `ExecStart=` line: double-quoted, with systemd's specifier (`%`) and
+/// variable (`$`) characters doubled.
+pub fn systemd_quote(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%")
+        .replace('$', "$$");
+    format!("\"{escaped}\"")
+}
+
+/// One shell word, single-quoted.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// A cron command: `%` means newline to cron, so it is escaped.
+fn cron_escape(command: &str) -> String {
+    command.replace('%', "\\%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_systemd_escape() {
+        assert_eq!(systemd_escape("web 01/é.x"), "web\\x2001-\\xc3\\xa9.x");
+        assert_eq!(
+            systemd_escape(".hidden-name_ok:1"),
+            "\\x2ehidden\\x2dname_ok:1"
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(systemd_quote("/a b/100%$x\"y"), "\"/a b/100%%$$x\\\"y\"");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(cron_escape("date +%s"), "date +\\%s");
+    }
+}

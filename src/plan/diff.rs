@@ -1,0 +1,202 @@
+//! `ovplan diff`: what a policy change does, VM by VM, for code review: schedule, the next runs
+//! before and after, their kinds, retention and restore.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::Value;
+
+use super::full::predict;
+use super::model::{Policy, VmPolicy};
+use super::normalize::{schedule_json, to_json};
+use super::schedule::Calendar;
+
+/// How many next runs the diff shows on each side.
+const RUNS: usize = 5;
+
+/// The report of what changed between two policies; `None` when nothing did.
+pub fn diff(old: &Policy, new: &Policy, from: DateTime<Utc>, host: Tz) -> Option<String> {
+    let mut out = String::new();
+    settings(&mut out, old, new);
+    for name in names(old, new) {
+        let before = old.vms.iter().find(|vm| vm.name == name);
+        let after = new.vms.iter().find(|vm| vm.name == name);
+        vm(&mut out, &name, before, after, from, host);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn names(old: &Policy, new: &Policy) -> Vec<String> {
+    let mut names: Vec<String> = old
+        .vms
+        .iter()
+        .chain(&new.vms)
+        .map(|vm| vm.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn settings(out: &mut String, old: &Policy, new: &Policy) {
+    let (mut a, mut b) = (to_json(old), to_json(new));
+    for doc in [&mut a, &mut b] {
+        if let Some(root) = doc.as_object_mut() {
+            root.remove("vms_config");
+        }
+    }
+    let changed: Vec<String> = keys(&a, &b)
+        .into_iter()
+        .filter(|k| a.get(k) != b.get(k))
+        .collect();
+    if changed.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "policy-wide settings:");
+    for key in changed {
+        let _ = writeln!(
+            out,
+            "  {key}: {} -> {}",
+            shown(a.get(&key)),
+            shown(b.get(&key))
+        );
+    }
+    out.push('\n');
+}
+
+fn keys(a: &Value, b: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = [a, b]
+        .iter()
+        .filter_map(|v| v.as_object())
+        .flat_map(|o| o.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn shown(value: Option<&Value>) -> String {
+    value.map_or_else(|| "(absent)".to_owned(), Value::to_string)
+}
+
+fn vm(
+    out: &mut String,
+    name: &str,
+    before: Option<&VmPolicy>,
+    after: Option<&VmPolicy>,
+    from: DateTime<Utc>,
+    host: Tz,
+) {
+    let facts = |vm: Option<&VmPolicy>| vm.map(|vm| (facts(vm), runs(vm, from, host)));
+    let (old, new) = (facts(before), facts(after));
+    if old == new {
+        return;
+    }
+    let status = match (before, after) {
+        (None, Some(_)) => "added",
+        (Some(_), None) => "removed",
+        _ => "changed",
+    };
+    let _ = writeln!(out, "VM {name}: {status}");
+    let empty = (Vec::new(), Vec::new());
+    let (old_facts, old_runs) = old.as_ref().unwrap_or(&empty);
+    let (new_facts, new_runs) = new.as_ref().unwrap_or(&empty);
+    for (label, value) in new_facts {
+        let previous = old_facts.iter().find(|(l, _)| l == label).map(|(_, v)| v);
+        if previous != Some(value) {
+            let _ = writeln!(
+                out,
+                "  {label}: {} -> {value}",
+                previous.map_or("(absent)", String::as_str)
+            );
+        }
+    }
+    for (label, value) in old_facts {
+        if !new_facts.iter().any(|(l, _)| l == label) {
+            let _ = writeln!(out, "  {label}: {value} -> (absent)");
+        }
+    }
+    if old_runs != new_runs {
+        let _ = writeln!(
+            out,
+            "  next runs before: {}",
+            if old_runs.is_empty() {
+                "(none)".to_owned()
+            } else {
+                old_runs.join(", ")
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  next runs after:  {}",
+            if new_runs.is_empty() {
+                "(none)".to_owned()
+            } else {
+                new_runs.join(", ")
+            }
+        );
+    }
+    out.push('\n');
+}
+
+fn facts(vm: &VmPolicy) -> Vec<(&'static str, String)> {
+    vec![
+        ("enabled", vm.enabled.to_string()),
+        ("schedule", schedule_json(&vm.schedule).to_string()),
+        (
+            "full backups",
+            format!(
+                "{} from {:?}, incremental {}",
+                vm.full.frequency.as_str(),
+                vm.full.day,
+                vm.full.incremental_enabled
+            ),
+        ),
+        (
+            "retention",
+            format!(
+                "daily {} weekly {} monthly {} max age {} days",
+                vm.keep.daily, vm.keep.weekly, vm.keep.monthly, vm.keep.max_age_days
+            ),
+        ),
+        ("auto_restore", vm.auto_restore.to_string()),
+    ]
+}
+
+/// The next runs with their kinds, as `ovplan next` prints them (empty for a disabled VM).
+pub fn runs(vm: &VmPolicy, from: DateTime<Utc>, host: Tz) -> Vec<String> {
+    next(vm, from, host, RUNS)
+        .into_iter()
+        .map(|(at, kind)| format!("{at} {kind}"))
+        .collect()
+}
+
+/// The next `count` runs of a VM after `from`: RFC 3339 instants with offset, and their kinds.
+pub fn next(
+    vm: &VmPolicy,
+    from: DateTime<Utc>,
+    host: Tz,
+    count: usize,
+) -> Vec<(String, &'static str)> {
+    if !vm.enabled {
+        return Vec::new();
+    }
+    let zone = vm
+        .schedule
+        .timezone
+        .as_deref()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(host);
+    let Ok(calendar) = Calendar::new(&vm.schedule, zone) else {
+        return Vec::new();
+    };
+    let instants: Vec<DateTime<Tz>> = calendar.after(from).take(count).collect();
+    let utc: Vec<DateTime<Utc>> = instants.iter().map(|t| t.with_timezone(&Utc)).collect();
+    let kinds = predict(&vm.full, zone, &utc);
+    instants
+        .iter()
+        .zip(kinds)
+        .map(|(t, k)| (t.to_rfc3339(), k.as_str()))
+        .collect()
+}
