@@ -279,7 +279,7 @@ fn targets(target: Target) -> Targets {
     }
 }
 
-fn build(file: &PathBuf, out: &PathBuf, options: &BuildOptions, check: bool) -> ExitCode {
+fn build(file: &PathBuf, out: &std::path::Path, options: &BuildOptions, check: bool) -> ExitCode {
     let policy = match load(file) {
         Ok(policy) => policy,
         Err(code) => return code,
