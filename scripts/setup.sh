@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project and its tests need on a Debian machine, from Debian's packages and
 # PyPI only. Safe to run again: it installs only what is missing.
+#   Debian: python3 + venv (test oracles), systemd (systemd-analyze checks the compiled units)
+#   PyPI, into .venv: croniter (an independent cron implementation the tests compare against)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +12,16 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 missing=()
-command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import croniter' >/dev/null 2>&1; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi

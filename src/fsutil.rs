@@ -121,7 +121,7 @@ fn collect(
         if entry.file_type()?.is_dir() {
             collect(root, path, files)?;
         } else {
-            let key = path.to_string_lossy().replace('\\', "/");
+            let key = path.to_string_lossy().into_owned();
             files.insert(key, fs::read(root.join(&path))?);
         }
     }

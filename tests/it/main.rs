@@ -1,6 +1,8 @@
 //! The one integration test binary: runs the real binaries on fixtures and snapshots what a
 //! person or CI would read.
 
+mod build;
 mod normalize;
+mod schedules;
 mod support;
 mod validate;

@@ -1,0 +1,299 @@
+//! `ovplan build` and `ovplan diff`: the bundle for the example (every file a reviewed
+//! snapshot), its determinism and atomic replacement, `--check`, systemd's own verifier, the
+//! runner config and compose schemas, and unit names escaped as `systemd-escape` does.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{fixtures, ovplan, run};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ovplan_in_repo(args: &[&str]) -> crate::support::Run {
+    run(env!("CARGO_BIN_EXE_ovplan"), args, repo())
+}
+
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    ovbackup::fsutil::read_tree(root)
+        .expect("readable")
+        .expect("present")
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).expect("text")))
+        .collect()
+}
+
+fn build_example(out: &Path, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec![
+        "build",
+        "examples/variables.json",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    let result = ovplan_in_repo(&args);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    result
+}
+
+#[test]
+fn every_generated_file_of_the_example() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    build_example(&out, &[]);
+    let files = tree(&out);
+    assert!(files.len() > 40, "{} files", files.len());
+    for (path, content) in files {
+        insta::assert_snapshot!(format!("bundle__{}", path.replace('/', "__")), content);
+    }
+}
+
+#[test]
+fn the_committed_out_dir_is_current() {
+    let result = ovplan_in_repo(&[
+        "build",
+        "examples/variables.json",
+        "--out",
+        "out",
+        "--check",
+    ]);
+    assert_eq!(
+        result.code, 0,
+        "out/ is stale; run `ovplan build examples/variables.json --out out`:\n{}",
+        result.stdout
+    );
+}
+
+#[test]
+fn builds_are_byte_identical_and_replace_the_folder_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    build_example(&out, &[]);
+    let first = tree(&out);
+    std::fs::write(out.join("stray-file"), "left from before").expect("write");
+    build_example(&out, &[]);
+    assert_eq!(
+        tree(&out),
+        first,
+        "a rebuild is byte-identical and drops files no longer generated"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers, ["out"], "no staging folder is left behind");
+    let check = Command::new("sha256sum")
+        .args(["--check", "--quiet", "MANIFEST"])
+        .current_dir(&out)
+        .output()
+        .expect("sha256sum");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert_eq!(first["MANIFEST"].lines().count(), first.len() - 1);
+}
+
+#[test]
+fn check_reports_a_stale_bundle_with_a_diff() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    build_example(&out, &[]);
+    let timer = out.join("systemd/ovrun-backup-ldap01.timer");
+    let edited = std::fs::read_to_string(&timer)
+        .expect("timer")
+        .replace("04:45:00", "05:45:00");
+    std::fs::write(&timer, edited).expect("write");
+    let result = ovplan_in_repo(&[
+        "build",
+        "examples/variables.json",
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--check",
+    ]);
+    assert_eq!(result.code, 1);
+    assert!(
+        result
+            .stdout
+            .contains("-OnCalendar=Tue *-*-* 05:45:00 Europe/Lisbon"),
+        "{}",
+        result.stdout
+    );
+    assert!(
+        result
+            .stdout
+            .contains("+OnCalendar=Tue *-*-* 04:45:00 Europe/Lisbon"),
+        "{}",
+        result.stdout
+    );
+    assert!(result.stderr.contains("is stale"), "{}", result.stderr);
+}
+
+#[test]
+fn every_unit_passes_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    build_example(
+        &out,
+        &[
+            "--target",
+            "systemd",
+            "--ovrun",
+            env!("CARGO_BIN_EXE_ovrun"),
+        ],
+    );
+    let units: Vec<String> = std::fs::read_dir(out.join("systemd"))
+        .expect("systemd dir")
+        .filter_map(|e| Some(e.ok()?.path().to_str()?.to_owned()))
+        .collect();
+    assert!(units.len() > 25);
+    let result = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .expect("systemd-analyze runs (scripts/setup.sh installs systemd)");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        result.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+}
+
+fn validator(schema: &Path) -> jsonschema::Validator {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(schema).expect("schema")).expect("JSON");
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+fn errors(validator: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn runner_configs_match_their_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    build_example(&out, &[]);
+    let schema = validator(&repo().join("schemas/runner.schema.json"));
+    let configs: Vec<(String, String)> = tree(&out)
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("runner/"))
+        .collect();
+    assert_eq!(configs.len(), 13, "one per enabled VM");
+    for (path, text) in configs {
+        let doc: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(errors(&schema, &doc), Vec::<String>::new(), "{path}");
+        let config: ovbackup::plan::runner::RunnerConfig =
+            serde_json::from_value(doc).expect("ovrun reads it");
+        assert!(!text.contains("password\":") || !text.contains("s3cr3t"));
+        assert!(config.source.password_file.ends_with(".password"), "{path}");
+    }
+}
+
+#[test]
+fn the_compose_file_matches_the_compose_specification() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    build_example(&out, &["--target", "compose"]);
+    let yaml =
+        std::fs::read_to_string(out.join("compose/docker-compose.yaml")).expect("compose file");
+    let doc: Value = serde_norway::from_str(&yaml).expect("YAML");
+    let spec = validator(&fixtures().join("compose-spec.schema.json"));
+    assert_eq!(errors(&spec, &doc), Vec::<String>::new());
+    assert_eq!(
+        doc["services"]["scheduler"]["secrets"][0]["target"],
+        "/etc/ovbackup/secrets/source.password"
+    );
+    let dockerfile = std::fs::read_to_string(out.join("compose/Dockerfile")).expect("Dockerfile");
+    assert_eq!(dockerfile.matches("\nFROM ").count(), 2, "multi-stage");
+    assert!(dockerfile.contains("qemu-utils") && dockerfile.contains("cronie"));
+}
+
+#[test]
+fn inline_passwords_never_reach_the_bundle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    let result = ovplan(&[
+        "build",
+        "err/inline-password.json",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        result.code, 0,
+        "a warning does not stop the build: {}",
+        result.stderr
+    );
+    assert!(result.stderr.contains("ovplan::inline-password"));
+    for (path, content) in tree(&out) {
+        assert!(
+            !content.contains("s3cr3t-Passw0rd"),
+            "{path} holds the password"
+        );
+    }
+    let config = std::fs::read_to_string(out.join("runner/web01.json")).expect("config");
+    assert!(config.contains("\"password_file\": \"/etc/ovbackup/secrets/source.password\""));
+}
+
+#[test]
+fn unit_names_are_escaped_as_systemd_escape_does() {
+    let names = [
+        "web01",
+        "erp-db01",
+        "Web 01",
+        "vm.with.dots",
+        ".hidden",
+        "naïve ünïcode",
+        "a\\b",
+        "x:y_z",
+        "100%",
+    ];
+    for name in names {
+        let out = Command::new("systemd-escape")
+            .arg("--")
+            .arg(name)
+            .output()
+            .expect("systemd-escape");
+        let expected = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(
+            ovbackup::plan::compile::systemd_escape(name),
+            expected.trim_end(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn diff_shows_what_a_policy_change_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = repo().join("examples/variables.json");
+    let text = std::fs::read_to_string(&old)
+        .expect("example")
+        .replace(
+            r#""pattern": "weekly", "day": "tuesday", "time": "04:45""#,
+            r#""pattern": "weekly", "day": "wednesday", "time": "05:00""#,
+        )
+        .replace(r#""keep_daily": 14"#, r#""keep_daily": 30"#);
+    let new = dir.path().join("new.json");
+    std::fs::write(&new, text).expect("write");
+    let result = ovplan_in_repo(&[
+        "diff",
+        "examples/variables.json",
+        new.to_str().expect("utf-8"),
+        "--from",
+        "2026-11-29T00:00:00Z",
+    ]);
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    insta::assert_snapshot!(result.stdout);
+    let same = ovplan_in_repo(&["diff", "examples/variables.json", "examples/variables.json"]);
+    assert_eq!((same.code, same.stdout.as_str()), (0, ""));
+}
