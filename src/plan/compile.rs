@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior, context};
+use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -155,16 +156,12 @@ pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, Compil
             .map_err(|source| CompileError::Render { template, source })
     };
     let enabled: Vec<&VmPolicy> = policy.vms.iter().filter(|vm| vm.enabled).collect();
-    let mut bundle = Bundle::new();
-    for vm in &enabled {
-        let config = runner_config(policy, vm, &options.config_dir);
-        let mut json = serde_json::to_string_pretty(&config).expect("runner configs serialize");
-        json.push('\n');
-        bundle.insert(format!("runner/{}.json", vm.name), json);
-        if options.targets.systemd {
-            systemd_units(&mut bundle, vm, &config, options, &render)?;
-        }
-    }
+    // Each VM's files depend on that VM alone, so they are made in parallel.
+    let per_vm: Vec<Bundle> = enabled
+        .par_iter()
+        .map(|vm| vm_files(policy, vm, options, &render))
+        .collect::<Result<_, _>>()?;
+    let mut bundle: Bundle = per_vm.into_iter().flatten().collect();
     if options.targets.systemd {
         let ctx = common(options, policy);
         bundle.insert(
@@ -200,12 +197,32 @@ pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, Compil
     Ok(bundle)
 }
 
+/// One VM's runner config and, for the systemd target, its units.
+fn vm_files(
+    policy: &Policy,
+    vm: &VmPolicy,
+    options: &BuildOptions,
+    render: &(dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError> + Sync),
+) -> Result<Bundle, CompileError> {
+    let mut files = Bundle::new();
+    let config = runner_config(policy, vm, &options.config_dir);
+    let mut json = serde_json::to_string_pretty(&config).expect("runner configs serialize");
+    json.push('\n');
+    files.insert(format!("runner/{}.json", vm.name), json);
+    if options.targets.systemd {
+        systemd_units(&mut files, vm, &config, options, render)?;
+    }
+    Ok(files)
+}
+
 /// `sha256sum` format, so `sha256sum -c MANIFEST` checks an installed bundle.
 fn manifest(bundle: &Bundle) -> String {
-    bundle
-        .iter()
+    let entries: Vec<(&String, &String)> = bundle.iter().collect();
+    entries
+        .par_iter()
         .map(|(path, content)| format!("{}  {path}\n", hex(&Sha256::digest(content.as_bytes()))))
-        .collect()
+        .collect::<Vec<String>>()
+        .concat()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -234,7 +251,7 @@ fn systemd_units(
     vm: &VmPolicy,
     config: &RunnerConfig,
     options: &BuildOptions,
-    render: &dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError>,
+    render: &(dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError> + Sync),
 ) -> Result<(), CompileError> {
     let escaped = systemd_escape(&vm.name);
     let backup_unit = format!("ovrun-backup-{escaped}.service");
