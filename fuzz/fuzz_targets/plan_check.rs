@@ -1,9 +1,11 @@
-//! Fuzz parse + validate (+ normalize and both renderers): no input may panic, every span must
-//! lie inside the file, and a policy that validates must normalize to a policy that validates
-//! and normalizes to the same bytes.
+//! Fuzz parse + validate (+ normalize, compile and both renderers): no input may panic, every
+//! span must lie inside the file, a policy that validates must normalize to a policy that
+//! validates and normalizes to the same bytes, and must compile.
 #![no_main]
 
+use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
+use ovbackup::plan::compile::{BuildOptions, compile};
 use ovbackup::plan::{self, source::Source};
 use ovbackup::report;
 
@@ -19,11 +21,17 @@ fuzz_target!(|data: &[u8]| {
     let style = report::Style { color: false, width: 80 };
     let _ = report::human("fuzz.json", &checked.display_text, &checked.diagnostics, style);
     let _ = report::json(&checked.diagnostics);
-    if let Some(policy) = &checked.policy {
-        let modern = serde_json::to_string_pretty(&plan::normalize::to_json(policy)).expect("serializes");
-        let again = plan::check(&Source::new("normalized.json", modern.clone()));
-        assert!(!again.has_errors(), "normalized policy is invalid: {:?}\n{modern}", again.diagnostics);
-        let twice = plan::normalize::to_json(again.policy.as_ref().expect("valid policy"));
-        assert_eq!(modern, serde_json::to_string_pretty(&twice).expect("serializes"));
+    let Some(policy) = &checked.policy else {
+        return;
+    };
+    let modern = serde_json::to_string_pretty(&plan::normalize::to_json(policy)).expect("serializes");
+    let again = plan::check(&Source::new("normalized.json", modern.clone()));
+    assert!(!again.has_errors(), "normalized policy is invalid: {:?}\n{modern}", again.diagnostics);
+    let twice = plan::normalize::to_json(again.policy.as_ref().expect("valid policy"));
+    assert_eq!(modern, serde_json::to_string_pretty(&twice).expect("serializes"));
+    compile(policy, &BuildOptions::new("fuzz.json")).expect("a valid policy compiles");
+    let from: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000, 0).expect("instant");
+    for vm in policy.vms.iter().take(3) {
+        let _ = plan::diff::next(vm, from, chrono_tz::Tz::UTC, 3);
     }
 });
