@@ -186,26 +186,11 @@ fn validate(file: &PathBuf, format: Format) -> ExitCode {
 }
 
 fn normalize(file: &PathBuf) -> ExitCode {
-    let source = match read(file) {
-        Ok(source) => source,
+    let policy = match load(file) {
+        Ok(policy) => policy,
         Err(code) => return code,
     };
-    let checked = plan::check(&source);
-    if !checked.diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            report::human(
-                &source.name,
-                &checked.display_text,
-                &checked.diagnostics,
-                style()
-            )
-        );
-    }
-    let Some(policy) = &checked.policy else {
-        return exit_for(&checked);
-    };
-    let modern = plan::normalize::to_json(policy);
+    let modern = plan::normalize::to_json(&policy);
     println!(
         "{}",
         serde_json::to_string_pretty(&modern).expect("a JSON value serializes")

@@ -3,6 +3,7 @@
 
 mod build;
 mod normalize;
+mod purity;
 mod schedules;
 mod support;
 mod validate;

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use ovbackup::plan::runner::RunnerConfig;
 use ovbackup::plan::schedule::{Calendar, due};
 
-use crate::support::{fixtures, ovplan, run};
+use crate::support::{fixtures, json_names, ovplan, run};
 
 const FROM: &str = "2026-01-01T00:00:00Z";
 const UNTIL: &str = "2027-01-01T00:00:00Z";
@@ -41,17 +41,7 @@ fn build_every_form() -> Built {
         out.to_str().expect("utf-8"),
     ]);
     assert_eq!(result.code, 0, "{}", result.stderr);
-    let mut vms: Vec<String> = std::fs::read_dir(out.join("runner"))
-        .expect("runner dir")
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".json")
-                .map(str::to_owned)
-        })
-        .collect();
-    vms.sort();
+    let vms = json_names(&out.join("runner"));
     assert_eq!(vms.len(), 17);
     Built { dir, vms }
 }

@@ -47,8 +47,13 @@ pub fn run(bin: &str, args: &[&str], dir: &Path) -> Run {
 
 /// The names (without `.json`) of the fixtures in `dir`, sorted.
 pub fn fixture_names(dir: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures().join(dir))
-        .expect("fixture folder")
+    json_names(&fixtures().join(dir))
+}
+
+/// The names (without `.json`) of the JSON files in a folder, sorted.
+pub fn json_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("folder")
         .filter_map(|e| {
             e.ok()?
                 .file_name()
