@@ -5,7 +5,17 @@ use std::path::Path;
 
 #[test]
 fn the_plan_core_does_no_io() {
-    let forbidden = ["std::fs", "fs_err", "std::env", "Utc::now", "Local::now", "std::process", "std::net", "SystemTime", "Instant::now"];
+    let forbidden = [
+        "std::fs",
+        "fs_err",
+        "std::env",
+        "Utc::now",
+        "Local::now",
+        "std::process",
+        "std::net",
+        "SystemTime",
+        "Instant::now",
+    ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plan");
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("src/plan") {
