@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::Command;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use ovbackup::plan::runner::RunnerConfig;
-use ovbackup::plan::schedule::{Calendar, due};
 
 use crate::support::{fixtures, json_names, ovplan, run};
 
@@ -51,31 +49,24 @@ impl Built {
         self.dir.path().join("bundle").join(relative)
     }
 
-    fn config(&self, vm: &str) -> RunnerConfig {
-        let text = std::fs::read_to_string(self.path(&format!("runner/{vm}.json")))
-            .expect("runner config");
-        serde_json::from_str(&text).expect("runner config parses")
-    }
-
-    /// The instants a unit's start is let through by the due-guard (as `ovrun due` decides).
+    /// The starts `ovrun due` lets through (exit 0), asked one start at a time, as a unit's
+    /// `ovrun backup` asks.
     fn due_only(&self, vm: &str, starts: BTreeSet<DateTime<Utc>>) -> Vec<String> {
-        let config = self.config(vm);
-        let zone = config
-            .timezone
-            .as_deref()
-            .expect("every form names its zone")
-            .parse()
-            .expect("IANA zone");
-        let schedule =
-            Calendar::new(&config.schedule().expect("schedule"), zone).expect("calendar");
-        let guard = config
-            .guard()
-            .expect("guard")
-            .map(|g| Calendar::new(&g, zone).expect("calendar"));
+        let config = self.path(&format!("runner/{vm}.json"));
+        let config = config.to_str().expect("utf-8");
+        let bin = env!("CARGO_BIN_EXE_ovrun");
         starts
             .into_iter()
-            .filter(|t| due(&schedule, guard.as_ref(), *t).due)
             .map(stamp)
+            .filter(|at| {
+                let verdict = run(bin, &["due", "--config", config, "--at", at], &fixtures());
+                assert!(
+                    verdict.code == 0 || verdict.code == 1,
+                    "{vm} {at}: {}",
+                    verdict.stderr
+                );
+                verdict.code == 0
+            })
             .collect()
     }
 }
@@ -270,4 +261,35 @@ fn ovrun_due_says_why_and_exits_by_the_guard() {
     );
     let bad = run(bin, &["due", "--config", "no-such.json"], &fixtures());
     assert_eq!(bad.code, 2);
+}
+
+#[test]
+fn without_a_zone_next_uses_the_hosts_and_honours_tz() {
+    let bin = env!("CARGO_BIN_EXE_ovplan");
+    let run_in = |tz: &str| {
+        let out = Command::new(bin)
+            .args([
+                "next",
+                "ok/legacy.json",
+                "--vm",
+                "bare",
+                "--count",
+                "2",
+                "--from",
+                "2026-07-01T00:00:00Z",
+            ])
+            .current_dir(fixtures())
+            .env("TZ", tz)
+            .output()
+            .expect("ovplan runs");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    assert_eq!(
+        run_in("America/New_York"),
+        "2026-07-05T21:30:00-04:00 full\n2026-07-06T21:30:00-04:00 incremental\n"
+    );
+    assert_eq!(
+        run_in("UTC"),
+        "2026-07-05T21:30:00+00:00 full\n2026-07-06T21:30:00+00:00 incremental\n"
+    );
 }
