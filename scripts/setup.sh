@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the project and its tests need on a Debian machine, from Debian's packages and
 # PyPI only. Safe to run again: it installs only what is missing.
-#   Debian: python3 + venv (test oracles), systemd (systemd-analyze checks the compiled units)
-#   PyPI, into .venv: croniter (an independent cron implementation the tests compare against)
+#   Debian: python3 + venv, gcc (builds ovirt-imageio's C helper), qemu-utils (qemu-img, qemu-nbd,
+#           qemu-io: ovsim's disks), systemd (systemd-analyze checks the compiled units)
+#   PyPI, into .venv: ovirt-imageio (ovsim's real data plane), croniter (an independent cron
+#           implementation the tests compare against)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,13 +17,17 @@ missing=()
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
+for tool in qemu-img qemu-nbd qemu-io; do
+  command -v "$tool" >/dev/null 2>&1 || { missing+=(qemu-utils); break; }
+done
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import croniter' >/dev/null 2>&1; then
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/ovirt-imageio ] || ! .venv/bin/python -c 'import croniter' >/dev/null 2>&1; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-sim.txt -r scripts/requirements-test.txt
 fi

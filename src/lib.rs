@@ -8,3 +8,4 @@ pub mod fsutil;
 pub mod host;
 pub mod plan;
 pub mod report;
+pub mod sim;

@@ -1,0 +1,76 @@
+//! `qemu-nbd` exports of a disk, as vdsm makes them for an image transfer: read-only (with the
+//! checkpoint's dirty bitmap for an incremental backup) or writable (for an upload).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::SimError;
+use super::process::{Supervised, wait_until};
+
+/// How an image is exported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Refuse writes.
+    pub read_only: bool,
+    /// Expose this persistent dirty bitmap as `qemu:dirty-bitmap:<name>` (one at most: imageio
+    /// drops dirty extents when an export has several).
+    pub bitmap: Option<String>,
+}
+
+/// A running export on a unix socket; stopped when dropped.
+#[derive(Debug)]
+pub struct NbdExport {
+    process: Supervised,
+    socket: PathBuf,
+}
+
+impl NbdExport {
+    /// Exports the qcow2 image `image` on `socket`, logging to `log`.
+    ///
+    /// # Errors
+    /// `qemu-nbd` cannot start (a missing bitmap, an image locked by another writer, ...).
+    pub fn start(
+        image: &Path,
+        socket: &Path,
+        log: &Path,
+        options: &ExportOptions,
+    ) -> Result<Self, SimError> {
+        let _ = fs_err::remove_file(socket);
+        let mut command = Command::new("qemu-nbd");
+        command.arg(format!("--socket={}", socket.display())).args([
+            "--persistent",
+            "--shared=8",
+            "--export-name=",
+            "--format=qcow2",
+        ]);
+        if options.read_only {
+            command.arg("--read-only");
+        }
+        if let Some(bitmap) = &options.bitmap {
+            command.arg(format!("--bitmap={bitmap}"));
+        }
+        command.arg(image);
+        let mut process = Supervised::spawn("qemu-nbd", &mut command, log)?;
+        wait_until(
+            &mut process,
+            Duration::from_secs(20),
+            || socket.exists().then_some(()),
+            log,
+        )?;
+        Ok(Self {
+            process,
+            socket: socket.to_owned(),
+        })
+    }
+
+    /// The URL an imageio ticket names for this export.
+    pub fn url(&self) -> String {
+        format!("nbd:unix:{}", self.socket.display())
+    }
+
+    /// Stops the export, releasing the image's lock.
+    pub fn stop(mut self) {
+        self.process.stop();
+    }
+}

@@ -1,0 +1,175 @@
+//! ovsim's data plane is the real one: a qcow2 disk with a persistent dirty bitmap, exported by
+//! `qemu-nbd`, served over TLS by the `ovirt-imageio` daemon that ovsim starts and feeds tickets.
+//! A plain HTTPS client trusting only ovsim's CA reads it as a backup client would.
+
+use std::path::Path;
+use std::process::Command;
+
+use ovbackup::sim::imageio::{Imageio, Ticket, executable};
+use ovbackup::sim::nbd::{ExportOptions, NbdExport};
+use ovbackup::sim::pki;
+use serde_json::Value;
+
+const MIB: u64 = 1024 * 1024;
+
+fn sh(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/setup.sh installs it)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A 64 MiB disk: 0x11 over 0-4 MiB and 0x22 over 8-9 MiB, then checkpoint `chk1`, then a guest
+/// write of 0x33 over 20 MiB + 64 KiB (the only dirty range since `chk1`).
+fn disk(dir: &Path) -> String {
+    let disk = dir.join("disk.qcow2").to_str().expect("utf-8").to_owned();
+    sh("qemu-img", &["create", "-q", "-f", "qcow2", &disk, "64M"]);
+    sh(
+        "qemu-io",
+        &[
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x11 0 4M",
+            "-c",
+            "write -P 0x22 8M 1M",
+            &disk,
+        ],
+    );
+    sh("qemu-img", &["bitmap", "--add", "--enable", &disk, "chk1"]);
+    sh(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x33 20M 64k", &disk],
+    );
+    disk
+}
+
+fn client(ca: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).expect("CA");
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM")])
+        .build()
+        .expect("client")
+}
+
+fn ranges(extents: &Value, key: &str) -> Vec<(u64, u64)> {
+    extents
+        .as_array()
+        .expect("extents")
+        .iter()
+        .filter(|e| e[key] == Value::Bool(key != "zero"))
+        .map(|e| {
+            (
+                e["start"].as_u64().expect("start"),
+                e["length"].as_u64().expect("length"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_client_reads_data_and_dirty_extents_through_the_real_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = disk(dir.path());
+    let pki = pki::load_or_create(&dir.path().join("pki")).expect("PKI");
+    let export = NbdExport::start(
+        Path::new(&disk),
+        &dir.path().join("nbd.sock"),
+        &dir.path().join("qemu-nbd.log"),
+        &ExportOptions {
+            read_only: true,
+            bitmap: Some("chk1".into()),
+        },
+    )
+    .expect("qemu-nbd");
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let imageio = Imageio::start(&executable(project), &dir.path().join("imageio"), &pki)
+        .expect("ovirt-imageio");
+    let ticket = Ticket {
+        uuid: "t-backup-1".into(),
+        size: 64 * MIB,
+        url: export.url(),
+        ops: vec!["read"],
+        timeout: 300,
+        inactivity_timeout: 60,
+        dirty: true,
+        sparse: true,
+        transfer_id: "xfer-1".into(),
+    };
+    imageio.add_ticket(&ticket).await.expect("ticket");
+    let url = imageio.transfer_url(&ticket.uuid);
+    let http = client(&pki.ca_cert);
+
+    let range = http
+        .get(&url)
+        .header("Range", "bytes=8388608-9437183")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(range.status(), 206);
+    let body = range.bytes().await.expect("body");
+    assert_eq!(body.len() as u64, MIB);
+    assert!(body.iter().all(|b| *b == 0x22));
+
+    let dirty: Value = http
+        .get(format!("{url}/extents?context=dirty"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(ranges(&dirty, "dirty"), [(20 * MIB, 64 * 1024)]);
+    let zero: Value = http
+        .get(format!("{url}/extents?context=zero"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        ranges(&zero, "zero"),
+        [(0, 4 * MIB), (8 * MIB, MIB), (20 * MIB, 64 * 1024)]
+    );
+
+    let info = imageio
+        .ticket_info(&ticket.uuid)
+        .await
+        .expect("info")
+        .expect("ticket exists");
+    assert_eq!(info["uuid"], "t-backup-1");
+    imageio.remove_ticket(&ticket.uuid).await.expect("remove");
+    assert_eq!(
+        http.get(&url).send().await.expect("GET").status(),
+        403,
+        "a removed ticket is refused"
+    );
+    assert!(
+        imageio
+            .ticket_info(&ticket.uuid)
+            .await
+            .expect("info")
+            .is_none()
+    );
+}
+
+#[test]
+fn the_pki_is_made_once_and_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = pki::load_or_create(dir.path()).expect("PKI");
+    let ca = std::fs::read_to_string(&first.ca_cert).expect("CA");
+    let again = pki::load_or_create(dir.path()).expect("PKI");
+    assert_eq!(std::fs::read_to_string(&again.ca_cert).expect("CA"), ca);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&first.server_key)
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
