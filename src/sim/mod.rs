@@ -9,7 +9,9 @@
 //! - [`process`]: child processes that are stopped when their handle is dropped.
 //! - [`imageio`]: the `ovirt-imageio` daemon and its tickets.
 //! - [`nbd`]: `qemu-nbd` exports of a disk.
+//! - [`disk`]: disks, guest writes, checkpoints, and the point-in-time view a backup reads.
 
+pub mod disk;
 pub mod imageio;
 pub mod nbd;
 pub mod pki;

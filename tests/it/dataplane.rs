@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use ovbackup::sim::disk::DiskImage;
 use ovbackup::sim::imageio::{Imageio, Ticket, executable};
 use ovbackup::sim::nbd::{ExportOptions, NbdExport};
 use ovbackup::sim::pki;
@@ -172,4 +173,150 @@ fn the_pki_is_made_once_and_kept() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// Exports the frozen disk (with `bitmap`, if any) behind a new ticket; returns its URL.
+async fn export(
+    imageio: &Imageio,
+    disk: &DiskImage,
+    dir: &Path,
+    name: &str,
+    bitmap: Option<&str>,
+) -> (NbdExport, String) {
+    let export = NbdExport::start(
+        disk.path(),
+        &dir.join(format!("{name}.sock")),
+        &dir.join("qemu-nbd.log"),
+        &ExportOptions {
+            read_only: true,
+            bitmap: bitmap.map(str::to_owned),
+        },
+    )
+    .expect("qemu-nbd");
+    let ticket = Ticket {
+        uuid: name.into(),
+        size: 64 * MIB,
+        url: export.url(),
+        ops: vec!["read"],
+        timeout: 300,
+        inactivity_timeout: 60,
+        dirty: bitmap.is_some(),
+        sparse: true,
+        transfer_id: format!("xfer-{name}"),
+    };
+    imageio.add_ticket(&ticket).await.expect("ticket");
+    (export, imageio.transfer_url(name))
+}
+
+async fn read(http: &reqwest::Client, url: &str, offset: u64, length: u64) -> Vec<u8> {
+    let range = format!("bytes={offset}-{}", offset + length - 1);
+    let response = http
+        .get(url)
+        .header("Range", range)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 206);
+    response.bytes().await.expect("body").to_vec()
+}
+
+async fn dirty_extents(http: &reqwest::Client, url: &str) -> Vec<(u64, u64, bool)> {
+    let extents: Value = http
+        .get(format!("{url}/extents?context=dirty"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    extents
+        .as_array()
+        .expect("extents")
+        .iter()
+        .filter(|e| e["dirty"] == Value::Bool(true))
+        .map(|e| {
+            (
+                e["start"].as_u64().expect("start"),
+                e["length"].as_u64().expect("length"),
+                e["zero"] == Value::Bool(true),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_sees_the_disk_at_its_start_while_the_guest_keeps_writing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = DiskImage::create(&dir.path().join("disk.qcow2"), 64 * MIB).expect("disk");
+    disk.guest_write(0, 4 * MIB, 0x11).expect("write");
+    let pki = pki::load_or_create(&dir.path().join("pki")).expect("PKI");
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let imageio = Imageio::start(&executable(project), &dir.path().join("imageio"), &pki)
+        .expect("ovirt-imageio");
+    let http = client(&pki.ca_cert);
+
+    // Full backup: checkpoint chk1 starts; the guest writes 0x22 over 8 MiB + 1 MiB meanwhile.
+    disk.begin_backup("chk1").expect("begin");
+    disk.guest_write(8 * MIB, MIB, 0x22)
+        .expect("write during the backup");
+    let (nbd, url) = export(&imageio, &disk, dir.path(), "full", None).await;
+    assert!(
+        read(&http, &url, 0, 4 * MIB)
+            .await
+            .iter()
+            .all(|b| *b == 0x11)
+    );
+    assert!(
+        read(&http, &url, 8 * MIB, MIB)
+            .await
+            .iter()
+            .all(|b| *b == 0),
+        "the backup sees the disk as it began"
+    );
+    imageio.remove_ticket("full").await.expect("remove");
+    nbd.stop();
+    disk.end_backup().expect("end");
+    assert!(!disk.in_backup());
+
+    // Incremental since chk1: exactly the write made during the full backup.
+    disk.begin_backup("chk2").expect("begin");
+    disk.guest_zero(20 * MIB, 64 * 1024)
+        .expect("zero during the backup");
+    let (nbd, url) = export(&imageio, &disk, dir.path(), "inc1", Some("chk1")).await;
+    assert_eq!(dirty_extents(&http, &url).await, [(8 * MIB, MIB, false)]);
+    assert!(
+        read(&http, &url, 8 * MIB, MIB)
+            .await
+            .iter()
+            .all(|b| *b == 0x22)
+    );
+    imageio.remove_ticket("inc1").await.expect("remove");
+    nbd.stop();
+    disk.end_backup().expect("end");
+
+    // Incremental since chk2: the zeroed range, reported dirty and zero.
+    disk.begin_backup("chk3").expect("begin");
+    let (nbd, url) = export(&imageio, &disk, dir.path(), "inc2", Some("chk2")).await;
+    assert_eq!(
+        dirty_extents(&http, &url).await,
+        [(20 * MIB, 64 * 1024, true)]
+    );
+    nbd.stop();
+    disk.end_backup().expect("end");
+
+    let checkpoints: Vec<(String, Vec<String>)> = disk
+        .checkpoints()
+        .expect("info")
+        .into_iter()
+        .map(|b| (b.name, b.flags))
+        .collect();
+    let auto = vec!["auto".to_owned()];
+    assert_eq!(
+        checkpoints,
+        [
+            ("chk1".into(), auto.clone()),
+            ("chk2".into(), auto.clone()),
+            ("chk3".into(), auto)
+        ]
+    );
 }
