@@ -11,11 +11,14 @@
 //! - [`nbd`]: `qemu-nbd` exports of a disk.
 //! - [`disk`]: disks, guest writes, checkpoints, and the point-in-time view a backup reads.
 
+pub mod api;
 pub mod disk;
 pub mod imageio;
 pub mod nbd;
 pub mod pki;
 pub mod process;
+pub mod server;
+pub mod xml;
 
 /// What can go wrong running the data plane.
 #[derive(Debug, thiserror::Error)]

@@ -6,5 +6,6 @@ mod dataplane;
 mod normalize;
 mod purity;
 mod schedules;
+mod sim_api;
 mod support;
 mod validate;

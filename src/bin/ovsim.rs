@@ -1,0 +1,84 @@
+//! `ovsim`: the oVirt engine simulator's command line. Parses arguments, starts the server in a
+//! tokio runtime, and runs until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ovbackup::sim::server::{ServeOptions, start};
+
+#[derive(Parser)]
+#[command(
+    name = "ovsim",
+    version,
+    about = "An oVirt engine simulator on the real oVirt data plane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the engine API over HTTPS with the simulator's own CA (made at first start).
+    Serve {
+        /// The state folder (PKI, users, disks), kept across restarts.
+        #[arg(long)]
+        state: PathBuf,
+        /// Address to listen on; port 0 picks a free one (printed).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Seconds an SSO token lives, so clients must log in again.
+        #[arg(long, default_value_t = 3600)]
+        token_ttl: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve {
+        state,
+        listen,
+        token_ttl,
+    } = cli.command;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let options = ServeOptions {
+            state,
+            listen,
+            token_ttl: chrono::Duration::seconds(token_ttl),
+        };
+        let running = match start(&options).await {
+            Ok(running) => running,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        println!(
+            "ovsim: serving {} (CA {}, users in {})",
+            running.api_url(),
+            running.pki.ca_cert.display(),
+            options.state.join("users.json").display()
+        );
+        shutdown_signal().await;
+        running.stop();
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

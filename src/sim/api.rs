@@ -1,0 +1,248 @@
+//! The engine's REST control plane, first part: SSO tokens (with expiry, so clients must log in
+//! again), the CA at the PKI resource URL, logout, and the API root, in JSON or XML as the
+//! `Accept` header asks (the official SDK speaks XML only).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::xml::to_xml;
+
+/// The API root path.
+pub const API: &str = "/ovirt-engine/api";
+
+/// Everything the control plane knows.
+#[derive(Debug)]
+pub struct Engine {
+    ca_pem: String,
+    users: HashMap<String, String>,
+    token_ttl: Duration,
+    tokens: Mutex<HashMap<String, Session>>,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    user: String,
+    expires: DateTime<Utc>,
+}
+
+impl Engine {
+    /// An engine with its CA, its users (`name@profile` -> password) and how long a token lives.
+    pub fn new(ca_pem: String, users: HashMap<String, String>, token_ttl: Duration) -> Self {
+        Self {
+            ca_pem,
+            users,
+            token_ttl,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn login(&self, user: &str, password: &str) -> Option<(String, DateTime<Utc>)> {
+        (self.users.get(user)? == password).then_some(())?;
+        let token = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>());
+        let expires = Utc::now() + self.token_ttl;
+        let session = Session {
+            user: user.to_owned(),
+            expires,
+        };
+        self.tokens
+            .lock()
+            .expect("token table lock")
+            .insert(token.clone(), session);
+        Some((token, expires))
+    }
+
+    /// The user an `Authorization` header proves, if it does (a live bearer token, or Basic).
+    fn authenticated(&self, headers: &HeaderMap) -> Option<String> {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        if let Some(token) = value.strip_prefix("Bearer ") {
+            let tokens = self.tokens.lock().expect("token table lock");
+            let session = tokens.get(token.trim())?;
+            return (session.expires > Utc::now()).then(|| session.user.clone());
+        }
+        let basic = value.strip_prefix("Basic ")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()?;
+        let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        (self.users.get(user).map(String::as_str) == Some(password)).then(|| user.to_owned())
+    }
+}
+
+/// The routes of this part of the API.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/ovirt-engine/sso/oauth/token", post(token))
+        .route("/ovirt-engine/services/sso-logout", post(logout))
+        .route("/ovirt-engine/services/pki-resource", get(pki_resource))
+        .route(API, get(root).head(root_head))
+        .route("/ovirt-engine/api/v4", get(root).head(root_head))
+        .with_state(engine)
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    scope: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+async fn token(State(engine): State<Arc<Engine>>, Form(request): Form<TokenRequest>) -> Response {
+    let refuse = |code: &str, text: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error_code": code, "error": text})),
+        )
+            .into_response()
+    };
+    if request.grant_type.as_deref() != Some("password") {
+        return refuse("unsupported_grant_type", "The grant type is not supported.");
+    }
+    if request
+        .scope
+        .as_deref()
+        .is_none_or(|s| !s.split(' ').any(|s| s == "ovirt-app-api"))
+    {
+        return refuse("invalid_scope", "The requested scope is invalid.");
+    }
+    let (user, password) = (
+        request.username.unwrap_or_default(),
+        request.password.unwrap_or_default(),
+    );
+    match engine.login(&user, &password) {
+        Some((token, expires)) => Json(json!({
+            "access_token": token,
+            "token_type": "bearer",
+            "scope": "ovirt-app-api",
+            "exp": expires.timestamp_millis().to_string(),
+        }))
+        .into_response(),
+        None => refuse(
+            "access_denied",
+            &format!("Cannot authenticate user '{user}': The username or password is incorrect."),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutRequest {
+    token: Option<String>,
+}
+
+async fn logout(
+    State(engine): State<Arc<Engine>>,
+    Form(request): Form<LogoutRequest>,
+) -> Json<Value> {
+    if let Some(token) = request.token {
+        engine
+            .tokens
+            .lock()
+            .expect("token table lock")
+            .remove(&token);
+    }
+    Json(json!({}))
+}
+
+#[derive(Deserialize)]
+struct PkiQuery {
+    resource: Option<String>,
+    format: Option<String>,
+}
+
+async fn pki_resource(
+    State(engine): State<Arc<Engine>>,
+    Query(query): Query<PkiQuery>,
+) -> Response {
+    let known = query.resource.as_deref() == Some("ca-certificate")
+        && matches!(query.format.as_deref(), Some("X509-PEM-CA" | "X509-PEM"));
+    if !known {
+        return (StatusCode::BAD_REQUEST, "unsupported resource or format").into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/x-x509-ca-cert")],
+        engine.ca_pem.clone(),
+    )
+        .into_response()
+}
+
+/// The engine's 401: an HTML page, not a fault document.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, "Basic realm=\"RESTAPI\""),
+            (header::CONTENT_TYPE, "text/html;charset=UTF-8"),
+        ],
+        "<html><head><title>Error</title></head><body>Unauthorized</body></html>",
+    )
+        .into_response()
+}
+
+/// JSON or XML, as the request's `Accept` asks (JSON by default).
+pub fn represent(headers: &HeaderMap, tag: &str, value: &Value) -> Response {
+    let wants_xml = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("xml") && !a.contains("json"));
+    if wants_xml {
+        (
+            [(header::CONTENT_TYPE, "application/xml")],
+            to_xml(tag, value),
+        )
+            .into_response()
+    } else {
+        Json(value.clone()).into_response()
+    }
+}
+
+async fn root_head(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    match engine.authenticated(&headers) {
+        Some(_) => StatusCode::OK.into_response(),
+        None => unauthorized(),
+    }
+}
+
+async fn root(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    let Some(user) = engine.authenticated(&headers) else {
+        return unauthorized();
+    };
+    let link = |rel: &str| json!({"href": format!("{API}/{rel}"), "rel": rel});
+    let blank = "00000000-0000-0000-0000-000000000000";
+    let links: Vec<Value> = [
+        "clusters",
+        "datacenters",
+        "disks",
+        "hosts",
+        "imagetransfers",
+        "jobs",
+        "storagedomains",
+        "vms",
+    ]
+    .map(link)
+    .into();
+    let body = json!({
+        "link": links,
+        "authenticated_user": {"href": format!("{API}/users/{user}"), "id": user},
+        "product_info": {
+            "instance_id": "5d3f8c2a-0000-4000-8000-0000000051a1",
+            "name": "oVirt Engine",
+            "vendor": "ovirt.org",
+            "version": {"build": "0", "full_version": "4.5.6-ovsim", "major": "4", "minor": "5", "revision": "0"},
+        },
+        "special_objects": {
+            "blank_template": {"href": format!("{API}/templates/{blank}"), "id": blank},
+        },
+        "time": Utc::now().timestamp_millis(),
+    });
+    represent(&headers, "api", &body)
+}

@@ -1,0 +1,110 @@
+//! Serving the control plane over HTTPS with the simulator's own certificate (rustls), on an
+//! address of the caller's choosing (`127.0.0.1:0` picks a free port).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use chrono::Duration;
+
+use super::SimError;
+use super::api::{Engine, router};
+use super::pki::{self, PkiFiles};
+
+/// How a simulator instance is set up.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Its state folder (PKI, users, disks), kept across restarts.
+    pub state: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// How long an SSO token lives.
+    pub token_ttl: Duration,
+}
+
+/// A running instance; `stop` (or dropping the handle's server task) ends it.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its PKI files (clients trust `ca_cert`).
+    pub pki: PkiFiles,
+    /// The users it accepts: `name@profile` -> password.
+    pub users: HashMap<String, String>,
+    handle: Handle<SocketAddr>,
+}
+
+impl Running {
+    /// The API root URL.
+    pub fn api_url(&self) -> String {
+        format!("https://localhost:{}/ovirt-engine/api", self.addr.port())
+    }
+
+    /// The engine base URL (`https://localhost:PORT`).
+    pub fn base_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// Stops serving.
+    pub fn stop(&self) {
+        self.handle.shutdown();
+    }
+}
+
+/// The users of an instance: `STATE/users.json`, made at first start with `admin@internal` and a
+/// random password, so a drill never runs with a password everybody knows.
+///
+/// # Errors
+/// The file cannot be read or written.
+pub fn load_or_create_users(state: &Path) -> Result<HashMap<String, String>, SimError> {
+    let path = state.join("users.json");
+    if let Ok(text) = fs_err::read_to_string(&path) {
+        return serde_json::from_str(&text).map_err(|e| SimError::Start {
+            program: "ovsim".into(),
+            why: format!("{} is not a users file: {e}", path.display()),
+        });
+    }
+    let password: String = rand::random::<[u8; 12]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let users = HashMap::from([("admin@internal".to_owned(), password)]);
+    let text = serde_json::to_string_pretty(&users).expect("a map of strings serializes");
+    crate::fsutil::write_atomic(&path, text.as_bytes())
+        .map_err(SimError::io("writing users.json"))?;
+    Ok(users)
+}
+
+/// Starts serving in the current tokio runtime.
+///
+/// # Errors
+/// The state folder, the PKI or the listening socket cannot be set up.
+pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
+    fs_err::create_dir_all(&options.state).map_err(SimError::io(format!(
+        "creating {}",
+        options.state.display()
+    )))?;
+    let pki = pki::load_or_create(&options.state.join("pki"))?;
+    let users = load_or_create_users(&options.state)?;
+    let ca_pem = fs_err::read_to_string(&pki.ca_cert).map_err(SimError::io("reading the CA"))?;
+    let tls = RustlsConfig::from_pem_file(&pki.server_cert, &pki.server_key)
+        .await
+        .map_err(SimError::io("loading the server certificate"))?;
+    let engine = Arc::new(Engine::new(ca_pem, users.clone(), options.token_ttl));
+    let handle = Handle::new();
+    let server = axum_server::bind_rustls(options.listen, tls).handle(handle.clone());
+    tokio::spawn(server.serve(router(engine).into_make_service()));
+    let addr = handle.listening().await.ok_or_else(|| SimError::Start {
+        program: "ovsim".into(),
+        why: format!("could not listen on {}", options.listen),
+    })?;
+    Ok(Running {
+        addr,
+        pki,
+        users,
+        handle,
+    })
+}

@@ -1,0 +1,79 @@
+//! The engine's XML representation, from the JSON one (section 1.2 of the API page): a single
+//! object is an element named for its type, with `id` and `href` as attributes and every other
+//! field as a child element; a list is its singular element repeated; scalars are text.
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use serde_json::Value;
+
+/// The document `<tag …>…</tag>` for a JSON value in the engine's shape.
+pub fn to_xml(tag: &str, value: &Value) -> String {
+    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let _ = writer.write_event(Event::Decl(BytesDecl::new(
+        "1.0",
+        Some("UTF-8"),
+        Some("yes"),
+    )));
+    element(&mut writer, tag, value);
+    let mut text = String::from_utf8(writer.into_inner()).expect("XML written from UTF-8 strings");
+    text.push('\n');
+    text
+}
+
+fn element(writer: &mut Writer<Vec<u8>>, tag: &str, value: &Value) {
+    match value {
+        Value::Object(fields) => {
+            let mut start = BytesStart::new(tag);
+            for key in ["href", "id", "rel"] {
+                if let Some(Value::String(attr)) = fields.get(key) {
+                    start.push_attribute((key, attr.as_str()));
+                }
+            }
+            let children: Vec<(&String, &Value)> = fields
+                .iter()
+                .filter(|(k, v)| !(matches!(k.as_str(), "href" | "id" | "rel") && v.is_string()))
+                .collect();
+            if children.is_empty() {
+                let _ = writer.write_event(Event::Empty(start));
+                return;
+            }
+            let _ = writer.write_event(Event::Start(start));
+            for (key, child) in children {
+                match child {
+                    Value::Array(items) => items.iter().for_each(|item| element(writer, key, item)),
+                    other => element(writer, key, other),
+                }
+            }
+            let _ = writer.write_event(Event::End(BytesEnd::new(tag)));
+        }
+        Value::Array(items) => items.iter().for_each(|item| element(writer, tag, item)),
+        Value::Null => {}
+        scalar => {
+            let text = match scalar {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = writer.write_event(Event::Start(BytesStart::new(tag)));
+            let _ = writer.write_event(Event::Text(BytesText::new(&text)));
+            let _ = writer.write_event(Event::End(BytesEnd::new(tag)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_attributes_lists_and_empty_elements() {
+        let vm = json!({"id": "1", "href": "/ovirt-engine/api/vms/1", "name": "web & db",
+            "link": [{"href": "/x", "rel": "disks"}], "disk_attachments": {}});
+        assert_eq!(
+            to_xml("vm", &vm),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n\
+             <vm href=\"/ovirt-engine/api/vms/1\" id=\"1\">\n  <name>web &amp; db</name>\n  \
+             <link href=\"/x\" rel=\"disks\"/>\n  <disk_attachments/>\n</vm>\n"
+        );
+    }
+}
