@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ovbackup::sim::inventory::Seed;
 use ovbackup::sim::server::{ServeOptions, start};
 
 #[derive(Parser)]
@@ -32,6 +33,10 @@ enum Command {
         /// Seconds an SSO token lives, so clients must log in again.
         #[arg(long, default_value_t = 3600)]
         token_ttl: i64,
+        /// What exists at first start: clusters, storage domains, hosts, VMs and their disks
+        /// (JSON). Ignored once the state folder holds an inventory.
+        #[arg(long)]
+        seed: Option<PathBuf>,
     },
 }
 
@@ -41,7 +46,15 @@ fn main() -> ExitCode {
         state,
         listen,
         token_ttl,
+        seed,
     } = cli.command;
+    let seed = match seed.map(|path| read_seed(&path)).transpose() {
+        Ok(seed) => seed,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -54,6 +67,7 @@ fn main() -> ExitCode {
             state,
             listen,
             token_ttl: chrono::Duration::seconds(token_ttl),
+            seed,
         };
         let running = match start(&options).await {
             Ok(running) => running,
@@ -72,6 +86,11 @@ fn main() -> ExitCode {
         running.stop();
         ExitCode::SUCCESS
     })
+}
+
+fn read_seed(path: &PathBuf) -> Result<Seed, String> {
+    let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a seed file: {e}", path.display()))
 }
 
 async fn shutdown_signal() {

@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::inventory::Inventory;
 use super::xml::to_xml;
 
 /// The API root path.
@@ -27,6 +28,8 @@ pub struct Engine {
     users: HashMap<String, String>,
     token_ttl: Duration,
     tokens: Mutex<HashMap<String, Session>>,
+    /// What exists.
+    pub inventory: Mutex<Inventory>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,12 +40,18 @@ struct Session {
 
 impl Engine {
     /// An engine with its CA, its users (`name@profile` -> password) and how long a token lives.
-    pub fn new(ca_pem: String, users: HashMap<String, String>, token_ttl: Duration) -> Self {
+    pub fn new(
+        ca_pem: String,
+        users: HashMap<String, String>,
+        token_ttl: Duration,
+        inventory: Inventory,
+    ) -> Self {
         Self {
             ca_pem,
             users,
             token_ttl,
             tokens: Mutex::new(HashMap::new()),
+            inventory: Mutex::new(inventory),
         }
     }
 
@@ -62,7 +71,7 @@ impl Engine {
     }
 
     /// The user an `Authorization` header proves, if it does (a live bearer token, or Basic).
-    fn authenticated(&self, headers: &HeaderMap) -> Option<String> {
+    pub(crate) fn authenticated(&self, headers: &HeaderMap) -> Option<String> {
         let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
         if let Some(token) = value.strip_prefix("Bearer ") {
             let tokens = self.tokens.lock().expect("token table lock");
@@ -86,6 +95,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/ovirt-engine/services/pki-resource", get(pki_resource))
         .route(API, get(root).head(root_head))
         .route("/ovirt-engine/api/v4", get(root).head(root_head))
+        .merge(super::resources::routes())
         .with_state(engine)
 }
 
@@ -176,7 +186,7 @@ async fn pki_resource(
 }
 
 /// The engine's 401: an HTML page, not a fault document.
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [

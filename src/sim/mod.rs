@@ -14,9 +14,11 @@
 pub mod api;
 pub mod disk;
 pub mod imageio;
+pub mod inventory;
 pub mod nbd;
 pub mod pki;
 pub mod process;
+pub mod resources;
 pub mod server;
 pub mod xml;
 

@@ -12,6 +12,7 @@ use chrono::Duration;
 
 use super::SimError;
 use super::api::{Engine, router};
+use super::inventory::{Inventory, Seed};
 use super::pki::{self, PkiFiles};
 
 /// How a simulator instance is set up.
@@ -23,6 +24,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// How long an SSO token lives.
     pub token_ttl: Duration,
+    /// What exists at first start (ignored once the state folder has an inventory).
+    pub seed: Option<Seed>,
 }
 
 /// A running instance; `stop` (or dropping the handle's server task) ends it.
@@ -93,7 +96,13 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
     let tls = RustlsConfig::from_pem_file(&pki.server_cert, &pki.server_key)
         .await
         .map_err(SimError::io("loading the server certificate"))?;
-    let engine = Arc::new(Engine::new(ca_pem, users.clone(), options.token_ttl));
+    let inventory = Inventory::load_or_seed(&options.state, options.seed.as_ref())?;
+    let engine = Arc::new(Engine::new(
+        ca_pem,
+        users.clone(),
+        options.token_ttl,
+        inventory,
+    ));
     let handle = Handle::new();
     let server = axum_server::bind_rustls(options.listen, tls).handle(handle.clone());
     tokio::spawn(server.serve(router(engine).into_make_service()));

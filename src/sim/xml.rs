@@ -29,9 +29,12 @@ fn element(writer: &mut Writer<Vec<u8>>, tag: &str, value: &Value) {
                     start.push_attribute((key, attr.as_str()));
                 }
             }
+            let is_attribute =
+                |k: &str, v: &Value| matches!(k, "href" | "id" | "rel") && v.is_string();
+            let is_empty_list = |v: &Value| v.as_array().is_some_and(Vec::is_empty);
             let children: Vec<(&String, &Value)> = fields
                 .iter()
-                .filter(|(k, v)| !(matches!(k.as_str(), "href" | "id" | "rel") && v.is_string()))
+                .filter(|(k, v)| !is_attribute(k, v) && !is_empty_list(v))
                 .collect();
             if children.is_empty() {
                 let _ = writer.write_event(Event::Empty(start));

@@ -9,6 +9,7 @@ async fn simulator(dir: &std::path::Path, ttl: i64) -> Running {
         state: dir.to_owned(),
         listen: "127.0.0.1:0".parse().expect("address"),
         token_ttl: chrono::Duration::seconds(ttl),
+        seed: None,
     };
     start(&options).await.expect("ovsim starts")
 }
@@ -204,4 +205,197 @@ async fn the_state_is_kept_across_restarts() {
     );
     assert_eq!(second.users, users);
     second.stop();
+}
+
+fn seed() -> ovbackup::sim::inventory::Seed {
+    serde_json::from_value(serde_json::json!({
+        "clusters": [{"name": "Default"}, {"name": "DR"}],
+        "storage_domains": [{"name": "data"}],
+        "vms": [
+            {"name": "web 01", "memory_mib": 2048, "disks": [
+                {"name": "web01_os", "size_mib": 64, "data": [{"offset_mib": 0, "length_mib": 4, "pattern": 17}]},
+                {"name": "web01_data", "size_mib": 16, "interface": "virtio"}
+            ]},
+            {"name": "db01", "status": "down"}
+        ]
+    }))
+    .expect("seed")
+}
+
+async fn seeded(dir: &std::path::Path) -> (Running, reqwest::Client, String) {
+    let options = ServeOptions {
+        state: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        token_ttl: chrono::Duration::seconds(600),
+        seed: Some(seed()),
+    };
+    let sim = start(&options).await.expect("ovsim starts");
+    let http = client(&sim);
+    let password = sim.users["admin@internal"].clone();
+    let token: serde_json::Value = login(&http, &sim, &password)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+    (sim, http, bearer)
+}
+
+async fn get_json(http: &reqwest::Client, bearer: &str, url: &str) -> serde_json::Value {
+    let response = http
+        .get(url)
+        .header("Authorization", bearer)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seeded_inventory_in_the_engines_shapes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, http, bearer) = seeded(dir.path()).await;
+    let api = sim.api_url();
+
+    let found = get_json(
+        &http,
+        &bearer,
+        &format!("{api}/vms?search=name%3D%22WEB%2001%22"),
+    )
+    .await;
+    let vms = found["vm"].as_array().expect("a vm list");
+    assert_eq!(
+        vms.len(),
+        1,
+        "search is case-insensitive by default and takes quoted names"
+    );
+    let vm = &vms[0];
+    assert_eq!(vm["name"], "web 01");
+    assert_eq!(vm["memory"], "2147483648", "integers are strings");
+    assert_eq!(vm["status"], "up");
+    assert!(vm["host"]["id"].is_string(), "a running VM names its host");
+    let none = get_json(
+        &http,
+        &bearer,
+        &format!("{api}/vms?search=name%3DWEB%2001&case_sensitive=true"),
+    )
+    .await;
+    assert_eq!(none["vm"], serde_json::json!([]));
+
+    let vm_id = vm["id"].as_str().expect("id");
+    let attachments = get_json(
+        &http,
+        &bearer,
+        &format!("{api}/vms/{vm_id}/diskattachments"),
+    )
+    .await;
+    let attachments = attachments["disk_attachment"]
+        .as_array()
+        .expect("attachments");
+    assert_eq!(attachments.len(), 2);
+    assert_eq!(
+        (
+            attachments[0]["bootable"].as_str(),
+            attachments[1]["bootable"].as_str()
+        ),
+        (Some("true"), Some("false"))
+    );
+    assert_eq!(attachments[1]["interface"], "virtio");
+    let disk_id = attachments[0]["disk"]["id"].as_str().expect("disk id");
+    assert_eq!(
+        attachments[0]["id"], disk_id,
+        "the attachment id is the disk id"
+    );
+
+    let disk = get_json(&http, &bearer, &format!("{api}/disks/{disk_id}")).await;
+    assert_eq!(
+        (disk["provisioned_size"].as_str(), disk["format"].as_str()),
+        (Some("67108864"), Some("cow"))
+    );
+    let file = dir.path().join(format!("disks/{disk_id}.qcow2"));
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(&file)
+        .output()
+        .expect("qemu-img");
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("JSON");
+    assert_eq!(
+        info["virtual-size"], 67108864,
+        "the disk is a real qcow2 file of that size"
+    );
+    let map = std::process::Command::new("qemu-img")
+        .args(["map", "-U", "--output=json"])
+        .arg(&file)
+        .output()
+        .expect("qemu-img");
+    let map: serde_json::Value = serde_json::from_slice(&map.stdout).expect("JSON");
+    let data: Vec<(u64, u64)> = map
+        .as_array()
+        .expect("map")
+        .iter()
+        .filter(|e| e["data"] == true)
+        .map(|e| {
+            (
+                e["start"].as_u64().expect("start"),
+                e["length"].as_u64().expect("length"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        data,
+        [(0, 4 * 1024 * 1024)],
+        "the seed's guest data is written"
+    );
+
+    let clusters = get_json(&http, &bearer, &format!("{api}/clusters?search=name%3DDR")).await;
+    assert_eq!(clusters["cluster"].as_array().map(Vec::len), Some(1));
+
+    let db = get_json(&http, &bearer, &format!("{api}/vms?search=name%3Ddb01")).await;
+    let db_id = db["vm"][0]["id"].as_str().expect("id").to_owned();
+    assert!(
+        db["vm"][0].get("host").is_none(),
+        "a stopped VM has no host"
+    );
+    let empty = http
+        .get(format!("{api}/vms/{db_id}/diskattachments"))
+        .header("Authorization", &bearer)
+        .header("Accept", "application/xml")
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("XML");
+    assert!(
+        empty.trim_end().ends_with("<disk_attachments/>"),
+        "an empty collection is a self-closing element: {empty}"
+    );
+
+    let missing = http
+        .get(format!("{api}/vms/00000000-1111-2222-3333-444444444444"))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing.bytes().await.expect("body").is_empty(),
+        "an unknown id is 404 with an empty body"
+    );
+    sim.stop();
+
+    let again = seeded(dir.path()).await;
+    let kept = get_json(
+        &again.1,
+        &again.2,
+        &format!("{}/disks/{disk_id}", again.0.api_url()),
+    )
+    .await;
+    assert_eq!(
+        kept["alias"], "web01_os",
+        "the inventory is kept across restarts"
+    );
+    again.0.stop();
 }

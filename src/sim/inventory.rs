@@ -1,0 +1,301 @@
+//! The simulated engine's inventory: clusters, storage domains, hosts, VMs and their disks, made
+//! from a seed file and kept in `STATE/inventory.json` (written atomically) so a restart keeps it.
+//! Every disk is a real qcow2 file, `STATE/disks/<disk id>.qcow2`.
+//!
+//! Ids are UUIDs derived from names (UUID v5), so the same seed gives the same ids.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::SimError;
+use super::disk::DiskImage;
+
+/// The seed file: what exists when the simulator first starts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// Clusters (default: one named `Default`).
+    #[serde(default)]
+    pub clusters: Vec<SeedNamed>,
+    /// Storage domains.
+    #[serde(default)]
+    pub storage_domains: Vec<SeedNamed>,
+    /// Hosts (default: one named `host1`).
+    #[serde(default)]
+    pub hosts: Vec<SeedNamed>,
+    /// VMs and their disks.
+    #[serde(default)]
+    pub vms: Vec<SeedVm>,
+}
+
+/// Something with a name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedNamed {
+    /// Its name.
+    pub name: String,
+}
+
+/// A VM of the seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedVm {
+    /// Its name.
+    pub name: String,
+    /// Its cluster (default: the first).
+    pub cluster: Option<String>,
+    /// `up` or `down` (default `up`).
+    #[serde(default = "up")]
+    pub status: String,
+    /// Memory in MiB (default 1024).
+    #[serde(default = "memory")]
+    pub memory_mib: u64,
+    /// Its disks, the first bootable.
+    #[serde(default)]
+    pub disks: Vec<SeedDisk>,
+}
+
+fn up() -> String {
+    "up".into()
+}
+
+fn memory() -> u64 {
+    1024
+}
+
+/// A disk of the seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedDisk {
+    /// Its alias.
+    pub name: String,
+    /// Virtual size in MiB.
+    pub size_mib: u64,
+    /// Storage domain (default: the first).
+    pub storage_domain: Option<String>,
+    /// Interface (default `virtio_scsi`).
+    #[serde(default = "virtio_scsi")]
+    pub interface: String,
+    /// Guest data to write at creation: MiB offset, MiB length, byte pattern.
+    #[serde(default)]
+    pub data: Vec<SeedWrite>,
+}
+
+fn virtio_scsi() -> String {
+    "virtio_scsi".into()
+}
+
+/// A guest write of the seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedWrite {
+    /// Offset in MiB.
+    pub offset_mib: u64,
+    /// Length in MiB.
+    pub length_mib: u64,
+    /// Byte written.
+    pub pattern: u8,
+}
+
+/// The inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Clusters.
+    pub clusters: Vec<Named>,
+    /// Storage domains.
+    pub storage_domains: Vec<Named>,
+    /// Hosts.
+    pub hosts: Vec<Named>,
+    /// VMs.
+    pub vms: Vec<Vm>,
+    /// Disks.
+    pub disks: Vec<Disk>,
+}
+
+/// An object with an id and a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Named {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vm {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `up`, `down`, `image_locked`, ...
+    pub status: String,
+    /// Cluster id.
+    pub cluster: String,
+    /// Host id while running.
+    pub host: Option<String>,
+    /// Memory in bytes.
+    pub memory: u64,
+    /// Attached disks, in order.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A disk attachment (its id is the disk's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The disk id.
+    pub disk: String,
+    /// Interface.
+    pub interface: String,
+    /// Boot disk.
+    pub bootable: bool,
+    /// Plugged.
+    pub active: bool,
+}
+
+/// A disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// Id.
+    pub id: String,
+    /// Alias.
+    pub alias: String,
+    /// Virtual size in bytes.
+    pub provisioned_size: u64,
+    /// `cow`.
+    pub format: String,
+    /// `ok`, `locked`, `illegal`.
+    pub status: String,
+    /// Storage domain id.
+    pub storage_domain: String,
+}
+
+/// A stable id for an object of `kind` named `name`.
+pub fn id_of(kind: &str, name: &str) -> String {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("ovsim/{kind}/{name}").as_bytes(),
+    )
+    .to_string()
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn named(kind: &str, items: &[SeedNamed], default: &str) -> Vec<Named> {
+    let names: Vec<String> = if items.is_empty() {
+        vec![default.to_owned()]
+    } else {
+        items.iter().map(|i| i.name.clone()).collect()
+    };
+    names
+        .into_iter()
+        .map(|name| Named {
+            id: id_of(kind, &name),
+            name,
+        })
+        .collect()
+}
+
+impl Inventory {
+    /// Builds the inventory of a seed, creating each disk's qcow2 file under `disks_dir` and
+    /// writing its seed data as a guest would.
+    ///
+    /// # Errors
+    /// A disk cannot be made.
+    pub fn from_seed(seed: &Seed, disks_dir: &Path) -> Result<Self, SimError> {
+        fs_err::create_dir_all(disks_dir)
+            .map_err(SimError::io(format!("creating {}", disks_dir.display())))?;
+        let mut inventory = Inventory {
+            clusters: named("cluster", &seed.clusters, "Default"),
+            storage_domains: named("storagedomain", &seed.storage_domains, "data"),
+            hosts: named("host", &seed.hosts, "host1"),
+            ..Inventory::default()
+        };
+        for vm in &seed.vms {
+            inventory.add_seed_vm(vm, disks_dir)?;
+        }
+        Ok(inventory)
+    }
+
+    fn add_seed_vm(&mut self, seed: &SeedVm, disks_dir: &Path) -> Result<(), SimError> {
+        let find = |list: &[Named], name: &Option<String>| {
+            name.as_ref()
+                .and_then(|n| list.iter().find(|x| &x.name == n))
+                .or(list.first())
+                .map(|x| x.id.clone())
+                .unwrap_or_default()
+        };
+        let mut attachments = Vec::new();
+        for (index, seed_disk) in seed.disks.iter().enumerate() {
+            let id = id_of("disk", &format!("{}/{}", seed.name, seed_disk.name));
+            let image = DiskImage::create(
+                &disks_dir.join(format!("{id}.qcow2")),
+                seed_disk.size_mib * MIB,
+            )?;
+            for write in &seed_disk.data {
+                image.guest_write(
+                    write.offset_mib * MIB,
+                    write.length_mib * MIB,
+                    write.pattern,
+                )?;
+            }
+            self.disks.push(Disk {
+                id: id.clone(),
+                alias: seed_disk.name.clone(),
+                provisioned_size: seed_disk.size_mib * MIB,
+                format: "cow".into(),
+                status: "ok".into(),
+                storage_domain: find(&self.storage_domains, &seed_disk.storage_domain),
+            });
+            attachments.push(Attachment {
+                disk: id,
+                interface: seed_disk.interface.clone(),
+                bootable: index == 0,
+                active: true,
+            });
+        }
+        let running = seed.status == "up";
+        self.vms.push(Vm {
+            id: id_of("vm", &seed.name),
+            name: seed.name.clone(),
+            status: seed.status.clone(),
+            cluster: find(&self.clusters, &seed.cluster),
+            host: running
+                .then(|| self.hosts.first().map(|h| h.id.clone()))
+                .flatten(),
+            memory: seed.memory_mib * MIB,
+            attachments,
+        });
+        Ok(())
+    }
+
+    /// The inventory kept in `state`, else the one a seed (or an empty seed) makes, saved there.
+    ///
+    /// # Errors
+    /// The file is unreadable, or the seed's disks cannot be made.
+    pub fn load_or_seed(state: &Path, seed: Option<&Seed>) -> Result<Self, SimError> {
+        let path = state.join("inventory.json");
+        if let Ok(text) = fs_err::read_to_string(&path) {
+            return serde_json::from_str(&text).map_err(|e| SimError::Start {
+                program: "ovsim".into(),
+                why: format!("{} is not an inventory: {e}", path.display()),
+            });
+        }
+        let inventory =
+            Inventory::from_seed(seed.unwrap_or(&Seed::default()), &state.join("disks"))?;
+        inventory.save(state)?;
+        Ok(inventory)
+    }
+
+    /// Saves it atomically.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self, state: &Path) -> Result<(), SimError> {
+        let text = serde_json::to_string_pretty(self).expect("the inventory serializes");
+        crate::fsutil::write_atomic(&state.join("inventory.json"), text.as_bytes())
+            .map_err(SimError::io("saving the inventory"))
+    }
+}

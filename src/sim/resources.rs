@@ -1,0 +1,363 @@
+//! Inventory resources of the engine API (section 4 of the API page): VMs (with name search),
+//! disk attachments, disks, clusters, storage domains and hosts, in the engine's JSON (scalars as
+//! strings) or XML. An unknown id is 404 with an empty body, as the engine answers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{API, Engine, represent, unauthorized};
+use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
+
+/// The routes of the inventory.
+pub fn routes() -> Router<Arc<Engine>> {
+    Router::new()
+        .route("/ovirt-engine/api/vms", get(vms))
+        .route("/ovirt-engine/api/vms/{id}", get(vm))
+        .route(
+            "/ovirt-engine/api/vms/{id}/diskattachments",
+            get(attachments),
+        )
+        .route(
+            "/ovirt-engine/api/vms/{id}/diskattachments/{disk}",
+            get(attachment),
+        )
+        .route("/ovirt-engine/api/disks", get(disks))
+        .route("/ovirt-engine/api/disks/{id}", get(disk))
+        .route(
+            "/ovirt-engine/api/clusters",
+            get(|s, h, q| named_list(s, h, q, Kind::Cluster)),
+        )
+        .route(
+            "/ovirt-engine/api/clusters/{id}",
+            get(|s, h, p| named_one(s, h, p, Kind::Cluster)),
+        )
+        .route(
+            "/ovirt-engine/api/storagedomains",
+            get(|s, h, q| named_list(s, h, q, Kind::StorageDomain)),
+        )
+        .route(
+            "/ovirt-engine/api/storagedomains/{id}",
+            get(|s, h, p| named_one(s, h, p, Kind::StorageDomain)),
+        )
+        .route(
+            "/ovirt-engine/api/hosts",
+            get(|s, h, q| named_list(s, h, q, Kind::Host)),
+        )
+        .route(
+            "/ovirt-engine/api/hosts/{id}",
+            get(|s, h, p| named_one(s, h, p, Kind::Host)),
+        )
+}
+
+/// `search=` and `case_sensitive=` of a list request.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    search: Option<String>,
+    case_sensitive: Option<String>,
+}
+
+impl ListQuery {
+    /// Whether `name` matches the search (`name=VALUE`, VALUE optionally quoted, `*` a
+    /// wildcard; case-insensitive unless `case_sensitive=true`). No search matches everything.
+    fn matches(&self, name: &str) -> bool {
+        let Some(search) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        else {
+            return true;
+        };
+        let Some(wanted) = search.strip_prefix("name=") else {
+            return false;
+        };
+        let wanted = wanted.trim_matches('"');
+        if self.case_sensitive.as_deref() == Some("true") {
+            glob(wanted, name)
+        } else {
+            glob(&wanted.to_lowercase(), &name.to_lowercase())
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => text.strip_prefix(head).is_some_and(|tail| {
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }),
+    }
+}
+
+fn href(kind: &str, id: &str) -> String {
+    format!("{API}/{kind}/{id}")
+}
+
+fn reference(kind: &str, id: &str) -> Value {
+    json!({"href": href(kind, id), "id": id})
+}
+
+fn flag(value: bool) -> &'static str {
+    if value { "true" } else { "false" }
+}
+
+fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// Runs `answer` for an authenticated request, else the engine's 401.
+fn authed(
+    engine: &Engine,
+    headers: &HeaderMap,
+    answer: impl FnOnce(&Inventory) -> Response,
+) -> Response {
+    if engine.authenticated(headers).is_none() {
+        return unauthorized();
+    }
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    answer(&inventory)
+}
+
+fn vm_json(vm: &Vm) -> Value {
+    let link = |rel: &str| json!({"href": format!("{}/{rel}", href("vms", &vm.id)), "rel": rel});
+    let mut body = json!({
+        "id": vm.id, "href": href("vms", &vm.id), "name": vm.name,
+        "link": [link("diskattachments"), link("snapshots"), link("backups"), link("checkpoints")],
+        "memory": vm.memory.to_string(), "type": "server", "stateless": "false",
+        "status": vm.status,
+        "cluster": reference("clusters", &vm.cluster),
+        "original_template": reference("templates", "00000000-0000-0000-0000-000000000000"),
+        "template": reference("templates", "00000000-0000-0000-0000-000000000000"),
+    });
+    if let Some(host) = &vm.host {
+        body["host"] = reference("hosts", host);
+    }
+    body
+}
+
+fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
+    json!({
+        "id": attachment.disk,
+        "href": format!("{}/diskattachments/{}", href("vms", &vm.id), attachment.disk),
+        "active": flag(attachment.active), "bootable": flag(attachment.bootable),
+        "interface": attachment.interface, "pass_discard": "false", "read_only": "false",
+        "uses_scsi_reservation": "false",
+        "disk": reference("disks", &attachment.disk),
+        "vm": reference("vms", &vm.id),
+    })
+}
+
+fn disk_json(disk: &Disk) -> Value {
+    json!({
+        "id": disk.id, "href": href("disks", &disk.id),
+        "alias": disk.alias, "name": disk.alias, "description": "",
+        "backup": "incremental", "content_type": "data", "format": disk.format,
+        "propagate_errors": "false", "provisioned_size": disk.provisioned_size.to_string(),
+        "qcow_version": "qcow2_v3", "shareable": "false", "sparse": "true", "status": disk.status,
+        "storage_type": "image", "wipe_after_delete": "false",
+        "storage_domains": {"storage_domain": [reference("storagedomains", &disk.storage_domain)]},
+    })
+}
+
+async fn vms(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        let found: Vec<Value> = inv
+            .vms
+            .iter()
+            .filter(|vm| query.matches(&vm.name))
+            .map(vm_json)
+            .collect();
+        represent(&headers, "vms", &json!({"vm": found}))
+    })
+}
+
+async fn vm(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        match inv.vms.iter().find(|vm| vm.id == id) {
+            Some(vm) => represent(&headers, "vm", &vm_json(vm)),
+            None => not_found(),
+        }
+    })
+}
+
+async fn attachments(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        match inv.vms.iter().find(|vm| vm.id == id) {
+            Some(vm) => {
+                let list: Vec<Value> = vm
+                    .attachments
+                    .iter()
+                    .map(|a| attachment_json(vm, a))
+                    .collect();
+                represent(
+                    &headers,
+                    "disk_attachments",
+                    &json!({"disk_attachment": list}),
+                )
+            }
+            None => not_found(),
+        }
+    })
+}
+
+async fn attachment(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((id, disk)): Path<(String, String)>,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        let found = inv
+            .vms
+            .iter()
+            .find(|vm| vm.id == id)
+            .and_then(|vm| Some((vm, vm.attachments.iter().find(|a| a.disk == disk)?)));
+        match found {
+            Some((vm, a)) => represent(&headers, "disk_attachment", &attachment_json(vm, a)),
+            None => not_found(),
+        }
+    })
+}
+
+async fn disks(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        let found: Vec<Value> = inv
+            .disks
+            .iter()
+            .filter(|d| query.matches(&d.alias))
+            .map(disk_json)
+            .collect();
+        represent(&headers, "disks", &json!({"disk": found}))
+    })
+}
+
+async fn disk(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        match inv.disks.iter().find(|d| d.id == id) {
+            Some(d) => represent(&headers, "disk", &disk_json(d)),
+            None => not_found(),
+        }
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Cluster,
+    StorageDomain,
+    Host,
+}
+
+impl Kind {
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::Cluster => ("clusters", "cluster", "clusters"),
+            Kind::StorageDomain => ("storagedomains", "storage_domain", "storage_domains"),
+            Kind::Host => ("hosts", "host", "hosts"),
+        }
+    }
+
+    fn list(self, inv: &Inventory) -> &[Named] {
+        match self {
+            Kind::Cluster => &inv.clusters,
+            Kind::StorageDomain => &inv.storage_domains,
+            Kind::Host => &inv.hosts,
+        }
+    }
+
+    fn json(self, item: &Named) -> Value {
+        let (path, _, _) = self.names();
+        let mut body = json!({"id": item.id, "href": href(path, &item.id), "name": item.name});
+        match self {
+            Kind::Cluster => body["version"] = json!({"major": "4", "minor": "7"}),
+            Kind::StorageDomain => {
+                body["type"] = json!("data");
+                body["storage"] = json!({"type": "nfs"});
+            }
+            Kind::Host => {
+                body["status"] = json!("up");
+                body["address"] = json!("127.0.0.1");
+            }
+        }
+        body
+    }
+}
+
+async fn named_list(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+    kind: Kind,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        let (_, singular, plural) = kind.names();
+        let found: Vec<Value> = kind
+            .list(inv)
+            .iter()
+            .filter(|x| query.matches(&x.name))
+            .map(|x| kind.json(x))
+            .collect();
+        represent(&headers, plural, &json!({ singular: found }))
+    })
+}
+
+async fn named_one(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    kind: Kind,
+) -> Response {
+    authed(&engine, &headers, |inv| {
+        match kind.list(inv).iter().find(|x| x.id == id) {
+            Some(item) => represent(&headers, kind.names().1, &kind.json(item)),
+            None => not_found(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_by_name() {
+        let query = |search: &str, case: Option<&str>| ListQuery {
+            search: Some(search.into()),
+            case_sensitive: case.map(str::to_owned),
+        };
+        assert!(query("name=web01", None).matches("WEB01"));
+        assert!(!query("name=web01", Some("true")).matches("WEB01"));
+        assert!(query("name=\"my vm\"", None).matches("my vm"));
+        assert!(query("name=web*", None).matches("web-frontend"));
+        assert!(!query("name=web*1", None).matches("web-frontend"));
+        assert!(!query("status=up", None).matches("web01"));
+    }
+}
