@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ovbackup::sim::imageio::executable;
 use ovbackup::sim::inventory::Seed;
 use ovbackup::sim::server::{ServeOptions, start};
 
@@ -37,6 +38,10 @@ enum Command {
         /// (JSON). Ignored once the state folder holds an inventory.
         #[arg(long)]
         seed: Option<PathBuf>,
+        /// The ovirt-imageio daemon to run; default $OVSIM_IMAGEIO, else ./.venv/bin/ovirt-imageio
+        /// (what scripts/setup.sh installs), else ovirt-imageio on PATH.
+        #[arg(long)]
+        imageio: Option<PathBuf>,
     },
 }
 
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         listen,
         token_ttl,
         seed,
+        imageio,
     } = cli.command;
     let seed = match seed.map(|path| read_seed(&path)).transpose() {
         Ok(seed) => seed,
@@ -68,6 +74,9 @@ fn main() -> ExitCode {
             listen,
             token_ttl: chrono::Duration::seconds(token_ttl),
             seed,
+            imageio: Some(
+                imageio.unwrap_or_else(|| executable(&std::env::current_dir().unwrap_or_default())),
+            ),
         };
         let running = match start(&options).await {
             Ok(running) => running,

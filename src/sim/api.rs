@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::inventory::Inventory;
+use super::transfers::DataPlane;
 use super::xml::to_xml;
 
 /// The API root path.
@@ -30,6 +31,8 @@ pub struct Engine {
     tokens: Mutex<HashMap<String, Session>>,
     /// What exists.
     pub inventory: Mutex<Inventory>,
+    /// The real data plane (absent when the daemon is not started).
+    pub data_plane: Option<DataPlane>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +55,15 @@ impl Engine {
             token_ttl,
             tokens: Mutex::new(HashMap::new()),
             inventory: Mutex::new(inventory),
+            data_plane: None,
         }
+    }
+
+    /// The same, with a data plane for image transfers.
+    #[must_use]
+    pub fn with_data_plane(mut self, data_plane: DataPlane) -> Self {
+        self.data_plane = Some(data_plane);
+        self
     }
 
     fn login(&self, user: &str, password: &str) -> Option<(String, DateTime<Utc>)> {
@@ -96,6 +107,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(API, get(root).head(root_head))
         .route("/ovirt-engine/api/v4", get(root).head(root_head))
         .merge(super::resources::routes())
+        .merge(super::transfers::routes())
         .with_state(engine)
 }
 

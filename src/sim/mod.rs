@@ -20,6 +20,7 @@ pub mod pki;
 pub mod process;
 pub mod resources;
 pub mod server;
+pub mod transfers;
 pub mod xml;
 
 /// What can go wrong running the data plane.

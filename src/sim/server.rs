@@ -12,8 +12,10 @@ use chrono::Duration;
 
 use super::SimError;
 use super::api::{Engine, router};
+use super::imageio::Imageio;
 use super::inventory::{Inventory, Seed};
 use super::pki::{self, PkiFiles};
+use super::transfers::DataPlane;
 
 /// How a simulator instance is set up.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct ServeOptions {
     pub token_ttl: Duration,
     /// What exists at first start (ignored once the state folder has an inventory).
     pub seed: Option<Seed>,
+    /// The `ovirt-imageio` executable for the data plane; `None` serves the control plane only.
+    pub imageio: Option<PathBuf>,
 }
 
 /// A running instance; `stop` (or dropping the handle's server task) ends it.
@@ -97,12 +101,23 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
         .await
         .map_err(SimError::io("loading the server certificate"))?;
     let inventory = Inventory::load_or_seed(&options.state, options.seed.as_ref())?;
-    let engine = Arc::new(Engine::new(
-        ca_pem,
-        users.clone(),
-        options.token_ttl,
-        inventory,
-    ));
+    let mut engine = Engine::new(ca_pem, users.clone(), options.token_ttl, inventory);
+    if let Some(executable) = &options.imageio {
+        let (executable, dir, files) = (
+            executable.clone(),
+            options.state.join("imageio"),
+            pki.clone(),
+        );
+        let imageio =
+            tokio::task::spawn_blocking(move || Imageio::start(&executable, &dir, &files))
+                .await
+                .expect("the daemon start task does not panic")?;
+        let run = options.state.join("run");
+        fs_err::create_dir_all(&run)
+            .map_err(SimError::io(format!("creating {}", run.display())))?;
+        engine = engine.with_data_plane(DataPlane::new(imageio, options.state.join("disks"), run));
+    }
+    let engine = Arc::new(engine);
     let handle = Handle::new();
     let server = axum_server::bind_rustls(options.listen, tls).handle(handle.clone());
     tokio::spawn(server.serve(router(engine).into_make_service()));

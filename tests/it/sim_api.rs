@@ -10,6 +10,7 @@ async fn simulator(dir: &std::path::Path, ttl: i64) -> Running {
         listen: "127.0.0.1:0".parse().expect("address"),
         token_ttl: chrono::Duration::seconds(ttl),
         seed: None,
+        imageio: None,
     };
     start(&options).await.expect("ovsim starts")
 }
@@ -228,6 +229,7 @@ async fn seeded(dir: &std::path::Path) -> (Running, reqwest::Client, String) {
         listen: "127.0.0.1:0".parse().expect("address"),
         token_ttl: chrono::Duration::seconds(600),
         seed: Some(seed()),
+        imageio: None,
     };
     let sim = start(&options).await.expect("ovsim starts");
     let http = client(&sim);
@@ -398,4 +400,129 @@ async fn the_seeded_inventory_in_the_engines_shapes() {
         "the inventory is kept across restarts"
     );
     again.0.stop();
+}
+
+async fn phase(http: &reqwest::Client, bearer: &str, url: &str) -> String {
+    get_json(http, bearer, url).await["phase"]
+        .as_str()
+        .expect("phase")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_transfer_serves_the_disk_through_the_real_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = ServeOptions {
+        state: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        token_ttl: chrono::Duration::seconds(600),
+        seed: Some(seed()),
+        imageio: Some(ovbackup::sim::imageio::executable(std::path::Path::new(
+            env!("CARGO_MANIFEST_DIR"),
+        ))),
+    };
+    let sim = start(&options)
+        .await
+        .expect("ovsim starts with its data plane");
+    let http = client(&sim);
+    let password = sim.users["admin@internal"].clone();
+    let token: serde_json::Value = login(&http, &sim, &password)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+    let api = sim.api_url();
+    let disks = get_json(
+        &http,
+        &bearer,
+        &format!("{api}/disks?search=name%3Dweb01_os"),
+    )
+    .await;
+    let disk_id = disks["disk"][0]["id"].as_str().expect("disk").to_owned();
+
+    let request =
+        serde_json::json!({"disk": {"id": disk_id}, "direction": "download", "format": "raw"});
+    let created = http
+        .post(format!("{api}/imagetransfers"))
+        .header("Authorization", &bearer)
+        .json(&request)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.expect("JSON");
+    assert_eq!(
+        (created["phase"].as_str(), created["image"]["id"].as_str()),
+        (Some("initializing"), Some(disk_id.as_str()))
+    );
+    let transfer = created["href"]
+        .as_str()
+        .expect("href")
+        .trim_start_matches("/ovirt-engine/api")
+        .to_owned();
+    let transfer = format!("{api}{transfer}");
+    let url = created["transfer_url"]
+        .as_str()
+        .expect("transfer_url")
+        .to_owned();
+
+    assert_eq!(
+        get_json(&http, &bearer, &format!("{api}/disks/{disk_id}")).await["status"],
+        "locked"
+    );
+    let second = http
+        .post(format!("{api}/imagetransfers"))
+        .header("Authorization", &bearer)
+        .json(&request)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        second.status(),
+        409,
+        "a locked disk refuses a second transfer"
+    );
+
+    assert_eq!(
+        phase(&http, &bearer, &transfer).await,
+        "initializing",
+        "each phase takes at least one poll"
+    );
+    assert_eq!(phase(&http, &bearer, &transfer).await, "transferring");
+    let data = http
+        .get(&url)
+        .header("Range", "bytes=0-4194303")
+        .send()
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(data.len(), 4 * 1024 * 1024);
+    assert!(
+        data.iter().all(|b| *b == 17),
+        "the seeded guest data comes through imageio"
+    );
+
+    let finalized = http
+        .post(format!("{transfer}/finalize"))
+        .header("Authorization", &bearer)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(finalized.status(), 200);
+    assert_eq!(phase(&http, &bearer, &transfer).await, "finalizing_success");
+    assert_eq!(phase(&http, &bearer, &transfer).await, "finished_success");
+    assert_eq!(
+        get_json(&http, &bearer, &format!("{api}/disks/{disk_id}")).await["status"],
+        "ok"
+    );
+    assert_eq!(
+        http.get(&url).send().await.expect("GET").status(),
+        403,
+        "the ticket is gone after finalize"
+    );
+    sim.stop();
 }
