@@ -33,6 +33,8 @@ pub struct Engine {
     pub inventory: Mutex<Inventory>,
     /// The real data plane (absent when the daemon is not started).
     pub data_plane: Option<DataPlane>,
+    /// The state folder, where the inventory is saved.
+    pub state: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +58,7 @@ impl Engine {
             tokens: Mutex::new(HashMap::new()),
             inventory: Mutex::new(inventory),
             data_plane: None,
+            state: None,
         }
     }
 
@@ -63,6 +66,13 @@ impl Engine {
     #[must_use]
     pub fn with_data_plane(mut self, data_plane: DataPlane) -> Self {
         self.data_plane = Some(data_plane);
+        self
+    }
+
+    /// The same, saving its inventory in `state`.
+    #[must_use]
+    pub fn with_state(mut self, state: std::path::PathBuf) -> Self {
+        self.state = Some(state);
         self
     }
 

@@ -170,6 +170,9 @@ pub struct Disk {
     pub status: String,
     /// Storage domain id.
     pub storage_domain: String,
+    /// Polls left before a `locked` new disk turns `ok` (each engine phase takes a poll).
+    #[serde(default)]
+    pub settle_polls: u32,
 }
 
 /// A stable id for an object of `kind` named `name`.
@@ -248,6 +251,7 @@ impl Inventory {
                 format: "cow".into(),
                 status: "ok".into(),
                 storage_domain: find(&self.storage_domains, &seed_disk.storage_domain),
+                settle_polls: 0,
             });
             attachments.push(Attachment {
                 disk: id,

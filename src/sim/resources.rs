@@ -28,7 +28,7 @@ pub fn routes() -> Router<Arc<Engine>> {
             "/ovirt-engine/api/vms/{id}/diskattachments/{disk}",
             get(attachment),
         )
-        .route("/ovirt-engine/api/disks", get(disks))
+        .route("/ovirt-engine/api/disks", get(disks).post(add_disk))
         .route("/ovirt-engine/api/disks/{id}", get(disk))
         .route(
             "/ovirt-engine/api/clusters",
@@ -261,12 +261,143 @@ async fn disk(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
-        match inv.disks.iter().find(|d| d.id == id) {
-            Some(d) => represent(&headers, "disk", &disk_json(d)),
-            None => not_found(),
+    if engine.authenticated(&headers).is_none() {
+        return unauthorized();
+    }
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(disk) = inventory.disks.iter_mut().find(|d| d.id == id) else {
+        return not_found();
+    };
+    let body = disk_json(disk);
+    if disk.settle_polls > 0 {
+        disk.settle_polls -= 1;
+        if disk.settle_polls == 0 {
+            disk.status = "ok".into();
         }
-    })
+    }
+    represent(&headers, "disk", &body)
+}
+
+/// A number the engine may send as a JSON number or a string of digits.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Plain(u64),
+    Text(String),
+}
+
+impl Number {
+    fn value(&self) -> Option<u64> {
+        match self {
+            Number::Plain(n) => Some(*n),
+            Number::Text(t) => t.parse().ok(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NewDisk {
+    id: Option<String>,
+    name: Option<String>,
+    alias: Option<String>,
+    provisioned_size: Option<Number>,
+    format: Option<String>,
+    storage_domains: Option<NewDiskDomains>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewDiskDomains {
+    storage_domain: Vec<DomainRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DomainRef {
+    id: Option<String>,
+    name: Option<String>,
+}
+
+fn bad_request(detail: &str) -> Response {
+    let body = json!({"reason": "Operation Failed", "detail": format!("[{detail}]")});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// `POST /disks`: a new, empty qcow2 disk in a storage domain; `locked` for one poll, then `ok`.
+async fn add_disk(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    axum::Json(request): axum::Json<NewDisk>,
+) -> Response {
+    if engine.authenticated(&headers).is_none() {
+        return unauthorized();
+    }
+    let Some(size) = request
+        .provisioned_size
+        .as_ref()
+        .and_then(Number::value)
+        .filter(|s| *s > 0)
+    else {
+        return bad_request("Cannot add Virtual Disk: provisioned_size is required");
+    };
+    let format = request.format.clone().unwrap_or_default();
+    if !matches!(format.as_str(), "cow" | "raw") {
+        return bad_request("Cannot add Virtual Disk: format must be cow or raw");
+    }
+    let wanted = request
+        .storage_domains
+        .as_ref()
+        .and_then(|d| d.storage_domain.first());
+    let domain = {
+        let inventory = engine.inventory.lock().expect("inventory lock");
+        wanted.and_then(|w| {
+            inventory
+                .storage_domains
+                .iter()
+                .find(|sd| {
+                    w.id.as_deref() == Some(sd.id.as_str())
+                        || w.name.as_deref() == Some(sd.name.as_str())
+                })
+                .map(|sd| sd.id.clone())
+        })
+    };
+    let Some(domain) = domain else {
+        return bad_request("Cannot add Virtual Disk: Storage Domain doesn't exist");
+    };
+    let (Some(plane), Some(state)) = (engine.data_plane.as_ref(), engine.state.as_ref()) else {
+        return bad_request("Cannot add Virtual Disk: no host is up");
+    };
+    let id = request
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let path = plane.disks.join(format!("{id}.qcow2"));
+    let created = tokio::task::spawn_blocking(move || super::disk::DiskImage::create(&path, size))
+        .await
+        .expect("the disk task does not panic");
+    if let Err(e) = created {
+        return bad_request(&format!("Cannot add Virtual Disk: {e}"));
+    }
+    let alias = request
+        .alias
+        .or(request.name)
+        .unwrap_or_else(|| format!("disk-{id}"));
+    let disk = Disk {
+        id: id.clone(),
+        alias,
+        provisioned_size: size,
+        format,
+        status: "locked".into(),
+        storage_domain: domain,
+        settle_polls: 1,
+    };
+    let body = disk_json(&disk);
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    inventory.disks.push(disk);
+    if let Err(e) = inventory.save(state) {
+        tracing::warn!("saving the inventory: {e}");
+    }
+    let mut response = represent(&headers, "disk", &body);
+    *response.status_mut() = StatusCode::CREATED;
+    response
 }
 
 #[derive(Clone, Copy)]

@@ -101,7 +101,8 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
         .await
         .map_err(SimError::io("loading the server certificate"))?;
     let inventory = Inventory::load_or_seed(&options.state, options.seed.as_ref())?;
-    let mut engine = Engine::new(ca_pem, users.clone(), options.token_ttl, inventory);
+    let mut engine = Engine::new(ca_pem, users.clone(), options.token_ttl, inventory)
+        .with_state(options.state.clone());
     if let Some(executable) = &options.imageio {
         let (executable, dir, files) = (
             executable.clone(),

@@ -526,3 +526,141 @@ async fn a_download_transfer_serves_the_disk_through_the_real_daemon() {
     );
     sim.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_into_a_new_disk_equals_its_source() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = ServeOptions {
+        state: dir.path().join("state"),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        token_ttl: chrono::Duration::seconds(600),
+        seed: Some(seed()),
+        imageio: Some(ovbackup::sim::imageio::executable(std::path::Path::new(
+            env!("CARGO_MANIFEST_DIR"),
+        ))),
+    };
+    let sim = start(&options)
+        .await
+        .expect("ovsim starts with its data plane");
+    let http = client(&sim);
+    let password = sim.users["admin@internal"].clone();
+    let token: serde_json::Value = login(&http, &sim, &password)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+    let api = sim.api_url();
+    const MIB: u64 = 1024 * 1024;
+
+    let new_disk = serde_json::json!({"alias": "restored", "format": "cow", "sparse": "true", "provisioned_size": "33554432",
+        "storage_domains": {"storage_domain": [{"name": "data"}]}});
+    let created = http
+        .post(format!("{api}/disks"))
+        .header("Authorization", &bearer)
+        .json(&new_disk)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    let disk_id = created.json::<serde_json::Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let disk_url = format!("{api}/disks/{disk_id}");
+    assert_eq!(
+        get_json(&http, &bearer, &disk_url).await["status"],
+        "locked",
+        "a new disk is locked for a poll"
+    );
+    assert_eq!(get_json(&http, &bearer, &disk_url).await["status"], "ok");
+
+    let request =
+        serde_json::json!({"disk": {"id": disk_id}, "direction": "upload", "format": "raw"});
+    let created: serde_json::Value = http
+        .post(format!("{api}/imagetransfers"))
+        .header("Authorization", &bearer)
+        .json(&request)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    let transfer = format!(
+        "{api}/imagetransfers/{}",
+        created["id"].as_str().expect("id")
+    );
+    let url = created["transfer_url"].as_str().expect("url").to_owned();
+    while phase(&http, &bearer, &transfer).await != "transferring" {}
+
+    for (offset, length, byte) in [(0, 4 * MIB, 0x11_u8), (8 * MIB, MIB, 0x22)] {
+        let put = http
+            .put(format!("{url}?flush=n"))
+            .header(
+                "Content-Range",
+                format!("bytes {offset}-{}/*", offset + length - 1),
+            )
+            .body(vec![byte; length as usize])
+            .send()
+            .await
+            .expect("PUT");
+        assert!(put.status().is_success(), "PUT: {}", put.status());
+    }
+    let flush = http
+        .patch(&url)
+        .json(&serde_json::json!({"op": "flush"}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert!(flush.status().is_success());
+    http.post(format!("{transfer}/finalize"))
+        .header("Authorization", &bearer)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("finalize");
+    while phase(&http, &bearer, &transfer).await != "finished_success" {}
+
+    let expected = dir.path().join("expected.qcow2");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .expect("qemu tool");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let expected_path = expected.to_str().expect("utf-8");
+    run(&[
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        expected_path,
+        "32M",
+    ]);
+    run(&[
+        "qemu-io",
+        "-f",
+        "qcow2",
+        "-c",
+        "write -P 0x11 0 4M",
+        "-c",
+        "write -P 0x22 8M 1M",
+        expected_path,
+    ]);
+    let uploaded = dir.path().join(format!("state/disks/{disk_id}.qcow2"));
+    run(&[
+        "qemu-img",
+        "compare",
+        "-U",
+        expected_path,
+        uploaded.to_str().expect("utf-8"),
+    ]);
+    sim.stop();
+}
