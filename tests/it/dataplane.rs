@@ -11,6 +11,8 @@ use ovbackup::sim::nbd::{ExportOptions, NbdExport};
 use ovbackup::sim::pki;
 use serde_json::Value;
 
+use crate::support::https_client as client;
+
 const MIB: u64 = 1024 * 1024;
 
 fn sh(program: &str, args: &[&str]) {
@@ -48,14 +50,6 @@ fn disk(dir: &Path) -> String {
         &["-f", "qcow2", "-c", "write -P 0x33 20M 64k", &disk],
     );
     disk
-}
-
-fn client(ca: &Path) -> reqwest::Client {
-    let pem = std::fs::read(ca).expect("CA");
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM")])
-        .build()
-        .expect("client")
 }
 
 fn ranges(extents: &Value, key: &str) -> Vec<(u64, u64)> {

@@ -16,11 +16,7 @@ async fn simulator(dir: &std::path::Path, ttl: i64) -> Running {
 }
 
 fn client(sim: &Running) -> reqwest::Client {
-    let pem = std::fs::read(&sim.pki.ca_cert).expect("CA");
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM")])
-        .build()
-        .expect("client")
+    crate::support::https_client(&sim.pki.ca_cert)
 }
 
 async fn login(http: &reqwest::Client, sim: &Running, password: &str) -> reqwest::Response {
@@ -224,12 +220,21 @@ fn seed() -> ovbackup::sim::inventory::Seed {
 }
 
 async fn seeded(dir: &std::path::Path) -> (Running, reqwest::Client, String) {
+    seeded_with(dir, false).await
+}
+
+/// A seeded simulator, logged in; with `data_plane`, its real ovirt-imageio daemon runs too.
+async fn seeded_with(
+    dir: &std::path::Path,
+    data_plane: bool,
+) -> (Running, reqwest::Client, String) {
+    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let options = ServeOptions {
         state: dir.to_owned(),
         listen: "127.0.0.1:0".parse().expect("address"),
         token_ttl: chrono::Duration::seconds(600),
         seed: Some(seed()),
-        imageio: None,
+        imageio: data_plane.then(|| ovbackup::sim::imageio::executable(project)),
     };
     let sim = start(&options).await.expect("ovsim starts");
     let http = client(&sim);
@@ -412,26 +417,7 @@ async fn phase(http: &reqwest::Client, bearer: &str, url: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_download_transfer_serves_the_disk_through_the_real_daemon() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = ServeOptions {
-        state: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().expect("address"),
-        token_ttl: chrono::Duration::seconds(600),
-        seed: Some(seed()),
-        imageio: Some(ovbackup::sim::imageio::executable(std::path::Path::new(
-            env!("CARGO_MANIFEST_DIR"),
-        ))),
-    };
-    let sim = start(&options)
-        .await
-        .expect("ovsim starts with its data plane");
-    let http = client(&sim);
-    let password = sim.users["admin@internal"].clone();
-    let token: serde_json::Value = login(&http, &sim, &password)
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+    let (sim, http, bearer) = seeded_with(dir.path(), true).await;
     let api = sim.api_url();
     let disks = get_json(
         &http,
@@ -530,26 +516,7 @@ async fn a_download_transfer_serves_the_disk_through_the_real_daemon() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_into_a_new_disk_equals_its_source() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = ServeOptions {
-        state: dir.path().join("state"),
-        listen: "127.0.0.1:0".parse().expect("address"),
-        token_ttl: chrono::Duration::seconds(600),
-        seed: Some(seed()),
-        imageio: Some(ovbackup::sim::imageio::executable(std::path::Path::new(
-            env!("CARGO_MANIFEST_DIR"),
-        ))),
-    };
-    let sim = start(&options)
-        .await
-        .expect("ovsim starts with its data plane");
-    let http = client(&sim);
-    let password = sim.users["admin@internal"].clone();
-    let token: serde_json::Value = login(&http, &sim, &password)
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+    let (sim, http, bearer) = seeded_with(&dir.path().join("state"), true).await;
     let api = sim.api_url();
     const MIB: u64 = 1024 * 1024;
 

@@ -65,3 +65,12 @@ pub fn json_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// An HTTPS client that trusts only the CA in `ca` (the simulator's), as a careful client does.
+pub fn https_client(ca: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).expect("CA");
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM")])
+        .build()
+        .expect("client")
+}
