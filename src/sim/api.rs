@@ -35,6 +35,8 @@ pub struct Engine {
     pub data_plane: Option<DataPlane>,
     /// The state folder, where the inventory is saved.
     pub state: Option<std::path::PathBuf>,
+    /// Injected faults.
+    pub faults: super::faults::Faults,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +61,7 @@ impl Engine {
             inventory: Mutex::new(inventory),
             data_plane: None,
             state: None,
+            faults: super::faults::Faults::default(),
         }
     }
 
@@ -118,6 +121,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/ovirt-engine/api/v4", get(root).head(root_head))
         .merge(super::resources::routes())
         .merge(super::transfers::routes())
+        .merge(super::faults::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            super::faults::inject,
+        ))
         .with_state(engine)
 }
 

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod disk;
+pub mod faults;
 pub mod imageio;
 pub mod inventory;
 pub mod nbd;

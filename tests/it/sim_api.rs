@@ -631,3 +631,95 @@ async fn an_upload_into_a_new_disk_equals_its_source() {
     ]);
     sim.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_faults_and_locks_are_what_a_client_sees() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, http, bearer) = seeded(dir.path()).await;
+    let api = sim.api_url();
+    let admin = format!("{}/ovsim/admin", sim.base_url());
+
+    let fault = serde_json::json!({"method": "GET", "path": "/ovirt-engine/api/vms", "count": 2, "status": 500,
+        "fault": {"reason": "Operation Failed", "detail": "[Internal Engine Error]"}});
+    let anonymous = http
+        .post(format!("{admin}/faults"))
+        .json(&fault)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "the admin endpoint needs the admin's credentials"
+    );
+    let added = http
+        .post(format!("{admin}/faults"))
+        .header("Authorization", &bearer)
+        .json(&fault)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(added.status(), 204);
+    for _ in 0..2 {
+        let failed = http
+            .get(format!("{api}/vms"))
+            .header("Authorization", &bearer)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(failed.status(), 500);
+        let body: serde_json::Value = failed.json().await.expect("JSON");
+        assert_eq!(body["detail"], "[Internal Engine Error]");
+    }
+    let vms = get_json(&http, &bearer, &format!("{api}/vms")).await;
+    assert_eq!(
+        vms["vm"].as_array().map(Vec::len),
+        Some(2),
+        "the third call succeeds"
+    );
+
+    let vm_id = vms["vm"][0]["id"].as_str().expect("id").to_owned();
+    let lock = serde_json::json!({"kind": "vm", "id": vm_id, "locked": true});
+    let locked = http
+        .post(format!("{admin}/lock"))
+        .header("Authorization", &bearer)
+        .json(&lock)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(locked.status(), 204);
+    assert_eq!(
+        get_json(&http, &bearer, &format!("{api}/vms/{vm_id}")).await["status"],
+        "image_locked"
+    );
+    let unlock = serde_json::json!({"kind": "vm", "id": vm_id, "locked": false});
+    http.post(format!("{admin}/lock"))
+        .header("Authorization", &bearer)
+        .json(&unlock)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        get_json(&http, &bearer, &format!("{api}/vms/{vm_id}")).await["status"],
+        "up"
+    );
+
+    let cleared = serde_json::json!({"path": "/ovirt-engine/api/vms/*", "count": 5, "status": 503});
+    http.post(format!("{admin}/faults"))
+        .header("Authorization", &bearer)
+        .json(&cleared)
+        .send()
+        .await
+        .expect("POST");
+    http.delete(format!("{admin}/faults"))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(
+        get_json(&http, &bearer, &format!("{api}/vms/{vm_id}")).await["name"],
+        "web 01",
+        "cleared faults no longer fire"
+    );
+    sim.stop();
+}

@@ -1,0 +1,211 @@
+//! Fault injection, through an admin endpoint: make the next N calls of an endpoint fail with a
+//! given status and fault body, or answer late; lock a VM or a disk. Tests (and operators
+//! rehearsing a drill) use it to show what a client does when the engine misbehaves.
+//!
+//! `POST /ovsim/admin/faults` `{"method": "GET", "path": "/ovirt-engine/api/vms/*", "count": 2,
+//! "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0}` (`*` matches one path
+//! segment; `status` 0 only delays). `DELETE /ovsim/admin/faults` clears them.
+//! `POST /ovsim/admin/lock` `{"kind": "vm"|"disk", "id": "…", "locked": true}`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{Engine, unauthorized};
+
+/// One injected fault.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// HTTP method, or `*`.
+    #[serde(default = "any")]
+    pub method: String,
+    /// Path pattern; `*` matches one segment.
+    pub path: String,
+    /// How many matching calls fail.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Status to answer; 0 = answer normally (after the delay).
+    #[serde(default)]
+    pub status: u16,
+    /// Body to answer (default: an engine fault document).
+    pub fault: Option<Value>,
+    /// Milliseconds to wait first.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+fn any() -> String {
+    "*".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The injected faults.
+#[derive(Debug, Default)]
+pub struct Faults {
+    rules: Mutex<Vec<FaultRule>>,
+}
+
+impl Faults {
+    /// Adds a fault.
+    pub fn add(&self, rule: FaultRule) {
+        self.rules.lock().expect("faults lock").push(rule);
+    }
+
+    /// Takes one use of the first fault matching a call, if any.
+    fn take(&self, method: &str, path: &str) -> Option<FaultRule> {
+        let mut rules = self.rules.lock().expect("faults lock");
+        let index = rules.iter().position(|r| {
+            r.count > 0
+                && (r.method == "*" || r.method.eq_ignore_ascii_case(method))
+                && path_matches(&r.path, path)
+        })?;
+        rules[index].count -= 1;
+        let rule = rules[index].clone();
+        rules.retain(|r| r.count > 0);
+        Some(rule)
+    }
+}
+
+/// `*` matches exactly one segment.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (p, s): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
+}
+
+/// The admin routes.
+pub fn routes() -> axum::Router<Arc<Engine>> {
+    axum::Router::new()
+        .route("/ovsim/admin/faults", post(add).delete(clear))
+        .route("/ovsim/admin/lock", post(lock))
+}
+
+/// Middleware: answers an injected fault instead of the route, or after a delay.
+pub async fn inject(State(engine): State<Arc<Engine>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/ovsim/admin") {
+        return next.run(request).await;
+    }
+    let Some(rule) = engine.faults.take(request.method().as_str(), &path) else {
+        return next.run(request).await;
+    };
+    if rule.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(rule.delay_ms)).await;
+    }
+    if rule.status == 0 {
+        return next.run(request).await;
+    }
+    let status = StatusCode::from_u16(rule.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = rule
+        .fault
+        .unwrap_or_else(|| json!({"reason": "Operation Failed", "detail": "[injected by ovsim]"}));
+    (status, Json(body)).into_response()
+}
+
+async fn add(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Json(rule): Json<FaultRule>,
+) -> Response {
+    if engine.authenticated(&headers).is_none() {
+        return unauthorized();
+    }
+    engine.faults.add(rule);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    if engine.authenticated(&headers).is_none() {
+        return unauthorized();
+    }
+    engine.faults.rules.lock().expect("faults lock").clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct LockRequest {
+    kind: String,
+    id: String,
+    locked: bool,
+}
+
+async fn lock(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Json(request): Json<LockRequest>,
+) -> Response {
+    if engine.authenticated(&headers).is_none() {
+        return unauthorized();
+    }
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let found = match request.kind.as_str() {
+        "disk" => inventory
+            .disks
+            .iter_mut()
+            .find(|d| d.id == request.id)
+            .map(|d| {
+                d.status = if request.locked { "locked" } else { "ok" }.into();
+            }),
+        "vm" => inventory
+            .vms
+            .iter_mut()
+            .find(|v| v.id == request.id)
+            .map(|v| {
+                v.status = if request.locked { "image_locked" } else { "up" }.into();
+            }),
+        _ => return (StatusCode::BAD_REQUEST, "kind is vm or disk").into_response(),
+    };
+    match found {
+        Some(()) => StatusCode::NO_CONTENT.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_one_segment_per_star() {
+        assert!(path_matches(
+            "/ovirt-engine/api/vms/*",
+            "/ovirt-engine/api/vms/1"
+        ));
+        assert!(!path_matches(
+            "/ovirt-engine/api/vms/*",
+            "/ovirt-engine/api/vms/1/diskattachments"
+        ));
+        assert!(path_matches(
+            "/ovirt-engine/api/vms",
+            "/ovirt-engine/api/vms"
+        ));
+    }
+
+    #[test]
+    fn a_fault_is_used_count_times() {
+        let faults = Faults::default();
+        faults.add(FaultRule {
+            method: "GET".into(),
+            path: "/a".into(),
+            count: 2,
+            status: 500,
+            fault: None,
+            delay_ms: 0,
+        });
+        assert!(faults.take("GET", "/a").is_some());
+        assert!(faults.take("POST", "/a").is_none());
+        assert!(faults.take("get", "/a").is_some());
+        assert!(faults.take("GET", "/a").is_none());
+    }
+}
