@@ -2,6 +2,7 @@
 //! person or CI would read.
 
 mod build;
+mod captures;
 mod dataplane;
 mod normalize;
 mod purity;

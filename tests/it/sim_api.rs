@@ -219,7 +219,7 @@ fn seed() -> ovbackup::sim::inventory::Seed {
     .expect("seed")
 }
 
-async fn seeded(dir: &std::path::Path) -> (Running, reqwest::Client, String) {
+pub async fn seeded(dir: &std::path::Path) -> (Running, reqwest::Client, String) {
     seeded_with(dir, false).await
 }
 

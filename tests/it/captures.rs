@@ -1,0 +1,171 @@
+//! ovsim's XML against real engines' bodies (`tests/fixtures/engine-captures/`, copied from
+//! `../shared/reference/engine-captures/`, see its README): for each captured resource ovsim
+//! serves, every child element and attribute ovsim writes is one the engine writes there too,
+//! and the captured fields a backup tool reads are present.
+
+use std::collections::BTreeSet;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::support::fixtures;
+
+/// The attribute names and direct child element names of every `<tag>` element, together (a
+/// capture's disks differ: only cow disks carry `qcow_version`).
+#[derive(Debug, Default)]
+struct Shape {
+    attributes: BTreeSet<String>,
+    children: BTreeSet<String>,
+}
+
+fn name(e: &BytesStart<'_>) -> String {
+    e.name().into_inner().to_owned()
+}
+
+fn shape(xml: &str, tag: &str) -> Shape {
+    let mut reader = Reader::from_str(xml);
+    let mut shape = Shape::default();
+    // Depth inside the first <tag>: None before it, Some(0) right inside it.
+    let mut inside: Option<usize> = None;
+    loop {
+        let event = reader.read_event().expect("well-formed XML");
+        match (&event, inside) {
+            (Event::Start(e) | Event::Empty(e), None) if name(e) == tag => {
+                shape.attributes.extend(
+                    e.attributes()
+                        .flatten()
+                        .map(|a| a.key.into_inner().to_owned()),
+                );
+                if !matches!(event, Event::Empty(_)) {
+                    inside = Some(0);
+                }
+            }
+            (Event::Start(e), Some(depth)) => {
+                if depth == 0 {
+                    shape.children.insert(name(e));
+                }
+                inside = Some(depth + 1);
+            }
+            (Event::Empty(e), Some(0)) => {
+                shape.children.insert(name(e));
+            }
+            (Event::End(_), Some(0)) => inside = None,
+            (Event::End(_), Some(depth)) => inside = Some(depth - 1),
+            (Event::Eof, _) => return shape,
+            _ => {}
+        }
+    }
+}
+
+fn capture(file: &str) -> String {
+    std::fs::read_to_string(fixtures().join("engine-captures").join(file)).expect("capture")
+}
+
+/// ovsim's element for `tag` uses only what the capture uses, and has `needed`.
+fn holds(ours: &str, captured: &str, tag: &str, needed: &[&str]) {
+    let (ours, theirs) = (shape(ours, tag), shape(captured, tag));
+    assert!(!theirs.children.is_empty(), "the capture has a <{tag}>");
+    let invented: Vec<&String> = ours.children.difference(&theirs.children).collect();
+    assert!(
+        invented.is_empty(),
+        "<{tag}> children the engine does not send: {invented:?}"
+    );
+    assert!(
+        ours.attributes.is_subset(&theirs.attributes),
+        "<{tag}> attributes {:?} vs {:?}",
+        ours.attributes,
+        theirs.attributes
+    );
+    for field in needed {
+        assert!(
+            ours.children.contains(*field) && theirs.children.contains(*field),
+            "<{tag}> lacks <{field}>"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ovsims_xml_has_the_captured_engines_structure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, http, bearer) = crate::sim_api::seeded(dir.path()).await;
+    let api = sim.api_url();
+    let xml = |url: String| {
+        let (http, bearer) = (http.clone(), bearer.clone());
+        async move {
+            let response = http
+                .get(url)
+                .header("Authorization", bearer)
+                .header("Accept", "application/xml")
+                .send()
+                .await
+                .expect("GET");
+            assert_eq!(response.status(), 200);
+            response.text().await.expect("XML")
+        }
+    };
+    let vms = xml(format!("{api}/vms?search=name%3D%22web%2001%22")).await;
+    holds(
+        &vms,
+        &capture("vm-xml-miq.xml"),
+        "vm",
+        &["name", "status", "memory", "cluster", "host", "link"],
+    );
+    let vm_id = vms
+        .split(" id=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the vm's id attribute")
+        .to_owned();
+    let attachments = xml(format!("{api}/vms/{vm_id}/diskattachments")).await;
+    holds(
+        &attachments,
+        &capture("diskattachments-xml-miq.xml"),
+        "disk_attachment",
+        &["active", "bootable", "interface", "disk", "vm"],
+    );
+    let disks = xml(format!("{api}/disks")).await;
+    holds(
+        &disks,
+        &capture("disks-xml-miq.xml"),
+        "disk",
+        &[
+            "provisioned_size",
+            "format",
+            "status",
+            "storage_domains",
+            "content_type",
+        ],
+    );
+    holds(
+        &xml(format!("{api}/clusters")).await,
+        &capture("cluster-xml-miq.xml"),
+        "cluster",
+        &["name", "version"],
+    );
+    holds(
+        &xml(format!("{api}/hosts")).await,
+        &capture("host-xml-miq.xml"),
+        "host",
+        &["name", "status", "address"],
+    );
+    holds(
+        &xml(format!("{api}/storagedomains")).await,
+        &capture("storagedomain-xml-miq.xml"),
+        "storage_domain",
+        &["name", "type", "storage"],
+    );
+    let unauthorized = http
+        .get(&api)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(
+        unauthorized.trim(),
+        capture("unauthorized401-html-miq.html").trim(),
+        "the 401 page is the engine's, byte for byte"
+    );
+    sim.stop();
+}
