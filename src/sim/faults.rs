@@ -6,6 +6,8 @@
 //! "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0}` (`*` matches one path
 //! segment; `status` 0 only delays). `DELETE /ovsim/admin/faults` clears them.
 //! `POST /ovsim/admin/lock` `{"kind": "vm"|"disk", "id": "…", "locked": true}`.
+//! `POST /ovsim/admin/guest-write` `{"disk": "…", "offset": 0, "length": 65536, "pattern": 51}`
+//! (`pattern` null writes zeroes): the guest writes, and its disk's checkpoints record it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,6 +91,7 @@ pub fn routes() -> axum::Router<Arc<Engine>> {
     axum::Router::new()
         .route("/ovsim/admin/faults", post(add).delete(clear))
         .route("/ovsim/admin/lock", post(lock))
+        .route("/ovsim/admin/guest-write", post(guest_write))
 }
 
 /// Middleware: answers an injected fault instead of the route, or after a delay.
@@ -169,6 +172,50 @@ async fn lock(
     match found {
         Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct GuestWrite {
+    disk: String,
+    offset: u64,
+    length: u64,
+    /// The byte written; `null` writes zeroes (as `discard`).
+    pattern: Option<u8>,
+}
+
+/// A running guest writes to one of its disks (through `qemu-io`, so checkpoints record it).
+async fn guest_write(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Json(request): Json<GuestWrite>,
+) -> Response {
+    if engine.authenticated(&headers).is_none() {
+        return unauthorized();
+    }
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return (StatusCode::CONFLICT, "the data plane is not running").into_response();
+    };
+    if !engine
+        .inventory
+        .lock()
+        .expect("inventory lock")
+        .disks
+        .iter()
+        .any(|d| d.id == request.disk)
+    {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let disk = super::disk::DiskImage::open(&plane.disks.join(format!("{}.qcow2", request.disk)));
+    let written = tokio::task::spawn_blocking(move || match request.pattern {
+        Some(byte) => disk.guest_write(request.offset, request.length, byte),
+        None => disk.guest_zero(request.offset, request.length),
+    })
+    .await
+    .expect("the write task does not panic");
+    match written {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),
     }
 }
 

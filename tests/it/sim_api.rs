@@ -723,3 +723,47 @@ async fn injected_faults_and_locks_are_what_a_client_sees() {
     );
     sim.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_write_lands_in_the_disk_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, http, bearer) = seeded_with(dir.path(), true).await;
+    let api = sim.api_url();
+    let disks = get_json(
+        &http,
+        &bearer,
+        &format!("{api}/disks?search=name%3Dweb01_data"),
+    )
+    .await;
+    let disk_id = disks["disk"][0]["id"].as_str().expect("disk").to_owned();
+    let write =
+        serde_json::json!({"disk": disk_id, "offset": 1048576, "length": 65536, "pattern": 51});
+    let written = http
+        .post(format!("{}/ovsim/admin/guest-write", sim.base_url()))
+        .header("Authorization", &bearer)
+        .json(&write)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(written.status(), 204);
+    let file = dir.path().join(format!("disks/{disk_id}.qcow2"));
+    let read = std::process::Command::new("qemu-io")
+        .args([
+            "-r",
+            "-U",
+            "-f",
+            "qcow2",
+            "-c",
+            "read -P 0x33 1048576 65536",
+        ])
+        .arg(&file)
+        .output()
+        .expect("qemu-io");
+    assert!(
+        read.status.success()
+            && !String::from_utf8_lossy(&read.stdout).contains("Pattern verification failed"),
+        "{}",
+        String::from_utf8_lossy(&read.stdout)
+    );
+    sim.stop();
+}
