@@ -126,6 +126,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
             engine.clone(),
             super::faults::inject,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            require_login,
+        ))
         .with_state(engine)
 }
 
@@ -245,17 +249,37 @@ pub fn represent(headers: &HeaderMap, tag: &str, value: &Value) -> Response {
     }
 }
 
-async fn root_head(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
-    match engine.authenticated(&headers) {
-        Some(_) => StatusCode::OK.into_response(),
+/// The user a request was authenticated as, put there by [`require_login`].
+#[derive(Debug, Clone)]
+pub struct User(pub String);
+
+/// Middleware: every path under the API root and the admin endpoints needs a live token or
+/// Basic credentials, else the engine's HTML 401; SSO and the PKI resource need none.
+pub async fn require_login(
+    State(engine): State<Arc<Engine>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let guarded =
+        path == API || path.starts_with("/ovirt-engine/api/") || path.starts_with("/ovsim/admin");
+    if !guarded {
+        return next.run(request).await;
+    }
+    match engine.authenticated(request.headers()) {
+        Some(user) => {
+            request.extensions_mut().insert(User(user));
+            next.run(request).await
+        }
         None => unauthorized(),
     }
 }
 
-async fn root(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
-    let Some(user) = engine.authenticated(&headers) else {
-        return unauthorized();
-    };
+async fn root_head() -> Response {
+    StatusCode::OK.into_response()
+}
+
+async fn root(headers: HeaderMap, axum::Extension(User(user)): axum::Extension<User>) -> Response {
     let link = |rel: &str| json!({"href": format!("{API}/{rel}"), "rel": rel});
     let blank = "00000000-0000-0000-0000-000000000000";
     let links: Vec<Value> = [

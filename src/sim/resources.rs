@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, represent, unauthorized};
+use super::api::{API, Engine, represent};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
 
 /// The routes of the inventory.
@@ -115,15 +115,8 @@ fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
-/// Runs `answer` for an authenticated request, else the engine's 401.
-fn authed(
-    engine: &Engine,
-    headers: &HeaderMap,
-    answer: impl FnOnce(&Inventory) -> Response,
-) -> Response {
-    if engine.authenticated(headers).is_none() {
-        return unauthorized();
-    }
+/// Runs `answer` on the inventory (requests here were authenticated by `api::require_login`).
+fn with_inventory(engine: &Engine, answer: impl FnOnce(&Inventory) -> Response) -> Response {
     let inventory = engine.inventory.lock().expect("inventory lock");
     answer(&inventory)
 }
@@ -174,7 +167,7 @@ async fn vms(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
+    with_inventory(&engine, |inv| {
         let found: Vec<Value> = inv
             .vms
             .iter()
@@ -190,11 +183,9 @@ async fn vm(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
-        match inv.vms.iter().find(|vm| vm.id == id) {
-            Some(vm) => represent(&headers, "vm", &vm_json(vm)),
-            None => not_found(),
-        }
+    with_inventory(&engine, |inv| match inv.vms.iter().find(|vm| vm.id == id) {
+        Some(vm) => represent(&headers, "vm", &vm_json(vm)),
+        None => not_found(),
     })
 }
 
@@ -203,22 +194,20 @@ async fn attachments(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
-        match inv.vms.iter().find(|vm| vm.id == id) {
-            Some(vm) => {
-                let list: Vec<Value> = vm
-                    .attachments
-                    .iter()
-                    .map(|a| attachment_json(vm, a))
-                    .collect();
-                represent(
-                    &headers,
-                    "disk_attachments",
-                    &json!({"disk_attachment": list}),
-                )
-            }
-            None => not_found(),
+    with_inventory(&engine, |inv| match inv.vms.iter().find(|vm| vm.id == id) {
+        Some(vm) => {
+            let list: Vec<Value> = vm
+                .attachments
+                .iter()
+                .map(|a| attachment_json(vm, a))
+                .collect();
+            represent(
+                &headers,
+                "disk_attachments",
+                &json!({"disk_attachment": list}),
+            )
         }
+        None => not_found(),
     })
 }
 
@@ -227,7 +216,7 @@ async fn attachment(
     headers: HeaderMap,
     Path((id, disk)): Path<(String, String)>,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
+    with_inventory(&engine, |inv| {
         let found = inv
             .vms
             .iter()
@@ -245,7 +234,7 @@ async fn disks(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
+    with_inventory(&engine, |inv| {
         let found: Vec<Value> = inv
             .disks
             .iter()
@@ -261,9 +250,6 @@ async fn disk(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if engine.authenticated(&headers).is_none() {
-        return unauthorized();
-    }
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     let Some(disk) = inventory.disks.iter_mut().find(|d| d.id == id) else {
         return not_found();
@@ -327,9 +313,6 @@ async fn add_disk(
     headers: HeaderMap,
     axum::Json(request): axum::Json<NewDisk>,
 ) -> Response {
-    if engine.authenticated(&headers).is_none() {
-        return unauthorized();
-    }
     let Some(size) = request
         .provisioned_size
         .as_ref()
@@ -448,7 +431,7 @@ async fn named_list(
     Query(query): Query<ListQuery>,
     kind: Kind,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
+    with_inventory(&engine, |inv| {
         let (_, singular, plural) = kind.names();
         let found: Vec<Value> = kind
             .list(inv)
@@ -466,7 +449,7 @@ async fn named_one(
     Path(id): Path<String>,
     kind: Kind,
 ) -> Response {
-    authed(&engine, &headers, |inv| {
+    with_inventory(&engine, |inv| {
         match kind.list(inv).iter().find(|x| x.id == id) {
             Some(item) => represent(&headers, kind.names().1, &kind.json(item)),
             None => not_found(),
