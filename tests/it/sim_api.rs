@@ -19,6 +19,22 @@ fn client(sim: &Running) -> reqwest::Client {
     crate::support::https_client(&sim.pki.ca_cert)
 }
 
+/// Logs in and returns the `Authorization` header value.
+async fn bearer_of(http: &reqwest::Client, sim: &Running, password: &str) -> String {
+    let token: serde_json::Value = login(http, sim, password).await.json().await.expect("JSON");
+    format!("Bearer {}", token["access_token"].as_str().expect("token"))
+}
+
+/// The status of `HEAD` on the API root with that `Authorization`.
+async fn head_status(http: &reqwest::Client, sim: &Running, bearer: &str) -> reqwest::StatusCode {
+    http.head(sim.api_url())
+        .header("Authorization", bearer)
+        .send()
+        .await
+        .expect("HEAD")
+        .status()
+}
+
 async fn login(http: &reqwest::Client, sim: &Running, password: &str) -> reqwest::Response {
     let form = [
         ("grant_type", "password"),
@@ -143,46 +159,12 @@ async fn an_expired_token_is_refused_and_a_new_login_works() {
     let sim = simulator(dir.path(), 1).await;
     let http = client(&sim);
     let password = sim.users["admin@internal"].clone();
-    let token: serde_json::Value = login(&http, &sim, &password)
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
-    assert_eq!(
-        http.head(sim.api_url())
-            .header("Authorization", &bearer)
-            .send()
-            .await
-            .expect("HEAD")
-            .status(),
-        200
-    );
+    let bearer = bearer_of(&http, &sim, &password).await;
+    assert_eq!(head_status(&http, &sim, &bearer).await, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(
-        http.head(sim.api_url())
-            .header("Authorization", &bearer)
-            .send()
-            .await
-            .expect("HEAD")
-            .status(),
-        401
-    );
-    let again: serde_json::Value = login(&http, &sim, &password)
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let bearer = format!("Bearer {}", again["access_token"].as_str().expect("token"));
-    assert_eq!(
-        http.head(sim.api_url())
-            .header("Authorization", &bearer)
-            .send()
-            .await
-            .expect("HEAD")
-            .status(),
-        200
-    );
+    assert_eq!(head_status(&http, &sim, &bearer).await, 401);
+    let bearer = bearer_of(&http, &sim, &password).await;
+    assert_eq!(head_status(&http, &sim, &bearer).await, 200);
     sim.stop();
 }
 
@@ -239,12 +221,7 @@ async fn seeded_with(
     let sim = start(&options).await.expect("ovsim starts");
     let http = client(&sim);
     let password = sim.users["admin@internal"].clone();
-    let token: serde_json::Value = login(&http, &sim, &password)
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+    let bearer = bearer_of(&http, &sim, &password).await;
     (sim, http, bearer)
 }
 
