@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the project and its tests need on a Debian machine, from Debian's packages and
 # PyPI only. Safe to run again: it installs only what is missing.
-#   Debian: python3 + venv, gcc (builds ovirt-imageio's C helper), qemu-utils (qemu-img, qemu-nbd,
-#           qemu-io: ovsim's disks), systemd (systemd-analyze checks the compiled units)
-#   PyPI, into .venv: ovirt-imageio (ovsim's real data plane), croniter (an independent cron
-#           implementation the tests compare against)
+#   Debian: python3 + venv, gcc (builds ovirt-imageio's C helper), libxml2-dev (builds the oVirt
+#           SDK's XML parser), qemu-utils (qemu-img, qemu-nbd, qemu-io: ovsim's disks), systemd
+#           (systemd-analyze checks the compiled units)
+#   PyPI, into .venv: ovirt-imageio (ovsim's real data plane and the official clients),
+#           ovirt-engine-sdk-python (what `ovirt-img` drives the engine with), croniter (an
+#           independent cron implementation the tests compare against)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,7 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
+[ -e /usr/include/libxml2/libxml/parser.h ] || missing+=(libxml2-dev)
 for tool in qemu-img qemu-nbd qemu-io; do
   command -v "$tool" >/dev/null 2>&1 || { missing+=(qemu-utils); break; }
 done
@@ -27,7 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/ovirt-imageio ] || ! .venv/bin/python -c 'import croniter' >/dev/null 2>&1; then
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/ovirt-imageio ] \
+  || ! .venv/bin/python -c 'import croniter, ovirtsdk4' >/dev/null 2>&1; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-sim.txt -r scripts/requirements-test.txt
 fi

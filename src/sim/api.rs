@@ -37,6 +37,8 @@ pub struct Engine {
     pub state: Option<std::path::PathBuf>,
     /// Injected faults.
     pub faults: super::faults::Faults,
+    /// Jobs by correlation id.
+    pub jobs: super::jobs::Jobs,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +64,7 @@ impl Engine {
             data_plane: None,
             state: None,
             faults: super::faults::Faults::default(),
+            jobs: super::jobs::Jobs::default(),
         }
     }
 
@@ -121,7 +124,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/ovirt-engine/api/v4", get(root).head(root_head))
         .merge(super::resources::routes())
         .merge(super::transfers::routes())
+        .merge(super::backups::routes())
+        .merge(super::vms::routes())
+        .merge(super::snapshots::routes())
+        .merge(super::jobs::routes())
         .merge(super::faults::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            super::jobs::track,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),
             super::faults::inject,
@@ -130,6 +141,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
             engine.clone(),
             require_login,
         ))
+        .layer(axum::middleware::from_fn(faults_as_asked))
         .with_state(engine)
 }
 
@@ -234,11 +246,7 @@ pub(crate) fn unauthorized() -> Response {
 
 /// JSON or XML, as the request's `Accept` asks (JSON by default).
 pub fn represent(headers: &HeaderMap, tag: &str, value: &Value) -> Response {
-    let wants_xml = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("xml") && !a.contains("json"));
-    if wants_xml {
+    if wants_xml(headers) {
         (
             [(header::CONTENT_TYPE, "application/xml")],
             to_xml(tag, value),
@@ -247,6 +255,52 @@ pub fn represent(headers: &HeaderMap, tag: &str, value: &Value) -> Response {
     } else {
         Json(value.clone()).into_response()
     }
+}
+
+fn wants_xml(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("xml") && !a.contains("json"))
+}
+
+/// Middleware: an error body goes out as the client asked, as the engine's do: a client that
+/// accepts XML only (the SDK) gets `<fault><reason/><detail/></fault>`, whatever produced the
+/// error (a handler, an injected fault, a body the framework refused). 401's HTML page and
+/// empty bodies stay as they are.
+pub async fn faults_as_asked(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let xml = wants_xml(request.headers());
+    let response = next.run(request).await;
+    let status = response.status();
+    if !xml || status.as_u16() < 400 || status == StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.contains("json"));
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return status.into_response();
+    };
+    if bytes.is_empty() {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    let fault = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) if is_json => value,
+        _ => json!({"reason": status.canonical_reason().unwrap_or("Error"),
+                    "detail": String::from_utf8_lossy(&bytes)}),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/xml")],
+        to_xml("fault", &fault),
+    )
+        .into_response()
 }
 
 /// The user a request was authenticated as, put there by [`require_login`].
@@ -309,4 +363,87 @@ async fn root(headers: HeaderMap, axum::Extension(User(user)): axum::Extension<U
         "time": Utc::now().timestamp_millis(),
     });
     represent(&headers, "api", &body)
+}
+
+/// The engine's fault document: `reason` "Operation Failed", the messages in brackets.
+pub(crate) fn fault(status: StatusCode, detail: &str) -> Response {
+    (
+        status,
+        Json(json!({"reason": "Operation Failed", "detail": format!("[{detail}]")})),
+    )
+        .into_response()
+}
+
+/// A missing mandatory field (400, reason "Incomplete parameters").
+pub(crate) fn incomplete(detail: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"reason": "Incomplete parameters", "detail": detail})),
+    )
+        .into_response()
+}
+
+/// An unknown id: 404 with an empty body.
+pub(crate) fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// 201 with the new object and its `Location`.
+pub(crate) fn created(headers: &HeaderMap, tag: &str, body: &Value) -> Response {
+    let mut response = represent(headers, tag, body);
+    *response.status_mut() = StatusCode::CREATED;
+    if let Some(location) = body["href"].as_str().and_then(|h| h.parse().ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// The answer to an action (`POST …/finalize`, `…/start`): `<action><status>complete`.
+pub(crate) fn action_complete(headers: &HeaderMap) -> Response {
+    represent(headers, "action", &json!({"status": "complete"}))
+}
+
+impl Engine {
+    /// Saves the inventory when the engine keeps state (a restart finds it).
+    pub(crate) fn save(&self, inventory: &Inventory) {
+        if let Some(state) = &self.state
+            && let Err(e) = inventory.save(state)
+        {
+            tracing::warn!("saving the inventory: {e}");
+        }
+    }
+}
+
+/// Why the engine refuses a call, before it is answered: a small value that checks can return
+/// (`Result<_, Refusal>`), made into the engine's response at the edge.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// 404 with an empty body.
+    NotFound,
+    /// A fault document with this status.
+    Fault(StatusCode, String),
+    /// A missing mandatory field.
+    Incomplete(String),
+}
+
+impl Refusal {
+    /// A fault document.
+    pub(crate) fn fault(status: StatusCode, detail: &str) -> Self {
+        Refusal::Fault(status, detail.to_owned())
+    }
+
+    /// A missing mandatory field.
+    pub(crate) fn incomplete(detail: &str) -> Self {
+        Refusal::Incomplete(detail.to_owned())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::NotFound => not_found(),
+            Refusal::Fault(status, detail) => fault(status, &detail),
+            Refusal::Incomplete(detail) => incomplete(&detail),
+        }
+    }
 }

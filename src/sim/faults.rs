@@ -8,6 +8,11 @@
 //! `POST /ovsim/admin/lock` `{"kind": "vm"|"disk", "id": "…", "locked": true}`.
 //! `POST /ovsim/admin/guest-write` `{"disk": "…", "offset": 0, "length": 65536, "pattern": 51}`
 //! (`pattern` null writes zeroes): the guest writes, and its disk's checkpoints record it.
+//! `POST /ovsim/admin/cut` `{"transfer": "…"|null, "after_bytes": 0}`: the next (or that)
+//! transfer's export dies once that much has moved, as a cut data connection.
+//! `POST /ovsim/admin/lose-bitmap` `{"disk": "…", "checkpoint": "…"|null}`: the checkpoint's
+//! bitmap (or all of them) leaves the disk, as after an unclean shutdown.
+//! `POST /ovsim/admin/checkpoint-state` `{"vm": "…", "checkpoint": "…", "state": "invalid"}`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,6 +97,9 @@ pub fn routes() -> axum::Router<Arc<Engine>> {
         .route("/ovsim/admin/faults", post(add).delete(clear))
         .route("/ovsim/admin/lock", post(lock))
         .route("/ovsim/admin/guest-write", post(guest_write))
+        .route("/ovsim/admin/cut", post(cut))
+        .route("/ovsim/admin/lose-bitmap", post(lose_bitmap))
+        .route("/ovsim/admin/checkpoint-state", post(checkpoint_state))
 }
 
 /// Middleware: answers an injected fault instead of the route, or after a delay.
@@ -196,6 +204,79 @@ async fn guest_write(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),
     }
+}
+
+async fn cut(
+    State(engine): State<Arc<Engine>>,
+    Json(cut): Json<super::transfers::Cut>,
+) -> Response {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return (StatusCode::CONFLICT, "the data plane is not running").into_response();
+    };
+    plane.arm_cut(cut);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoseBitmap {
+    disk: String,
+    checkpoint: Option<String>,
+}
+
+/// The unclean-shutdown case: a checkpoint's bitmap is gone from a disk, while the engine still
+/// lists the checkpoint; the next incremental backup of it fails.
+async fn lose_bitmap(
+    State(engine): State<Arc<Engine>>,
+    Json(request): Json<LoseBitmap>,
+) -> Response {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return (StatusCode::CONFLICT, "the data plane is not running").into_response();
+    };
+    let image = plane.image(&request.disk);
+    if !image.path().exists() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let removed = tokio::task::spawn_blocking(move || {
+        let names: Vec<String> = image
+            .checkpoints()?
+            .into_iter()
+            .map(|b| b.name)
+            .filter(|n| request.checkpoint.as_ref().is_none_or(|c| c == n))
+            .collect();
+        names.iter().try_for_each(|n| image.remove_checkpoint(n))
+    })
+    .await
+    .expect("the bitmap task does not panic");
+    match removed {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointState {
+    vm: String,
+    checkpoint: String,
+    state: String,
+}
+
+async fn checkpoint_state(
+    State(engine): State<Arc<Engine>>,
+    Json(request): Json<CheckpointState>,
+) -> Response {
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(checkpoint) = inventory
+        .checkpoints
+        .iter_mut()
+        .find(|c| c.id == request.checkpoint && c.vm == request.vm)
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    checkpoint.state = request.state;
+    engine.save(&inventory);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[cfg(test)]

@@ -112,6 +112,103 @@ pub struct Inventory {
     pub vms: Vec<Vm>,
     /// Disks.
     pub disks: Vec<Disk>,
+    /// Checkpoints of VMs' disks (each a bitmap of that name in every disk it covers).
+    #[serde(default)]
+    pub checkpoints: Vec<Checkpoint>,
+    /// Backups, running and ended.
+    #[serde(default)]
+    pub backups: Vec<Backup>,
+    /// Snapshots (the "Active VM" one is implicit).
+    #[serde(default)]
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// A checkpoint: the point a later incremental backup starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Id (also the name of its bitmap in each disk).
+    pub id: String,
+    /// The VM's id.
+    pub vm: String,
+    /// The previous checkpoint of the VM.
+    pub parent_id: Option<String>,
+    /// Epoch milliseconds.
+    pub creation_date: i64,
+    /// `created` or `invalid`.
+    pub state: String,
+    /// The disks it covers.
+    pub disks: Vec<String>,
+}
+
+/// A VM backup (section 6 of the API page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// Id.
+    pub id: String,
+    /// The VM's id.
+    pub vm: String,
+    /// `initializing`, `starting`, `ready`, `finalizing`, `succeeded`, `failed`.
+    pub phase: String,
+    /// The checkpoint an incremental backup starts from.
+    pub from_checkpoint_id: Option<String>,
+    /// The checkpoint this backup creates (shown from `ready` on).
+    pub to_checkpoint_id: String,
+    /// The disks, each `full` or `incremental`.
+    pub disks: Vec<BackupDisk>,
+    /// The client's description.
+    pub description: String,
+    /// Epoch milliseconds.
+    pub creation_date: i64,
+    /// Epoch milliseconds.
+    pub modification_date: i64,
+    /// The temporary snapshot that holds the backup's point in time.
+    pub snapshot: String,
+    /// Why it will fail at the next poll (a lost bitmap).
+    pub failure: Option<String>,
+}
+
+impl Backup {
+    /// Whether it still holds its disks (not `succeeded` or `failed`).
+    pub fn is_running(&self) -> bool {
+        !matches!(self.phase.as_str(), "succeeded" | "failed")
+    }
+
+    /// Its disk ids.
+    pub fn disk_ids(&self) -> Vec<String> {
+        self.disks.iter().map(|d| d.id.clone()).collect()
+    }
+}
+
+/// A disk of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupDisk {
+    /// The disk id.
+    pub id: String,
+    /// `full` or `incremental`.
+    pub mode: String,
+}
+
+/// A snapshot of a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Id.
+    pub id: String,
+    /// The VM's id.
+    pub vm: String,
+    /// The client's description.
+    pub description: String,
+    /// Epoch milliseconds.
+    pub date: i64,
+    /// `locked` or `ok`.
+    pub status: String,
+    /// Whether memory was saved.
+    pub persist_memorystate: bool,
+    /// The disks it covers.
+    pub disks: Vec<String>,
+    /// Polls left in `locked` (creation), or until it disappears (deletion).
+    pub settle_polls: u32,
+    /// Being deleted: gone when `settle_polls` reaches 0.
+    pub removing: bool,
 }
 
 /// An object with an id and a name.
@@ -140,6 +237,12 @@ pub struct Vm {
     pub memory: u64,
     /// Attached disks, in order.
     pub attachments: Vec<Attachment>,
+    /// Statuses still to pass through, one per poll (`wait_for_launch`, `powering_up`, `up`).
+    #[serde(default)]
+    pub pending_status: Vec<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A disk attachment (its id is the disk's).
@@ -173,6 +276,9 @@ pub struct Disk {
     /// Polls left before a `locked` new disk turns `ok` (each engine phase takes a poll).
     #[serde(default)]
     pub settle_polls: u32,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A stable id for an object of `kind` named `name`.
@@ -252,6 +358,7 @@ impl Inventory {
                 status: "ok".into(),
                 storage_domain: find(&self.storage_domains, &seed_disk.storage_domain),
                 settle_polls: 0,
+                description: String::new(),
             });
             attachments.push(Attachment {
                 disk: id,
@@ -271,6 +378,8 @@ impl Inventory {
                 .flatten(),
             memory: seed.memory_mib * MIB,
             attachments,
+            pending_status: Vec::new(),
+            description: String::new(),
         });
         Ok(())
     }
@@ -282,15 +391,62 @@ impl Inventory {
     pub fn load_or_seed(state: &Path, seed: Option<&Seed>) -> Result<Self, SimError> {
         let path = state.join("inventory.json");
         if let Ok(text) = fs_err::read_to_string(&path) {
-            return serde_json::from_str(&text).map_err(|e| SimError::Start {
-                program: "ovsim".into(),
-                why: format!("{} is not an inventory: {e}", path.display()),
-            });
+            let mut inventory: Inventory =
+                serde_json::from_str(&text).map_err(|e| SimError::Start {
+                    program: "ovsim".into(),
+                    why: format!("{} is not an inventory: {e}", path.display()),
+                })?;
+            inventory.release_transfer_locks();
+            return Ok(inventory);
         }
         let inventory =
             Inventory::from_seed(seed.unwrap_or(&Seed::default()), &state.join("disks"))?;
         inventory.save(state)?;
         Ok(inventory)
+    }
+
+    /// After a restart no image transfer survives (their exports died with the old process), so
+    /// the disks they locked are unlocked; disks of a running backup stay locked until it is
+    /// finalized.
+    fn release_transfer_locks(&mut self) {
+        let in_backup: Vec<String> = self
+            .backups
+            .iter()
+            .filter(|b| b.is_running())
+            .flat_map(|b| b.disks.iter().map(|d| d.id.clone()))
+            .collect();
+        for disk in &mut self.disks {
+            if disk.status == "locked" && disk.settle_polls == 0 && !in_backup.contains(&disk.id) {
+                disk.status = "ok".into();
+            }
+        }
+    }
+
+    /// The VM with `id`.
+    pub fn vm(&self, id: &str) -> Option<&Vm> {
+        self.vms.iter().find(|vm| vm.id == id)
+    }
+
+    /// The VM with `id`, to change.
+    pub fn vm_mut(&mut self, id: &str) -> Option<&mut Vm> {
+        self.vms.iter_mut().find(|vm| vm.id == id)
+    }
+
+    /// The disk with `id`, to change.
+    pub fn disk_mut(&mut self, id: &str) -> Option<&mut Disk> {
+        self.disks.iter_mut().find(|d| d.id == id)
+    }
+
+    /// Sets the status of the disks with these ids.
+    pub fn set_disk_status(&mut self, ids: &[String], status: &str) {
+        for disk in self.disks.iter_mut().filter(|d| ids.contains(&d.id)) {
+            disk.status = status.into();
+        }
+    }
+
+    /// The running backup of a VM, if any.
+    pub fn running_backup(&self, vm: &str) -> Option<&Backup> {
+        self.backups.iter().find(|b| b.vm == vm && b.is_running())
     }
 
     /// Saves it atomically.

@@ -10,18 +10,26 @@
 //! - [`imageio`]: the `ovirt-imageio` daemon and its tickets.
 //! - [`nbd`]: `qemu-nbd` exports of a disk.
 //! - [`disk`]: disks, guest writes, checkpoints, and the point-in-time view a backup reads.
+//! - [`api`], [`body`], [`xml`]: the REST control plane's login, representations and faults.
+//! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources.
+//! - [`faults`]: fault injection and guest activity for tests and drills.
 
 pub mod api;
+pub mod backups;
+pub mod body;
 pub mod disk;
 pub mod faults;
 pub mod imageio;
 pub mod inventory;
+pub mod jobs;
 pub mod nbd;
 pub mod pki;
 pub mod process;
 pub mod resources;
 pub mod server;
+pub mod snapshots;
 pub mod transfers;
+pub mod vms;
 pub mod xml;
 
 /// What can go wrong running the data plane.

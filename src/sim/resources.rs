@@ -7,12 +7,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, represent};
+use super::api::{API, Engine, created, fault, not_found, represent};
+use super::body::{Body, Number};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
 
 /// The routes of the inventory.
@@ -111,21 +112,19 @@ fn flag(value: bool) -> &'static str {
     if value { "true" } else { "false" }
 }
 
-fn not_found() -> Response {
-    StatusCode::NOT_FOUND.into_response()
-}
-
 /// Runs `answer` on the inventory (requests here were authenticated by `api::require_login`).
 fn with_inventory(engine: &Engine, answer: impl FnOnce(&Inventory) -> Response) -> Response {
     let inventory = engine.inventory.lock().expect("inventory lock");
     answer(&inventory)
 }
 
-fn vm_json(vm: &Vm) -> Value {
+/// A VM in the engine's shape.
+pub(crate) fn vm_json(vm: &Vm) -> Value {
     let link = |rel: &str| json!({"href": format!("{}/{rel}", href("vms", &vm.id)), "rel": rel});
     let mut body = json!({
         "id": vm.id, "href": href("vms", &vm.id), "name": vm.name,
         "link": [link("diskattachments"), link("snapshots"), link("backups"), link("checkpoints")],
+        "description": vm.description,
         "memory": vm.memory.to_string(), "type": "server", "stateless": "false",
         "status": vm.status,
         "cluster": reference("clusters", &vm.cluster),
@@ -138,7 +137,8 @@ fn vm_json(vm: &Vm) -> Value {
     body
 }
 
-fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
+/// A disk attachment in the engine's shape.
+pub(crate) fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
     json!({
         "id": attachment.disk,
         "href": format!("{}/diskattachments/{}", href("vms", &vm.id), attachment.disk),
@@ -153,7 +153,7 @@ fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
 fn disk_json(disk: &Disk) -> Value {
     json!({
         "id": disk.id, "href": href("disks", &disk.id),
-        "alias": disk.alias, "name": disk.alias, "description": "",
+        "alias": disk.alias, "name": disk.alias, "description": disk.description,
         "backup": "incremental", "content_type": "data", "format": disk.format,
         "propagate_errors": "false", "provisioned_size": disk.provisioned_size.to_string(),
         "qcow_version": "qcow2_v3", "shareable": "false", "sparse": "true", "status": disk.status,
@@ -183,10 +183,15 @@ async fn vm(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    with_inventory(&engine, |inv| match inv.vms.iter().find(|vm| vm.id == id) {
-        Some(vm) => represent(&headers, "vm", &vm_json(vm)),
-        None => not_found(),
-    })
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(vm) = inventory.vm_mut(&id) else {
+        return not_found();
+    };
+    let body = vm_json(vm);
+    if !vm.pending_status.is_empty() {
+        vm.status = vm.pending_status.remove(0);
+    }
+    represent(&headers, "vm", &body)
 }
 
 async fn attachments(
@@ -260,25 +265,9 @@ async fn disk(
         if disk.settle_polls == 0 {
             disk.status = "ok".into();
         }
+        engine.save(&inventory);
     }
     represent(&headers, "disk", &body)
-}
-
-/// A number the engine may send as a JSON number or a string of digits.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Number {
-    Plain(u64),
-    Text(String),
-}
-
-impl Number {
-    fn value(&self) -> Option<u64> {
-        match self {
-            Number::Plain(n) => Some(*n),
-            Number::Text(t) => t.parse().ok(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +275,7 @@ struct NewDisk {
     id: Option<String>,
     name: Option<String>,
     alias: Option<String>,
+    description: Option<String>,
     provisioned_size: Option<Number>,
     format: Option<String>,
     storage_domains: Option<NewDiskDomains>,
@@ -302,16 +292,11 @@ struct DomainRef {
     name: Option<String>,
 }
 
-fn bad_request(detail: &str) -> Response {
-    let body = json!({"reason": "Operation Failed", "detail": format!("[{detail}]")});
-    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
-}
-
 /// `POST /disks`: a new, empty qcow2 disk in a storage domain; `locked` for one poll, then `ok`.
 async fn add_disk(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
-    axum::Json(request): axum::Json<NewDisk>,
+    Body(request): Body<NewDisk>,
 ) -> Response {
     let Some(size) = request
         .provisioned_size
@@ -319,11 +304,17 @@ async fn add_disk(
         .and_then(Number::value)
         .filter(|s| *s > 0)
     else {
-        return bad_request("Cannot add Virtual Disk: provisioned_size is required");
+        return fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add Virtual Disk: provisioned_size is required",
+        );
     };
     let format = request.format.clone().unwrap_or_default();
     if !matches!(format.as_str(), "cow" | "raw") {
-        return bad_request("Cannot add Virtual Disk: format must be cow or raw");
+        return fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add Virtual Disk: format must be cow or raw",
+        );
     }
     let wanted = request
         .storage_domains
@@ -343,21 +334,30 @@ async fn add_disk(
         })
     };
     let Some(domain) = domain else {
-        return bad_request("Cannot add Virtual Disk: Storage Domain doesn't exist");
+        return fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add Virtual Disk: Storage Domain doesn't exist",
+        );
     };
-    let (Some(plane), Some(state)) = (engine.data_plane.as_ref(), engine.state.as_ref()) else {
-        return bad_request("Cannot add Virtual Disk: no host is up");
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add Virtual Disk: no host is up",
+        );
     };
     let id = request
         .id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let path = plane.disks.join(format!("{id}.qcow2"));
-    let created = tokio::task::spawn_blocking(move || super::disk::DiskImage::create(&path, size))
+    let made = tokio::task::spawn_blocking(move || super::disk::DiskImage::create(&path, size))
         .await
         .expect("the disk task does not panic");
-    if let Err(e) = created {
-        return bad_request(&format!("Cannot add Virtual Disk: {e}"));
+    if let Err(e) = made {
+        return fault(
+            StatusCode::BAD_REQUEST,
+            &format!("Cannot add Virtual Disk: {e}"),
+        );
     }
     let alias = request
         .alias
@@ -371,16 +371,13 @@ async fn add_disk(
         status: "locked".into(),
         storage_domain: domain,
         settle_polls: 1,
+        description: request.description.unwrap_or_default(),
     };
     let body = disk_json(&disk);
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     inventory.disks.push(disk);
-    if let Err(e) = inventory.save(state) {
-        tracing::warn!("saving the inventory: {e}");
-    }
-    let mut response = represent(&headers, "disk", &body);
-    *response.status_mut() = StatusCode::CREATED;
-    response
+    engine.save(&inventory);
+    created(&headers, "disk", &body)
 }
 
 #[derive(Clone, Copy)]

@@ -1,24 +1,33 @@
-//! Image transfers (section 7 of the API page), downloads and uploads of whole disks: each is a
-//! `qemu-nbd` export of the disk's qcow2 file behind a ticket of the real `ovirt-imageio` daemon.
-//! Phases move as the engine's do, each taking at least one poll: `initializing` ->
-//! `transferring` -> (`finalize`) `finalizing_success` -> `finished_success`, or (`cancel`)
-//! `cancelled_user` -> `finished_cleanup`. The ticket is removed and the export stopped on
-//! finalize and cancel; the disk is `locked` while a transfer holds it.
+//! Image transfers (section 7 of the API page): downloads and uploads of whole disks, and
+//! downloads of a backup's disks. Each is a `qemu-nbd` export of the disk's qcow2 file behind a
+//! ticket of the real `ovirt-imageio` daemon; a backup's incremental disk is exported with the
+//! `from_checkpoint_id` bitmap, so imageio serves its dirty extents. Phases move as the engine's
+//! do, each taking at least one poll: `initializing` -> `transferring` -> (`finalize`)
+//! `finalizing_success` -> `finished_success`, or (`cancel`) `cancelled_user` ->
+//! `finished_cleanup`. A watcher plays the engine's monitor: a client idle longer than
+//! `inactivity_timeout` gets the transfer cancelled (`cancelled_system` -> `finished_failure`)
+//! or paused per `timeout_policy`, and an injected cut kills the export mid-transfer. The ticket
+//! is removed and the export stopped whenever a transfer ends; cancelling an upload removes its
+//! disk. The disk is `locked` while a transfer (or its backup) holds it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, represent};
+use super::api::{API, Engine, Refusal, action_complete, created, fault, not_found, represent};
+use super::body::{Body, Number, Reference};
+use super::disk::DiskImage;
 use super::imageio::{Imageio, Ticket};
+use super::inventory::Inventory;
 use super::nbd::{ExportOptions, NbdExport};
 
 /// The data plane the transfers use.
@@ -31,6 +40,19 @@ pub struct DataPlane {
     /// Where export sockets and logs go.
     pub run: PathBuf,
     transfers: Mutex<HashMap<String, Transfer>>,
+    cuts: Mutex<Vec<Cut>>,
+}
+
+/// An armed cut of the data connection: the export of a matching transfer is killed once its
+/// ticket has moved `after_bytes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cut {
+    /// The transfer, or any (`None`).
+    pub transfer: Option<String>,
+    /// Bytes moved before the cut.
+    #[serde(default)]
+    pub after_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -40,6 +62,10 @@ struct Transfer {
     phase: &'static str,
     export: Option<NbdExport>,
     url: String,
+    backup: Option<String>,
+    inactivity_timeout: u64,
+    timeout_policy: String,
+    host: String,
 }
 
 impl DataPlane {
@@ -50,6 +76,50 @@ impl DataPlane {
             disks,
             run,
             transfers: Mutex::new(HashMap::new()),
+            cuts: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The qcow2 image of a disk.
+    pub fn image(&self, disk: &str) -> DiskImage {
+        DiskImage::open(&self.disks.join(format!("{disk}.qcow2")))
+    }
+
+    /// Arms a cut of the data connection.
+    pub fn arm_cut(&self, cut: Cut) {
+        self.cuts.lock().expect("cuts lock").push(cut);
+    }
+
+    /// Ends the transfers of a backup that its client left open (the backup is finalized).
+    pub async fn end_backup_transfers(&self, backup: &str) {
+        let ids: Vec<String> = self
+            .transfers
+            .lock()
+            .expect("transfers lock")
+            .iter()
+            .filter(|(_, t)| t.backup.as_deref() == Some(backup) && t.export.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.stop(&id, "finished_success").await;
+        }
+    }
+
+    /// Moves a transfer to `phase`, removes its ticket and stops its export.
+    async fn stop(&self, id: &str, phase: &'static str) {
+        let export = {
+            let mut transfers = self.transfers.lock().expect("transfers lock");
+            let Some(transfer) = transfers.get_mut(id) else {
+                return;
+            };
+            transfer.phase = phase;
+            transfer.export.take()
+        };
+        if let Err(e) = self.imageio.remove_ticket(id).await {
+            tracing::warn!(transfer = %id, "removing the ticket: {e}");
+        }
+        if let Some(export) = export {
+            let _ = tokio::task::spawn_blocking(move || export.stop()).await;
         }
     }
 }
@@ -57,55 +127,175 @@ impl DataPlane {
 /// The routes of image transfers.
 pub fn routes() -> Router<Arc<Engine>> {
     Router::new()
-        .route("/ovirt-engine/api/imagetransfers", post(create))
+        .route("/ovirt-engine/api/imagetransfers", post(create).get(list))
         .route("/ovirt-engine/api/imagetransfers/{id}", get(poll))
         .route(
             "/ovirt-engine/api/imagetransfers/{id}/finalize",
             post(finalize),
         )
         .route("/ovirt-engine/api/imagetransfers/{id}/cancel", post(cancel))
-}
-
-#[derive(Deserialize)]
-struct Reference {
-    id: String,
+        .route("/ovirt-engine/api/imagetransfers/{id}/extend", post(extend))
 }
 
 #[derive(Deserialize)]
 struct CreateRequest {
     disk: Option<Reference>,
     image: Option<Reference>,
+    backup: Option<Reference>,
     direction: Option<String>,
-}
-
-/// The engine's fault for a refused action (409 with reason "Operation Failed").
-fn fault(status: StatusCode, detail: &str) -> Response {
-    (
-        status,
-        Json(json!({"reason": "Operation Failed", "detail": format!("[{detail}]")})),
-    )
-        .into_response()
+    format: Option<String>,
+    inactivity_timeout: Option<Number>,
+    timeout_policy: Option<String>,
 }
 
 fn transfer_json(id: &str, t: &Transfer) -> Value {
     let actions: Vec<Value> = ["cancel", "extend", "finalize", "pause", "resume"]
         .map(|rel| json!({"href": format!("{API}/imagetransfers/{id}/{rel}"), "rel": rel}))
         .into();
-    json!({
+    let mut body = json!({
         "id": id, "href": format!("{API}/imagetransfers/{id}"),
         "actions": {"link": actions},
         "active": if t.phase == "transferring" { "true" } else { "false" },
-        "direction": t.direction, "format": "raw", "inactivity_timeout": "60",
-        "phase": t.phase, "shallow": "false", "timeout_policy": "legacy", "transferred": "0",
+        "direction": t.direction, "format": "raw",
+        "inactivity_timeout": t.inactivity_timeout.to_string(),
+        "phase": t.phase, "shallow": "false", "timeout_policy": t.timeout_policy,
+        "transferred": "0",
         "image": {"id": t.disk},
+        "host": {"href": format!("{API}/hosts/{}", t.host), "id": t.host},
         "transfer_url": t.url, "proxy_url": t.url,
+    });
+    if let Some(backup) = &t.backup {
+        body["backup"] = json!({"id": backup});
+    }
+    body
+}
+
+async fn list(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    let found: Vec<Value> = engine.data_plane.as_ref().map_or_else(Vec::new, |plane| {
+        let transfers = plane.transfers.lock().expect("transfers lock");
+        transfers
+            .iter()
+            .map(|(id, t)| transfer_json(id, t))
+            .collect()
+    });
+    represent(
+        &headers,
+        "image_transfers",
+        &json!({ "image_transfer": found }),
+    )
+}
+
+/// What a transfer exports: the disk's image, with a bitmap for an incremental backup disk.
+struct Plan {
+    disk: String,
+    size: u64,
+    bitmap: Option<String>,
+    backup: Option<String>,
+}
+
+/// Checks a request against the inventory and locks what the transfer holds.
+fn admit(inventory: &mut Inventory, request: &CreateRequest) -> Result<(Plan, String), Refusal> {
+    let host = inventory
+        .hosts
+        .first()
+        .map(|h| h.id.clone())
+        .unwrap_or_default();
+    admit_disk(inventory, request).map(|plan| (plan, host))
+}
+
+fn admit_disk(inventory: &mut Inventory, request: &CreateRequest) -> Result<Plan, Refusal> {
+    let Some(disk_id) = request
+        .disk
+        .as_ref()
+        .or(request.image.as_ref())
+        .and_then(|r| r.id.clone())
+    else {
+        return Err(Refusal::incomplete(
+            "ImageTransfer [disk.id|image.id|snapshot.id] required for add",
+        ));
+    };
+    let Some(disk) = inventory.disks.iter().find(|d| d.id == disk_id) else {
+        return Err(Refusal::NotFound);
+    };
+    let (alias, size, format) = (
+        disk.alias.clone(),
+        disk.provisioned_size,
+        disk.format.clone(),
+    );
+    if let Some(backup_id) = request.backup.as_ref().and_then(|b| b.id.clone()) {
+        if request.format.as_deref().unwrap_or(&format) != "raw" {
+            return Err(Refusal::fault(
+                StatusCode::BAD_REQUEST,
+                "Cannot transfer Virtual Disk. The specified format is not applicable for VM backup.",
+            ));
+        }
+        let Some(backup) = inventory.backups.iter().find(|b| b.id == backup_id) else {
+            return Err(Refusal::fault(
+                StatusCode::BAD_REQUEST,
+                "Cannot transfer Virtual Disk. The specified VM backup does not exist.",
+            ));
+        };
+        if backup.phase != "ready" {
+            return Err(Refusal::fault(
+                StatusCode::CONFLICT,
+                &format!(
+                    "Cannot transfer Virtual Disk. The VM backup is not in READY phase, backup phase is {}.",
+                    backup.phase.to_uppercase()
+                ),
+            ));
+        }
+        let Some(member) = backup.disks.iter().find(|d| d.id == disk_id) else {
+            return Err(Refusal::fault(
+                StatusCode::BAD_REQUEST,
+                &format!("Cannot transfer Virtual Disk. Disk {alias} is not part of the backup."),
+            ));
+        };
+        let bitmap = (member.mode == "incremental")
+            .then(|| backup.from_checkpoint_id.clone())
+            .flatten();
+        return Ok(Plan {
+            disk: disk_id,
+            size,
+            bitmap,
+            backup: Some(backup_id),
+        });
+    }
+    if disk.status != "ok" {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            &format!(
+                "Cannot transfer Virtual Disk: The following disks are locked: {alias}. Please try again in a few minutes."
+            ),
+        ));
+    }
+    let running: Vec<&str> = inventory
+        .vms
+        .iter()
+        .filter(|vm| vm.status != "down" && vm.attachments.iter().any(|a| a.disk == disk_id))
+        .map(|vm| vm.name.as_str())
+        .collect();
+    if !running.is_empty() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            &format!(
+                "Cannot transfer Virtual Disk. Disk {alias} is plugged to non-Down VMs: {}.",
+                running.join(", ")
+            ),
+        ));
+    }
+    inventory.set_disk_status(std::slice::from_ref(&disk_id), "locked");
+    Ok(Plan {
+        disk: disk_id,
+        size,
+        bitmap: None,
+        backup: None,
     })
 }
 
 async fn create(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
-    Json(request): Json<CreateRequest>,
+    Body(request): Body<CreateRequest>,
 ) -> Response {
     let Some(plane) = engine.data_plane.as_ref() else {
         return fault(
@@ -113,82 +303,77 @@ async fn create(
             "Cannot transfer Virtual Disk: no host is up",
         );
     };
-    let Some(disk_id) = request.disk.or(request.image).map(|r| r.id) else {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot transfer Virtual Disk: name the disk",
-        );
-    };
-    let direction = request.direction.unwrap_or_else(|| "upload".into());
-    let size = {
+    let (plan, host) = {
         let mut inventory = engine.inventory.lock().expect("inventory lock");
-        let Some(disk) = inventory.disks.iter_mut().find(|d| d.id == disk_id) else {
-            return StatusCode::NOT_FOUND.into_response();
-        };
-        if disk.status != "ok" {
-            return fault(
-                StatusCode::CONFLICT,
-                &format!(
-                    "Cannot transfer Virtual Disk: Disk {} is locked",
-                    disk.alias
-                ),
-            );
+        match admit(&mut inventory, &request) {
+            Ok(plan) => plan,
+            Err(refused) => return refused.into_response(),
         }
-        disk.status = "locked".into();
-        disk.provisioned_size
     };
+    let direction = request.direction.clone().unwrap_or_else(|| "upload".into());
     let id = uuid::Uuid::new_v4().to_string();
-    let image = plane.disks.join(format!("{disk_id}.qcow2"));
-    let socket = plane.run.join(format!("{id}.sock"));
-    let log = plane.run.join("qemu-nbd.log");
     let read_only = direction == "download";
-    let started = tokio::task::spawn_blocking(move || {
-        NbdExport::start(
-            &image,
-            &socket,
-            &log,
-            &ExportOptions {
-                read_only,
-                bitmap: None,
-            },
-        )
-    })
-    .await
-    .expect("the export task does not panic");
+    let (image, socket, log) = (
+        plane.image(&plan.disk).path().to_owned(),
+        plane.run.join(format!("{id}.sock")),
+        plane.run.join("qemu-nbd.log"),
+    );
+    let options = ExportOptions {
+        read_only,
+        bitmap: plan.bitmap.clone(),
+    };
+    let started =
+        tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))
+            .await
+            .expect("the export task does not panic");
+    let release = |engine: &Engine| {
+        if plan.backup.is_none() {
+            unlock(engine, &plan.disk);
+        }
+    };
     let export = match started {
         Ok(export) => export,
         Err(e) => {
-            unlock(&engine, &disk_id);
+            release(&engine);
             return fault(
                 StatusCode::CONFLICT,
                 &format!("Cannot transfer Virtual Disk: {e}"),
             );
         }
     };
+    let inactivity_timeout = request
+        .inactivity_timeout
+        .as_ref()
+        .and_then(Number::value)
+        .unwrap_or(60);
     let ticket = Ticket {
         uuid: id.clone(),
-        size,
+        size: plan.size,
         url: export.url(),
         ops: vec![if read_only { "read" } else { "write" }],
         timeout: 3600,
-        inactivity_timeout: 60,
-        dirty: false,
+        inactivity_timeout,
+        dirty: plan.bitmap.is_some(),
         sparse: true,
         transfer_id: id.clone(),
     };
     if let Err(e) = plane.imageio.add_ticket(&ticket).await {
-        unlock(&engine, &disk_id);
+        release(&engine);
         return fault(
             StatusCode::CONFLICT,
             &format!("Cannot transfer Virtual Disk: {e}"),
         );
     }
     let transfer = Transfer {
-        disk: disk_id,
+        disk: plan.disk,
         direction,
         phase: "initializing",
         export: Some(export),
         url: plane.imageio.transfer_url(&id),
+        backup: plan.backup,
+        inactivity_timeout,
+        timeout_policy: request.timeout_policy.unwrap_or_else(|| "legacy".into()),
+        host,
     };
     let body = transfer_json(&id, &transfer);
     plane
@@ -196,19 +381,13 @@ async fn create(
         .lock()
         .expect("transfers lock")
         .insert(id.clone(), transfer);
-    let mut response = represent(&headers, "image_transfer", &body);
-    *response.status_mut() = StatusCode::CREATED;
-    if let Ok(location) = format!("{API}/imagetransfers/{id}").parse() {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
+    tokio::spawn(watch(engine.clone(), id));
+    created(&headers, "image_transfer", &body)
 }
 
 fn unlock(engine: &Engine, disk_id: &str) {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    if let Some(disk) = inventory.disks.iter_mut().find(|d| d.id == disk_id) {
-        disk.status = "ok".into();
-    }
+    inventory.set_disk_status(&[disk_id.to_owned()], "ok");
 }
 
 /// The next phase after a poll: every transient phase takes at least one poll.
@@ -217,6 +396,7 @@ fn advance(phase: &'static str) -> &'static str {
         "initializing" | "resuming" => "transferring",
         "finalizing_success" => "finished_success",
         "cancelled_user" => "finished_cleanup",
+        "cancelled_system" | "finalizing_failure" => "finished_failure",
         other => other,
     }
 }
@@ -227,18 +407,22 @@ async fn poll(
     Path(id): Path<String>,
 ) -> Response {
     let Some(plane) = engine.data_plane.as_ref() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return not_found();
     };
     let (body, done_disk) = {
         let mut transfers = plane.transfers.lock().expect("transfers lock");
         let Some(transfer) = transfers.get_mut(&id) else {
-            return StatusCode::NOT_FOUND.into_response();
+            return not_found();
         };
         let body = transfer_json(&id, transfer);
         let before = transfer.phase;
         transfer.phase = advance(before);
         let finished = transfer.phase != before && transfer.phase.starts_with("finished");
-        (body, finished.then(|| transfer.disk.clone()))
+        let holds_disk = transfer.backup.is_none();
+        (
+            body,
+            (finished && holds_disk).then(|| transfer.disk.clone()),
+        )
     };
     if let Some(disk) = done_disk {
         unlock(&engine, &disk);
@@ -254,7 +438,27 @@ async fn cancel(state: State<Arc<Engine>>, headers: HeaderMap, id: Path<String>)
     end(state, headers, id, "cancelled_user").await
 }
 
-/// Finalize or cancel: the ticket removed, the export stopped, the phase moved on.
+/// `extend`: the client is alive (imageio sees its requests; nothing to change here).
+async fn extend(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let known = engine.data_plane.as_ref().is_some_and(|p| {
+        p.transfers
+            .lock()
+            .expect("transfers lock")
+            .contains_key(&id)
+    });
+    if known {
+        action_complete(&headers)
+    } else {
+        not_found()
+    }
+}
+
+/// Finalize or cancel: the ticket removed, the export stopped, the phase moved on; a cancelled
+/// upload's disk is removed, as the engine does.
 async fn end(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
@@ -262,27 +466,120 @@ async fn end(
     phase: &'static str,
 ) -> Response {
     let Some(plane) = engine.data_plane.as_ref() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return not_found();
     };
-    let export = {
-        let mut transfers = plane.transfers.lock().expect("transfers lock");
-        let Some(transfer) = transfers.get_mut(&id) else {
-            return StatusCode::NOT_FOUND.into_response();
+    let upload_disk = {
+        let transfers = plane.transfers.lock().expect("transfers lock");
+        let Some(transfer) = transfers.get(&id) else {
+            return not_found();
         };
-        if transfer.phase.starts_with("finished") || transfer.phase.starts_with("finalizing") {
+        if transfer.phase.starts_with("finished")
+            || transfer.phase.starts_with("finalizing")
+            || transfer.phase.starts_with("cancelled")
+        {
             return fault(
                 StatusCode::CONFLICT,
-                "Cannot finalize or cancel a transfer that is ending",
+                &format!(
+                    "Cannot {} Image Transfer: the transfer is {}",
+                    if phase == "cancelled_user" {
+                        "cancel"
+                    } else {
+                        "finalize"
+                    },
+                    transfer.phase
+                ),
             );
         }
-        transfer.phase = phase;
-        transfer.export.take()
+        (transfer.direction == "upload").then(|| transfer.disk.clone())
     };
-    if let Err(e) = plane.imageio.remove_ticket(&id).await {
-        tracing::warn!(transfer = %id, "removing the ticket: {e}");
+    plane.stop(&id, phase).await;
+    if phase == "cancelled_user"
+        && let Some(disk) = upload_disk
+    {
+        remove_disk(&engine, plane, &disk).await;
     }
+    action_complete(&headers)
+}
+
+/// Removes a disk (a cancelled or timed-out upload's) from the inventory and the storage.
+async fn remove_disk(engine: &Engine, plane: &DataPlane, disk: &str) {
+    let path = plane.image(disk).path().to_owned();
+    let _ = tokio::task::spawn_blocking(move || fs_err::remove_file(path)).await;
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    inventory.disks.retain(|d| d.id != disk);
+    for vm in &mut inventory.vms {
+        vm.attachments.retain(|a| a.disk != disk);
+    }
+    engine.save(&inventory);
+}
+
+/// The engine's monitor of one transfer, until it ends: applies `inactivity_timeout` and armed
+/// cuts, reading the daemon's ticket (`idle_time`, `transferred`).
+async fn watch(engine: Arc<Engine>, id: String) {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (phase, idle_limit, upload, policy) = {
+            let transfers = plane.transfers.lock().expect("transfers lock");
+            let Some(t) = transfers.get(&id) else { return };
+            if t.export.is_none() {
+                return;
+            }
+            (
+                t.phase,
+                t.inactivity_timeout,
+                t.direction == "upload",
+                t.timeout_policy.clone(),
+            )
+        };
+        let Ok(Some(info)) = plane.imageio.ticket_info(&id).await else {
+            continue;
+        };
+        let number = |key: &str| info[key].as_f64().unwrap_or(0.0);
+        cut_if_armed(plane, &id, number("transferred") as u64).await;
+        let idle = number("idle_time");
+        if phase == "transferring" && idle_limit > 0 && idle >= idle_limit as f64 {
+            tracing::warn!(transfer = %id, "client idle for {idle} s: timing out ({policy})");
+            let pause = policy == "pause" || (policy == "legacy" && upload);
+            if pause {
+                plane.stop(&id, "paused_system").await;
+            } else {
+                plane.stop(&id, "cancelled_system").await;
+                if upload && let Some(disk) = disk_of(plane, &id) {
+                    remove_disk(&engine, plane, &disk).await;
+                }
+            }
+            return;
+        }
+    }
+}
+
+fn disk_of(plane: &DataPlane, id: &str) -> Option<String> {
+    let transfers = plane.transfers.lock().expect("transfers lock");
+    transfers.get(id).map(|t| t.disk.clone())
+}
+
+/// Kills the export of transfer `id` when an armed cut matches it and enough has moved; the
+/// ticket stays, so the client's next requests fail as a cut connection does.
+async fn cut_if_armed(plane: &DataPlane, id: &str, transferred: u64) {
+    let fired = {
+        let mut cuts = plane.cuts.lock().expect("cuts lock");
+        let index = cuts.iter().position(|c| {
+            c.transfer.as_deref().is_none_or(|t| t == id) && transferred >= c.after_bytes
+        });
+        index.map(|i| cuts.remove(i)).is_some()
+    };
+    if !fired {
+        return;
+    }
+    tracing::warn!(transfer = %id, "cutting the data connection after {transferred} bytes");
+    let export = {
+        let mut transfers = plane.transfers.lock().expect("transfers lock");
+        transfers.get_mut(id).and_then(|t| t.export.take())
+    };
     if let Some(export) = export {
         let _ = tokio::task::spawn_blocking(move || export.stop()).await;
     }
-    represent(&headers, "action", &json!({"status": "complete"}))
 }

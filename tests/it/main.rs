@@ -4,9 +4,11 @@
 mod build;
 mod captures;
 mod dataplane;
+mod engine;
 mod normalize;
 mod purity;
 mod schedules;
 mod sim_api;
+mod sim_flows;
 mod support;
 mod validate;

@@ -406,11 +406,47 @@ async fn a_download_transfer_serves_the_disk_through_the_real_daemon() {
 
     let request =
         serde_json::json!({"disk": {"id": disk_id}, "direction": "download", "format": "raw"});
-    let created = http
-        .post(format!("{api}/imagetransfers"))
-        .header("Authorization", &bearer)
-        .json(&request)
-        .send()
+    let post = |url: String, body: serde_json::Value| {
+        http.post(url)
+            .header("Authorization", &bearer)
+            .json(&body)
+            .send()
+    };
+    let refused = post(format!("{api}/imagetransfers"), request.clone())
+        .await
+        .expect("POST");
+    assert_eq!(
+        refused.status(),
+        409,
+        "a running VM's disk is not downloaded"
+    );
+    let fault: serde_json::Value = refused.json().await.expect("fault");
+    assert!(
+        fault["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("non-Down VMs: web 01")),
+        "{fault}"
+    );
+    let vm = &get_json(
+        &http,
+        &bearer,
+        &format!("{api}/vms?search=name%3D%22web%2001%22"),
+    )
+    .await["vm"][0];
+    let stop = post(
+        format!(
+            "{}/stop",
+            vm["href"]
+                .as_str()
+                .map(|h| format!("{}{h}", sim.base_url()))
+                .expect("href")
+        ),
+        serde_json::json!({}),
+    )
+    .await
+    .expect("POST stop");
+    assert_eq!(stop.status(), 200);
+    let created = post(format!("{api}/imagetransfers"), request.clone())
         .await
         .expect("POST");
     assert_eq!(created.status(), 201);

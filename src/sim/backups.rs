@@ -1,0 +1,621 @@
+//! VM backups and checkpoints (section 6 of the API page), the engine's snapshot-based
+//! ("hybrid") incremental backup on real qcow2 bitmaps.
+//!
+//! Starting a backup adds the new checkpoint's bitmap to each disk and freezes the disk (guest
+//! writes go to an overlay, see `disk.rs`); the backup's image transfers export the frozen disk,
+//! with the `from_checkpoint_id` bitmap for incremental disks. Phases move one per poll:
+//! `initializing` -> `starting` -> `ready` (the checkpoint now exists) -> (finalize)
+//! `finalizing` -> `succeeded`. A disk whose `from_checkpoint_id` bitmap is gone (an unclean
+//! shutdown) makes the backup go `failed`, and the engine forgets all the VM's checkpoints, so
+//! the client must take a full backup.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{API, Engine, Refusal, action_complete, created, fault, not_found, represent};
+use super::body::{Body, Reference};
+use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory};
+
+/// The routes of backups and checkpoints.
+pub fn routes() -> Router<Arc<Engine>> {
+    Router::new()
+        .route("/ovirt-engine/api/vms/{vm}/backups", get(list).post(start))
+        .route("/ovirt-engine/api/vms/{vm}/backups/{id}", get(poll))
+        .route("/ovirt-engine/api/vms/{vm}/backups/{id}/disks", get(disks))
+        .route(
+            "/ovirt-engine/api/vms/{vm}/backups/{id}/finalize",
+            post(finalize),
+        )
+        .route("/ovirt-engine/api/vms/{vm}/checkpoints", get(checkpoints))
+        .route(
+            "/ovirt-engine/api/vms/{vm}/checkpoints/{id}",
+            get(checkpoint).delete(remove_checkpoint),
+        )
+        .route(
+            "/ovirt-engine/api/vms/{vm}/checkpoints/{id}/disks",
+            get(checkpoint_disks),
+        )
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn backup_href(backup: &Backup) -> String {
+    format!("{API}/vms/{}/backups/{}", backup.vm, backup.id)
+}
+
+fn backup_json(backup: &Backup) -> Value {
+    let href = backup_href(backup);
+    let mut body = json!({
+        "id": backup.id, "href": href,
+        "actions": {"link": [{"href": format!("{href}/finalize"), "rel": "finalize"}]},
+        "link": [{"href": format!("{href}/disks"), "rel": "disks"}],
+        "creation_date": backup.creation_date,
+        "modification_date": backup.modification_date,
+        "description": backup.description,
+        "phase": backup.phase,
+        "snapshot": {"id": backup.snapshot},
+        "vm": {"href": format!("{API}/vms/{}", backup.vm), "id": backup.vm},
+    });
+    if let Some(from) = &backup.from_checkpoint_id {
+        body["from_checkpoint_id"] = json!(from);
+    }
+    // The engine stores the new checkpoint only once the host made it.
+    if matches!(backup.phase.as_str(), "ready" | "finalizing" | "succeeded") {
+        body["to_checkpoint_id"] = json!(backup.to_checkpoint_id);
+    }
+    body
+}
+
+fn checkpoint_json(checkpoint: &Checkpoint) -> Value {
+    let href = format!("{API}/vms/{}/checkpoints/{}", checkpoint.vm, checkpoint.id);
+    let mut body = json!({
+        "id": checkpoint.id, "href": href,
+        "link": [{"href": format!("{href}/disks"), "rel": "disks"}],
+        "creation_date": checkpoint.creation_date,
+        "description": "",
+        "state": checkpoint.state,
+        "vm": {"href": format!("{API}/vms/{}", checkpoint.vm), "id": checkpoint.vm},
+    });
+    if let Some(parent) = &checkpoint.parent_id {
+        body["parent_id"] = json!(parent);
+    }
+    body
+}
+
+/// The disks of `ids`, as the backup and checkpoint `disks` sub-collections show them.
+fn disks_json(inventory: &Inventory, ids: &[(String, Option<&str>)]) -> Value {
+    let disks: Vec<Value> = ids
+        .iter()
+        .filter_map(|(id, mode)| {
+            let disk = inventory.disks.iter().find(|d| &d.id == id)?;
+            let mut body = json!({
+                "id": disk.id, "href": format!("{API}/disks/{}", disk.id),
+                "alias": disk.alias, "name": disk.alias, "format": disk.format,
+                "provisioned_size": disk.provisioned_size.to_string(), "status": disk.status,
+                "backup": "incremental",
+            });
+            if let Some(mode) = mode {
+                body["backup_mode"] = json!(mode);
+            }
+            Some(body)
+        })
+        .collect();
+    json!({ "disk": disks })
+}
+
+async fn list(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    if inventory.vm(&vm).is_none() {
+        return not_found();
+    }
+    let found: Vec<Value> = inventory
+        .backups
+        .iter()
+        .filter(|b| b.vm == vm)
+        .map(backup_json)
+        .collect();
+    represent(&headers, "backups", &json!({ "backup": found }))
+}
+
+#[derive(Debug, Deserialize)]
+struct StartRequest {
+    id: Option<String>,
+    from_checkpoint_id: Option<String>,
+    description: Option<String>,
+    disks: Option<DiskList>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DiskList {
+    #[serde(default)]
+    disk: Vec<Reference>,
+}
+
+/// Checks a backup request against the inventory; on success the backup to start.
+fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Backup, Refusal> {
+    let Some(vm) = inventory.vm(vm_id) else {
+        return Err(Refusal::NotFound);
+    };
+    let wanted: Vec<String> = request
+        .disks
+        .map(|d| d.disk.into_iter().filter_map(|r| r.id).collect())
+        .unwrap_or_default();
+    if wanted.is_empty() {
+        return Err(Refusal::incomplete("VmBackup [disks] required for add"));
+    }
+    if !matches!(vm.status.as_str(), "up" | "down") {
+        let status = if vm.status == "image_locked" {
+            "VM is locked. Please try again in a few minutes"
+        } else {
+            "The Virtual Machine should be in Up or Down status"
+        };
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            &format!("Cannot backup VM: {status}."),
+        ));
+    }
+    if inventory.running_backup(vm_id).is_some() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot backup VM. The VM is during a backup operation.",
+        ));
+    }
+    if let Some(id) = &request.id
+        && inventory.backups.iter().any(|b| &b.id == id)
+    {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            &format!("Cannot backup VM. The specified VM backup ID {id} already exists."),
+        ));
+    }
+    let mut locked = Vec::new();
+    for id in &wanted {
+        let disk = inventory.disks.iter().find(|d| &d.id == id);
+        let attached = vm.attachments.iter().any(|a| &a.disk == id && a.active);
+        match disk {
+            Some(disk) if attached && disk.status == "ok" => {}
+            Some(disk) if attached => locked.push(disk.alias.clone()),
+            _ => {
+                return Err(Refusal::fault(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Cannot backup VM. Disk {id} is not attached to the VM."),
+                ));
+            }
+        }
+    }
+    if !locked.is_empty() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            &format!(
+                "Cannot backup VM: The following disks are locked: {}. Please try again in a few minutes.",
+                locked.join(", ")
+            ),
+        ));
+    }
+    let from = match &request.from_checkpoint_id {
+        None => None,
+        Some(id) => {
+            let found = inventory
+                .checkpoints
+                .iter()
+                .find(|c| &c.id == id && c.vm == vm_id);
+            match found {
+                None => {
+                    return Err(Refusal::fault(
+                        StatusCode::BAD_REQUEST,
+                        &format!("Cannot backup VM. Checkpoint ID {id} doesn't exist."),
+                    ));
+                }
+                Some(c) if c.state == "invalid" => {
+                    return Err(Refusal::fault(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "Cannot backup VM. Checkpoint ID {id} is invalid and should be removed."
+                        ),
+                    ));
+                }
+                Some(c) => Some(c),
+            }
+        }
+    };
+    let disks = wanted
+        .iter()
+        .map(|id| BackupDisk {
+            id: id.clone(),
+            mode: if from.is_some_and(|c| c.disks.contains(id)) {
+                "incremental"
+            } else {
+                "full"
+            }
+            .into(),
+        })
+        .collect();
+    let now = now_ms();
+    Ok(Backup {
+        id: request
+            .id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        vm: vm_id.to_owned(),
+        phase: "initializing".into(),
+        from_checkpoint_id: request.from_checkpoint_id,
+        to_checkpoint_id: uuid::Uuid::new_v4().to_string(),
+        disks,
+        description: request.description.unwrap_or_default(),
+        creation_date: now,
+        modification_date: now,
+        snapshot: uuid::Uuid::new_v4().to_string(),
+        failure: None,
+    })
+}
+
+/// `POST /vms/{vm}/backups`: the disks are locked and frozen at this moment.
+async fn start(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+    Body(request): Body<StartRequest>,
+) -> Response {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return fault(StatusCode::CONFLICT, "Cannot backup VM: no host is up.");
+    };
+    let backup = {
+        let mut inventory = engine.inventory.lock().expect("inventory lock");
+        let backup = match admit(&inventory, &vm, request) {
+            Ok(backup) => backup,
+            Err(refused) => return refused.into_response(),
+        };
+        inventory.set_disk_status(&backup.disk_ids(), "locked");
+        inventory.backups.push(backup.clone());
+        backup
+    };
+    let images: Vec<_> = backup
+        .disks
+        .iter()
+        .map(|d| (plane.image(&d.id), d.mode == "incremental"))
+        .collect();
+    let (from, to) = (
+        backup.from_checkpoint_id.clone(),
+        backup.to_checkpoint_id.clone(),
+    );
+    let failure = tokio::task::spawn_blocking(move || {
+        let mut failure = None;
+        for (image, incremental) in &images {
+            if *incremental && let Some(from) = &from {
+                let usable = image.checkpoints().is_ok_and(|bitmaps| {
+                    bitmaps
+                        .iter()
+                        .any(|b| &b.name == from && !b.flags.iter().any(|f| f == "in-use"))
+                });
+                if !usable {
+                    failure = Some(format!(
+                        "the bitmap of checkpoint {from} is missing in {}",
+                        image.path().display()
+                    ));
+                }
+            }
+            if let Err(e) = image.begin_backup(&to) {
+                failure = Some(e.to_string());
+            }
+        }
+        failure
+    })
+    .await
+    .expect("the backup start task does not panic");
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(stored) = inventory.backups.iter_mut().find(|b| b.id == backup.id) else {
+        return not_found();
+    };
+    stored.failure = failure;
+    let body = backup_json(stored);
+    engine.save(&inventory);
+    created(&headers, "backup", &body)
+}
+
+/// What a poll must do after answering.
+enum Next {
+    Nothing,
+    /// The backup failed: thaw the disks, drop the new bitmap, and (a lost bitmap) forget the
+    /// VM's checkpoints.
+    Fail(Box<Backup>),
+}
+
+/// `GET /vms/{vm}/backups/{id}`: answers the current phase, then moves one phase on.
+async fn poll(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let (body, next) = {
+        let mut inventory = engine.inventory.lock().expect("inventory lock");
+        let Some(index) = inventory
+            .backups
+            .iter()
+            .position(|b| b.id == id && b.vm == vm)
+        else {
+            return not_found();
+        };
+        let body = backup_json(&inventory.backups[index]);
+        let next = advance(&mut inventory, index);
+        engine.save(&inventory);
+        (body, next)
+    };
+    if let Next::Fail(backup) = next {
+        fail(&engine, &backup).await;
+    }
+    represent(&headers, "backup", &body)
+}
+
+/// Moves a backup one phase on.
+fn advance(inventory: &mut Inventory, index: usize) -> Next {
+    let backup = &mut inventory.backups[index];
+    backup.modification_date = now_ms();
+    match (backup.phase.as_str(), backup.failure.is_some()) {
+        ("initializing" | "starting", true) => {
+            backup.phase = "failed".into();
+            return Next::Fail(Box::new(backup.clone()));
+        }
+        ("initializing", false) => backup.phase = "starting".into(),
+        ("starting", false) => {
+            backup.phase = "ready".into();
+            let checkpoint = Checkpoint {
+                id: backup.to_checkpoint_id.clone(),
+                vm: backup.vm.clone(),
+                parent_id: None,
+                creation_date: now_ms(),
+                state: "created".into(),
+                disks: backup.disk_ids(),
+            };
+            add_checkpoint(inventory, checkpoint);
+        }
+        ("finalizing", _) => backup.phase = "succeeded".into(),
+        _ => {}
+    }
+    Next::Nothing
+}
+
+/// Records a checkpoint as the newest of its VM's chain.
+fn add_checkpoint(inventory: &mut Inventory, mut checkpoint: Checkpoint) {
+    checkpoint.parent_id = inventory
+        .checkpoints
+        .iter()
+        .filter(|c| c.vm == checkpoint.vm)
+        .max_by_key(|c| c.creation_date)
+        .map(|c| c.id.clone());
+    inventory.checkpoints.push(checkpoint);
+}
+
+/// A failed backup: the guest's writes are committed back, the new bitmap dropped; a lost
+/// bitmap makes the engine forget every checkpoint of the VM (the next backup must be full).
+async fn fail(engine: &Engine, backup: &Backup) {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return;
+    };
+    plane.end_backup_transfers(&backup.id).await;
+    let forgotten: Vec<String> = {
+        let mut inventory = engine.inventory.lock().expect("inventory lock");
+        let ids = inventory
+            .checkpoints
+            .iter()
+            .filter(|c| c.vm == backup.vm)
+            .map(|c| c.id.clone())
+            .collect();
+        inventory.checkpoints.retain(|c| c.vm != backup.vm);
+        ids
+    };
+    tracing::warn!(
+        backup = %backup.id,
+        "VM_INCREMENTAL_BACKUP_FAILED_FULL_VM_BACKUP_NEEDED: {}",
+        backup.failure.as_deref().unwrap_or("the backup failed")
+    );
+    let mut bitmaps = forgotten;
+    bitmaps.push(backup.to_checkpoint_id.clone());
+    thaw(engine, backup, bitmaps).await;
+}
+
+/// Ends the disks' frozen view (committing the guest's writes) and removes `bitmaps` from them,
+/// then unlocks the disks.
+async fn thaw(engine: &Engine, backup: &Backup, bitmaps: Vec<String>) {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return;
+    };
+    let images: Vec<_> = backup.disks.iter().map(|d| plane.image(&d.id)).collect();
+    let ended = tokio::task::spawn_blocking(move || {
+        for image in &images {
+            if let Err(e) = image.end_backup() {
+                tracing::warn!("ending the backup of {}: {e}", image.path().display());
+            }
+            let present: Vec<String> = image
+                .checkpoints()
+                .map(|b| b.into_iter().map(|b| b.name).collect())
+                .unwrap_or_default();
+            for bitmap in bitmaps.iter().filter(|b| present.contains(b)) {
+                if let Err(e) = image.remove_checkpoint(bitmap) {
+                    tracing::warn!("removing bitmap {bitmap}: {e}");
+                }
+            }
+        }
+    });
+    let _ = ended.await;
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    inventory.set_disk_status(&backup.disk_ids(), "ok");
+    engine.save(&inventory);
+}
+
+/// `POST …/finalize`: the backup's transfers end, the disks are thawed and unlocked.
+async fn finalize(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let (backup, was_ready) = {
+        let mut inventory = engine.inventory.lock().expect("inventory lock");
+        let Some(backup) = inventory
+            .backups
+            .iter_mut()
+            .find(|b| b.id == id && b.vm == vm)
+        else {
+            return not_found();
+        };
+        if !backup.is_running() || backup.phase == "finalizing" {
+            return fault(
+                StatusCode::CONFLICT,
+                &format!(
+                    "Cannot finalize VM backup. The VM backup is not in READY phase, backup phase is {}.",
+                    backup.phase.to_uppercase()
+                ),
+            );
+        }
+        let was_ready = backup.phase == "ready";
+        backup.phase = "finalizing".into();
+        backup.modification_date = now_ms();
+        (backup.clone(), was_ready)
+    };
+    if let Some(plane) = engine.data_plane.as_ref() {
+        plane.end_backup_transfers(&backup.id).await;
+    }
+    // A backup finalized before `ready` made no checkpoint: its bitmap goes too.
+    let bitmaps = if was_ready {
+        Vec::new()
+    } else {
+        vec![backup.to_checkpoint_id.clone()]
+    };
+    thaw(&engine, &backup, bitmaps).await;
+    action_complete(&headers)
+}
+
+async fn disks(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(backup) = inventory.backups.iter().find(|b| b.id == id && b.vm == vm) else {
+        return not_found();
+    };
+    let ids: Vec<(String, Option<&str>)> = backup
+        .disks
+        .iter()
+        .map(|d| (d.id.clone(), Some(d.mode.as_str())))
+        .collect();
+    represent(&headers, "disks", &disks_json(&inventory, &ids))
+}
+
+async fn checkpoints(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    if inventory.vm(&vm).is_none() {
+        return not_found();
+    }
+    let found: Vec<Value> = inventory
+        .checkpoints
+        .iter()
+        .filter(|c| c.vm == vm)
+        .map(checkpoint_json)
+        .collect();
+    represent(&headers, "checkpoints", &json!({ "checkpoint": found }))
+}
+
+async fn checkpoint(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    match inventory
+        .checkpoints
+        .iter()
+        .find(|c| c.id == id && c.vm == vm)
+    {
+        Some(c) => represent(&headers, "checkpoint", &checkpoint_json(c)),
+        None => not_found(),
+    }
+}
+
+async fn checkpoint_disks(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(c) = inventory
+        .checkpoints
+        .iter()
+        .find(|c| c.id == id && c.vm == vm)
+    else {
+        return not_found();
+    };
+    let ids: Vec<(String, Option<&str>)> = c.disks.iter().map(|d| (d.clone(), None)).collect();
+    represent(&headers, "disks", &disks_json(&inventory, &ids))
+}
+
+/// `DELETE /vms/{vm}/checkpoints/{id}`: the bitmap leaves every disk; refused during a backup.
+async fn remove_checkpoint(
+    State(engine): State<Arc<Engine>>,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let checkpoint = {
+        let inventory = engine.inventory.lock().expect("inventory lock");
+        let Some(c) = inventory
+            .checkpoints
+            .iter()
+            .find(|c| c.id == id && c.vm == vm)
+        else {
+            return not_found();
+        };
+        if inventory.running_backup(&vm).is_some() {
+            return fault(
+                StatusCode::CONFLICT,
+                "Cannot remove Checkpoint. The VM is during a backup operation.",
+            );
+        }
+        c.clone()
+    };
+    if let Some(plane) = engine.data_plane.as_ref() {
+        let images: Vec<_> = checkpoint.disks.iter().map(|d| plane.image(d)).collect();
+        let bitmap = checkpoint.id.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            images.iter().try_for_each(|image| {
+                let present = image.checkpoints()?.iter().any(|b| b.name == bitmap);
+                if present {
+                    image.remove_checkpoint(&bitmap)?;
+                }
+                Ok::<(), super::SimError>(())
+            })
+        })
+        .await
+        .expect("the bitmap task does not panic");
+        if let Err(e) = removed {
+            return fault(
+                StatusCode::CONFLICT,
+                &format!("Cannot remove Checkpoint: {e}"),
+            );
+        }
+    }
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    inventory.checkpoints.retain(|c| c.id != checkpoint.id);
+    for child in inventory
+        .checkpoints
+        .iter_mut()
+        .filter(|c| c.parent_id.as_deref() == Some(&checkpoint.id))
+    {
+        child.parent_id.clone_from(&checkpoint.parent_id);
+    }
+    engine.save(&inventory);
+    StatusCode::OK.into_response()
+}

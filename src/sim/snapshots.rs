@@ -1,0 +1,298 @@
+//! VM snapshots (section 5 of the API page), as a backup tool meets them: the list always holds
+//! the "Active VM" snapshot; a new snapshot is `locked` (its disks too) for one poll, then
+//! `ok`; a deleted one stays `locked` for one poll, then is gone (404). Snapshots conflict with
+//! backups, transfers and each other (409). They are the engine's records only: ovsim's backups
+//! freeze disks themselves (see `disk.rs`), so no snapshot volume is made here.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{API, Engine, created, fault, incomplete, not_found, represent};
+use super::body::{Body, Flag, Reference};
+use super::inventory::{Inventory, Snapshot, Vm, id_of};
+
+/// The routes of snapshots.
+pub fn routes() -> Router<Arc<Engine>> {
+    Router::new()
+        .route(
+            "/ovirt-engine/api/vms/{vm}/snapshots",
+            get(list).post(create),
+        )
+        .route(
+            "/ovirt-engine/api/vms/{vm}/snapshots/{id}",
+            get(poll).delete(remove),
+        )
+        .route(
+            "/ovirt-engine/api/vms/{vm}/snapshots/{id}/disks",
+            get(disks),
+        )
+}
+
+fn snapshot_json(snapshot: &Snapshot, kind: &str) -> Value {
+    let href = format!("{API}/vms/{}/snapshots/{}", snapshot.vm, snapshot.id);
+    json!({
+        "id": snapshot.id, "href": href,
+        "link": [{"href": format!("{href}/disks"), "rel": "disks"}],
+        "date": snapshot.date,
+        "description": snapshot.description,
+        "persist_memorystate": if snapshot.persist_memorystate { "true" } else { "false" },
+        "snapshot_status": snapshot.status,
+        "snapshot_type": kind,
+        "vm": {"href": format!("{API}/vms/{}", snapshot.vm), "id": snapshot.vm},
+    })
+}
+
+/// The "Active VM" snapshot every VM has.
+fn active(vm: &Vm) -> Snapshot {
+    Snapshot {
+        id: id_of("active-snapshot", &vm.id),
+        vm: vm.id.clone(),
+        description: "Active VM".into(),
+        date: chrono::Utc::now().timestamp_millis(),
+        status: "ok".into(),
+        persist_memorystate: false,
+        disks: vm.attachments.iter().map(|a| a.disk.clone()).collect(),
+        settle_polls: 0,
+        removing: false,
+    }
+}
+
+async fn list(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(vm) = inventory.vm(&vm) else {
+        return not_found();
+    };
+    let mut found = vec![snapshot_json(&active(vm), "active")];
+    found.extend(
+        inventory
+            .snapshots
+            .iter()
+            .filter(|s| s.vm == vm.id)
+            .map(|s| snapshot_json(s, "regular")),
+    );
+    represent(&headers, "snapshots", &json!({ "snapshot": found }))
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotRequest {
+    description: Option<String>,
+    persist_memorystate: Option<Flag>,
+    disk_attachments: Option<AttachmentList>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentList {
+    #[serde(default)]
+    disk_attachment: Vec<AttachmentRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentRef {
+    disk: Option<Reference>,
+}
+
+/// Why a VM's snapshots cannot change now, if they cannot.
+fn conflict(inventory: &Inventory, vm: &Vm) -> Option<Response> {
+    if inventory.running_backup(&vm.id).is_some() {
+        return Some(fault(
+            StatusCode::CONFLICT,
+            "Cannot create Snapshot. The VM is during a backup operation.",
+        ));
+    }
+    if inventory
+        .snapshots
+        .iter()
+        .any(|s| s.vm == vm.id && s.status == "locked")
+    {
+        return Some(fault(
+            StatusCode::CONFLICT,
+            &format!(
+                "Cannot create Snapshot. Snapshot is currently being created for VM {}.",
+                vm.name
+            ),
+        ));
+    }
+    let locked: Vec<&str> = inventory
+        .disks
+        .iter()
+        .filter(|d| d.status == "locked" && vm.attachments.iter().any(|a| a.disk == d.id))
+        .map(|d| d.alias.as_str())
+        .collect();
+    (!locked.is_empty()).then(|| {
+        fault(
+            StatusCode::CONFLICT,
+            &format!(
+                "Cannot create Snapshot: The following disks are locked: {}. Please try again in a few minutes.",
+                locked.join(", ")
+            ),
+        )
+    })
+}
+
+async fn create(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(vm_id): Path<String>,
+    Body(request): Body<SnapshotRequest>,
+) -> Response {
+    let Some(description) = request.description.filter(|d| !d.is_empty()) else {
+        return incomplete("Snapshot [description] required for add");
+    };
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(vm) = inventory.vm(&vm_id) else {
+        return not_found();
+    };
+    if let Some(refused) = conflict(&inventory, vm) {
+        return refused;
+    }
+    let all: Vec<String> = vm.attachments.iter().map(|a| a.disk.clone()).collect();
+    let disks = match request.disk_attachments {
+        None => all,
+        Some(list) => list
+            .disk_attachment
+            .into_iter()
+            .filter_map(|a| a.disk.and_then(|d| d.id))
+            .filter(|d| all.contains(d))
+            .collect(),
+    };
+    let snapshot = Snapshot {
+        id: uuid::Uuid::new_v4().to_string(),
+        vm: vm_id,
+        description,
+        date: chrono::Utc::now().timestamp_millis(),
+        status: "locked".into(),
+        // The engine's default saves memory; a backup tool must ask for false.
+        persist_memorystate: request.persist_memorystate.as_ref().is_none_or(Flag::value),
+        disks,
+        settle_polls: 1,
+        removing: false,
+    };
+    inventory.set_disk_status(&snapshot.disks, "locked");
+    let body = snapshot_json(&snapshot, "regular");
+    inventory.snapshots.push(snapshot);
+    engine.save(&inventory);
+    created(&headers, "snapshot", &body)
+}
+
+/// `GET …/snapshots/{id}`: answers, then moves on (`locked` -> `ok`, or a removal completes).
+async fn poll(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    if let Some(vm) = inventory.vm(&vm)
+        && id == id_of("active-snapshot", &vm.id)
+    {
+        return represent(&headers, "snapshot", &snapshot_json(&active(vm), "active"));
+    }
+    let Some(index) = inventory
+        .snapshots
+        .iter()
+        .position(|s| s.id == id && s.vm == vm)
+    else {
+        return not_found();
+    };
+    let snapshot = &mut inventory.snapshots[index];
+    let body = snapshot_json(snapshot, "regular");
+    snapshot.settle_polls = snapshot.settle_polls.saturating_sub(1);
+    if snapshot.settle_polls == 0 && snapshot.status == "locked" {
+        let (disks, removing) = (snapshot.disks.clone(), snapshot.removing);
+        if removing {
+            inventory.snapshots.remove(index);
+        } else {
+            inventory.snapshots[index].status = "ok".into();
+        }
+        inventory.set_disk_status(&disks, "ok");
+    }
+    engine.save(&inventory);
+    represent(&headers, "snapshot", &body)
+}
+
+/// `DELETE …/snapshots/{id}`: the merge runs "in the background": `locked` for one poll, gone.
+async fn remove(
+    State(engine): State<Arc<Engine>>,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(owner) = inventory.vm(&vm) else {
+        return not_found();
+    };
+    if id == id_of("active-snapshot", &owner.id) {
+        return fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot remove Snapshot. The active snapshot cannot be removed.",
+        );
+    }
+    if inventory.running_backup(&vm).is_some() {
+        return fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Snapshot. The VM is during a backup operation.",
+        );
+    }
+    let Some(snapshot) = inventory
+        .snapshots
+        .iter_mut()
+        .find(|s| s.id == id && s.vm == vm)
+    else {
+        return not_found();
+    };
+    if snapshot.status == "locked" {
+        return fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Snapshot. Snapshot is currently being created or removed.",
+        );
+    }
+    snapshot.status = "locked".into();
+    snapshot.removing = true;
+    snapshot.settle_polls = 1;
+    let disks = snapshot.disks.clone();
+    inventory.set_disk_status(&disks, "locked");
+    engine.save(&inventory);
+    StatusCode::OK.into_response()
+}
+
+async fn disks(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((vm, id)): Path<(String, String)>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(owner) = inventory.vm(&vm) else {
+        return not_found();
+    };
+    let ids = if id == id_of("active-snapshot", &owner.id) {
+        active(owner).disks
+    } else {
+        match inventory
+            .snapshots
+            .iter()
+            .find(|s| s.id == id && s.vm == vm)
+        {
+            Some(s) => s.disks.clone(),
+            None => return not_found(),
+        }
+    };
+    let found: Vec<Value> = inventory
+        .disks
+        .iter()
+        .filter(|d| ids.contains(&d.id))
+        .map(|d| {
+            json!({"id": d.id, "alias": d.alias, "format": d.format,
+                   "provisioned_size": d.provisioned_size.to_string(), "status": d.status,
+                   "disk": {"id": d.id}})
+        })
+        .collect();
+    represent(&headers, "disks", &json!({ "disk": found }))
+}
