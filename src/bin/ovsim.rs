@@ -92,7 +92,7 @@ fn main() -> ExitCode {
             options.state.join("users.json").display()
         );
         shutdown_signal().await;
-        running.stop();
+        running.shutdown().await;
         ExitCode::SUCCESS
     })
 }

@@ -42,6 +42,8 @@ pub struct Running {
     /// The users it accepts: `name@profile` -> password.
     pub users: HashMap<String, String>,
     handle: Handle<SocketAddr>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    engine: Arc<Engine>,
 }
 
 impl Running {
@@ -55,9 +57,30 @@ impl Running {
         format!("https://localhost:{}", self.addr.port())
     }
 
-    /// Stops serving.
+    /// Stops serving (the data plane stops when the last request ends; see [`Self::shutdown`]).
     pub fn stop(&self) {
         self.handle.shutdown();
+    }
+
+    /// Stops serving and waits until the data plane is down: the `ovirt-imageio` daemon and
+    /// every `qemu-nbd` export stopped, so the disks are free for the next instance (a restart
+    /// with the state kept).
+    pub async fn shutdown(self) {
+        self.handle.shutdown();
+        let _ = self.server.await;
+        let mut engine = self.engine;
+        for _ in 0..500 {
+            match Arc::try_unwrap(engine) {
+                Ok(alone) => {
+                    // Dropping it stops the daemon and the exports (blocking, bounded).
+                    let _ = tokio::task::spawn_blocking(move || drop(alone)).await;
+                    return;
+                }
+                Err(shared) => engine = shared,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::warn!("requests still hold the engine after 10 s; leaving it to them");
     }
 }
 
@@ -121,7 +144,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
     let engine = Arc::new(engine);
     let handle = Handle::new();
     let server = axum_server::bind_rustls(options.listen, tls).handle(handle.clone());
-    tokio::spawn(server.serve(router(engine).into_make_service()));
+    let server = tokio::spawn(server.serve(router(engine.clone()).into_make_service()));
     let addr = handle.listening().await.ok_or_else(|| SimError::Start {
         program: "ovsim".into(),
         why: format!("could not listen on {}", options.listen),
@@ -131,5 +154,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
         pki,
         users,
         handle,
+        server,
+        engine,
     })
 }

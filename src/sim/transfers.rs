@@ -381,7 +381,7 @@ async fn create(
         .lock()
         .expect("transfers lock")
         .insert(id.clone(), transfer);
-    tokio::spawn(watch(engine.clone(), id));
+    tokio::spawn(watch(Arc::downgrade(&engine), id));
     created(&headers, "image_transfer", &body)
 }
 
@@ -515,12 +515,18 @@ async fn remove_disk(engine: &Engine, plane: &DataPlane, disk: &str) {
 
 /// The engine's monitor of one transfer, until it ends: applies `inactivity_timeout` and armed
 /// cuts, reading the daemon's ticket (`idle_time`, `transferred`).
-async fn watch(engine: Arc<Engine>, id: String) {
-    let Some(plane) = engine.data_plane.as_ref() else {
-        return;
-    };
+///
+/// It holds the engine weakly, so a stopped engine is dropped (and its processes stopped)
+/// without waiting for its watchers.
+async fn watch(engine: std::sync::Weak<Engine>, id: String) {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let Some(plane) = engine.data_plane.as_ref() else {
+            return;
+        };
         let (phase, idle_limit, upload, policy) = {
             let transfers = plane.transfers.lock().expect("transfers lock");
             let Some(t) = transfers.get(&id) else { return };

@@ -9,6 +9,7 @@ mod normalize;
 mod purity;
 mod schedules;
 mod sim_api;
+mod sim_faults;
 mod sim_flows;
 mod support;
 mod validate;
