@@ -295,10 +295,15 @@ pub async fn faults_as_asked(
         _ => json!({"reason": status.canonical_reason().unwrap_or("Error"),
                     "detail": String::from_utf8_lossy(&bytes)}),
     };
+    let tag = if fault.get("fault").is_some() {
+        "action"
+    } else {
+        "fault"
+    };
     (
         status,
         [(header::CONTENT_TYPE, "application/xml")],
-        to_xml("fault", &fault),
+        to_xml(tag, &fault),
     )
         .into_response()
 }
@@ -372,6 +377,17 @@ pub(crate) fn fault(status: StatusCode, detail: &str) -> Response {
         Json(json!({"reason": "Operation Failed", "detail": format!("[{detail}]")})),
     )
         .into_response()
+}
+
+/// A refused action (`POST …/finalize`, `…/start`): the fault inside an action, as the engine
+/// answers actions.
+pub(crate) fn action_fault(status: StatusCode, detail: &str) -> Response {
+    let body = json!({
+        "async": "false",
+        "fault": {"detail": format!("[{detail}]"), "reason": "Operation Failed"},
+        "status": "failed",
+    });
+    (status, Json(body)).into_response()
 }
 
 /// A missing mandatory field (400, reason "Incomplete parameters").

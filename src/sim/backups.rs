@@ -19,7 +19,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, Refusal, action_complete, created, fault, not_found, represent};
+use super::api::{
+    API, Engine, Refusal, action_complete, action_fault, created, fault, not_found, represent,
+};
 use super::body::{Body, Reference};
 use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory};
 
@@ -60,13 +62,15 @@ fn backup_json(backup: &Backup) -> Value {
         "link": [{"href": format!("{href}/disks"), "rel": "disks"}],
         "creation_date": backup.creation_date,
         "modification_date": backup.modification_date,
-        "description": backup.description,
         "phase": backup.phase,
         "snapshot": {"id": backup.snapshot},
         "vm": {"href": format!("{API}/vms/{}", backup.vm), "id": backup.vm},
     });
     if let Some(from) = &backup.from_checkpoint_id {
         body["from_checkpoint_id"] = json!(from);
+    }
+    if !backup.description.is_empty() {
+        body["description"] = json!(backup.description);
     }
     // The engine stores the new checkpoint only once the host made it.
     if matches!(backup.phase.as_str(), "ready" | "finalizing" | "succeeded") {
@@ -470,7 +474,7 @@ async fn finalize(
             return not_found();
         };
         if !backup.is_running() || backup.phase == "finalizing" {
-            return fault(
+            return action_fault(
                 StatusCode::CONFLICT,
                 &format!(
                     "Cannot finalize VM backup. The VM backup is not in READY phase, backup phase is {}.",

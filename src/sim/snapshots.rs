@@ -289,9 +289,11 @@ async fn disks(
         .iter()
         .filter(|d| ids.contains(&d.id))
         .map(|d| {
-            json!({"id": d.id, "alias": d.alias, "format": d.format,
-                   "provisioned_size": d.provisioned_size.to_string(), "status": d.status,
-                   "disk": {"id": d.id}})
+            json!({"id": d.id, "name": d.alias, "alias": d.alias, "content_type": "data",
+                   "format": d.format, "provisioned_size": d.provisioned_size.to_string(),
+                   "sparse": "true", "status": d.status, "storage_type": "image",
+                   "snapshot": {"id": id},
+                   "storage_domains": {"storage_domain": [{"id": d.storage_domain}]}})
         })
         .collect();
     represent(&headers, "disks", &json!({ "disk": found }))

@@ -23,7 +23,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, Refusal, action_complete, created, fault, not_found, represent};
+use super::api::{
+    API, Engine, Refusal, action_complete, action_fault, created, fault, not_found, represent,
+};
 use super::body::{Body, Number, Reference};
 use super::disk::DiskImage;
 use super::imageio::{Imageio, Ticket};
@@ -477,7 +479,7 @@ async fn end(
             || transfer.phase.starts_with("finalizing")
             || transfer.phase.starts_with("cancelled")
         {
-            return fault(
+            return action_fault(
                 StatusCode::CONFLICT,
                 &format!(
                     "Cannot {} Image Transfer: the transfer is {}",

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use serde::Deserialize;
 
-use super::api::{Engine, action_complete, created, fault, incomplete, not_found, represent};
+use super::api::{
+    Engine, action_complete, action_fault, created, fault, incomplete, not_found, represent,
+};
 use super::body::{Body, Flag, Number, Reference};
 use super::inventory::{Attachment, Inventory, Vm};
 use super::resources::{attachment_json, vm_json};
@@ -216,17 +218,17 @@ async fn start(
     match vm.status.as_str() {
         "down" => {}
         "up" | "wait_for_launch" | "powering_up" => {
-            return fault(StatusCode::CONFLICT, "Cannot run VM. VM is running.");
+            return action_fault(StatusCode::CONFLICT, "Cannot run VM. VM is running.");
         }
         _ => {
-            return fault(
+            return action_fault(
                 StatusCode::CONFLICT,
                 "Cannot run VM. VM is locked. Please try again in a few minutes.",
             );
         }
     }
     if vm.attachments.is_empty() {
-        return fault(
+        return action_fault(
             StatusCode::CONFLICT,
             "Cannot run VM. VM has no disks and no network boot device.",
         );

@@ -1,10 +1,24 @@
 //! The engine's XML representation, from the JSON one (section 1.2 of the API page): a single
 //! object is an element named for its type, with `id` and `href` as attributes and every other
-//! field as a child element; a list is its singular element repeated; scalars are text.
+//! field as a child element; a list is its singular element repeated; scalars are text. Dates,
+//! epoch milliseconds in JSON, are ISO 8601 in XML (`2022-04-14T05:16:07.993Z`), as the SDK
+//! parses them.
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde_json::Value;
+
+/// Fields that hold a date (epoch milliseconds in JSON).
+const DATES: [&str; 8] = [
+    "date",
+    "creation_date",
+    "modification_date",
+    "start_time",
+    "end_time",
+    "last_updated",
+    "time",
+    "creation_time",
+];
 
 /// The document `<tag …>…</tag>` for a JSON value in the engine's shape.
 pub fn to_xml(tag: &str, value: &Value) -> String {
@@ -54,6 +68,13 @@ fn element(writer: &mut Writer<Vec<u8>>, tag: &str, value: &Value) {
         scalar => {
             let text = match scalar {
                 Value::String(s) => s.clone(),
+                Value::Number(n) if DATES.contains(&tag) => n
+                    .as_i64()
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or_else(
+                        || n.to_string(),
+                        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ),
                 other => other.to_string(),
             };
             let _ = writer.write_event(Event::Start(BytesStart::new(tag)));
@@ -72,6 +93,13 @@ mod tests {
     fn objects_attributes_lists_and_empty_elements() {
         let vm = json!({"id": "1", "href": "/ovirt-engine/api/vms/1", "name": "web & db",
             "link": [{"href": "/x", "rel": "disks"}], "disk_attachments": {}});
+        assert!(
+            to_xml(
+                "backup",
+                &serde_json::json!({"creation_date": 1_649_927_767_993_i64})
+            )
+            .contains("<creation_date>2022-04-14T09:16:07.993Z</creation_date>")
+        );
         assert_eq!(
             to_xml("vm", &vm),
             "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n\

@@ -169,3 +169,137 @@ async fn ovsims_xml_has_the_captured_engines_structure() {
     );
     sim.stop();
 }
+
+/// `GET` as an XML-only client (the SDK): the status and the body.
+async fn xml_get(sim: &crate::engine::Sim, path: &str) -> (u16, String) {
+    let response = sim
+        .http
+        .get(sim.url(path))
+        .header("Authorization", &sim.bearer)
+        .header("Accept", "application/xml")
+        .send()
+        .await
+        .expect("GET");
+    (
+        response.status().as_u16(),
+        response.text().await.expect("XML"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_snapshots_and_faults_have_the_captured_structure() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = crate::engine::Sim::start(dir.path(), crate::engine::seed()).await;
+    let vm = sim.vm("web 01").await;
+    let vm_href = vm["href"].as_str().expect("href").to_owned();
+    let os = sim.disk_id("web01_os").await;
+    let started = sim
+        .post(
+            &format!("{vm_href}/backups"),
+            json!({"disks": {"disk": [{"id": os}]}}),
+            201,
+        )
+        .await;
+    let backup = started["href"].as_str().expect("href").to_owned();
+    sim.wait_for(&backup, "phase", "ready", &["failed"]).await;
+    let (_, backups) = xml_get(&sim, &format!("{vm_href}/backups")).await;
+    holds(
+        &backups,
+        &capture("backups-xml-enginepr303.xml"),
+        "backup",
+        &[
+            "phase",
+            "to_checkpoint_id",
+            "creation_date",
+            "vm",
+            "link",
+            "actions",
+        ],
+    );
+    assert!(
+        backups.contains("<creation_date>20"),
+        "dates are ISO 8601 in XML: {backups}"
+    );
+    let (status, fault) = xml_get(&sim, &format!("{backup}/no-such-thing")).await;
+    assert_eq!((status, fault.as_str()), (404, ""), "404 stays empty");
+    let refused = sim
+        .http
+        .post(sim.url(&format!("{vm_href}/backups")))
+        .header("Authorization", &sim.bearer)
+        .header("Accept", "application/xml")
+        .header("Content-Type", "application/xml")
+        .body(format!(
+            "<backup><disks><disk id=\"{os}\"/></disks></backup>"
+        ))
+        .send()
+        .await
+        .expect("POST");
+    let fault = refused.text().await.expect("XML");
+    holds(
+        &fault,
+        &capture("fault-xml-sdkissue30.xml"),
+        "fault",
+        &["reason", "detail"],
+    );
+    let finalized_twice = {
+        sim.post(&format!("{backup}/finalize"), json!({}), 200)
+            .await;
+        let (status, body) = sim
+            .call(
+                reqwest::Method::POST,
+                &format!("{backup}/finalize"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 409);
+        body
+    };
+    let captured: serde_json::Value =
+        serde_json::from_str(&capture("fault-action400-json-cockpit.json")).expect("JSON");
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v.as_object().expect("object").keys().cloned().collect()
+    };
+    assert_eq!(
+        keys(&finalized_twice),
+        keys(&captured),
+        "an action's fault is inside the action"
+    );
+    assert_eq!(keys(&finalized_twice["fault"]), keys(&captured["fault"]));
+
+    sim.wait_for(&backup, "phase", "succeeded", &["failed"])
+        .await;
+    let snapshot = sim
+        .post(
+            &format!("{vm_href}/snapshots"),
+            json!({"description": "snap1", "persist_memorystate": "false"}),
+            201,
+        )
+        .await;
+    let (_, snapshots) = xml_get(&sim, &format!("{vm_href}/snapshots")).await;
+    holds(
+        &snapshots,
+        &capture("snapshots-xml-miq.xml"),
+        "snapshot",
+        &[
+            "description",
+            "date",
+            "snapshot_status",
+            "snapshot_type",
+            "persist_memorystate",
+            "vm",
+        ],
+    );
+    let (_, disks) = xml_get(
+        &sim,
+        &format!("{}/disks", snapshot["href"].as_str().expect("href")),
+    )
+    .await;
+    holds(
+        &disks,
+        &capture("snapshotdisks-xml-miq.xml"),
+        "disk",
+        &["alias", "format", "provisioned_size", "status"],
+    );
+    sim.running.shutdown().await;
+}

@@ -6,6 +6,7 @@ mod captures;
 mod dataplane;
 mod engine;
 mod normalize;
+mod official_clients;
 mod purity;
 mod schedules;
 mod sim_api;
