@@ -149,6 +149,10 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
         program: "ovsim".into(),
         why: format!("could not listen on {}", options.listen),
     })?;
+    // Where this instance answers, for `ovsim admin` and for drills.
+    let url = format!("https://localhost:{}\n", addr.port());
+    crate::fsutil::write_atomic(&options.state.join("url"), url.as_bytes())
+        .map_err(SimError::io("writing STATE/url"))?;
     Ok(Running {
         addr,
         pki,

@@ -7,6 +7,7 @@ mod dataplane;
 mod engine;
 mod normalize;
 mod official_clients;
+mod ovsim_cli;
 mod purity;
 mod schedules;
 mod sim_api;

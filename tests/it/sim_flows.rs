@@ -150,16 +150,20 @@ async fn full_and_incremental_backups_then_a_restore_into_a_new_vm() {
     assert_eq!(chain.len(), 2);
     assert_eq!(chain[1]["parent_id"], checkpoint.as_str());
 
-    // Restore: a new disk (XML request, as the SDK sends it), an upload of the data extents.
+    // Restore into a second instance (DR) beside the first, with its own state: a new disk
+    // (XML request, as the SDK sends it), an upload of the data extents.
+    let dr_seed = json!({"clusters": [{"name": "DR"}], "storage_domains": [{"name": "data"}]});
+    let dr = Sim::start(&dir.path().join("dr"), dr_seed).await;
+    assert_ne!(dr.running.addr, sim.running.addr);
     let xml = format!(
         "<disk><name>web01_os_restored</name><format>cow</format><sparse>true</sparse>\
          <provisioned_size>{size}</provisioned_size><description>restored</description>\
          <storage_domains><storage_domain><name>data</name></storage_domain></storage_domains></disk>"
     );
-    let created = sim
+    let created = dr
         .http
-        .post(sim.url("/disks?correlation_id=restore-1"))
-        .header("Authorization", &sim.bearer)
+        .post(dr.url("/disks?correlation_id=restore-1"))
+        .header("Authorization", &dr.bearer)
         .header("Content-Type", "application/xml")
         .header("Accept", "application/json")
         .body(xml)
@@ -170,37 +174,37 @@ async fn full_and_incremental_backups_then_a_restore_into_a_new_vm() {
     let created: Value = created.json().await.expect("JSON");
     assert_eq!(created["status"], "locked");
     let new_disk = created["id"].as_str().expect("id").to_owned();
-    sim.wait_for(&format!("/disks/{new_disk}"), "status", "ok", &["illegal"])
+    dr.wait_for(&format!("/disks/{new_disk}"), "status", "ok", &["illegal"])
         .await;
-    let jobs = sim.get("/jobs?search=correlation_id%3Drestore-1").await;
+    let jobs = dr.get("/jobs?search=correlation_id%3Drestore-1").await;
     assert_eq!(jobs["job"][0]["status"], "started", "a job lasts a poll");
-    let jobs = sim.get("/jobs?search=correlation_id%3Drestore-1").await;
+    let jobs = dr.get("/jobs?search=correlation_id%3Drestore-1").await;
     assert_eq!(jobs["job"][0]["status"], "finished");
-    let (transfer, url) = sim
+    let (transfer, url) = dr
         .transfer(
             json!({"disk": {"id": new_disk}, "direction": "upload", "format": "raw",
                           "inactivity_timeout": "120", "timeout_policy": "cancel"}),
         )
         .await;
     let source = std::fs::read(&restored).expect("restored");
-    let data_extents = ranges(&sim.extents(&url, "zero").await, "zero", true);
+    let data_extents = ranges(&dr.extents(&url, "zero").await, "zero", true);
     assert_eq!(data_extents, vec![(0, size)], "a new disk reads as zero");
     for chunk in 0..(size / MIB) {
         let piece = &source[(chunk * MIB) as usize..((chunk + 1) * MIB) as usize];
         if piece.iter().any(|b| *b != 0) {
-            sim.write(&url, chunk * MIB, piece.to_vec()).await;
+            dr.write(&url, chunk * MIB, piece.to_vec()).await;
         }
     }
-    sim.flush(&url).await;
-    sim.finish_transfer(&transfer).await;
+    dr.flush(&url).await;
+    dr.finish_transfer(&transfer).await;
     assert!(
-        same_content(&sim.disk_file(&new_disk), &at_incremental),
+        same_content(&dr.disk_file(&new_disk), &at_incremental),
         "the uploaded disk equals the backup"
     );
 
     // The VM: created down, the disk attached as boot disk, renamed, started through its
     // statuses, refused removal while up, stopped and removed.
-    let new_vm = sim
+    let new_vm = dr
         .post(
             "/vms",
             json!({"name": "web 01-restored", "cluster": {"name": "DR"},
@@ -210,7 +214,7 @@ async fn full_and_incremental_backups_then_a_restore_into_a_new_vm() {
         .await;
     assert_eq!(new_vm["status"], "down");
     let new_href = new_vm["href"].as_str().expect("href").to_owned();
-    let attached = sim
+    let attached = dr
         .post(
             &format!("{new_href}/diskattachments"),
             json!({"disk": {"id": new_disk}, "interface": "virtio_scsi", "bootable": "true",
@@ -225,10 +229,10 @@ async fn full_and_incremental_backups_then_a_restore_into_a_new_vm() {
         ),
         (Some("true"), Some("virtio_scsi"))
     );
-    let duplicate = sim
+    let duplicate = dr
         .post(
             "/vms",
-            json!({"name": "web 01", "cluster": {"name": "DR"}, "template": {"name": "Blank"}}),
+            json!({"name": "web 01-restored", "cluster": {"name": "DR"}, "template": {"name": "Blank"}}),
             409,
         )
         .await;
@@ -237,34 +241,45 @@ async fn full_and_incremental_backups_then_a_restore_into_a_new_vm() {
             .as_str()
             .is_some_and(|d| d.contains("already in use"))
     );
-    let (status, renamed) = sim
-        .call(Method::PUT, &new_href, Some(json!({"name": "web 01-dr"})))
+    dr.post(
+        "/vms",
+        json!({"name": "web 01-old", "cluster": {"name": "DR"}, "template": {"name": "Blank"}}),
+        201,
+    )
+    .await;
+    let (status, taken) = dr
+        .call(Method::PUT, &new_href, Some(json!({"name": "web 01-old"})))
+        .await;
+    assert_eq!(status, 409, "the name is taken: {taken}");
+    let (status, renamed) = dr
+        .call(Method::PUT, &new_href, Some(json!({"name": "web 01"})))
         .await;
     assert_eq!(
         (status.as_u16(), renamed["name"].as_str()),
-        (200, Some("web 01-dr"))
+        (200, Some("web 01"))
     );
-    sim.post(&format!("{new_href}/start"), json!({}), 200).await;
+    dr.post(&format!("{new_href}/start"), json!({}), 200).await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
         statuses.push(
-            sim.get(&new_href).await["status"]
+            dr.get(&new_href).await["status"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
         );
     }
     assert_eq!(statuses, ["wait_for_launch", "powering_up", "up"]);
-    let (status, refused) = sim.call(Method::DELETE, &new_href, None).await;
+    let (status, refused) = dr.call(Method::DELETE, &new_href, None).await;
     assert_eq!(status, 409, "{refused}");
-    sim.post(&format!("{new_href}/stop"), json!({}), 200).await;
-    let (status, _) = sim.call(Method::DELETE, &new_href, None).await;
+    dr.post(&format!("{new_href}/stop"), json!({}), 200).await;
+    let (status, _) = dr.call(Method::DELETE, &new_href, None).await;
     assert_eq!(status, 200);
-    let (status, gone) = sim.call(Method::GET, &new_href, None).await;
+    let (status, gone) = dr.call(Method::GET, &new_href, None).await;
     assert_eq!((status.as_u16(), gone), (404, Value::Null));
     assert!(
-        !sim.disk_file(&new_disk).exists(),
+        !dr.disk_file(&new_disk).exists(),
         "removing a VM removes its disks"
     );
-    sim.running.stop();
+    dr.running.shutdown().await;
+    sim.running.shutdown().await;
 }
