@@ -459,3 +459,19 @@ impl Inventory {
             .map_err(SimError::io("saving the inventory"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_drills_seeds_are_seeds() {
+        for text in [
+            include_str!("../../examples/ovsim/prod-seed.json"),
+            include_str!("../../examples/ovsim/dr-seed.json"),
+        ] {
+            let seed: Seed = serde_json::from_str(text).expect("a seed");
+            assert!(!seed.storage_domains.is_empty());
+        }
+    }
+}

@@ -47,6 +47,12 @@ pub fn routes() -> Router<Arc<Engine>> {
             "/ovirt-engine/api/storagedomains/{id}",
             get(|s, h, p| named_one(s, h, p, Kind::StorageDomain)),
         )
+        .route("/ovirt-engine/api/datacenters", get(data_centers))
+        .route("/ovirt-engine/api/datacenters/{id}", get(data_center))
+        .route(
+            "/ovirt-engine/api/datacenters/{id}/storagedomains",
+            get(data_center_domains),
+        )
         .route(
             "/ovirt-engine/api/hosts",
             get(|s, h, q| named_list(s, h, q, Kind::Host)),
@@ -451,6 +457,89 @@ async fn named_one(
             Some(item) => represent(&headers, kind.names().1, &kind.json(item)),
             None => not_found(),
         }
+    })
+}
+
+/// The one data center, `Default`: every cluster and storage domain is in it.
+fn data_center_id() -> String {
+    super::inventory::id_of("datacenter", "Default")
+}
+
+fn data_center_json() -> Value {
+    let id = data_center_id();
+    let link =
+        |rel: &str| json!({"href": format!("{}/{rel}", href("datacenters", &id)), "rel": rel});
+    json!({
+        "id": id, "href": href("datacenters", &id), "name": "Default",
+        "description": "The default Data Center",
+        "link": [link("clusters"), link("storagedomains")],
+        "local": "false", "quota_mode": "disabled", "status": "up", "storage_format": "v5",
+        "version": {"major": "4", "minor": "7"},
+    })
+}
+
+/// `GET /datacenters[?search=name=X|storage.name=X]`.
+async fn data_centers(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    with_inventory(&engine, |inv| {
+        let search = query.search.as_deref().unwrap_or_default();
+        // `storage.name=X and …`: the data center holding that storage domain.
+        let holds_domain = search
+            .split(" and ")
+            .find_map(|term| term.trim().strip_prefix("storage.name="))
+            .is_none_or(|name| {
+                let name = name.trim_matches('"');
+                inv.storage_domains.iter().any(|sd| sd.name == name)
+            });
+        let by_name = search.contains("storage.name=") || query.matches("Default");
+        let found: Vec<Value> = (holds_domain && by_name)
+            .then(data_center_json)
+            .into_iter()
+            .collect();
+        represent(&headers, "data_centers", &json!({ "data_center": found }))
+    })
+}
+
+async fn data_center(headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if id == data_center_id() {
+        represent(&headers, "data_center", &data_center_json())
+    } else {
+        not_found()
+    }
+}
+
+async fn data_center_domains(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if id != data_center_id() {
+        return not_found();
+    }
+    with_inventory(&engine, |inv| {
+        let found: Vec<Value> = inv
+            .storage_domains
+            .iter()
+            .map(|sd| {
+                let mut body = Kind::StorageDomain.json(sd);
+                body["href"] = json!(format!(
+                    "{}/storagedomains/{}",
+                    href("datacenters", &id),
+                    sd.id
+                ));
+                body["status"] = json!("active");
+                body["data_centers"] = json!({"data_center": [reference("datacenters", &id)]});
+                body
+            })
+            .collect();
+        represent(
+            &headers,
+            "storage_domains",
+            &json!({ "storage_domain": found }),
+        )
     })
 }
 

@@ -154,6 +154,77 @@ async fn ovsims_xml_has_the_captured_engines_structure() {
         "storage_domain",
         &["name", "type", "storage"],
     );
+    let centers = xml(format!("{api}/datacenters?search=storage.name%3Ddata")).await;
+    holds(
+        &centers,
+        &capture("datacenters-xml-miq.xml"),
+        "data_center",
+        &["name", "status", "version", "link"],
+    );
+    let center = centers
+        .split(" id=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the data center's id")
+        .to_owned();
+    holds(
+        &xml(format!("{api}/datacenters/{center}/storagedomains")).await,
+        &capture("dcstoragedomains-xml-miq.xml"),
+        "storage_domain",
+        &["name", "status", "type", "storage"],
+    );
+    let db01 = xml(format!("{api}/vms?search=name%3Ddb01")).await;
+    let db01_id = db01
+        .split(" id=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("db01's id")
+        .to_owned();
+    let empty = xml(format!("{api}/vms/{db01_id}/diskattachments")).await;
+    let strip = |x: &str| {
+        x.lines()
+            .filter(|l| !l.starts_with("<?xml"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        strip(&empty),
+        strip(&capture("diskattachments-empty-xml-miq.xml")),
+        "an empty list is its empty element"
+    );
+    let vms_json: serde_json::Value = http
+        .get(format!("{api}/vms"))
+        .header("Authorization", &bearer)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let captured: serde_json::Value =
+        serde_json::from_str(&capture("vms-json-ovirtk8s.json")).expect("JSON");
+    let keys = |v: &serde_json::Value| -> BTreeSet<String> {
+        v["vm"]
+            .as_array()
+            .expect("vm list")
+            .iter()
+            .flat_map(|vm| vm.as_object().expect("object").keys().cloned())
+            .collect()
+    };
+    let invented: Vec<String> = keys(&vms_json)
+        .difference(&keys(&captured))
+        .cloned()
+        .collect();
+    assert!(
+        invented.is_empty(),
+        "JSON VM fields the engine does not send: {invented:?}"
+    );
+    for (field, value) in [("memory", "2147483648"), ("status", "up")] {
+        assert!(
+            captured["vm"][0][field].is_string() && vms_json["vm"][0][field] == value,
+            "scalars are strings in JSON, as captured: {field}"
+        );
+    }
     let unauthorized = http
         .get(&api)
         .send()
