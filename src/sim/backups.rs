@@ -116,22 +116,30 @@ fn disks_json(inventory: &Inventory, ids: &[(String, Option<&str>)]) -> Value {
     json!({ "disk": disks })
 }
 
+/// A VM's sub-collection (`backups`, `checkpoints`): 404 for an unknown VM.
+fn vm_collection(
+    engine: &Engine,
+    headers: &HeaderMap,
+    vm: &str,
+    (plural, singular): (&str, &str),
+    items: impl FnOnce(&Inventory) -> Vec<Value>,
+) -> Response {
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    if inventory.vm(vm).is_none() {
+        return not_found();
+    }
+    represent(headers, plural, &json!({ singular: items(&inventory) }))
+}
+
 async fn list(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
     Path(vm): Path<String>,
 ) -> Response {
-    let inventory = engine.inventory.lock().expect("inventory lock");
-    if inventory.vm(&vm).is_none() {
-        return not_found();
-    }
-    let found: Vec<Value> = inventory
-        .backups
-        .iter()
-        .filter(|b| b.vm == vm)
-        .map(backup_json)
-        .collect();
-    represent(&headers, "backups", &json!({ "backup": found }))
+    vm_collection(&engine, &headers, &vm, ("backups", "backup"), |inv| {
+        let mine = inv.backups.iter().filter(|b| b.vm == vm);
+        mine.map(backup_json).collect()
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -522,17 +530,16 @@ async fn checkpoints(
     headers: HeaderMap,
     Path(vm): Path<String>,
 ) -> Response {
-    let inventory = engine.inventory.lock().expect("inventory lock");
-    if inventory.vm(&vm).is_none() {
-        return not_found();
-    }
-    let found: Vec<Value> = inventory
-        .checkpoints
-        .iter()
-        .filter(|c| c.vm == vm)
-        .map(checkpoint_json)
-        .collect();
-    represent(&headers, "checkpoints", &json!({ "checkpoint": found }))
+    vm_collection(
+        &engine,
+        &headers,
+        &vm,
+        ("checkpoints", "checkpoint"),
+        |inv| {
+            let mine = inv.checkpoints.iter().filter(|c| c.vm == vm);
+            mine.map(checkpoint_json).collect()
+        },
+    )
 }
 
 async fn checkpoint(

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{API, Engine, created, fault, not_found, represent};
-use super::body::{Body, Number};
+use super::body::{Body, Number, Reference};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
 
 /// The routes of the inventory.
@@ -289,13 +289,7 @@ struct NewDisk {
 
 #[derive(Debug, Deserialize)]
 struct NewDiskDomains {
-    storage_domain: Vec<DomainRef>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DomainRef {
-    id: Option<String>,
-    name: Option<String>,
+    storage_domain: Vec<Reference>,
 }
 
 /// `POST /disks`: a new, empty qcow2 disk in a storage domain; `locked` for one poll, then `ok`.
@@ -332,10 +326,7 @@ async fn add_disk(
             inventory
                 .storage_domains
                 .iter()
-                .find(|sd| {
-                    w.id.as_deref() == Some(sd.id.as_str())
-                        || w.name.as_deref() == Some(sd.name.as_str())
-                })
+                .find(|sd| w.names(&sd.id, &sd.name))
                 .map(|sd| sd.id.clone())
         })
     };

@@ -3,7 +3,6 @@
 //! A plain HTTPS client trusting only ovsim's CA reads it as a backup client would.
 
 use std::path::Path;
-use std::process::Command;
 
 use ovbackup::sim::disk::DiskImage;
 use ovbackup::sim::imageio::{Imageio, Ticket, executable};
@@ -16,15 +15,7 @@ use crate::support::https_client as client;
 const MIB: u64 = 1024 * 1024;
 
 fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/setup.sh installs it)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::engine::sh(program, args);
 }
 
 /// A 64 MiB disk: 0x11 over 0-4 MiB and 0x22 over 8-9 MiB, then checkpoint `chk1`, then a guest

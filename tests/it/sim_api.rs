@@ -187,18 +187,7 @@ async fn the_state_is_kept_across_restarts() {
 }
 
 fn seed() -> ovbackup::sim::inventory::Seed {
-    serde_json::from_value(serde_json::json!({
-        "clusters": [{"name": "Default"}, {"name": "DR"}],
-        "storage_domains": [{"name": "data"}],
-        "vms": [
-            {"name": "web 01", "memory_mib": 2048, "disks": [
-                {"name": "web01_os", "size_mib": 64, "data": [{"offset_mib": 0, "length_mib": 4, "pattern": 17}]},
-                {"name": "web01_data", "size_mib": 16, "interface": "virtio"}
-            ]},
-            {"name": "db01", "status": "down"}
-        ]
-    }))
-    .expect("seed")
+    serde_json::from_value(crate::engine::seed()).expect("seed")
 }
 
 pub async fn seeded(dir: &std::path::Path) -> (Running, reqwest::Client, String) {
