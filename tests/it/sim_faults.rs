@@ -324,3 +324,37 @@ async fn a_restart_keeps_a_running_backup_and_frees_the_transfers() {
     assert_eq!(checkpoints["checkpoint"].as_array().map(Vec::len), Some(1));
     sim.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_engine_and_a_locked_vm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(dir.path(), seed()).await;
+    let vm = sim.vm("web 01").await;
+    let vm_href = vm["href"].as_str().expect("href").to_owned();
+
+    // A delay (status 0): a client with a short timeout gives up; the next call is quick again.
+    let slow =
+        json!({"method": "GET", "path": "/ovirt-engine/api/vms/*", "status": 0, "delay_ms": 3000});
+    sim.admin("faults", slow).await;
+    let impatient = sim
+        .http
+        .get(sim.url(&vm_href))
+        .header("Authorization", &sim.bearer)
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await
+        .expect_err("the engine answers too late");
+    assert!(impatient.is_timeout(), "{impatient}");
+    assert_eq!(sim.get(&vm_href).await["name"], "web 01");
+
+    // A locked VM: a backup is refused with the engine's lock message until it is unlocked.
+    let lock = |locked: bool| json!({"kind": "vm", "id": vm["id"], "locked": locked});
+    sim.admin("lock", lock(true)).await;
+    let (status, fault) = start_backup(&sim, None).await;
+    assert_eq!(status, 409);
+    assert!(detail(&fault).contains("VM is locked"), "{fault}");
+    sim.admin("lock", lock(false)).await;
+    let (status, _) = start_backup(&sim, None).await;
+    assert_eq!(status, 201);
+    sim.running.shutdown().await;
+}
