@@ -8,4 +8,5 @@ pub mod fsutil;
 pub mod host;
 pub mod plan;
 pub mod report;
+pub mod run;
 pub mod sim;
