@@ -19,6 +19,7 @@ pub mod names;
 pub mod normalize;
 pub mod parse;
 mod raw;
+pub mod retention;
 pub mod rules;
 pub mod runner;
 pub mod schedule;
