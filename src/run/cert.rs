@@ -1,0 +1,606 @@
+//! An engine's CA certificate: fetching it, showing what an operator checks (SHA-256
+//! fingerprint, subject, expiry), keeping it, and warning before it expires. The library behind
+//! `ovrun cert fetch --engine source|target`.
+//!
+//! The engine serves its CA without login at
+//! `{base}/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA`, where
+//! `{base}` is the API URL without its `/ovirt-engine/api` path. The first download cannot verify
+//! TLS (there is no CA yet): [`Trust::FirstContact`] accepts any certificate for that one request
+//! and the caller shows the fingerprint, which the operator compares with
+//! `openssl x509 -noout -fingerprint -sha256 -in /etc/pki/ovirt-engine/ca.pem` on the engine.
+//! Later downloads (renewal) verify TLS with the CA already kept: [`Trust::Existing`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{StatusCode, Url};
+use sha2::{Digest, Sha256};
+use x509_parser::pem::Pem;
+
+use crate::fsutil::write_atomic;
+
+/// [`expiry_warning`] warns when the CA expires within this many days.
+pub const WARN_WITHIN_DAYS: i64 = 30;
+
+/// How long one download may take, connecting included.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest answer read: a CA certificate is a few KiB.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The PKI resource path and query, after the engine's base URL.
+const PKI_PATH: &str = "/ovirt-engine/services/pki-resource";
+const PKI_QUERY: &str = "resource=ca-certificate&format=X509-PEM-CA";
+
+/// A CA certificate and what an operator checks about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaInfo {
+    /// The certificate block alone (`-----BEGIN CERTIFICATE-----` ... `-----END ...-----`), with
+    /// `\n` line ends and a final `\n`; text around it is dropped.
+    pub pem: String,
+    /// SHA-256 of the DER, as `openssl x509 -fingerprint -sha256` shows it: `AA:BB:...`, upper case.
+    pub sha256_fingerprint: String,
+    /// The subject, e.g. `C=US, O=example.com, CN=engine.example.com.12345`.
+    pub subject: String,
+    /// The end of validity.
+    pub not_after: DateTime<Utc>,
+}
+
+/// How [`fetch`] verifies the engine's TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// With a CA file the operator already has (PEM, one or more certificates), as a renewal does.
+    Existing(PathBuf),
+    /// Not at all, for this one download (trust on first use): the caller must show
+    /// [`CaInfo::sha256_fingerprint`] for the operator to compare with the engine's.
+    FirstContact,
+}
+
+/// Why a CA could not be fetched, read or kept.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertError {
+    /// The configured API URL is not one this module can derive the PKI URL from.
+    #[error(
+        "{url:?} is not an engine API URL: {reason}; expected https://ENGINE/ovirt-engine/api in the runner config"
+    )]
+    ApiUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The CA file given for [`Trust::Existing`] cannot be used.
+    #[error(
+        "the CA file {path} {reason}; point the engine's ca_file at its CA certificate (PEM), or fetch the CA on first contact and compare its fingerprint",
+        path = .path.display()
+    )]
+    TrustFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTPS client could not be made.
+    #[error("cannot make an HTTPS client: {0}")]
+    Client(String),
+    /// The engine's TLS certificate is not signed by the CA the operator has.
+    #[error(
+        "{url}: the engine's TLS certificate does not verify with the CA in {ca_file} ({detail}); if the engine's CA was replaced, fetch it on first contact and compare its fingerprint with `openssl x509 -noout -fingerprint -sha256 -in /etc/pki/ovirt-engine/ca.pem` on the engine",
+        ca_file = .ca_file.display()
+    )]
+    Untrusted {
+        /// The PKI URL.
+        url: String,
+        /// The CA file that was trusted.
+        ca_file: PathBuf,
+        /// What TLS reported.
+        detail: String,
+    },
+    /// TLS failed although no certificate was verified (first contact).
+    #[error("{url}: TLS failed ({detail}); check that the URL names the engine's HTTPS port")]
+    Tls {
+        /// The PKI URL.
+        url: String,
+        /// What TLS reported.
+        detail: String,
+    },
+    /// No answer: DNS, connection, timeout.
+    #[error("{url}: {detail}; check that the engine is up and reachable from this host")]
+    Request {
+        /// The PKI URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The engine answered, but not 200.
+    #[error(
+        "{url} answered {status}, not 200 with the CA certificate; check the engine URL and that the engine is up"
+    )]
+    Status {
+        /// The PKI URL.
+        url: String,
+        /// The status.
+        status: StatusCode,
+    },
+    /// The engine answered 200 with something that is not a CA certificate.
+    #[error("{url} did not answer a CA certificate: {reason}; check the engine URL")]
+    Answer {
+        /// The PKI URL.
+        url: String,
+        /// Why the answer was refused.
+        reason: String,
+    },
+    /// The text holds no PEM block, or a broken one.
+    #[error("not a PEM certificate ({0}); expected a -----BEGIN CERTIFICATE----- block")]
+    NotPem(String),
+    /// A PEM block of another kind, such as a private key.
+    #[error("a PEM {label} block, not a certificate; expected a -----BEGIN CERTIFICATE----- block")]
+    NotCertificate {
+        /// The label after `BEGIN`.
+        label: String,
+    },
+    /// More than one PEM block.
+    #[error("{count} PEM blocks; expected exactly one CA certificate")]
+    Several {
+        /// How many.
+        count: usize,
+    },
+    /// The block does not decode as an X.509 certificate.
+    #[error("not a valid X.509 certificate: {0}")]
+    BadCertificate(String),
+    /// A certificate, but not a CA's (a server certificate, say).
+    #[error(
+        "the certificate {subject:?} is not a CA (its basicConstraints lack CA:TRUE); expected the engine's CA certificate, not a server's"
+    )]
+    NotCa {
+        /// Its subject.
+        subject: String,
+    },
+    /// The CA could not be written.
+    #[error(
+        "writing the CA to {path}: {source}; check that the folder is writable",
+        path = .path.display()
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Parses a PEM text holding exactly one certificate, which must be a CA's.
+///
+/// # Errors
+/// No PEM block ([`CertError::NotPem`]), a block of another kind
+/// ([`CertError::NotCertificate`]), several blocks ([`CertError::Several`]), a block that is not
+/// X.509 ([`CertError::BadCertificate`]), a certificate that is not a CA ([`CertError::NotCa`]).
+pub fn inspect(pem: &str) -> Result<CaInfo, CertError> {
+    let blocks = Pem::iter_from_buffer(pem.as_bytes())
+        .collect::<Result<Vec<Pem>, _>>()
+        .map_err(|e| CertError::NotPem(e.to_string()))?;
+    let block = match blocks.as_slice() {
+        [] => return Err(CertError::NotPem("no PEM block".to_owned())),
+        [one] => one,
+        several => {
+            return Err(CertError::Several {
+                count: several.len(),
+            });
+        }
+    };
+    if block.label != "CERTIFICATE" {
+        return Err(CertError::NotCertificate {
+            label: block.label.clone(),
+        });
+    }
+    let cert = block
+        .parse_x509()
+        .map_err(|e| CertError::BadCertificate(e.to_string()))?;
+    let subject = cert.subject().to_string();
+    if !cert.is_ca() {
+        return Err(CertError::NotCa { subject });
+    }
+    let not_after = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
+        .ok_or_else(|| CertError::BadCertificate("its expiry is out of range".to_owned()))?;
+    Ok(CaInfo {
+        pem: first_block(pem),
+        sha256_fingerprint: fingerprint(&block.contents),
+        subject,
+        not_after,
+    })
+}
+
+/// The lines of the first PEM block, as [`Pem::read`] finds them, with `\n` line ends.
+fn first_block(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if !inside && line.starts_with("-----BEGIN ") {
+            inside = true;
+        }
+        if inside {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            if line.starts_with("-----END ") {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// `AA:BB:...`, upper case, as `openssl x509 -fingerprint -sha256` shows it.
+fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The PKI resource URL of the engine whose API is at `api_url`: scheme, host and port kept,
+/// the trailing `/ovirt-engine/api` (or `/ovirt-engine/api/v4`) replaced; a path before it (a
+/// reverse proxy's prefix) is kept; user, query and fragment are dropped.
+///
+/// # Errors
+/// [`CertError::ApiUrl`]: not a URL, not `https`, or no `/ovirt-engine/api` path.
+pub fn pki_url(api_url: &str) -> Result<String, CertError> {
+    let refuse = |reason: &str| CertError::ApiUrl {
+        url: api_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut url = Url::parse(api_url.trim()).map_err(|e| refuse(&e.to_string()))?;
+    if url.scheme() != "https" {
+        return Err(refuse("the scheme must be https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(refuse("it names no host"));
+    }
+    let path = url.path().trim_end_matches('/');
+    let prefix = path
+        .strip_suffix("/ovirt-engine/api/v4")
+        .or_else(|| path.strip_suffix("/ovirt-engine/api"))
+        .ok_or_else(|| refuse("its path does not end with /ovirt-engine/api"))?
+        .to_owned();
+    url.set_path(&format!("{prefix}{PKI_PATH}"));
+    url.set_query(Some(PKI_QUERY));
+    url.set_fragment(None);
+    // Cannot fail on an https URL with a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok(url.into())
+}
+
+/// Downloads the CA of the engine whose API is at `api_url` and inspects it.
+///
+/// # Errors
+/// A bad API URL or CA file, no connection, a TLS failure, a non-200 answer, or an answer that is
+/// not one CA certificate; each names the URL or file.
+pub async fn fetch(api_url: &str, trust: Trust) -> Result<CaInfo, CertError> {
+    let url = pki_url(api_url)?;
+    let builder = reqwest::Client::builder().timeout(TIMEOUT).https_only(true);
+    let builder = match &trust {
+        Trust::Existing(path) => builder.tls_certs_only(trusted(path)?),
+        Trust::FirstContact => builder.tls_danger_accept_invalid_certs(true),
+    };
+    let client = builder
+        .build()
+        .map_err(|e| CertError::Client(describe(&e).0))?;
+    let request_error = |e: reqwest::Error| {
+        let (detail, tls) = describe(&e);
+        match (&trust, tls) {
+            (Trust::Existing(ca_file), true) => CertError::Untrusted {
+                url: url.clone(),
+                ca_file: ca_file.clone(),
+                detail,
+            },
+            (Trust::FirstContact, true) => CertError::Tls {
+                url: url.clone(),
+                detail,
+            },
+            (_, false) => CertError::Request {
+                url: url.clone(),
+                detail,
+            },
+        }
+    };
+    let mut response = client.get(&url).send().await.map_err(request_error)?;
+    if response.status() != StatusCode::OK {
+        return Err(CertError::Status {
+            url,
+            status: response.status(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY {
+            return Err(CertError::Answer {
+                url,
+                reason: "the answer is larger than 1 MiB".to_owned(),
+            });
+        }
+    }
+    let text = String::from_utf8(body).map_err(|_| CertError::Answer {
+        url: url.clone(),
+        reason: "the answer is not text".to_owned(),
+    })?;
+    inspect(&text).map_err(|e| CertError::Answer {
+        url,
+        reason: e.to_string(),
+    })
+}
+
+/// The certificates in the CA file of [`Trust::Existing`].
+fn trusted(path: &Path) -> Result<Vec<reqwest::Certificate>, CertError> {
+    let refuse = |reason: String| CertError::TrustFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| refuse(format!("cannot be read: {e}")))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| refuse(format!("is not PEM: {}", describe(&e).0)))?;
+    if certs.is_empty() {
+        return Err(refuse("holds no certificate".to_owned()));
+    }
+    Ok(certs)
+}
+
+/// A reqwest error's causes, joined, and whether TLS (rustls) reported one of them.
+fn describe(error: &reqwest::Error) -> (String, bool) {
+    use std::error::Error;
+    let mut parts: Vec<String> = Vec::new();
+    let mut tls = false;
+    let mut next: Option<&(dyn Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        tls |= e.downcast_ref::<rustls::Error>().is_some();
+        // reqwest's own text repeats the URL, which the callers name already.
+        let text = if e.is::<reqwest::Error>() && e.source().is_some() {
+            String::new()
+        } else {
+            e.to_string()
+        };
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        // An io::Error's `source()` skips the error it wraps; `get_ref()` does not.
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    if error.is_timeout() {
+        parts.insert(0, format!("no answer within {} s", TIMEOUT.as_secs()));
+    }
+    if parts.is_empty() {
+        parts.push(error.to_string());
+    }
+    (parts.join(": "), tls)
+}
+
+/// Writes the CA's PEM to `path` atomically and durably, making its folder if needed.
+///
+/// # Errors
+/// [`CertError::Write`], naming the path.
+pub fn save(info: &CaInfo, path: &Path) -> Result<(), CertError> {
+    let failed = |source| CertError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    write_atomic(path, info.pem.as_bytes()).map_err(failed)
+}
+
+/// A warning when the CA expires within [`WARN_WITHIN_DAYS`] days of `now`, or has expired,
+/// naming its subject, expiry date and the days left (or past).
+pub fn expiry_warning(info: &CaInfo, now: DateTime<Utc>) -> Option<String> {
+    let left = info.not_after - now;
+    if left > chrono::Duration::days(WARN_WITHIN_DAYS) {
+        return None;
+    }
+    let date = info.not_after.format("%Y-%m-%d %H:%M UTC");
+    let days = |n: i64| match n {
+        0 => "less than a day".to_owned(),
+        1 => "1 day".to_owned(),
+        n => format!("{n} days"),
+    };
+    let advice = "renew the CA on the engine, then fetch it again with `ovrun cert fetch`";
+    Some(if left <= chrono::Duration::zero() {
+        format!(
+            "the engine CA {:?} expired on {date}, {} ago: {advice}",
+            info.subject,
+            days((-left).num_days())
+        )
+    } else {
+        format!(
+            "the engine CA {:?} expires on {date}, in {}: {advice}",
+            info.subject,
+            days(left.num_days())
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    const PKI: &str =
+        "/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA";
+
+    #[test]
+    fn pki_url_replaces_the_api_path() {
+        for (api, base) in [
+            (
+                "https://engine.example.com/ovirt-engine/api",
+                "https://engine.example.com",
+            ),
+            (
+                "https://engine.example.com/ovirt-engine/api/",
+                "https://engine.example.com",
+            ),
+            (
+                "https://engine.example.com/ovirt-engine/api/v4",
+                "https://engine.example.com",
+            ),
+            (
+                "https://localhost:8443/ovirt-engine/api",
+                "https://localhost:8443",
+            ),
+            (
+                "https://127.0.0.1:8443/ovirt-engine/api",
+                "https://127.0.0.1:8443",
+            ),
+            ("https://[::1]:8443/ovirt-engine/api", "https://[::1]:8443"),
+            ("https://e:443/ovirt-engine/api", "https://e"),
+            (
+                "https://ENGINE.example.com/ovirt-engine/api",
+                "https://engine.example.com",
+            ),
+            (
+                "https://proxy.example.com/dc1/ovirt-engine/api",
+                "https://proxy.example.com/dc1",
+            ),
+            (
+                "https://admin:secret@e/ovirt-engine/api?x=1#top",
+                "https://e",
+            ),
+            ("  https://e/ovirt-engine/api\n", "https://e"),
+        ] {
+            assert_eq!(pki_url(api).expect(api), format!("{base}{PKI}"), "{api}");
+        }
+    }
+
+    #[test]
+    fn pki_url_refuses_what_is_not_an_https_api_url() {
+        for (api, reason) in [
+            ("http://e/ovirt-engine/api", "the scheme must be https"),
+            ("https://e", "its path does not end with /ovirt-engine/api"),
+            (
+                "https://e/ovirt-engine",
+                "its path does not end with /ovirt-engine/api",
+            ),
+            (
+                "https://e/api",
+                "its path does not end with /ovirt-engine/api",
+            ),
+            (
+                "engine.example.com/ovirt-engine/api",
+                "relative URL without a base",
+            ),
+            ("", "relative URL without a base"),
+        ] {
+            let error = pki_url(api).expect_err(api);
+            assert!(
+                matches!(&error, CertError::ApiUrl { url, reason: r } if url == api && r == reason),
+                "{api}: {error:?}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains("expected https://ENGINE/ovirt-engine/api")
+            );
+        }
+    }
+
+    fn ca(not_after: Option<(i32, u8, u8)>) -> (String, KeyPair, CertificateParams) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "test CA");
+        if let Some((y, m, d)) = not_after {
+            params.not_after = rcgen::date_time_ymd(y, m, d);
+        }
+        let key = KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("CA");
+        (cert.pem(), key, params)
+    }
+
+    #[test]
+    fn inspect_reads_a_ca() {
+        let (pem, _, _) = ca(Some((2031, 5, 17)));
+        let info = inspect(&pem).expect("a CA");
+        assert_eq!(info.subject, "CN=test CA");
+        assert_eq!(info.not_after.to_rfc3339(), "2031-05-17T00:00:00+00:00");
+        assert_eq!(info.sha256_fingerprint.len(), 32 * 3 - 1);
+        assert!(
+            info.sha256_fingerprint
+                .split(':')
+                .all(|b| b.len() == 2 && b.chars().all(|c| matches!(c, '0'..='9' | 'A'..='F')))
+        );
+        assert_eq!(info.pem, pem);
+        // Text around the block and CRLF line ends do not change what is kept.
+        let wrapped = format!(
+            "subject=CN=test CA\r\n{}\r\n\r\n",
+            pem.replace('\n', "\r\n")
+        );
+        assert_eq!(inspect(&wrapped).expect("wrapped"), info);
+    }
+
+    #[test]
+    fn inspect_refuses_what_is_not_one_ca() {
+        let (pem, key, params) = ca(None);
+        let issuer = rcgen::Issuer::new(params, key);
+        let leaf_key = KeyPair::generate().expect("key");
+        let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf");
+        assert!(matches!(
+            inspect(&leaf.pem()),
+            Err(CertError::NotCa { subject }) if subject == "CN=rcgen self signed cert"
+        ));
+        assert!(matches!(
+            inspect(&leaf_key.serialize_pem()),
+            Err(CertError::NotCertificate { label }) if label == "PRIVATE KEY"
+        ));
+        assert!(matches!(
+            inspect(&format!("{pem}{}", leaf.pem())),
+            Err(CertError::Several { count: 2 })
+        ));
+        assert!(matches!(
+            inspect("<html>Not found</html>"),
+            Err(CertError::NotPem(_))
+        ));
+        assert!(matches!(inspect(""), Err(CertError::NotPem(_))));
+        let cut = &pem[..pem.len() / 2];
+        assert!(matches!(inspect(cut), Err(CertError::NotPem(_))));
+        let not_x509 = "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            inspect(not_x509),
+            Err(CertError::BadCertificate(_))
+        ));
+    }
+
+    #[test]
+    fn expiry_warning_counts_days() {
+        let (pem, _, _) = ca(Some((2031, 5, 17)));
+        let info = inspect(&pem).expect("a CA");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("date").to_utc();
+        assert_eq!(expiry_warning(&info, at("2031-04-16T23:59:59Z")), None);
+        let warned = |s| expiry_warning(&info, at(s)).expect(s);
+        assert_eq!(
+            warned("2031-04-17T00:00:00Z"),
+            "the engine CA \"CN=test CA\" expires on 2031-05-17 00:00 UTC, in 30 days: renew the CA on the engine, then fetch it again with `ovrun cert fetch`"
+        );
+        assert!(warned("2031-05-15T12:00:00Z").contains(", in 1 day:"));
+        assert!(warned("2031-05-16T12:00:00Z").contains(", in less than a day:"));
+        assert!(
+            warned("2031-05-17T00:00:00Z")
+                .contains("expired on 2031-05-17 00:00 UTC, less than a day ago:")
+        );
+        assert!(
+            warned("2031-06-01T00:00:00Z")
+                .contains("expired on 2031-05-17 00:00 UTC, 15 days ago:")
+        );
+    }
+}
