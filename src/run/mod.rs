@@ -1,3 +1,16 @@
 //! `ovrun`'s library: what the compiled units run against the engines.
 //!
+//! - [`engine`]: the engine's REST API as a client sees it: lenient types and a client with
+//!   SSO login, re-login on 401, the engine's faults, polling.
+//! - [`imageio`]: the ovirt-imageio data plane: extents, ranged reads, writes.
+//! - [`local`]: local qcow2 images written through `qemu-nbd`.
+//! - [`catalog`]: the backup directory: points, manifests, the checkpoints file, the VM lock.
+//! - [`backup`]: one backup run (policy.md section 3, API page section 13.1).
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
+
+pub mod backup;
+pub mod catalog;
+pub mod cert;
+pub mod engine;
+pub mod imageio;
+pub mod local;

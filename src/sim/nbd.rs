@@ -16,6 +16,9 @@ pub struct ExportOptions {
     /// Expose this persistent dirty bitmap as `qemu:dirty-bitmap:<name>` (one at most: imageio
     /// drops dirty extents when an export has several).
     pub bitmap: Option<String>,
+    /// Turn written zeroes into zero clusters (`--detect-zeroes=on`): a client writing a backup
+    /// image gets no allocated zero clusters, and zeroes still mask a backing file.
+    pub detect_zeroes: bool,
 }
 
 /// A running export on a unix socket; stopped when dropped.
@@ -46,6 +49,9 @@ impl NbdExport {
         ]);
         if options.read_only {
             command.arg("--read-only");
+        }
+        if options.detect_zeroes {
+            command.arg("--detect-zeroes=on");
         }
         if let Some(bitmap) = &options.bitmap {
             command.arg(format!("--bitmap={bitmap}"));

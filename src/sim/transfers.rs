@@ -323,6 +323,7 @@ async fn create(
     let options = ExportOptions {
         read_only,
         bitmap: plan.bitmap.clone(),
+        detect_zeroes: false,
     };
     let started =
         tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))

@@ -70,6 +70,7 @@ async fn a_backup_client_reads_data_and_dirty_extents_through_the_real_daemon() 
         &ExportOptions {
             read_only: true,
             bitmap: Some("chk1".into()),
+            detect_zeroes: false,
         },
     )
     .expect("qemu-nbd");
@@ -175,6 +176,7 @@ async fn export(
         &ExportOptions {
             read_only: true,
             bitmap: bitmap.map(str::to_owned),
+            detect_zeroes: false,
         },
     )
     .expect("qemu-nbd");

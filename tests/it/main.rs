@@ -3,10 +3,12 @@
 
 mod build;
 mod captures;
+mod cert;
 mod dataplane;
 mod engine;
 mod normalize;
 mod official_clients;
+mod ovrun_backup;
 mod ovsim_cli;
 mod purity;
 mod schedules;

@@ -1,0 +1,866 @@
+//! One backup run of one VM: section 13.1 of the API page, with full or incremental decided by
+//! policy.md section 3.
+//!
+//! The order matters for safety: the VM's lock is taken and leftovers of a dead run removed
+//! first; the engine's backup and each transfer are always finalized, also on errors and on
+//! interruption; the point's manifest is written last, and only then the checkpoints file, so a
+//! point that exists is complete and a run that failed leaves nothing that looks like a point.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::catalog::{self, Catalog, CatalogError, DiskEntry, MANIFEST_FORMAT, Manifest};
+use super::engine::{
+    Backup, Checkpoints, Disk, DiskAttachments, EngineClient, EngineError, ImageTransfer,
+};
+use super::imageio::{Extent, ImageioError, Ticket, chunks};
+use super::local::{self, LocalError, Writer};
+use crate::plan::full::{Chain, Kind, Reason, decide};
+use crate::plan::runner::RunnerConfig;
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Take a full backup whatever the policy says.
+    pub force_full: bool,
+    /// Parallel connections per disk.
+    pub workers: usize,
+    /// How long to wait for another `ovrun` on the same VM.
+    pub lock_wait: Duration,
+    /// How long to wait for a locked VM or disk on the engine.
+    pub engine_lock_wait: Duration,
+    /// How often to poll the engine.
+    pub poll_interval: Duration,
+    /// Where `qemu-nbd` sockets go.
+    pub run_dir: PathBuf,
+    /// Set to stop the run (SIGTERM, Ctrl-C): it finalizes and exits.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            force_full: false,
+            workers: 4,
+            lock_wait: Duration::from_secs(60),
+            engine_lock_wait: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(1),
+            run_dir: std::env::temp_dir(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// The runner config or the environment is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The engine refused or did not answer.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The data plane failed.
+    #[error(transparent)]
+    Imageio(#[from] ImageioError),
+    /// Writing the local image failed.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    /// The backup directory failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The VM or a disk stayed locked.
+    #[error("{0}")]
+    Locked(String),
+    /// The engine's backup failed.
+    #[error("{0}")]
+    Failed(String),
+    /// Stopped by a signal.
+    #[error("stopped by a signal; the engine's backup and transfers were finalized")]
+    Interrupted,
+}
+
+/// What a successful run made.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The new point.
+    pub manifest: Manifest,
+    /// Leftovers of an earlier, unfinished run that were removed.
+    pub removed_leftovers: Vec<PathBuf>,
+    /// Why an incremental became a full, if it did.
+    pub fallback: Option<String>,
+}
+
+/// A disk to back up, as attached to the VM.
+#[derive(Debug, Clone)]
+struct Source {
+    disk: Disk,
+    interface: String,
+    bootable: bool,
+}
+
+/// Runs one backup of the VM in `config`.
+///
+/// # Errors
+/// Any step fails; the engine's backup and transfers are finalized and the point's files
+/// removed before this returns.
+pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, BackupError> {
+    let catalog = Catalog::open(Path::new(&config.backup_directory), &config.vm)?;
+    let lock_wait = options.lock_wait;
+    let lock_catalog = catalog.clone();
+    let _lock = tokio::task::spawn_blocking(move || lock_catalog.lock(lock_wait))
+        .await
+        .map_err(|e| BackupError::Config(e.to_string()))??;
+    let removed_leftovers = catalog.remove_leftovers()?;
+    for path in &removed_leftovers {
+        tracing::warn!(
+            "removed {}: left by a run that did not finish (it was never a point)",
+            path.display()
+        );
+    }
+    let password = super::engine::read_password(&config.source)?;
+    let client = EngineClient::new(&config.source, password)?;
+    let result = backup(&client, config, options, &catalog).await;
+    client.logout().await;
+    result.map(|(manifest, fallback)| Outcome {
+        manifest,
+        removed_leftovers,
+        fallback,
+    })
+}
+
+async fn backup(
+    client: &EngineClient,
+    config: &RunnerConfig,
+    options: &Options,
+    catalog: &Catalog,
+) -> Result<(Manifest, Option<String>), BackupError> {
+    let vm = wait_for_vm(client, &config.vm, options).await?;
+    let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
+    let points = catalog.points()?;
+    let taken_at = Utc::now();
+    let (kind, reason, parent) =
+        choose_kind(client, config, options, &vm.id, &points, &sources, taken_at).await?;
+    let attempt = Attempt {
+        client,
+        config,
+        options,
+        catalog,
+        vm_id: &vm.id,
+        sources: &sources,
+        taken_at,
+    };
+    match attempt.take(kind, &reason, parent).await {
+        Err(BackupError::Failed(why))
+        | Err(BackupError::Engine(EngineError::Fault { detail: why, .. }))
+            if parent.is_some() && fallback_worthy(&why) =>
+        {
+            let fallback = format!("incremental backup not possible ({why}); taking a full backup");
+            tracing::warn!("{fallback}");
+            let manifest = attempt
+                .take(Kind::Full, "fallback after a failed incremental", None)
+                .await?;
+            Ok((manifest, Some(fallback)))
+        }
+        other => other.map(|manifest| (manifest, None)),
+    }
+}
+
+/// Errors after which the engine wants a full backup (section 6.8 of the API page).
+fn fallback_worthy(why: &str) -> bool {
+    why.contains("Checkpoint ID")
+        || why.contains("FULL_VM_BACKUP_NEEDED")
+        || why.contains("backup failed")
+        || why.contains("not included in the previous VM backup")
+        || why.contains("Incremental backup is disabled")
+}
+
+/// The VM, once it is not locked (up to `engine_lock_wait`).
+async fn wait_for_vm(
+    client: &EngineClient,
+    name: &str,
+    options: &Options,
+) -> Result<super::engine::Vm, BackupError> {
+    let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
+    loop {
+        let vm = client.vm_by_name(name).await?;
+        let status = vm.status.clone().unwrap_or_default();
+        if status != "image_locked" && status != "locked" {
+            return Ok(vm);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(BackupError::Locked(format!(
+                "VM {name} is still {status} after {:?}; if no task holds it, unlock it on the engine (unlock_entity.sh -t vm)",
+                options.engine_lock_wait
+            )));
+        }
+        tracing::info!("VM {name} is {status}; waiting");
+        sleep_or_stop(options).await?;
+    }
+}
+
+/// The VM's backed-up disks (active image data disks), once none is locked.
+async fn wait_for_disks(
+    client: &EngineClient,
+    vm_id: &str,
+    vm_name: &str,
+    options: &Options,
+) -> Result<Vec<Source>, BackupError> {
+    let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
+    loop {
+        let attachments: DiskAttachments = client
+            .get(&format!("/vms/{vm_id}/diskattachments?follow=disk"))
+            .await?;
+        let mut sources = Vec::new();
+        for attachment in attachments.disk_attachment {
+            if attachment.active == Some(false) {
+                continue;
+            }
+            let disk = match attachment.disk {
+                Some(disk) if disk.provisioned_size.is_some() => disk,
+                _ => client.get(&format!("/disks/{}", attachment.id)).await?,
+            };
+            let image = disk.storage_type.as_deref().is_none_or(|t| t == "image");
+            let data = disk.content_type.as_deref().is_none_or(|t| t == "data");
+            if image && data {
+                sources.push(Source {
+                    disk,
+                    interface: attachment.interface.unwrap_or_else(|| "virtio_scsi".into()),
+                    bootable: attachment.bootable.unwrap_or(false),
+                });
+            }
+        }
+        if sources.is_empty() {
+            return Err(BackupError::Config(format!(
+                "VM {vm_name} has no active image disk to back up"
+            )));
+        }
+        let locked: Vec<&str> = sources
+            .iter()
+            .filter(|s| s.disk.status.as_deref() == Some("locked"))
+            .map(|s| s.disk.label())
+            .collect();
+        if locked.is_empty() {
+            return Ok(sources);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(BackupError::Locked(format!(
+                "disks of VM {vm_name} still locked after {:?}: {}; if no task holds them, unlock them on the engine (unlock_entity.sh -t disk)",
+                options.engine_lock_wait,
+                locked.join(", ")
+            )));
+        }
+        tracing::info!("disks locked: {}; waiting", locked.join(", "));
+        sleep_or_stop(options).await?;
+    }
+}
+
+async fn sleep_or_stop(options: &Options) -> Result<(), BackupError> {
+    if options.stop.load(Ordering::Relaxed) {
+        return Err(BackupError::Interrupted);
+    }
+    tokio::time::sleep(options.poll_interval).await;
+    if options.stop.load(Ordering::Relaxed) {
+        return Err(BackupError::Interrupted);
+    }
+    Ok(())
+}
+
+/// Full or incremental, why, and the point an incremental builds on.
+async fn choose_kind<'p>(
+    client: &EngineClient,
+    config: &RunnerConfig,
+    options: &Options,
+    vm_id: &str,
+    points: &'p [Manifest],
+    sources: &[Source],
+    at: DateTime<Utc>,
+) -> Result<(Kind, String, Option<&'p Manifest>), BackupError> {
+    let policy = config
+        .full_policy()
+        .map_err(|e| BackupError::Config(e.to_string()))?;
+    let zone = zone_of(config)?;
+    if options.force_full {
+        return Ok((Kind::Full, "--full was given".into(), None));
+    }
+    let Some(last) = points.last() else {
+        return Ok((Kind::Full, "no backup exists yet".into(), None));
+    };
+    if let Some(why) = chain_unusable(client, vm_id, last, sources).await? {
+        return Ok((Kind::Full, why, None));
+    }
+    let chain_points = Catalog::chain(points, &last.point);
+    let chain = chain_points.first().map(|full| Chain {
+        full_at: full.taken_at,
+        incrementals: u32::try_from(chain_points.len() - 1).unwrap_or(u32::MAX),
+    });
+    let (kind, reason) = decide(&policy, zone, at, chain);
+    let parent = (kind == Kind::Incremental).then_some(last);
+    Ok((kind, describe(reason), parent))
+}
+
+fn zone_of(config: &RunnerConfig) -> Result<chrono_tz::Tz, BackupError> {
+    match &config.timezone {
+        Some(name) => name
+            .parse()
+            .map_err(|_| BackupError::Config(format!("unknown time zone {name}"))),
+        None => Ok(crate::host::zone()),
+    }
+}
+
+fn describe(reason: Reason) -> String {
+    match reason {
+        Reason::IncrementalDisabled => "incremental backups are disabled".into(),
+        Reason::NoChain => "no usable chain".into(),
+        Reason::FrequencyDue(f) => format!("a {} full backup is due", f.as_str()),
+        Reason::ChainFull => "the chain reached max_incremental_chain_length".into(),
+        Reason::FullTooOld => "the chain's full backup is older than force_full_backup_days".into(),
+        Reason::ChainContinues => "the chain continues".into(),
+    }
+}
+
+/// Why the last point cannot be built on (rule 2), if it cannot.
+async fn chain_unusable(
+    client: &EngineClient,
+    vm_id: &str,
+    last: &Manifest,
+    sources: &[Source],
+) -> Result<Option<String>, BackupError> {
+    let Some(checkpoint) = &last.checkpoint else {
+        return Ok(Some("the last point has no checkpoint".into()));
+    };
+    if last.vm_id != vm_id {
+        return Ok(Some("the VM was re-created (its id changed)".into()));
+    }
+    let mut ours: Vec<&str> = last.disks.iter().map(|d| d.id.as_str()).collect();
+    let mut now: Vec<&str> = sources.iter().map(|s| s.disk.id.as_str()).collect();
+    ours.sort_unstable();
+    now.sort_unstable();
+    if ours != now {
+        return Ok(Some("the VM's disk set changed".into()));
+    }
+    let known: Checkpoints = client.get(&format!("/vms/{vm_id}/checkpoints")).await?;
+    match known.checkpoint.iter().find(|c| &c.id == checkpoint) {
+        None => Ok(Some(format!(
+            "the engine does not know checkpoint {checkpoint} any more"
+        ))),
+        Some(c) if c.state.as_deref() == Some("invalid") => Ok(Some(format!(
+            "the engine marked checkpoint {checkpoint} invalid"
+        ))),
+        Some(_) => Ok(None),
+    }
+}
+
+/// Everything one attempt (full, or incremental from a parent) needs.
+struct Attempt<'a> {
+    client: &'a EngineClient,
+    config: &'a RunnerConfig,
+    options: &'a Options,
+    catalog: &'a Catalog,
+    vm_id: &'a str,
+    sources: &'a [Source],
+    taken_at: DateTime<Utc>,
+}
+
+impl Attempt<'_> {
+    /// Takes the point: starts the engine's backup, transfers every disk, always finalizes;
+    /// then writes the manifest and the checkpoints file.
+    async fn take(
+        &self,
+        kind: Kind,
+        reason: &str,
+        parent: Option<&Manifest>,
+    ) -> Result<Manifest, BackupError> {
+        let point = catalog::point_id(self.taken_at);
+        tracing::info!(vm = %self.config.vm, point = %point, "{} backup: {reason}", kind.as_str());
+        let started = self.start(parent).await?;
+        let transferred = self.transfer_all(&started, &point, kind, parent).await;
+        let finalized = self.finalize(&started.id).await;
+        let disks = match (transferred, finalized) {
+            (Ok(disks), Ok(checkpoint)) => (disks, checkpoint),
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                self.remove_point_files(&point);
+                return Err(e);
+            }
+        };
+        let (disks, checkpoint) = disks;
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            vm: self.config.vm.clone(),
+            vm_id: self.vm_id.to_owned(),
+            point: point.clone(),
+            kind: kind.as_str().into(),
+            reason: reason.into(),
+            taken_at: self.taken_at,
+            parent: parent.map(|p| p.point.clone()),
+            backup_id: started.id.clone(),
+            from_checkpoint: started.from_checkpoint_id.clone(),
+            checkpoint,
+            disks,
+        };
+        self.catalog.commit(&manifest)?;
+        catalog::record_checkpoint(
+            Path::new(&self.config.checkpoints_file),
+            &self.config.vm,
+            manifest.checkpoint.as_deref(),
+            &point,
+        )?;
+        Ok(manifest)
+    }
+
+    fn remove_point_files(&self, point: &str) {
+        if let Ok(leftovers) = self.catalog.leftovers() {
+            for path in leftovers.iter().filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(point))
+            }) {
+                let _ = fs_err::remove_file(path);
+            }
+        }
+    }
+
+    /// `POST /vms/{id}/backups`, then polls until `ready`.
+    async fn start(&self, parent: Option<&Manifest>) -> Result<Backup, BackupError> {
+        let disks: Vec<Value> = self
+            .sources
+            .iter()
+            .map(|s| json!({"id": s.disk.id}))
+            .collect();
+        let mut request = json!({
+            "description": format!("ovrun {}", catalog::point_id(self.taken_at)),
+            "disks": {"disk": disks},
+        });
+        if let Some(from) = parent.and_then(|p| p.checkpoint.as_deref()) {
+            request["from_checkpoint_id"] = json!(from);
+        }
+        let backup: Backup = self
+            .client
+            .post(
+                &format!("/vms/{}/backups?require_consistency=false", self.vm_id),
+                &request,
+            )
+            .await?;
+        let path = format!("/vms/{}/backups/{}", self.vm_id, backup.id);
+        loop {
+            let now: Backup = match self.client.get(&path).await {
+                Ok(now) => now,
+                Err(e) if e.is_not_found() => {
+                    return Err(BackupError::Failed(format!(
+                        "backup {} vanished",
+                        backup.id
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match now.phase.as_deref() {
+                Some("ready") => return Ok(now),
+                Some("failed") => {
+                    return Err(BackupError::Failed(format!(
+                        "backup {} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)",
+                        backup.id
+                    )));
+                }
+                _ => {}
+            }
+            if let Err(e) = sleep_or_stop(self.options).await {
+                let _ = self.finalize(&backup.id).await;
+                return Err(e);
+            }
+        }
+    }
+
+    /// Finalizes the engine's backup and waits for `succeeded`; the checkpoint it created.
+    async fn finalize(&self, backup: &str) -> Result<Option<String>, BackupError> {
+        let path = format!("/vms/{}/backups/{backup}", self.vm_id);
+        let ready: Backup = self.client.get(&path).await?;
+        if let Err(e) = self.client.action(&format!("{path}/finalize")).await {
+            tracing::warn!("finalizing backup {backup}: {e}");
+        }
+        for _ in 0..600 {
+            match self.client.get::<Backup>(&path).await {
+                Ok(b) if b.phase.as_deref() == Some("succeeded") => {
+                    return Ok(b.to_checkpoint_id.or(ready.to_checkpoint_id));
+                }
+                Ok(b) if b.phase.as_deref() == Some("failed") => {
+                    return Err(BackupError::Failed(format!(
+                        "backup {backup} failed while finalizing"
+                    )));
+                }
+                // Engines before 4.4.7 drop a finalized backup.
+                Err(e) if e.is_not_found() => return Ok(ready.to_checkpoint_id),
+                Err(e) => return Err(e.into()),
+                Ok(_) => tokio::time::sleep(self.options.poll_interval).await,
+            }
+        }
+        Err(BackupError::Failed(format!(
+            "backup {backup} did not finish finalizing"
+        )))
+    }
+
+    async fn transfer_all(
+        &self,
+        started: &Backup,
+        point: &str,
+        kind: Kind,
+        parent: Option<&Manifest>,
+    ) -> Result<Vec<DiskEntry>, BackupError> {
+        let modes: Vec<Disk> = self
+            .client
+            .get::<super::engine::Disks>(&format!(
+                "/vms/{}/backups/{}/disks",
+                self.vm_id, started.id
+            ))
+            .await?
+            .disk;
+        let mode_of: BTreeMap<&str, &str> = modes
+            .iter()
+            .map(|d| (d.id.as_str(), d.backup_mode.as_deref().unwrap_or("full")))
+            .collect();
+        let names = file_names(self.sources);
+        let mut entries = Vec::new();
+        for source in self.sources {
+            let incremental = kind == Kind::Incremental
+                && mode_of.get(source.disk.id.as_str()) == Some(&"incremental");
+            let backing = parent
+                .filter(|_| incremental)
+                .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id))
+                .map(|d| self.catalog.path(&d.file));
+            let file = format!("{point}.{}.{}.qcow2", kind.as_str(), names[&source.disk.id]);
+            let entry = self
+                .transfer_disk(started, source, &file, backing.as_deref())
+                .await?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// One disk: an image transfer of the backup, its extents, the data ranges read in
+    /// parallel into a local qcow2; the transfer always finalized.
+    async fn transfer_disk(
+        &self,
+        started: &Backup,
+        source: &Source,
+        file: &str,
+        backing: Option<&Path>,
+    ) -> Result<DiskEntry, BackupError> {
+        let size = source.disk.provisioned_size.unwrap_or(0);
+        let path = self.catalog.path(file);
+        local::create(&path, size, backing)?;
+        let transfer: ImageTransfer = self
+            .client
+            .post(
+                "/imagetransfers",
+                &json!({"disk": {"id": source.disk.id}, "backup": {"id": started.id},
+                        "direction": "download", "format": "raw",
+                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
+            )
+            .await?;
+        let href = format!("/imagetransfers/{}", transfer.id);
+        let moved = match self.wait_transferring(&href).await {
+            Ok(url) => self.download(&url, &path, backing.is_some(), source).await,
+            Err(e) => Err(e),
+        };
+        let finished = self.finish_transfer(&href).await;
+        let bytes = moved?;
+        finished?;
+        let (file_size, sha256) = digest(&path)?;
+        Ok(DiskEntry {
+            id: source.disk.id.clone(),
+            alias: source.disk.label().to_owned(),
+            interface: source.interface.clone(),
+            bootable: source.bootable,
+            provisioned_size: size,
+            mode: if backing.is_some() {
+                "incremental"
+            } else {
+                "full"
+            }
+            .into(),
+            file: file.to_owned(),
+            backing: backing
+                .and_then(|b| b.file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_owned),
+            bytes_transferred: bytes,
+            file_size,
+            sha256,
+        })
+    }
+
+    async fn wait_transferring(&self, href: &str) -> Result<String, BackupError> {
+        for _ in 0..300 {
+            let now: ImageTransfer = self.client.get(href).await?;
+            match now.phase.as_deref() {
+                Some("transferring") => {
+                    return now
+                        .transfer_url
+                        .or(now.proxy_url)
+                        .ok_or_else(|| BackupError::Failed(format!("transfer {href} has no URL")));
+                }
+                Some("initializing" | "resuming") => sleep_or_stop(self.options).await?,
+                other => {
+                    return Err(BackupError::Failed(format!(
+                        "transfer {href} is {}",
+                        other.unwrap_or("in an unknown phase")
+                    )));
+                }
+            }
+        }
+        Err(BackupError::Failed(format!(
+            "transfer {href} never started"
+        )))
+    }
+
+    /// Finalizes a download (always safe: nothing on the engine changes) and waits for it.
+    async fn finish_transfer(&self, href: &str) -> Result<(), BackupError> {
+        if let Err(e) = self.client.action(&format!("{href}/finalize")).await {
+            tracing::warn!("finalizing {href}: {e}");
+        }
+        for _ in 0..300 {
+            match self.client.get::<ImageTransfer>(href).await {
+                Ok(t) if t.phase.as_deref() == Some("finished_success") => return Ok(()),
+                Ok(t)
+                    if t.phase.as_deref().is_some_and(|p| {
+                        p.starts_with("finished") || p.starts_with("cancelled")
+                    }) =>
+                {
+                    return Err(BackupError::Failed(format!(
+                        "transfer {href} ended {}",
+                        t.phase.unwrap_or_default()
+                    )));
+                }
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e.into()),
+                Ok(_) => tokio::time::sleep(self.options.poll_interval).await,
+            }
+        }
+        Err(BackupError::Failed(format!(
+            "transfer {href} did not finish"
+        )))
+    }
+
+    /// Reads what must be read into the local image; the bytes read.
+    async fn download(
+        &self,
+        url: &str,
+        path: &Path,
+        incremental: bool,
+        source: &Source,
+    ) -> Result<u64, BackupError> {
+        let ticket = Ticket::new(self.client.http().clone(), url);
+        let extents = ticket
+            .extents(if incremental { "dirty" } else { "zero" })
+            .await?;
+        let (data, zeroes) = plan_reads(&extents, incremental);
+        let total: u64 = data.iter().map(|e| e.length).sum();
+        tracing::info!(
+            disk = %source.disk.label(),
+            "{} to read ({}), {} zero ranges",
+            human_bytes(total),
+            if incremental { "changed blocks" } else { "data" },
+            zeroes.len()
+        );
+        let writer = Arc::new(Writer::open(path, &self.options.run_dir)?);
+        let read = parallel_copy(&ticket, &writer, &data, &zeroes, self.options).await;
+        let writer = Arc::try_unwrap(writer)
+            .map_err(|_| BackupError::Config("a writer outlived its download".into()))?;
+        let closed = tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .map_err(|e| BackupError::Config(e.to_string()))?;
+        let read = read?;
+        closed?;
+        Ok(read)
+    }
+}
+
+/// Extents to read, and (incremental only) dirty ranges that read as zero, to zero locally.
+fn plan_reads(extents: &[Extent], incremental: bool) -> (Vec<Extent>, Vec<Extent>) {
+    let wanted = |e: &&Extent| !incremental || e.dirty;
+    let data = extents
+        .iter()
+        .filter(wanted)
+        .filter(|e| !e.zero)
+        .copied()
+        .collect();
+    let zeroes = extents
+        .iter()
+        .filter(wanted)
+        .filter(|e| incremental && e.zero)
+        .copied()
+        .collect();
+    (data, zeroes)
+}
+
+/// The size of one ranged read (and so of each worker's buffer).
+const CHUNK: u64 = 4 << 20;
+
+/// Copies `data` ranges from the ticket into the image with `options.workers` connections;
+/// zeroes `zeroes`. The bytes read.
+async fn parallel_copy(
+    ticket: &Ticket,
+    writer: &Arc<Writer>,
+    data: &[Extent],
+    zeroes: &[Extent],
+    options: &Options,
+) -> Result<u64, BackupError> {
+    let queue = Arc::new(std::sync::Mutex::new(chunks(data, CHUNK)));
+    let read = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..options.workers.max(1) {
+        let (ticket, writer, queue, read, stop) = (
+            ticket.clone(),
+            writer.clone(),
+            queue.clone(),
+            read.clone(),
+            options.stop.clone(),
+        );
+        workers.spawn(async move {
+            let mut connection = writer.connect()?;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(BackupError::Interrupted);
+                }
+                let Some((offset, length)) = queue.lock().expect("queue lock").pop() else {
+                    return Ok(connection);
+                };
+                let mut buffer = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+                ticket
+                    .read(offset, length, |_, piece| {
+                        buffer.extend_from_slice(&piece);
+                        Ok(())
+                    })
+                    .await?;
+                tokio::task::block_in_place(|| connection.write_at(offset, &buffer))?;
+                read.fetch_add(length, Ordering::Relaxed);
+            }
+        });
+    }
+    let mut first_error = None;
+    let mut spare = None;
+    while let Some(joined) = workers.join_next().await {
+        match joined.map_err(|e| BackupError::Config(e.to_string())) {
+            Ok(Ok(connection)) => spare = Some(connection),
+            Ok(Err(e)) | Err(e) => {
+                if first_error.is_none() {
+                    options.stop.store(false, Ordering::Relaxed);
+                    workers.abort_all();
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if let Some(mut connection) = spare {
+        for zero in zeroes {
+            tokio::task::block_in_place(|| connection.zero(zero.start, zero.length))?;
+        }
+    }
+    Ok(read.load(Ordering::Relaxed))
+}
+
+/// Unique file-name parts for the disks: the alias, made safe; the disk id added on a clash.
+fn file_names(sources: &[Source]) -> BTreeMap<String, String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for s in sources {
+        *seen.entry(catalog::safe_name(s.disk.label())).or_default() += 1;
+    }
+    sources
+        .iter()
+        .map(|s| {
+            let name = catalog::safe_name(s.disk.label());
+            let unique = if seen[&name] > 1 {
+                format!("{name}-{}", s.disk.id.chars().take(8).collect::<String>())
+            } else {
+                name
+            };
+            (s.disk.id.clone(), unique)
+        })
+        .collect()
+}
+
+/// The size and SHA-256 of a file.
+fn digest(path: &Path) -> Result<(u64, String), BackupError> {
+    let mut file = fs_err::File::open(path).map_err(|e| LocalError::Io {
+        what: "reading the image back".into(),
+        source: e,
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buffer).map_err(|e| LocalError::Io {
+            what: "hashing the image".into(),
+            source: e,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    let sha = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((size, sha))
+}
+
+/// `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_data_is_read_and_only_dirty_in_an_incremental() {
+        let e = |start, zero, dirty| Extent {
+            start,
+            length: 1,
+            zero,
+            dirty,
+        };
+        let extents = [
+            e(0, false, true),
+            e(1, true, true),
+            e(2, false, false),
+            e(3, true, false),
+        ];
+        let (data, zeroes) = plan_reads(&extents, false);
+        assert_eq!((data.len(), zeroes.len()), (2, 0));
+        let (data, zeroes) = plan_reads(&extents, true);
+        assert_eq!(data, vec![e(0, false, true)]);
+        assert_eq!(zeroes, vec![e(1, true, true)]);
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+}

@@ -1,0 +1,425 @@
+//! The backup directory, as the predecessor laid it out and operators expect it: one folder per
+//! VM, holding each point's disk images and, written last and durably, its manifest:
+//!
+//! ```text
+//! BACKUP_DIR/web01/20261129T020000Z.full.web01_os.qcow2
+//! BACKUP_DIR/web01/20261129T020000Z.full.manifest.json
+//! BACKUP_DIR/web01/20261130T020000Z.incremental.web01_os.qcow2   (backing: the file above)
+//! BACKUP_DIR/web01/20261130T020000Z.incremental.manifest.json
+//! BACKUP_DIR/checkpoints.json                                    (checkpoints_file)
+//! ```
+//!
+//! File names sort by time and say the kind and the disk. A point is its manifest: files of a
+//! point without one are leftovers of a run that did not finish, removed by the next run. One
+//! `ovrun` works on a VM's folder at a time (an advisory lock on `.lock` in it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rustix::fs::{FlockOperation, flock};
+use serde::{Deserialize, Serialize};
+
+/// The manifest format this `ovrun` writes and reads.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// What can go wrong in the backup directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// I/O.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another `ovrun` holds the VM.
+    #[error(
+        "another ovrun is working on {vm} (lock {lock}); waited {waited:?}: let it finish, or stop it"
+    )]
+    Busy {
+        /// The VM.
+        vm: String,
+        /// The lock file.
+        lock: PathBuf,
+        /// How long this one waited.
+        waited: Duration,
+    },
+    /// A manifest that cannot be read.
+    #[error("{path}: not a manifest: {why}")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CatalogError {
+    let what = what.into();
+    move |source| CatalogError::Io { what, source }
+}
+
+/// A point's record, written last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: u32,
+    /// The VM's name.
+    pub vm: String,
+    /// The VM's id on the source engine.
+    pub vm_id: String,
+    /// The point's id (its UTC time, `20261129T020000Z`).
+    pub point: String,
+    /// `full` or `incremental`.
+    pub kind: String,
+    /// Why this kind (policy.md section 3).
+    pub reason: String,
+    /// When the backup started.
+    pub taken_at: DateTime<Utc>,
+    /// The point this one builds on (`None` for a full).
+    pub parent: Option<String>,
+    /// The engine's backup id.
+    pub backup_id: String,
+    /// The checkpoint this backup started from.
+    pub from_checkpoint: Option<String>,
+    /// The checkpoint it created (the next incremental starts there).
+    pub checkpoint: Option<String>,
+    /// The disks.
+    pub disks: Vec<DiskEntry>,
+}
+
+/// One disk of a point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskEntry {
+    /// The disk's id.
+    pub id: String,
+    /// Its alias.
+    pub alias: String,
+    /// `virtio_scsi`, `virtio`, ...
+    pub interface: String,
+    /// The boot disk.
+    pub bootable: bool,
+    /// Virtual size in bytes.
+    pub provisioned_size: u64,
+    /// `full` or `incremental` (an incremental point may hold a full disk).
+    pub mode: String,
+    /// The image's file name in the VM's folder.
+    pub file: String,
+    /// Its backing file's name (an incremental disk), in the same folder.
+    pub backing: Option<String>,
+    /// Bytes read from the engine for it.
+    pub bytes_transferred: u64,
+    /// The file's size.
+    pub file_size: u64,
+    /// SHA-256 of the file.
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Whether it is a full point.
+    pub fn is_full(&self) -> bool {
+        self.kind == "full"
+    }
+
+    /// The manifest's file name.
+    pub fn file_name(&self) -> String {
+        format!("{}.{}.manifest.json", self.point, self.kind)
+    }
+}
+
+/// The point id for a backup started at `at`.
+pub fn point_id(at: DateTime<Utc>) -> String {
+    at.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// A disk alias as a file-name part: letters, digits, `-`, `_` and unicode letters kept, the
+/// rest `_`.
+pub fn safe_name(alias: &str) -> String {
+    let name: String = alias
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() { "disk".into() } else { name }
+}
+
+/// A VM's folder in the backup directory.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    vm: String,
+    dir: PathBuf,
+}
+
+/// The VM's lock; released on drop.
+#[derive(Debug)]
+pub struct VmLock {
+    _file: std::fs::File,
+}
+
+impl Catalog {
+    /// The folder of `vm` under `backup_dir` (made if missing). The VM's name is the folder's
+    /// name, with `/` replaced (names may hold spaces and any letters).
+    ///
+    /// # Errors
+    /// The folder cannot be made.
+    pub fn open(backup_dir: &Path, vm: &str) -> Result<Self, CatalogError> {
+        let folder = vm.replace('/', "_");
+        let folder = if folder.starts_with('.') {
+            format!("_{folder}")
+        } else {
+            folder
+        };
+        let dir = backup_dir.join(folder);
+        fs_err::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        Ok(Self {
+            vm: vm.to_owned(),
+            dir,
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the VM's lock, waiting up to `wait` for another `ovrun` to release it.
+    ///
+    /// # Errors
+    /// Still held after `wait`, or the lock file cannot be opened.
+    pub fn lock(&self, wait: Duration) -> Result<VmLock, CatalogError> {
+        let path = self.dir.join(".lock");
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?
+            .into_parts()
+            .0;
+        let started = Instant::now();
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(VmLock { _file: file }),
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK && started.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                    return Err(CatalogError::Busy {
+                        vm: self.vm.clone(),
+                        lock: path,
+                        waited: wait,
+                    });
+                }
+                Err(e) => return Err(io(format!("locking {}", path.display()))(e.into())),
+            }
+        }
+    }
+
+    fn entries(&self) -> Result<Vec<String>, CatalogError> {
+        let mut names = Vec::new();
+        for entry in
+            fs_err::read_dir(&self.dir).map_err(io(format!("reading {}", self.dir.display())))?
+        {
+            let entry = entry.map_err(io("reading the VM folder"))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The complete points, oldest first.
+    ///
+    /// # Errors
+    /// The folder or a manifest cannot be read.
+    pub fn points(&self) -> Result<Vec<Manifest>, CatalogError> {
+        let mut points = Vec::new();
+        for name in self.entries()? {
+            if name.starts_with('.') || !name.ends_with(".manifest.json") {
+                continue;
+            }
+            let path = self.dir.join(&name);
+            let text = fs_err::read_to_string(&path).map_err(io("reading a manifest"))?;
+            let manifest: Manifest =
+                serde_json::from_str(&text).map_err(|e| CatalogError::Manifest {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
+            points.push(manifest);
+        }
+        points.sort_by(|a, b| a.point.cmp(&b.point));
+        Ok(points)
+    }
+
+    /// Files that belong to no complete point (a run that died before its manifest), and
+    /// temporary files of interrupted writes.
+    ///
+    /// # Errors
+    /// The folder cannot be read.
+    pub fn leftovers(&self) -> Result<Vec<PathBuf>, CatalogError> {
+        let complete: Vec<String> = self.points()?.into_iter().map(|p| p.point).collect();
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|name| name != ".lock")
+            .filter(|name| {
+                name.starts_with(".tmp-")
+                    || !complete.iter().any(|p| name.starts_with(&format!("{p}.")))
+            })
+            .map(|name| self.dir.join(name))
+            .collect())
+    }
+
+    /// Removes the leftovers; the paths removed.
+    ///
+    /// # Errors
+    /// One cannot be removed.
+    pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>, CatalogError> {
+        let leftovers = self.leftovers()?;
+        for path in &leftovers {
+            fs_err::remove_file(path).map_err(io("removing a leftover"))?;
+        }
+        if !leftovers.is_empty() {
+            crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
+        }
+        Ok(leftovers)
+    }
+
+    /// The path of a file in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes a point's manifest durably (temp, fsync, rename, fsync folder): from then on the
+    /// point exists.
+    ///
+    /// # Errors
+    /// The write fails.
+    pub fn commit(&self, manifest: &Manifest) -> Result<(), CatalogError> {
+        let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
+        crate::fsutil::write_atomic(&self.path(&manifest.file_name()), text.as_bytes())
+            .map_err(io("writing the manifest"))
+    }
+
+    /// The chain of `point`: its full first, `point` last.
+    pub fn chain<'a>(points: &'a [Manifest], point: &str) -> Vec<&'a Manifest> {
+        let by_id: BTreeMap<&str, &Manifest> =
+            points.iter().map(|p| (p.point.as_str(), p)).collect();
+        let mut chain = Vec::new();
+        let mut at = by_id.get(point).copied();
+        while let Some(manifest) = at {
+            chain.push(manifest);
+            at = manifest
+                .parent
+                .as_deref()
+                .and_then(|p| by_id.get(p).copied());
+        }
+        chain.reverse();
+        chain
+    }
+}
+
+/// The predecessor's `checkpoints_file`: per VM, the checkpoint the next incremental starts
+/// from. Updated under a lock (several VMs' runs share it), durably.
+///
+/// # Errors
+/// The file cannot be read, locked or written.
+pub fn record_checkpoint(
+    path: &Path,
+    vm: &str,
+    checkpoint: Option<&str>,
+    point: &str,
+) -> Result<(), CatalogError> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir).map_err(io("creating the checkpoints file's folder"))?;
+    }
+    let lock_path = path.with_extension("lock");
+    let lock = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(format!("opening {}", lock_path.display())))?
+        .into_parts()
+        .0;
+    flock(&lock, FlockOperation::LockExclusive)
+        .map_err(|e| io(format!("locking {}", lock_path.display()))(e.into()))?;
+    let mut all: serde_json::Map<String, serde_json::Value> = fs_err::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    all.insert(
+        vm.to_owned(),
+        serde_json::json!({
+            "checkpoint_id": checkpoint,
+            "point": point,
+            "updated_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }),
+    );
+    let text = serde_json::to_string_pretty(&all).expect("a JSON map serializes");
+    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(io("writing the checkpoints file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_by_time_and_keep_letters() {
+        let at = DateTime::parse_from_rfc3339("2026-11-29T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(point_id(at), "20261129T020000Z");
+        assert_eq!(safe_name("web 01/os"), "web_01_os");
+        assert_eq!(safe_name("dísco-1"), "dísco-1");
+        assert_eq!(safe_name(""), "disk");
+    }
+
+    #[test]
+    fn leftovers_are_files_of_points_without_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), "web 01").unwrap();
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            vm: "web 01".into(),
+            vm_id: "1".into(),
+            point: "20261129T020000Z".into(),
+            kind: "full".into(),
+            reason: "no chain".into(),
+            taken_at: Utc::now(),
+            parent: None,
+            backup_id: "b".into(),
+            from_checkpoint: None,
+            checkpoint: Some("c".into()),
+            disks: Vec::new(),
+        };
+        std::fs::write(catalog.path("20261129T020000Z.full.os.qcow2"), b"x").unwrap();
+        catalog.commit(&manifest).unwrap();
+        std::fs::write(catalog.path("20261130T020000Z.incremental.os.qcow2"), b"y").unwrap();
+        let _lock = catalog.lock(Duration::ZERO).unwrap();
+        assert_eq!(
+            catalog.leftovers().unwrap(),
+            vec![catalog.path("20261130T020000Z.incremental.os.qcow2")]
+        );
+        assert!(matches!(
+            catalog.lock(Duration::ZERO),
+            Err(CatalogError::Busy { .. })
+        ));
+        catalog.remove_leftovers().unwrap();
+        assert_eq!(catalog.points().unwrap(), vec![manifest]);
+        assert!(catalog.leftovers().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,212 @@
+//! Local qcow2 images, written the way the official imageio client writes them: `qemu-img
+//! create` makes the file (a standalone image for a full backup, an overlay on the previous
+//! point for an incremental), and `qemu-nbd` serves it on a unix socket while parallel NBD
+//! connections write the downloaded ranges. Only written clusters are allocated, so an
+//! incremental holds exactly the changed clusters; written zeroes become zero clusters, which
+//! still hide the backing file's data.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nbd::client::{NbdClient, handshake};
+
+use crate::sim::nbd::{ExportOptions, NbdExport};
+
+/// What can go wrong with a local image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// A qemu tool failed.
+    #[error("{command}: {why}")]
+    Tool {
+        /// The command.
+        command: String,
+        /// Its error output.
+        why: String,
+    },
+    /// I/O on the image or its socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
+    let what = what.into();
+    move |source| LocalError::Io { what, source }
+}
+
+/// Runs a qemu tool; its standard output.
+///
+/// # Errors
+/// It cannot start or exits non-zero.
+pub fn qemu(program: &str, args: &[&str]) -> Result<Vec<u8>, LocalError> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(io(format!("running {program} (install qemu-utils)")))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    Err(LocalError::Tool {
+        command: format!("{program} {}", args.join(" ")),
+        why: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    })
+}
+
+fn utf8(path: &Path) -> Result<&str, LocalError> {
+    path.to_str().ok_or_else(|| LocalError::Tool {
+        command: "ovrun".into(),
+        why: format!("{} is not UTF-8", path.display()),
+    })
+}
+
+/// Creates a qcow2 image of `size` bytes at `path`; with `backing`, an overlay whose backing
+/// file is named relative to `path`'s folder (so a catalog can be moved as a whole).
+///
+/// # Errors
+/// `qemu-img` fails.
+pub fn create(path: &Path, size: u64, backing: Option<&Path>) -> Result<(), LocalError> {
+    let size = size.to_string();
+    let mut args = vec!["create", "-q", "-f", "qcow2"];
+    let relative;
+    if let Some(backing) = backing {
+        relative = backing
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| LocalError::Tool {
+                command: "ovrun".into(),
+                why: format!("{} has no UTF-8 file name", backing.display()),
+            })?
+            .to_owned();
+        args.extend(["-b", relative.as_str(), "-F", "qcow2"]);
+    }
+    args.push(utf8(path)?);
+    args.push(&size);
+    qemu("qemu-img", &args).map(|_| ())
+}
+
+/// A local image served by `qemu-nbd` for writing.
+#[derive(Debug)]
+pub struct Writer {
+    export: Option<NbdExport>,
+    socket: PathBuf,
+}
+
+impl Writer {
+    /// Serves `image` on a socket in `run_dir`.
+    ///
+    /// # Errors
+    /// `qemu-nbd` does not start.
+    pub fn open(image: &Path, run_dir: &Path) -> Result<Self, LocalError> {
+        fs_err::create_dir_all(run_dir).map_err(io("creating the run folder"))?;
+        let name = format!(
+            "ovrun-{}-{}.sock",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let socket = run_dir.join(name);
+        let export = NbdExport::start(
+            image,
+            &socket,
+            &run_dir.join("qemu-nbd.log"),
+            &ExportOptions {
+                read_only: false,
+                bitmap: None,
+                detect_zeroes: true,
+            },
+        )
+        .map_err(|e| LocalError::Tool {
+            command: "qemu-nbd".into(),
+            why: e.to_string(),
+        })?;
+        Ok(Self {
+            export: Some(export),
+            socket,
+        })
+    }
+
+    /// A new connection (one per parallel writer).
+    ///
+    /// # Errors
+    /// The socket refuses, or the handshake fails.
+    pub fn connect(&self) -> Result<Connection, LocalError> {
+        let mut stream = UnixStream::connect(&self.socket).map_err(io("connecting to qemu-nbd"))?;
+        let export = handshake(&mut stream, b"").map_err(io("NBD handshake"))?;
+        Ok(Connection(NbdClient::new(stream, &export)))
+    }
+
+    /// Flushes everything to the file and stops serving it.
+    ///
+    /// # Errors
+    /// The flush fails.
+    pub fn close(mut self) -> Result<(), LocalError> {
+        let flushed = self.connect().and_then(|mut c| c.flush());
+        if let Some(export) = self.export.take() {
+            export.stop();
+        }
+        flushed
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(export) = self.export.take() {
+            export.stop();
+        }
+    }
+}
+
+/// One NBD connection to a [`Writer`].
+pub struct Connection(NbdClient<UnixStream>);
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connection")
+    }
+}
+
+impl Connection {
+    /// Writes `data` at `offset`.
+    ///
+    /// # Errors
+    /// The write fails (e.g. the disk is full).
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), LocalError> {
+        self.0
+            .seek(SeekFrom::Start(offset))
+            .map_err(io("seeking the image"))?;
+        self.0
+            .write_all(data)
+            .map_err(io(format!("writing {} bytes at {offset}", data.len())))
+    }
+
+    /// Writes zeroes over `[offset, offset + length)` (zero clusters, see [`Writer::open`]).
+    ///
+    /// # Errors
+    /// The write fails.
+    pub fn zero(&mut self, offset: u64, length: u64) -> Result<(), LocalError> {
+        const PIECE: u64 = 4 << 20;
+        let zeroes = vec![0u8; usize::try_from(PIECE.min(length)).unwrap_or(0)];
+        let mut at = offset;
+        while at < offset + length {
+            let n = PIECE.min(offset + length - at);
+            self.write_at(at, &zeroes[..usize::try_from(n).unwrap_or(0)])?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Flushes the image to storage.
+    ///
+    /// # Errors
+    /// The flush fails.
+    pub fn flush(&mut self) -> Result<(), LocalError> {
+        self.0.flush().map_err(io("flushing the image"))
+    }
+}
