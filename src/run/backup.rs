@@ -126,15 +126,32 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ba
             path.display()
         );
     }
-    let password = super::engine::read_password(&config.source)?;
-    let client = EngineClient::new(&config.source, password)?;
-    let result = backup(&client, config, options, &catalog).await;
-    client.logout().await;
+    let started = Utc::now();
+    let result = connect_and_back_up(config, options, &catalog).await;
+    let recorded = match &result {
+        Ok((manifest, _)) => catalog.record_run(started, Ok(&manifest.point)),
+        Err(e) => catalog.record_run(started, Err(&e.to_string())),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!("{e}");
+    }
     result.map(|(manifest, fallback)| Outcome {
         manifest,
         removed_leftovers,
         fallback,
     })
+}
+
+async fn connect_and_back_up(
+    config: &RunnerConfig,
+    options: &Options,
+    catalog: &Catalog,
+) -> Result<(Manifest, Option<String>), BackupError> {
+    let password = super::engine::read_password(&config.source)?;
+    let client = EngineClient::new(&config.source, password)?;
+    let result = backup(&client, config, options, catalog).await;
+    client.logout().await;
+    result
 }
 
 async fn backup(

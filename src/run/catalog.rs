@@ -155,6 +155,24 @@ pub fn safe_name(alias: &str) -> String {
     if name.is_empty() { "disk".into() } else { name }
 }
 
+/// The file in a VM's folder that records how its last runs went.
+pub const STATUS_FILE: &str = ".status.json";
+
+/// How the VM's last runs went (for `ovrun status` and monitoring).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// When the last run started.
+    pub last_attempt: Option<DateTime<Utc>>,
+    /// When the last successful run started.
+    pub last_success: Option<DateTime<Utc>>,
+    /// The point it made.
+    pub last_success_point: Option<String>,
+    /// When the last failed run started.
+    pub last_failure: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub last_error: Option<String>,
+}
+
 /// A VM's folder in the backup directory.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -274,7 +292,7 @@ impl Catalog {
         Ok(self
             .entries()?
             .into_iter()
-            .filter(|name| name != ".lock")
+            .filter(|name| name != ".lock" && name != STATUS_FILE)
             .filter(|name| {
                 name.starts_with(".tmp-")
                     || !complete.iter().any(|p| name.starts_with(&format!("{p}.")))
@@ -296,6 +314,40 @@ impl Catalog {
             crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
         }
         Ok(leftovers)
+    }
+
+    /// How the last runs went (default when never recorded or unreadable).
+    pub fn run_status(&self) -> RunStatus {
+        fs_err::read_to_string(self.dir.join(STATUS_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records a run that started at `at`: the point it made, or why it failed.
+    ///
+    /// # Errors
+    /// The status file cannot be written.
+    pub fn record_run(
+        &self,
+        at: DateTime<Utc>,
+        result: Result<&str, &str>,
+    ) -> Result<(), CatalogError> {
+        let mut status = self.run_status();
+        status.last_attempt = Some(at);
+        match result {
+            Ok(point) => {
+                status.last_success = Some(at);
+                status.last_success_point = Some(point.to_owned());
+            }
+            Err(why) => {
+                status.last_failure = Some(at);
+                status.last_error = Some(why.to_owned());
+            }
+        }
+        let text = serde_json::to_string_pretty(&status).expect("a status serializes");
+        crate::fsutil::write_atomic(&self.dir.join(STATUS_FILE), text.as_bytes())
+            .map_err(io("writing the run status"))
     }
 
     /// The path of a file in the folder.
