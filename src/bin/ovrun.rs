@@ -9,10 +9,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use ovbackup::host;
+use ovbackup::plan::retention::Keep;
 use ovbackup::plan::runner::RunnerConfig;
 use ovbackup::plan::schedule::{Calendar, due};
 use ovbackup::run::backup;
-use ovbackup::run::catalog::CatalogError;
+use ovbackup::run::catalog::{Catalog, CatalogError};
 
 /// Exit codes (also in the README): 0 success (or due); `due`: 1 not due; `backup`: 1 the
 /// backup failed (nothing was recorded as a point), 3 another `ovrun` holds the VM, 4 stopped by
@@ -33,6 +34,26 @@ const INTERRUPTED: u8 = 4;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Download an engine's CA from its PKI resource URL, print its fingerprint and expiry, and
+    /// write it (atomically) where the runner config's `ca_file` says. With a CA file already
+    /// there, the download is verified with it (renewal); else it is a first contact: compare
+    /// the fingerprint with `openssl x509 -noout -fingerprint -sha256 -in
+    /// /etc/pki/ovirt-engine/ca.pem` on the engine.
+    Fetch {
+        /// A runner config naming the engine.
+        #[arg(long)]
+        config: PathBuf,
+        /// `source` (production) or `target` (DR).
+        #[arg(long, value_parser = ["source", "target"])]
+        engine: String,
+        /// Write here instead of the config's `ca_file`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -64,6 +85,45 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         engine_lock_wait: u64,
     },
+    /// Check the VM's backup points: every image (qemu-img check), chain links, sizes and
+    /// checksums against the manifests. Exit 1 and a list on any damage.
+    Verify {
+        /// The VM's runner config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds to wait for another ovrun working on the same VM.
+        #[arg(long, default_value_t = 60)]
+        lock_wait: u64,
+    },
+    /// Per VM: the last point and its age, chain length, sizes, the last failure.
+    Status {
+        /// Runner configs (one per VM; repeat).
+        #[arg(long = "config", required = true)]
+        configs: Vec<PathBuf>,
+        /// `human` or `json`.
+        #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+        format: String,
+        /// Also write Prometheus text format here (node_exporter's textfile collector).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+    },
+    /// The engines' CA certificates.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// Apply the VM's retention to its backup points (policy.md section 4).
+    Prune {
+        /// The VM's runner config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for another ovrun working on the same VM.
+        #[arg(long, default_value_t = 60)]
+        lock_wait: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,7 +153,202 @@ fn main() -> ExitCode {
             };
             backup_command(&config, options)
         }
+        Command::Prune {
+            config,
+            dry_run,
+            lock_wait,
+        } => prune_command(&config, dry_run, Duration::from_secs(lock_wait)),
+        Command::Verify { config, lock_wait } => {
+            verify_command(&config, Duration::from_secs(lock_wait))
+        }
+        Command::Status {
+            configs,
+            format,
+            metrics,
+        } => status_command(&configs, &format, metrics.as_deref()),
+        Command::Cert {
+            command:
+                CertCommand::Fetch {
+                    config,
+                    engine,
+                    out,
+                },
+        } => cert_fetch_command(&config, &engine, out),
     }
+}
+
+fn open_catalog(config: &RunnerConfig) -> Result<Catalog, CatalogError> {
+    Catalog::open(std::path::Path::new(&config.backup_directory), &config.vm)
+}
+
+fn verify_command(path: &PathBuf, lock_wait: Duration) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(message) => return fail(message),
+    };
+    let checked = open_catalog(&config).and_then(|catalog| {
+        // A backup being written must not look like damage.
+        let _lock = catalog.lock(lock_wait)?;
+        ovbackup::run::verify::verify(&catalog)
+    });
+    match checked {
+        Ok(report) => {
+            println!("{report}");
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(FAILED)
+            }
+        }
+        Err(e @ CatalogError::Busy { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BUSY)
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+fn status_command(paths: &[PathBuf], format: &str, metrics: Option<&std::path::Path>) -> ExitCode {
+    use ovbackup::run::status;
+    let mut statuses = Vec::new();
+    for path in paths {
+        let collected = load(path).and_then(|config| {
+            open_catalog(&config)
+                .and_then(|c| status::collect(&c))
+                .map_err(|e| e.to_string())
+        });
+        match collected {
+            Ok(one) => statuses.push(one),
+            Err(message) => return fail(message),
+        }
+    }
+    match format {
+        "json" => print!("{}", status::json(&statuses)),
+        _ => print!("{}", status::human(&statuses, Utc::now())),
+    }
+    if let Some(path) = metrics
+        && let Err(e) = status::write_metrics(&status::prometheus(&statuses), path)
+    {
+        return fail(format!("writing {}: {e}", path.display()));
+    }
+    ExitCode::SUCCESS
+}
+
+fn cert_fetch_command(path: &PathBuf, engine: &str, out: Option<PathBuf>) -> ExitCode {
+    use ovbackup::run::cert;
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(message) => return fail(message),
+    };
+    let access = if engine == "source" {
+        Some(&config.source)
+    } else {
+        config.target.as_ref()
+    };
+    let Some(access) = access else {
+        return fail(format!(
+            "{} has no {engine} engine (only auto_restore VMs name the target)",
+            path.display()
+        ));
+    };
+    let Some(out) = out.or_else(|| access.ca_file.clone().map(PathBuf::from)) else {
+        return fail(format!(
+            "{} names no ca_file for the {engine} engine: give --out",
+            path.display()
+        ));
+    };
+    let trust = if out.exists() {
+        cert::Trust::Existing(out.clone())
+    } else {
+        cert::Trust::FirstContact
+    };
+    let first_contact = matches!(trust, cert::Trust::FirstContact);
+    let fetched = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(cert::fetch(&access.url, trust))
+                .map_err(|e| e.to_string())
+        });
+    let info = match fetched {
+        Ok(info) => info,
+        Err(message) => return fail(message),
+    };
+    if let Err(e) = cert::save(&info, &out) {
+        return fail(e.to_string());
+    }
+    println!("subject:     {}", info.subject);
+    println!(
+        "expires:     {}",
+        info.not_after.format("%Y-%m-%d %H:%M UTC")
+    );
+    println!("SHA-256:     {}", info.sha256_fingerprint);
+    println!("written to:  {}", out.display());
+    if first_contact {
+        println!(
+            "first contact: compare the SHA-256 fingerprint with the engine's \
+             (openssl x509 -noout -fingerprint -sha256 -in /etc/pki/ovirt-engine/ca.pem)"
+        );
+    }
+    if let Some(warning) = cert::expiry_warning(&info, Utc::now()) {
+        eprintln!("warning: {warning}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Warns (log) when the engine's CA expires within 30 days.
+fn warn_if_ca_expires(config: &RunnerConfig) {
+    let Some(ca) = config.source.ca_file.as_deref() else {
+        return;
+    };
+    let Ok(pem) = fs_err::read_to_string(ca) else {
+        return;
+    };
+    if let Ok(info) = ovbackup::run::cert::inspect(&pem)
+        && let Some(warning) = ovbackup::run::cert::expiry_warning(&info, Utc::now())
+    {
+        tracing::warn!("{warning}");
+    }
+}
+
+fn prune_command(path: &PathBuf, dry_run: bool, lock_wait: Duration) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(message) => return fail(message),
+    };
+    let zone = match config.timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
+        Some(Ok(zone)) => zone,
+        Some(Err(_)) => return fail(format!("{}: unknown time zone", path.display())),
+        None => host::zone(),
+    };
+    let pruned = Catalog::open(std::path::Path::new(&config.backup_directory), &config.vm)
+        .and_then(|catalog| {
+            let _lock = catalog.lock(lock_wait)?;
+            catalog.prune(&config.retention, zone, Utc::now(), dry_run)
+        });
+    let verdict = match pruned {
+        Ok(verdict) => verdict,
+        Err(e @ CatalogError::Busy { .. }) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BUSY);
+        }
+        Err(e) => return fail(e.to_string()),
+    };
+    for (id, why) in &verdict.keep {
+        let why = match why {
+            Keep::Newest => "the newest".to_owned(),
+            Keep::Daily => "keep_daily".to_owned(),
+            Keep::Weekly => "keep_weekly".to_owned(),
+            Keep::Monthly => "keep_monthly".to_owned(),
+            Keep::All => "no keep_* limit".to_owned(),
+            Keep::NeededBy(other) => format!("{other} needs it to be restored"),
+        };
+        println!("{}: keep   {id} ({why})", config.vm);
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for id in &verdict.delete {
+        println!("{}: {verb} {id}", config.vm);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Log lines on standard error: JSON when `OVRUN_LOG_FORMAT=json` (the compiled units set it),
@@ -121,6 +376,7 @@ fn backup_command(path: &PathBuf, options: backup::Options) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("starting the runtime: {e}")),
     };
+    warn_if_ca_expires(&config);
     let stop = options.stop.clone();
     let outcome = runtime.block_on(async {
         tokio::spawn(async move {

@@ -97,6 +97,8 @@ pub struct Outcome {
     pub removed_leftovers: Vec<PathBuf>,
     /// Why an incremental became a full, if it did.
     pub fallback: Option<String>,
+    /// Points removed by retention afterwards.
+    pub pruned: Vec<String>,
 }
 
 /// A disk to back up, as attached to the VM.
@@ -135,11 +137,40 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ba
     if let Err(e) = recorded {
         tracing::warn!("{e}");
     }
+    let pruned = match &result {
+        Ok(_) => prune_after_backup(config, &catalog),
+        Err(_) => Vec::new(),
+    };
     result.map(|(manifest, fallback)| Outcome {
         manifest,
         removed_leftovers,
         fallback,
+        pruned,
     })
+}
+
+/// Retention after a successful backup; a failure to prune is logged, not fatal (the backup
+/// is good, and the next run prunes again).
+fn prune_after_backup(config: &RunnerConfig, catalog: &Catalog) -> Vec<String> {
+    let zone = match zone_of(config) {
+        Ok(zone) => zone,
+        Err(e) => {
+            tracing::warn!("not pruning: {e}");
+            return Vec::new();
+        }
+    };
+    match catalog.prune(&config.retention, zone, Utc::now(), false) {
+        Ok(verdict) => {
+            for id in &verdict.delete {
+                tracing::info!(point = %id, "pruned by retention");
+            }
+            verdict.delete
+        }
+        Err(e) => {
+            tracing::warn!("pruning failed (the next run tries again): {e}");
+            Vec::new()
+        }
+    }
 }
 
 async fn connect_and_back_up(
@@ -161,6 +192,7 @@ async fn backup(
     catalog: &Catalog,
 ) -> Result<(Manifest, Option<String>), BackupError> {
     let vm = wait_for_vm(client, &config.vm, options).await?;
+    finalize_stale_backups(client, &vm.id, options).await?;
     let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
     let points = catalog.points()?;
     let taken_at = Utc::now();
@@ -459,13 +491,7 @@ impl Attempt<'_> {
         if let Some(from) = parent.and_then(|p| p.checkpoint.as_deref()) {
             request["from_checkpoint_id"] = json!(from);
         }
-        let backup: Backup = self
-            .client
-            .post(
-                &format!("/vms/{}/backups?require_consistency=false", self.vm_id),
-                &request,
-            )
-            .await?;
+        let backup = self.post_backup(&request).await?;
         let path = format!("/vms/{}/backups/{}", self.vm_id, backup.id);
         loop {
             let now: Backup = match self.client.get(&path).await {
@@ -495,32 +521,25 @@ impl Attempt<'_> {
         }
     }
 
+    /// `POST /vms/{id}/backups`. A backup left running by an `ovrun` that was killed blocks a
+    /// new one (409 "during a backup operation"): it is finalized, and the start tried again.
+    async fn post_backup(&self, request: &Value) -> Result<Backup, BackupError> {
+        let path = format!("/vms/{}/backups?require_consistency=false", self.vm_id);
+        match self.client.post(&path, request).await {
+            Err(e) if e.detail().contains("during a backup operation") => {
+                let stale = finalize_stale_backups(self.client, self.vm_id, self.options).await?;
+                if stale == 0 {
+                    return Err(e.into());
+                }
+                Ok(self.client.post(&path, request).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// Finalizes the engine's backup and waits for `succeeded`; the checkpoint it created.
     async fn finalize(&self, backup: &str) -> Result<Option<String>, BackupError> {
-        let path = format!("/vms/{}/backups/{backup}", self.vm_id);
-        let ready: Backup = self.client.get(&path).await?;
-        if let Err(e) = self.client.action(&format!("{path}/finalize")).await {
-            tracing::warn!("finalizing backup {backup}: {e}");
-        }
-        for _ in 0..600 {
-            match self.client.get::<Backup>(&path).await {
-                Ok(b) if b.phase.as_deref() == Some("succeeded") => {
-                    return Ok(b.to_checkpoint_id.or(ready.to_checkpoint_id));
-                }
-                Ok(b) if b.phase.as_deref() == Some("failed") => {
-                    return Err(BackupError::Failed(format!(
-                        "backup {backup} failed while finalizing"
-                    )));
-                }
-                // Engines before 4.4.7 drop a finalized backup.
-                Err(e) if e.is_not_found() => return Ok(ready.to_checkpoint_id),
-                Err(e) => return Err(e.into()),
-                Ok(_) => tokio::time::sleep(self.options.poll_interval).await,
-            }
-        }
-        Err(BackupError::Failed(format!(
-            "backup {backup} did not finish finalizing"
-        )))
+        finalize_backup(self.client, self.vm_id, backup, self.options).await
     }
 
     async fn transfer_all(
@@ -697,6 +716,69 @@ impl Attempt<'_> {
         closed?;
         Ok(read)
     }
+}
+
+/// Finalizes the VM's running backups that an earlier `ovrun` started and left (it was
+/// killed): they hold the disks locked and block a new backup. How many there were.
+async fn finalize_stale_backups(
+    client: &EngineClient,
+    vm_id: &str,
+    options: &Options,
+) -> Result<usize, BackupError> {
+    let all: super::engine::Backups = client.get(&format!("/vms/{vm_id}/backups")).await?;
+    let stale: Vec<Backup> = all
+        .backup
+        .into_iter()
+        .filter(|b| !matches!(b.phase.as_deref(), Some("succeeded" | "failed")))
+        .filter(|b| {
+            b.description
+                .as_deref()
+                .is_some_and(|d| d.starts_with("ovrun "))
+        })
+        .collect();
+    for backup in &stale {
+        tracing::warn!(
+            backup = %backup.id,
+            "finalizing a backup left running by an earlier ovrun that did not finish"
+        );
+        if let Err(e) = finalize_backup(client, vm_id, &backup.id, options).await {
+            tracing::warn!("finalizing stale backup {}: {e}", backup.id);
+        }
+    }
+    Ok(stale.len())
+}
+
+/// Finalizes an engine backup and waits for `succeeded`; the checkpoint it created.
+async fn finalize_backup(
+    client: &EngineClient,
+    vm_id: &str,
+    backup: &str,
+    options: &Options,
+) -> Result<Option<String>, BackupError> {
+    let path = format!("/vms/{vm_id}/backups/{backup}");
+    let ready: Backup = client.get(&path).await?;
+    if let Err(e) = client.action(&format!("{path}/finalize")).await {
+        tracing::warn!("finalizing backup {backup}: {e}");
+    }
+    for _ in 0..600 {
+        match client.get::<Backup>(&path).await {
+            Ok(b) if b.phase.as_deref() == Some("succeeded") => {
+                return Ok(b.to_checkpoint_id.or(ready.to_checkpoint_id));
+            }
+            Ok(b) if b.phase.as_deref() == Some("failed") => {
+                return Err(BackupError::Failed(format!(
+                    "backup {backup} failed while finalizing"
+                )));
+            }
+            // Engines before 4.4.7 drop a finalized backup.
+            Err(e) if e.is_not_found() => return Ok(ready.to_checkpoint_id),
+            Err(e) => return Err(e.into()),
+            Ok(_) => tokio::time::sleep(options.poll_interval).await,
+        }
+    }
+    Err(BackupError::Failed(format!(
+        "backup {backup} did not finish finalizing"
+    )))
 }
 
 /// Extents to read, and (incremental only) dirty ranges that read as zero, to zero locally.

@@ -384,6 +384,56 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Applies retention (policy.md section 4): plans with [`crate::plan::retention::plan`],
+    /// then, unless `dry_run`, deletes the points it marks, newest first (a child before its
+    /// parent), each manifest before its files: a crash leaves only leftovers, never a point
+    /// whose parent is gone.
+    ///
+    /// # Errors
+    /// The catalog cannot be read or a file cannot be removed.
+    pub fn prune(
+        &self,
+        retention: &crate::plan::runner::Retention,
+        zone: chrono_tz::Tz,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<crate::plan::retention::Verdict, CatalogError> {
+        let points = self.points()?;
+        let planned: Vec<crate::plan::retention::Point> = points
+            .iter()
+            .map(|m| crate::plan::retention::Point {
+                id: m.point.clone(),
+                taken_at: m.taken_at,
+                parent: m.parent.clone(),
+            })
+            .collect();
+        let verdict = crate::plan::retention::plan(&planned, retention, zone, now);
+        if dry_run {
+            return Ok(verdict);
+        }
+        for id in &verdict.delete {
+            let Some(manifest) = points.iter().find(|m| &m.point == id) else {
+                continue;
+            };
+            fs_err::remove_file(self.path(&manifest.file_name()))
+                .map_err(io("removing a manifest"))?;
+            crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
+            for disk in &manifest.disks {
+                match fs_err::remove_file(self.path(&disk.file)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io("removing a pruned image")(e)),
+                }
+            }
+        }
+        if !verdict.delete.is_empty() {
+            crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
+        }
+        Ok(verdict)
+    }
+}
+
 /// The predecessor's `checkpoints_file`: per VM, the checkpoint the next incremental starts
 /// from. Updated under a lock (several VMs' runs share it), durably.
 ///
@@ -473,5 +523,93 @@ mod tests {
         catalog.remove_leftovers().unwrap();
         assert_eq!(catalog.points().unwrap(), vec![manifest]);
         assert!(catalog.leftovers().unwrap().is_empty());
+    }
+
+    fn point(id: &str, kind: &str, parent: Option<&str>, days_ago: i64) -> Manifest {
+        Manifest {
+            format: MANIFEST_FORMAT,
+            vm: "db".into(),
+            vm_id: "1".into(),
+            point: id.into(),
+            kind: kind.into(),
+            reason: String::new(),
+            taken_at: Utc::now() - chrono::Duration::days(days_ago),
+            parent: parent.map(str::to_owned),
+            backup_id: "b".into(),
+            from_checkpoint: None,
+            checkpoint: None,
+            disks: vec![DiskEntry {
+                id: "d".into(),
+                alias: "os".into(),
+                interface: "virtio_scsi".into(),
+                bootable: true,
+                provisioned_size: 1,
+                mode: kind.into(),
+                file: format!("{id}.{kind}.os.qcow2"),
+                backing: None,
+                bytes_transferred: 0,
+                file_size: 1,
+                sha256: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn prune_deletes_what_retention_marks_manifest_first_and_keeps_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), "db").unwrap();
+        let points = [
+            point("20260101T000000Z", "full", None, 60),
+            point(
+                "20260102T000000Z",
+                "incremental",
+                Some("20260101T000000Z"),
+                59,
+            ),
+            point("20261101T000000Z", "full", None, 2),
+            point(
+                "20261102T000000Z",
+                "incremental",
+                Some("20261101T000000Z"),
+                1,
+            ),
+        ];
+        for p in &points {
+            std::fs::write(catalog.path(&p.disks[0].file), b"x").unwrap();
+            catalog.commit(p).unwrap();
+        }
+        let retention = crate::plan::runner::Retention {
+            keep_daily: 1,
+            keep_weekly: 0,
+            keep_monthly: 0,
+            max_backup_age_days: 30,
+        };
+        let dry = catalog
+            .prune(&retention, chrono_tz::UTC, Utc::now(), true)
+            .unwrap();
+        assert_eq!(dry.delete, ["20260102T000000Z", "20260101T000000Z"]);
+        assert_eq!(
+            catalog.points().unwrap().len(),
+            4,
+            "a dry run deletes nothing"
+        );
+        catalog
+            .prune(&retention, chrono_tz::UTC, Utc::now(), false)
+            .unwrap();
+        let left: Vec<String> = catalog
+            .points()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.point)
+            .collect();
+        assert_eq!(
+            left,
+            ["20261101T000000Z", "20261102T000000Z"],
+            "the kept chain is whole"
+        );
+        assert!(
+            catalog.leftovers().unwrap().is_empty(),
+            "the pruned files went too"
+        );
     }
 }

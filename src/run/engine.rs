@@ -287,6 +287,17 @@ pub struct Backup {
     /// The checkpoint it creates (known from `ready`).
     #[serde(default, deserialize_with = "lenient::text")]
     pub to_checkpoint_id: Option<String>,
+    /// The client's description (ovrun's start with `ovrun `).
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub description: Option<String>,
+}
+
+/// `GET /vms/{id}/backups`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Backups {
+    /// The backups.
+    #[serde(default, deserialize_with = "lenient::list")]
+    pub backup: Vec<Backup>,
 }
 
 /// A checkpoint.

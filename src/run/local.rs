@@ -181,9 +181,18 @@ impl Connection {
         self.0
             .seek(SeekFrom::Start(offset))
             .map_err(io("seeking the image"))?;
-        self.0
-            .write_all(data)
-            .map_err(io(format!("writing {} bytes at {offset}", data.len())))
+        self.0.write_all(data).map_err(|source| {
+            // qemu-nbd passes the file system's ENOSPC back as the NBD error.
+            let full = source.raw_os_error() == Some(28) || source.to_string().contains("ENOSPC");
+            let what = if full {
+                "No space left on device in the backup directory: free space or keep fewer points \
+                 (retention); nothing was recorded as a point"
+                    .to_owned()
+            } else {
+                format!("writing {} bytes at {offset}", data.len())
+            };
+            LocalError::Io { what, source }
+        })
     }
 
     /// Writes zeroes over `[offset, offset + length)` (zero clusters, see [`Writer::open`]).

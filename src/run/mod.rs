@@ -14,3 +14,5 @@ pub mod cert;
 pub mod engine;
 pub mod imageio;
 pub mod local;
+pub mod status;
+pub mod verify;

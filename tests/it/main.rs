@@ -9,6 +9,8 @@ mod engine;
 mod normalize;
 mod official_clients;
 mod ovrun_backup;
+mod ovrun_faults;
+mod ovrun_verify;
 mod ovsim_cli;
 mod purity;
 mod schedules;

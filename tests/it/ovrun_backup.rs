@@ -71,6 +71,26 @@ pub fn backup_ok(config: &Path, extra: &[&str]) -> String {
     log
 }
 
+/// `ovrun verify --config CONFIG` accepts the catalog.
+pub fn verify_ok(config: &Path) {
+    let (code, log) = tokio::task::block_in_place(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ovrun"))
+            .args(["verify", "--config", config.to_str().expect("utf-8")])
+            .output()
+            .expect("ovrun verify");
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    });
+    assert_eq!(code, 0, "ovrun verify found damage:\n{log}");
+    assert!(log.contains("no damage found"), "{log}");
+}
+
 /// The manifests in the VM's folder, oldest first.
 pub fn manifests(vm_dir: &Path) -> Vec<Value> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(vm_dir)

@@ -1,0 +1,674 @@
+//! `ovrun status`: per VM, how its backups stand, read from the backup directory alone.
+//!
+//! [`collect`] reads one VM's folder (its manifests and the run status `ovrun backup` records)
+//! into a [`VmStatus`]; three renderings follow:
+//!
+//! - [`human`]: an aligned table, one row per VM, then a `FAILING:` line per VM whose last run
+//!   failed after its last success;
+//! - [`json`]: the statuses as a pretty JSON array;
+//! - [`prometheus`]: the Prometheus text exposition format, for node_exporter's textfile
+//!   collector, written with [`write_metrics`] so the collector never reads half a file.
+//!
+//! Nothing here talks to an engine: `ovrun status` works while the engines are down.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::run::backup::human_bytes;
+use crate::run::catalog::{Catalog, CatalogError, Manifest, RunStatus};
+
+/// How a VM's backups stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmStatus {
+    /// The VM's name.
+    pub vm: String,
+    /// Complete points in its folder.
+    pub points: usize,
+    /// How many of them are full.
+    pub fulls: usize,
+    /// The newest point's id.
+    pub last_point: Option<String>,
+    /// When the newest point's backup started.
+    pub last_point_at: Option<DateTime<Utc>>,
+    /// The newest point's kind (`full` or `incremental`).
+    pub last_kind: Option<String>,
+    /// Points in the newest point's chain, its full included (0 without points).
+    pub chain_length: usize,
+    /// The sum of the disk files' sizes over all points.
+    pub bytes_on_disk: u64,
+    /// Bytes read from the engine for the newest point.
+    pub last_point_bytes_transferred: u64,
+    /// How the last runs went.
+    pub run: RunStatus,
+}
+
+impl VmStatus {
+    /// Whether the last run failed: there is no success, or the last failure came after it.
+    /// A VM that never ran counts as failing (it has no backup).
+    pub fn last_run_failed(&self) -> bool {
+        match (self.run.last_success, self.run.last_failure) {
+            (None, _) => true,
+            (Some(success), Some(failure)) => failure > success,
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The error of a last run that failed (none when it succeeded or never ran).
+    pub fn failing_error(&self) -> Option<&str> {
+        self.run.last_failure?;
+        if self.last_run_failed() {
+            Some(self.run.last_error.as_deref().unwrap_or("unknown error"))
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads a VM's status from its folder: the manifests and the recorded run status.
+///
+/// The VM's name is the newest manifest's; without points it is the folder's name (which
+/// differs from the VM's name only when that holds a `/` or starts with a `.`).
+///
+/// # Errors
+/// The folder or a manifest cannot be read.
+pub fn collect(catalog: &Catalog) -> Result<VmStatus, CatalogError> {
+    let points = catalog.points()?;
+    let last = points.last();
+    Ok(VmStatus {
+        vm: vm_name(catalog, last),
+        points: points.len(),
+        fulls: points.iter().filter(|p| p.is_full()).count(),
+        last_point: last.map(|p| p.point.clone()),
+        last_point_at: last.map(|p| p.taken_at),
+        last_kind: last.map(|p| p.kind.clone()),
+        chain_length: last.map_or(0, |p| Catalog::chain(&points, &p.point).len()),
+        bytes_on_disk: points.iter().map(file_bytes).sum(),
+        last_point_bytes_transferred: last.map_or(0, transferred_bytes),
+        run: catalog.run_status(),
+    })
+}
+
+fn vm_name(catalog: &Catalog, last: Option<&Manifest>) -> String {
+    match last {
+        Some(manifest) => manifest.vm.clone(),
+        None => catalog
+            .dir()
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+fn file_bytes(point: &Manifest) -> u64 {
+    point.disks.iter().map(|d| d.file_size).sum()
+}
+
+fn transferred_bytes(point: &Manifest) -> u64 {
+    point.disks.iter().map(|d| d.bytes_transferred).sum()
+}
+
+/// How long ago `at` was, roughly: `45s ago`, `12m ago`, `3h ago`, `4d ago`.
+fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let seconds = (now - at).num_seconds();
+    match seconds {
+        s if s < 0 => "in the future".into(),
+        s if s < 60 => format!("{s}s ago"),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 48 * 3600 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// `text` on one line (runs of whitespace made one space), cut to `max` characters with `…`.
+fn shorten(text: &str, max: usize) -> String {
+    let line = one_line(text);
+    if line.chars().count() <= max {
+        return line;
+    }
+    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// `text` with runs of whitespace (newlines included) made one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How long a failure's error may be in the table.
+const ERROR_WIDTH: usize = 60;
+
+const HEADER: [&str; 7] = [
+    "VM",
+    "LAST POINT",
+    "KIND",
+    "CHAIN",
+    "POINTS",
+    "ON DISK",
+    "LAST FAILURE",
+];
+
+/// A VM's row of the table.
+fn row(status: &VmStatus, now: DateTime<Utc>) -> [String; 7] {
+    let last_point = match (&status.last_point, status.last_point_at) {
+        (Some(point), Some(at)) => format!("{point} ({})", age(at, now)),
+        _ => "-".into(),
+    };
+    let last_failure = match status.run.last_failure {
+        Some(at) => {
+            let error = status.run.last_error.as_deref().unwrap_or("unknown error");
+            format!("{}: {}", age(at, now), shorten(error, ERROR_WIDTH))
+        }
+        None => "-".into(),
+    };
+    [
+        status.vm.clone(),
+        last_point,
+        status.last_kind.clone().unwrap_or_else(|| "-".into()),
+        status.chain_length.to_string(),
+        status.points.to_string(),
+        human_bytes(status.bytes_on_disk),
+        last_failure,
+    ]
+}
+
+/// Rows as columns padded to their widest cell (in characters), two spaces apart, no
+/// trailing blanks.
+fn table(rows: &[[String; 7]]) -> String {
+    let mut widths = [0; 7];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(widths) {
+            let _ = write!(line, "{cell:<width$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The statuses as an aligned table, one row per VM (ages relative to `now`), then a
+/// `FAILING: vm: error` line per VM whose last run failed after its last success (or that
+/// never succeeded). Ends with a newline.
+pub fn human(statuses: &[VmStatus], now: DateTime<Utc>) -> String {
+    let header = HEADER.map(String::from);
+    let rows: Vec<[String; 7]> = std::iter::once(header)
+        .chain(statuses.iter().map(|s| row(s, now)))
+        .collect();
+    let mut out = table(&rows);
+    for status in statuses {
+        if let Some(error) = status.failing_error() {
+            let _ = writeln!(out, "FAILING: {}: {}", status.vm, one_line(error));
+        }
+    }
+    out
+}
+
+/// The statuses as a pretty JSON array, ending with a newline.
+pub fn json(statuses: &[VmStatus]) -> String {
+    let mut text = serde_json::to_string_pretty(statuses).expect("statuses serialize");
+    text.push('\n');
+    text
+}
+
+/// A metric family: its name, its help, and a VM's sample (none when unknown).
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    value: fn(&VmStatus) -> Option<f64>,
+}
+
+/// A timestamp as Unix seconds (milliseconds kept as a fraction).
+fn seconds(at: Option<DateTime<Utc>>) -> Option<f64> {
+    at.map(|at| at.timestamp_millis() as f64 / 1000.0)
+}
+
+const FAMILIES: [Family; 8] = [
+    Family {
+        name: "ovbackup_last_success_timestamp_seconds",
+        help: "When the last successful backup run started, in Unix seconds.",
+        value: |s| seconds(s.run.last_success),
+    },
+    Family {
+        name: "ovbackup_last_failure_timestamp_seconds",
+        help: "When the last failed backup run started, in Unix seconds.",
+        value: |s| seconds(s.run.last_failure),
+    },
+    Family {
+        name: "ovbackup_last_point_timestamp_seconds",
+        help: "When the newest backup point was taken, in Unix seconds.",
+        value: |s| seconds(s.last_point_at),
+    },
+    Family {
+        name: "ovbackup_chain_length",
+        help: "Points in the newest point's chain, its full included.",
+        value: |s| Some(s.chain_length as f64),
+    },
+    Family {
+        name: "ovbackup_points",
+        help: "Complete backup points in the VM's folder.",
+        value: |s| Some(s.points as f64),
+    },
+    Family {
+        name: "ovbackup_bytes_on_disk",
+        help: "Bytes of disk images over all points.",
+        value: |s| Some(s.bytes_on_disk as f64),
+    },
+    Family {
+        name: "ovbackup_last_point_bytes_transferred",
+        help: "Bytes read from the engine for the newest point.",
+        value: |s| Some(s.last_point_bytes_transferred as f64),
+    },
+    Family {
+        name: "ovbackup_last_run_failed",
+        help: "1 if the last backup run failed or none ever succeeded, else 0.",
+        value: |s| Some(if s.last_run_failed() { 1.0 } else { 0.0 }),
+    },
+];
+
+/// A label value escaped for the text format: `\` as `\\`, `"` as `\"`, newline as `\n`.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The statuses in the Prometheus text exposition format (version 0.0.4): per metric a `HELP`
+/// and a `TYPE gauge` line, then one sample per VM labelled `vm="..."`; timestamps that are
+/// unknown have no sample. Ends with a newline, as the format requires.
+pub fn prometheus(statuses: &[VmStatus]) -> String {
+    let mut out = String::new();
+    for family in &FAMILIES {
+        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE {} gauge", family.name);
+        for status in statuses {
+            if let Some(value) = (family.value)(status) {
+                let vm = escape_label(&status.vm);
+                let _ = writeln!(out, "{}{{vm=\"{vm}\"}} {value}", family.name);
+            }
+        }
+    }
+    out
+}
+
+/// Writes metrics for node_exporter's textfile collector to `path` (which must end in `.prom`
+/// for the collector to read it) atomically: written to a temporary file in the same folder,
+/// fsynced and renamed over `path`, so the collector sees the old file or the new one, never
+/// half of one.
+///
+/// The file is readable by all (0644) from the moment it appears, since node_exporter usually
+/// runs as another user than `ovrun` ([`crate::fsutil::write_atomic`] makes its files 0600,
+/// hence this variant of it); the temporary file's name starts with `.tmp-` and does not end
+/// in `.prom`, so the collector ignores it.
+///
+/// # Errors
+/// Any I/O error.
+pub fn write_metrics(text: &str, path: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    temp.write_all(text.as_bytes())?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(METRICS_MODE))?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    crate::fsutil::sync_dir(dir)
+}
+
+/// The metrics file's mode: node_exporter must be able to read it.
+const METRICS_MODE: u32 = 0o644;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::catalog::{DiskEntry, MANIFEST_FORMAT};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn disk(alias: &str, file_size: u64, bytes_transferred: u64) -> DiskEntry {
+        DiskEntry {
+            id: format!("id-{alias}"),
+            alias: alias.into(),
+            interface: "virtio_scsi".into(),
+            bootable: alias == "os",
+            provisioned_size: 10 << 30,
+            mode: "full".into(),
+            file: format!("{alias}.qcow2"),
+            backing: None,
+            bytes_transferred,
+            file_size,
+            sha256: "0".repeat(64),
+        }
+    }
+
+    /// Commits a point of `vm` taken at `taken` (RFC 3339) on top of `parent`.
+    fn point(
+        catalog: &Catalog,
+        vm: &str,
+        taken: &str,
+        parent: Option<&str>,
+        disks: Vec<DiskEntry>,
+    ) -> String {
+        let taken_at = at(taken);
+        let id = crate::run::catalog::point_id(taken_at);
+        let kind = if parent.is_some() {
+            "incremental"
+        } else {
+            "full"
+        };
+        catalog
+            .commit(&Manifest {
+                format: MANIFEST_FORMAT,
+                vm: vm.into(),
+                vm_id: format!("vm-{vm}"),
+                point: id.clone(),
+                kind: kind.into(),
+                reason: "test".into(),
+                taken_at,
+                parent: parent.map(String::from),
+                backup_id: format!("backup-{id}"),
+                from_checkpoint: parent.map(|p| format!("cp-{p}")),
+                checkpoint: Some(format!("cp-{id}")),
+                disks,
+            })
+            .unwrap();
+        id
+    }
+
+    /// Two VMs: `web01` healthy (a full and two incrementals, one failure before the last
+    /// success); `we"b 02` failing since its full.
+    fn two_vms(backup_dir: &Path) -> Vec<VmStatus> {
+        let web = Catalog::open(backup_dir, "web01").unwrap();
+        let full = point(
+            &web,
+            "web01",
+            "2026-11-29T02:00:00Z",
+            None,
+            vec![
+                disk("os", 3 << 30, 10 << 30),
+                disk("data", 1 << 30, 2 << 30),
+            ],
+        );
+        web.record_run(at("2026-11-29T02:00:00Z"), Ok(&full))
+            .unwrap();
+        let inc1 = point(
+            &web,
+            "web01",
+            "2026-11-30T02:00:00Z",
+            Some(&full),
+            vec![
+                disk("os", 200 << 20, 180 << 20),
+                disk("data", 5 << 20, 4 << 20),
+            ],
+        );
+        web.record_run(at("2026-11-30T02:00:00Z"), Ok(&inc1))
+            .unwrap();
+        web.record_run(
+            at("2026-12-01T02:00:00Z"),
+            Err("engine: 503 Service Unavailable"),
+        )
+        .unwrap();
+        let inc2 = point(
+            &web,
+            "web01",
+            "2026-12-01T03:00:00Z",
+            Some(&inc1),
+            vec![
+                disk("os", 100 << 20, 90 << 20),
+                disk("data", 1 << 20, 1 << 20),
+            ],
+        );
+        web.record_run(at("2026-12-01T03:00:00Z"), Ok(&inc2))
+            .unwrap();
+
+        let odd_name = "we\"b 02";
+        let odd = Catalog::open(backup_dir, odd_name).unwrap();
+        let full = point(
+            &odd,
+            odd_name,
+            "2026-11-28T22:00:00Z",
+            None,
+            vec![disk("os", 7 << 30, 20 << 30)],
+        );
+        odd.record_run(at("2026-11-28T22:00:00Z"), Ok(&full))
+            .unwrap();
+        odd.record_run(
+            at("2026-12-01T04:30:00Z"),
+            Err("storage domain backup_sd is out of space: needed 20 GiB for disk os, 3 GiB free\nhelp: free space or prune old points"),
+        )
+        .unwrap();
+        vec![collect(&web).unwrap(), collect(&odd).unwrap()]
+    }
+
+    const NOW: &str = "2026-12-01T06:00:00Z";
+
+    #[test]
+    fn chain_length_counts_back_to_the_last_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), "db01").unwrap();
+        let empty = collect(&catalog).unwrap();
+        assert_eq!(
+            (empty.vm.as_str(), empty.points, empty.chain_length),
+            ("db01", 0, 0)
+        );
+        assert!(empty.last_run_failed());
+        assert_eq!(empty.failing_error(), None);
+
+        let full = point(
+            &catalog,
+            "db01",
+            "2026-11-29T02:00:00Z",
+            None,
+            vec![disk("os", 1000, 5000)],
+        );
+        let inc1 = point(
+            &catalog,
+            "db01",
+            "2026-11-30T02:00:00Z",
+            Some(&full),
+            vec![disk("os", 100, 70)],
+        );
+        let inc2 = point(
+            &catalog,
+            "db01",
+            "2026-12-01T02:00:00Z",
+            Some(&inc1),
+            vec![disk("os", 10, 7)],
+        );
+        let status = collect(&catalog).unwrap();
+        assert_eq!(status.points, 3);
+        assert_eq!(status.fulls, 1);
+        assert_eq!(status.chain_length, 3);
+        assert_eq!(status.last_point.as_deref(), Some(inc2.as_str()));
+        assert_eq!(status.last_kind.as_deref(), Some("incremental"));
+        assert_eq!(status.last_point_at, Some(at("2026-12-01T02:00:00Z")));
+        assert_eq!(status.bytes_on_disk, 1110);
+        assert_eq!(status.last_point_bytes_transferred, 7);
+
+        point(
+            &catalog,
+            "db01",
+            "2026-12-02T02:00:00Z",
+            None,
+            vec![disk("os", 900, 4000)],
+        );
+        let status = collect(&catalog).unwrap();
+        assert_eq!(status.points, 4);
+        assert_eq!(status.fulls, 2);
+        assert_eq!(status.chain_length, 1);
+        assert_eq!(status.last_kind.as_deref(), Some("full"));
+        assert_eq!(status.bytes_on_disk, 2010);
+        assert_eq!(status.last_point_bytes_transferred, 4000);
+    }
+
+    #[test]
+    fn the_last_run_fails_only_after_the_last_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let statuses = two_vms(dir.path());
+        assert!(!statuses[0].last_run_failed());
+        assert_eq!(statuses[0].failing_error(), None);
+        assert_eq!(
+            statuses[0].run.last_error.as_deref(),
+            Some("engine: 503 Service Unavailable")
+        );
+        assert!(statuses[1].last_run_failed());
+        assert!(statuses[1].failing_error().unwrap().starts_with("storage"));
+        assert_eq!(statuses[1].vm, "we\"b 02");
+    }
+
+    #[test]
+    fn ages_and_shortened_errors() {
+        let now = at(NOW);
+        assert_eq!(age(at("2026-12-01T05:59:15Z"), now), "45s ago");
+        assert_eq!(age(at("2026-12-01T05:48:00Z"), now), "12m ago");
+        assert_eq!(age(at("2026-12-01T03:00:00Z"), now), "3h ago");
+        assert_eq!(age(at("2026-11-27T06:00:00Z"), now), "4d ago");
+        assert_eq!(age(at("2026-12-01T07:00:00Z"), now), "in the future");
+        assert_eq!(shorten("a\n  b", 60), "a b");
+        let long = shorten(&"x".repeat(100), 60);
+        assert_eq!(long.chars().count(), 60);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn human_table() {
+        let dir = tempfile::tempdir().unwrap();
+        insta::assert_snapshot!(human(&two_vms(dir.path()), at(NOW)));
+    }
+
+    #[test]
+    fn json_array() {
+        let dir = tempfile::tempdir().unwrap();
+        insta::assert_snapshot!(json(&two_vms(dir.path())));
+    }
+
+    #[test]
+    fn prometheus_text() {
+        let dir = tempfile::tempdir().unwrap();
+        insta::assert_snapshot!(prometheus(&two_vms(dir.path())));
+    }
+
+    /// Splits a sample line into its name, its `vm` label's unescaped value and its value.
+    fn parse_sample(line: &str) -> (String, String, f64) {
+        let (name, rest) = line.split_once("{vm=\"").expect("name{vm=\"...");
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "metric name {name:?}"
+        );
+        let mut label = String::new();
+        let mut chars = rest.chars();
+        loop {
+            match chars.next().expect("an unterminated label value") {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('\\') => label.push('\\'),
+                    Some('"') => label.push('"'),
+                    Some('n') => label.push('\n'),
+                    other => panic!("bad escape {other:?} in {line:?}"),
+                },
+                '\n' => panic!("a raw newline in {line:?}"),
+                c => label.push(c),
+            }
+        }
+        let rest: String = chars.collect();
+        let value = rest
+            .strip_prefix("} ")
+            .unwrap_or_else(|| panic!("no `}} value` in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|e| panic!("value {value:?}: {e}"));
+        (name.to_owned(), label, value)
+    }
+
+    #[test]
+    fn prometheus_text_parses_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut statuses = two_vms(dir.path());
+        statuses[1].vm = "we\"b 02\\x\ny".into();
+        let text = prometheus(&statuses);
+        assert!(text.ends_with('\n'));
+        let mut samples = Vec::new();
+        let mut typed = Vec::new();
+        for line in text.lines() {
+            if let Some(comment) = line.strip_prefix("# ") {
+                let mut words = comment.splitn(3, ' ');
+                let (keyword, name) = (words.next().unwrap(), words.next().unwrap());
+                assert!(matches!(keyword, "HELP" | "TYPE"), "{line}");
+                assert!(name.starts_with("ovbackup_"), "{line}");
+                if keyword == "TYPE" {
+                    assert_eq!(words.next(), Some("gauge"));
+                    typed.push(name.to_owned());
+                }
+                continue;
+            }
+            let (name, vm, value) = parse_sample(line);
+            assert_eq!(typed.last(), Some(&name), "a sample outside its family");
+            samples.push((name, vm, value));
+        }
+        assert_eq!(typed.len(), FAMILIES.len());
+        let get = |name: &str, vm: &str| {
+            samples
+                .iter()
+                .find(|(n, v, _)| n == name && v == vm)
+                .map(|s| s.2)
+        };
+        let odd = "we\"b 02\\x\ny";
+        assert_eq!(get("ovbackup_last_run_failed", odd), Some(1.0));
+        assert_eq!(get("ovbackup_last_run_failed", "web01"), Some(0.0));
+        assert_eq!(get("ovbackup_chain_length", "web01"), Some(3.0));
+        assert_eq!(
+            get("ovbackup_last_success_timestamp_seconds", "web01"),
+            Some(at("2026-12-01T03:00:00Z").timestamp() as f64)
+        );
+        // A VM that never ran has no timestamps, but every other metric.
+        statuses[0] = collect(&Catalog::open(dir.path(), "new01").unwrap()).unwrap();
+        let text = prometheus(&statuses);
+        assert!(!text.contains("timestamp_seconds{vm=\"new01\"}"));
+        assert!(text.contains("ovbackup_points{vm=\"new01\"} 0\n"));
+        assert!(text.contains("ovbackup_last_run_failed{vm=\"new01\"} 1\n"));
+    }
+
+    #[test]
+    fn metrics_are_replaced_whole_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ovbackup.prom");
+        write_metrics("old 1\n", &path).unwrap();
+        write_metrics("new 2\n", &path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new 2\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["ovbackup.prom"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+}

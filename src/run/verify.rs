@@ -1,0 +1,546 @@
+//! `ovrun verify`: whether the backups in a VM's folder (see [`super::catalog`]) can still be
+//! restored. For every complete point:
+//!
+//! - each disk file exists, and its size and SHA-256 are the ones its manifest recorded;
+//! - `qemu-img check` finds no corruption and no leaked clusters in it;
+//! - `qemu-img info`: its virtual size is the disk's provisioned size, and its backing file is
+//!   the manifest's: none for a full disk; for an incremental one, a file of the same disk in an
+//!   earlier point of the point's chain, present in the folder;
+//! - the point's parent is a complete point.
+//!
+//! Each file is inspected on its own (`qemu-img` is given the file with `"backing": null`), so a
+//! missing or wrong backing file is reported once, as a broken link, and does not hide the state
+//! of the files that point to it. Files of no complete point (leftovers) are listed too.
+//!
+//! Every finding is a [`Problem`]; verification goes on after one, so the [`Report`] lists all
+//! of them. Only what stops verification itself (an unreadable folder or manifest, `qemu-img`
+//! not installed) is an error. The caller holds the VM's lock ([`Catalog::lock`]) so that a
+//! backup being written does not look like damage, and runs this blocking code off the async
+//! workers.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::catalog::{Catalog, CatalogError, DiskEntry, Manifest};
+use super::local::{self, LocalError};
+
+/// What to do when a point cannot be restored any more.
+const TAKE_A_FULL: &str = "take a full backup (ovrun backup --full)";
+
+/// One thing wrong in a VM's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The point it concerns (`None` for a leftover file).
+    pub point: Option<String>,
+    /// The file it concerns, by its name in the VM's folder (`None` for the point as a whole).
+    pub file: Option<String>,
+    /// What is wrong and, where it helps, what to do.
+    pub what: String,
+}
+
+impl Problem {
+    fn of_point(point: &str, what: impl Into<String>) -> Self {
+        Self {
+            point: Some(point.to_owned()),
+            file: None,
+            what: what.into(),
+        }
+    }
+
+    fn of_file(point: &str, file: &str, what: impl Into<String>) -> Self {
+        Self {
+            point: Some(point.to_owned()),
+            file: Some(file.to_owned()),
+            what: what.into(),
+        }
+    }
+
+    fn leftover(file: &str) -> Self {
+        Self {
+            point: None,
+            file: Some(file.to_owned()),
+            what: "leftover of an unfinished run; the next backup removes it".into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    /// One line: `point P, file F: what`, leaving out what is not known.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.point, &self.file) {
+            (Some(point), Some(file)) => write!(f, "point {point}, file {file}: {}", self.what),
+            (Some(point), None) => write!(f, "point {point}: {}", self.what),
+            (None, Some(file)) => write!(f, "file {file}: {}", self.what),
+            (None, None) => f.write_str(&self.what),
+        }
+    }
+}
+
+/// What [`verify`] found in a VM's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The VM (as its newest manifest names it; the folder's name when it has none).
+    pub vm: String,
+    /// The complete points inspected.
+    pub points: usize,
+    /// The disk files their manifests list.
+    pub files: usize,
+    /// Everything wrong, points oldest first, then leftovers.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl fmt::Display for Report {
+    /// A summary line, then one line per problem.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}, {}: ",
+            self.vm,
+            counted(self.points, "point"),
+            counted(self.files, "file")
+        )?;
+        if self.is_clean() {
+            return f.write_str("no damage found");
+        }
+        f.write_str(&counted(self.problems.len(), "problem"))?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `1 point`, `2 points`.
+fn counted(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Verifies every complete point of `catalog` and lists the leftovers (see the module doc).
+///
+/// # Errors
+/// The folder or a manifest cannot be read, or `qemu-img` cannot be run.
+pub fn verify(catalog: &Catalog) -> Result<Report, CatalogError> {
+    let points = catalog.points()?;
+    let mut problems = Vec::new();
+    let mut files = 0;
+    for point in &points {
+        problems.extend(check_parent(&points, point));
+        for disk in &point.disks {
+            files += 1;
+            problems.extend(check_disk(catalog, &points, point, disk)?);
+        }
+    }
+    for path in catalog.leftovers()? {
+        problems.push(Problem::leftover(&file_name(&path)));
+    }
+    let vm = points
+        .last()
+        .map_or_else(|| file_name(catalog.dir()), |newest| newest.vm.clone());
+    Ok(Report {
+        vm,
+        points: points.len(),
+        files,
+        problems,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The point's parent must be a complete point.
+fn check_parent(points: &[Manifest], point: &Manifest) -> Option<Problem> {
+    let parent = point.parent.as_deref()?;
+    if points.iter().any(|p| p.point == parent) {
+        return None;
+    }
+    Some(Problem::of_point(
+        &point.point,
+        format!(
+            "chain broken: parent {parent} missing; this point and the later ones of its chain \
+             cannot be restored; {TAKE_A_FULL}"
+        ),
+    ))
+}
+
+/// Everything about one disk file of a point.
+fn check_disk(
+    catalog: &Catalog,
+    points: &[Manifest],
+    point: &Manifest,
+    disk: &DiskEntry,
+) -> Result<Vec<Problem>, CatalogError> {
+    let path = catalog.path(&disk.file);
+    let mut found = check_link(catalog, points, point, disk);
+    match std::fs::metadata(&path) {
+        Ok(meta) => {
+            found.extend(check_bytes(&path, meta.len(), disk));
+            found.extend(check_image(&path, &disk.file)?);
+            found.extend(check_info(&path, disk)?);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => found.insert(
+            0,
+            format!(
+                "missing; this point and the later ones of its chain cannot be restored: put it \
+                 back from a copy, or {TAKE_A_FULL}"
+            ),
+        ),
+        Err(e) => found.insert(0, format!("cannot be read: {e}")),
+    }
+    Ok(found
+        .into_iter()
+        .map(|what| Problem::of_file(&point.point, &disk.file, what))
+        .collect())
+}
+
+/// The manifest's backing file: a file of the same disk in an earlier point of the chain, and
+/// present.
+fn check_link(
+    catalog: &Catalog,
+    points: &[Manifest],
+    point: &Manifest,
+    disk: &DiskEntry,
+) -> Vec<String> {
+    let Some(backing) = disk.backing.as_deref() else {
+        return if disk.mode == "incremental" {
+            vec!["the manifest says incremental but names no backing file".into()]
+        } else {
+            Vec::new()
+        };
+    };
+    let mut found = Vec::new();
+    if let Some(false) = in_chain(points, point, &disk.id, backing) {
+        found.push(format!(
+            "chain broken: its backing file {backing} is no file of this disk in an earlier \
+             point of its chain (parent {}); {TAKE_A_FULL}",
+            point.parent.as_deref().unwrap_or("none")
+        ));
+    }
+    if !catalog.path(backing).exists() {
+        found.push(format!(
+            "chain broken: its backing file {backing} is missing; this point cannot be restored; \
+             {TAKE_A_FULL}"
+        ));
+    }
+    found
+}
+
+/// Whether `backing` is disk `id`'s file in an earlier point of `point`'s chain; `None` when
+/// the chain itself is broken (reported on the point whose parent is missing).
+fn in_chain(points: &[Manifest], point: &Manifest, id: &str, backing: &str) -> Option<bool> {
+    let chain = Catalog::chain(points, &point.point);
+    if chain.first()?.parent.is_some() {
+        return None;
+    }
+    let (_, earlier) = chain.split_last()?;
+    Some(
+        earlier
+            .iter()
+            .flat_map(|p| &p.disks)
+            .any(|d| d.id == id && d.file == backing),
+    )
+}
+
+/// The file's size and SHA-256 against the manifest's (the hash only when the size matches).
+fn check_bytes(path: &Path, size: u64, disk: &DiskEntry) -> Option<String> {
+    if size != disk.file_size {
+        return Some(format!(
+            "size mismatch: {size} bytes, the manifest says {}: the file was cut short or \
+             changed since the backup; {TAKE_A_FULL}",
+            disk.file_size
+        ));
+    }
+    match sha256(path) {
+        Ok(sha) if sha == disk.sha256 => None,
+        Ok(sha) => Some(format!(
+            "sha256 mismatch: {sha}, the manifest says {}: the file's bytes changed since the \
+             backup; {TAKE_A_FULL}",
+            disk.sha256
+        )),
+        Err(e) => Some(format!("cannot be read: {e}")),
+    }
+}
+
+/// The SHA-256 of a file, in lowercase hex, read in 1 MiB pieces.
+fn sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The file alone as `qemu-img` opens it: qcow2, its backing file not opened.
+fn image_spec(path: &Path) -> Result<String, CatalogError> {
+    let absolute = std::path::absolute(path).map_err(|source| CatalogError::Io {
+        what: format!("locating {}", path.display()),
+        source,
+    })?;
+    let spec = serde_json::json!({
+        "file": {"driver": "file", "filename": absolute.to_string_lossy()},
+        "backing": null,
+    });
+    Ok(format!("json:{spec}"))
+}
+
+fn no_qemu_img(source: std::io::Error) -> CatalogError {
+    CatalogError::Io {
+        what: "running qemu-img (install qemu-utils)".into(),
+        source,
+    }
+}
+
+/// `qemu-img check`: corruptions, leaked clusters, a check that could not complete.
+///
+/// Run directly rather than through [`local::qemu`]: it exits non-zero (2 corruptions, 3
+/// leaks) exactly when its JSON report matters.
+fn check_image(path: &Path, file: &str) -> Result<Vec<String>, CatalogError> {
+    let spec = image_spec(path)?;
+    let out = Command::new("qemu-img")
+        .args(["check", "-f", "qcow2", "--output=json", &spec])
+        .output()
+        .map_err(no_qemu_img)?;
+    let Ok(report) = serde_json::from_slice::<Value>(&out.stdout) else {
+        let why = String::from_utf8_lossy(&out.stderr).replace(&spec, file);
+        return Ok(vec![format!(
+            "qemu-img check error: cannot check it: {}; {TAKE_A_FULL}",
+            why.trim()
+        )]);
+    };
+    Ok(check_findings(&report))
+}
+
+/// The problems in a `qemu-img check --output=json` report.
+fn check_findings(report: &Value) -> Vec<String> {
+    let count = |key: &str| report.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let mut found = Vec::new();
+    if count("corruptions") > 0 {
+        found.push(format!(
+            "qemu-img check error: {} corruptions: the image is damaged; {TAKE_A_FULL}",
+            count("corruptions")
+        ));
+    }
+    if count("check-errors") > 0 {
+        found.push(format!(
+            "qemu-img check error: {} errors while checking (the check did not complete); \
+             {TAKE_A_FULL}",
+            count("check-errors")
+        ));
+    }
+    if count("leaks") > 0 {
+        found.push(format!(
+            "{} leaked clusters (harmless, repairable with qemu-img check -r leaks)",
+            count("leaks")
+        ));
+    }
+    found
+}
+
+/// `qemu-img info`: the virtual size and the backing file the image itself names.
+fn check_info(path: &Path, disk: &DiskEntry) -> Result<Vec<String>, CatalogError> {
+    let spec = image_spec(path)?;
+    let info = match local::qemu("qemu-img", &["info", "-f", "qcow2", "--output=json", &spec]) {
+        Ok(out) => serde_json::from_slice::<Value>(&out).unwrap_or(Value::Null),
+        Err(LocalError::Io { source, .. }) => return Err(no_qemu_img(source)),
+        Err(e) => {
+            let why = match e {
+                LocalError::Tool { why, .. } => why.replace(&spec, &disk.file),
+                other => other.to_string(),
+            };
+            return Ok(vec![format!("qemu-img info cannot read it: {why}")]);
+        }
+    };
+    Ok(info_findings(&info, disk))
+}
+
+/// The problems in a `qemu-img info --output=json` report of a disk's file.
+fn info_findings(info: &Value, disk: &DiskEntry) -> Vec<String> {
+    let mut found = Vec::new();
+    let size = info.get("virtual-size").and_then(Value::as_u64);
+    if size != Some(disk.provisioned_size) {
+        found.push(format!(
+            "virtual size {}, the manifest says {} (the disk's provisioned size)",
+            size.map_or_else(|| "unknown".into(), |s| s.to_string()),
+            disk.provisioned_size
+        ));
+    }
+    let backing = info.get("backing-filename").and_then(Value::as_str);
+    match (backing, disk.backing.as_deref()) {
+        (None, None) => {}
+        (Some(actual), Some(expected)) if actual == expected => {}
+        (Some(actual), None) => found.push(format!(
+            "backing mismatch: a full image with backing file {actual}, the manifest names none"
+        )),
+        (None, Some(expected)) => found.push(format!(
+            "backing mismatch: no backing file, the manifest says {expected}; {TAKE_A_FULL}"
+        )),
+        (Some(actual), Some(expected)) => found.push(format!(
+            "backing mismatch: backing file {actual}, the manifest says {expected}; \
+             `qemu-img rebase -u -b {expected} -F qcow2 {}` in the VM's folder restores the link",
+            disk.file
+        )),
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(backing: Option<&str>) -> DiskEntry {
+        DiskEntry {
+            id: "d1".into(),
+            alias: "web01_os".into(),
+            interface: "virtio_scsi".into(),
+            bootable: true,
+            provisioned_size: 64 << 20,
+            mode: if backing.is_some() {
+                "incremental"
+            } else {
+                "full"
+            }
+            .into(),
+            file: "20261130T020000Z.incremental.web01_os.qcow2".into(),
+            backing: backing.map(str::to_owned),
+            bytes_transferred: 0,
+            file_size: 1,
+            sha256: "00".into(),
+        }
+    }
+
+    fn manifest(point: &str, parent: Option<&str>, disks: Vec<DiskEntry>) -> Manifest {
+        Manifest {
+            format: super::super::catalog::MANIFEST_FORMAT,
+            vm: "web 01".into(),
+            vm_id: "1".into(),
+            point: point.into(),
+            kind: if parent.is_some() {
+                "incremental"
+            } else {
+                "full"
+            }
+            .into(),
+            reason: "test".into(),
+            taken_at: chrono::Utc::now(),
+            parent: parent.map(str::to_owned),
+            backup_id: "b".into(),
+            from_checkpoint: None,
+            checkpoint: None,
+            disks,
+        }
+    }
+
+    #[test]
+    fn a_backing_file_must_be_the_same_disk_earlier_in_the_chain() {
+        let base = "20261129T020000Z.full.web01_os.qcow2";
+        let mut full_disk = disk(None);
+        full_disk.file = base.into();
+        let full = manifest("20261129T020000Z", None, vec![full_disk]);
+        let incremental = manifest("20261130T020000Z", Some("20261129T020000Z"), vec![]);
+        let points = vec![full.clone(), incremental.clone()];
+        assert_eq!(in_chain(&points, &incremental, "d1", base), Some(true));
+        assert_eq!(in_chain(&points, &incremental, "d2", base), Some(false));
+        assert_eq!(
+            in_chain(&points, &incremental, "d1", "x.qcow2"),
+            Some(false)
+        );
+        assert_eq!(in_chain(&points, &full, "d1", base), Some(false));
+        let orphan = vec![incremental.clone()];
+        assert_eq!(
+            in_chain(&orphan, &incremental, "d1", base),
+            None,
+            "a broken chain is reported on its point"
+        );
+    }
+
+    #[test]
+    fn a_problem_is_one_line_naming_point_and_file() {
+        let problem = Problem::of_file(
+            "20261130T020000Z",
+            "20261130T020000Z.incremental.web01_os.qcow2",
+            "size mismatch: 10 bytes, the manifest says 20",
+        );
+        assert_eq!(
+            problem.to_string(),
+            "point 20261130T020000Z, file 20261130T020000Z.incremental.web01_os.qcow2: \
+             size mismatch: 10 bytes, the manifest says 20"
+        );
+        let broken = Problem::of_point("20261130T020000Z", "chain broken: parent X missing");
+        assert_eq!(
+            broken.to_string(),
+            "point 20261130T020000Z: chain broken: parent X missing"
+        );
+        assert_eq!(
+            Problem::leftover("20261201T020000Z.full.web01_os.qcow2").to_string(),
+            "file 20261201T020000Z.full.web01_os.qcow2: leftover of an unfinished run; the next \
+             backup removes it"
+        );
+        let report = Report {
+            vm: "web 01".into(),
+            points: 2,
+            files: 4,
+            problems: vec![broken],
+        };
+        assert_eq!(
+            report.to_string(),
+            "web 01: 2 points, 4 files: 1 problem\n  - point 20261130T020000Z: chain broken: \
+             parent X missing"
+        );
+        assert!(!report.is_clean());
+    }
+
+    #[test]
+    fn check_reports_say_what_is_damaged_and_what_is_harmless() {
+        let report = serde_json::json!({"check-errors": 0, "corruptions": 3, "leaks": 2});
+        let found = check_findings(&report);
+        assert_eq!(found.len(), 2);
+        assert!(found[0].contains("3 corruptions"), "{found:?}");
+        assert_eq!(
+            found[1],
+            "2 leaked clusters (harmless, repairable with qemu-img check -r leaks)"
+        );
+        assert!(check_findings(&serde_json::json!({"check-errors": 0})).is_empty());
+    }
+
+    #[test]
+    fn info_compares_size_and_backing_with_the_manifest() {
+        let base = "20261129T020000Z.full.web01_os.qcow2";
+        let sound = serde_json::json!({"virtual-size": 64 << 20, "backing-filename": base});
+        assert!(info_findings(&sound, &disk(Some(base))).is_empty());
+        let found = info_findings(&sound, &disk(None));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("backing mismatch: a full image"));
+        let moved = serde_json::json!({"virtual-size": 1, "backing-filename": "other.qcow2"});
+        let found = info_findings(&moved, &disk(Some(base)));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[1].contains("other.qcow2") && found[1].contains(base));
+    }
+}

@@ -1,0 +1,266 @@
+//! `ovrun backup` when things go wrong, each case ending with a catalog whose newest point equals
+//! the disk, no leftovers, and a next run that succeeds: a lost bitmap and an invalid checkpoint
+//! (full backup in the same run), a 500 from the engine, a locked VM, the data connection cut
+//! mid-transfer, the process killed with SIGKILL mid-transfer, a full backup directory, and a VM
+//! name with spaces and unicode.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::engine::{MIB, Sim, raw_copy, same_content, seed};
+use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config, verify_ok};
+
+/// The newest point of `vm_dir` equals `disk` now, and nothing but points is in the folder.
+fn newest_equals(vm_dir: &Path, alias: &str, disk: &Path) {
+    let points = manifests(vm_dir);
+    let newest = points.last().expect("a point");
+    let entry = newest["disks"]
+        .as_array()
+        .expect("disks")
+        .iter()
+        .find(|d| d["alias"] == alias)
+        .expect("disk");
+    let file = vm_dir.join(entry["file"].as_str().expect("file"));
+    assert!(
+        same_content(&file, disk),
+        "the newest point of {alias} equals the disk"
+    );
+    let vm = newest["vm"].as_str().expect("vm");
+    let catalog = ovbackup::run::catalog::Catalog::open(vm_dir.parent().expect("parent"), vm)
+        .expect("catalog");
+    assert_eq!(
+        catalog.leftovers().expect("leftovers"),
+        Vec::<PathBuf>::new()
+    );
+}
+
+fn kinds(vm_dir: &Path) -> Vec<String> {
+    manifests(vm_dir)
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn failing_backup(config: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["backup", "--config", config.to_str().expect("utf-8")];
+    args.extend(extra);
+    tokio::task::block_in_place(|| ovrun(&args))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_bitmap_or_an_invalid_checkpoint_makes_a_full_backup_in_the_same_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let config = runner_config(&sim, dir.path(), "web 01");
+    let vm_dir = dir.path().join("backup/web 01");
+    let os = sim.disk_id("web01_os").await;
+    backup_ok(&config, &[]);
+
+    sim.admin("lose-bitmap", json!({"disk": os})).await;
+    sim.admin(
+        "guest-write",
+        json!({"disk": os, "offset": 0, "length": MIB, "pattern": 0x61}),
+    )
+    .await;
+    let log = backup_ok(&config, &[]);
+    assert!(
+        log.contains("incremental backup not possible"),
+        "the log says why:\n{log}"
+    );
+    assert_eq!(kinds(&vm_dir), ["full", "full"]);
+    let now = dir.path().join("now.raw");
+    raw_copy(&sim.disk_file(&os), &now);
+    newest_equals(&vm_dir, "web01_os", &now);
+
+    let vm = sim.vm("web 01").await;
+    let last = manifests(&vm_dir).last().expect("point")["checkpoint"].clone();
+    sim.admin(
+        "checkpoint-state",
+        json!({"vm": vm["id"], "checkpoint": last, "state": "invalid"}),
+    )
+    .await;
+    let log = backup_ok(&config, &[]);
+    assert!(log.contains("marked checkpoint"), "{log}");
+    assert_eq!(kinds(&vm_dir), ["full", "full", "full"]);
+    backup_ok(&config, &[]);
+    assert_eq!(kinds(&vm_dir), ["full", "full", "full", "incremental"]);
+    verify_ok(&config);
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_errors_and_locks_leave_no_point_and_the_next_run_succeeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let config = runner_config(&sim, dir.path(), "web 01");
+    let vm_dir = dir.path().join("backup/web 01");
+    let os = sim.disk_id("web01_os").await;
+    backup_ok(&config, &[]);
+
+    // A 500 on a read is retried; a 500 when creating a transfer fails the run cleanly.
+    sim.admin(
+        "faults",
+        json!({"method": "GET", "path": "/ovirt-engine/api/vms/*/backups/*", "status": 500}),
+    )
+    .await;
+    backup_ok(&config, &[]);
+    sim.admin("faults", json!({"method": "POST", "path": "/ovirt-engine/api/imagetransfers", "status": 500,
+                               "fault": {"reason": "Operation Failed", "detail": "[Internal Engine Error]"}}))
+        .await;
+    let (code, log) = failing_backup(&config, &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("Internal Engine Error"), "{log}");
+    assert_eq!(
+        kinds(&vm_dir),
+        ["full", "incremental"],
+        "no point from the failed run"
+    );
+    let vm = sim.vm("web 01").await;
+    let backups = sim
+        .get(&format!("{}/backups", vm["href"].as_str().expect("href")))
+        .await;
+    assert!(
+        backups["backup"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|b| b["phase"] == "succeeded"),
+        "the failed run finalized its backup: {backups}"
+    );
+
+    // A locked VM is waited for, then reported by name.
+    sim.admin(
+        "lock",
+        json!({"kind": "vm", "id": vm["id"], "locked": true}),
+    )
+    .await;
+    let (code, log) = failing_backup(&config, &["--engine-lock-wait", "2"]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("VM web 01 is still image_locked"), "{log}");
+    sim.admin(
+        "lock",
+        json!({"kind": "vm", "id": vm["id"], "locked": false}),
+    )
+    .await;
+    backup_ok(&config, &[]);
+    assert_eq!(kinds(&vm_dir), ["full", "incremental", "incremental"]);
+    let now = dir.path().join("now.raw");
+    raw_copy(&sim.disk_file(&os), &now);
+    newest_equals(&vm_dir, "web01_os", &now);
+    let status: Value = serde_json::from_str(
+        &std::fs::read_to_string(vm_dir.join(".status.json")).expect("status"),
+    )
+    .expect("JSON");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("image_locked"))
+    );
+    verify_ok(&config);
+    sim.running.shutdown().await;
+}
+
+/// A VM with a 256 MiB disk full of data, so a transfer lasts long enough to be cut or killed.
+fn big_seed(name: &str) -> Value {
+    json!({
+        "storage_domains": [{"name": "data"}],
+        "vms": [{"name": name, "disks": [
+            {"name": "big", "size_mib": 256, "data": [{"offset_mib": 0, "length_mib": 256, "pattern": 7}]}
+        ]}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_connection_or_a_killed_run_leaves_no_point_and_the_next_run_succeeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), big_seed("big01")).await;
+    let config = runner_config(&sim, dir.path(), "big01");
+    let vm_dir = dir.path().join("backup/big01");
+    let disk = sim.disk_id("big").await;
+
+    sim.admin("cut", json!({"after_bytes": 16 * MIB})).await;
+    let (code, log) = failing_backup(&config, &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        manifests(&vm_dir).is_empty(),
+        "no point from a cut transfer"
+    );
+
+    // SIGKILL while the data moves: files without a manifest, a backup left running.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args([
+            "backup",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--workers",
+            "1",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ovrun");
+    for _ in 0..300 {
+        let started = std::fs::read_dir(&vm_dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.path().extension().is_some_and(|x| x == "qcow2"))
+            })
+            .unwrap_or(false);
+        if started {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(manifests(&vm_dir).is_empty(), "a killed run made no point");
+
+    let log = backup_ok(&config, &[]);
+    assert!(log.contains("left by a run that did not finish"), "{log}");
+    assert!(log.contains("left running by an earlier ovrun"), "{log}");
+    assert_eq!(kinds(&vm_dir), ["full"]);
+    let now = dir.path().join("now.raw");
+    raw_copy(&sim.disk_file(&disk), &now);
+    newest_equals(&vm_dir, "big", &now);
+    verify_ok(&config);
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_backup_directory_fails_cleanly_and_a_unicode_name_works() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = "wéb 01 ✓ db";
+    let sim = Sim::start(&dir.path().join("prod"), big_seed(name)).await;
+    let config = runner_config(&sim, dir.path(), name);
+    let backup_dir = dir.path().join("backup");
+    std::fs::create_dir_all(&backup_dir).expect("dir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&backup_dir)
+        .status()
+        .expect("mount");
+    assert!(
+        mounted.success(),
+        "a small tmpfs for the full-disk case (needs root, as CI has)"
+    );
+    let (code, log) = failing_backup(&config, &[]);
+    let _ = Command::new("umount").arg(&backup_dir).status();
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("No space left on device"),
+        "the log says why:\n{log}"
+    );
+
+    backup_ok(&config, &[]);
+    let vm_dir = backup_dir.join(name);
+    assert_eq!(kinds(&vm_dir), ["full"]);
+    let disk = sim.disk_id("big").await;
+    let now = dir.path().join("now.raw");
+    raw_copy(&sim.disk_file(&disk), &now);
+    newest_equals(&vm_dir, "big", &now);
+    verify_ok(&config);
+    sim.running.shutdown().await;
+}
