@@ -6,6 +6,7 @@ mod captures;
 mod cert;
 mod dataplane;
 mod engine;
+mod engine_client;
 mod normalize;
 mod official_clients;
 mod ovrun_backup;
