@@ -149,6 +149,8 @@ fn main() -> ExitCode {
                 workers,
                 lock_wait: Duration::from_secs(lock_wait),
                 engine_lock_wait: Duration::from_secs(engine_lock_wait),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var("OVRUN_LOG_FORMAT").as_deref() != Ok("json"),
                 ..backup::Options::default()
             };
             backup_command(&config, options)

@@ -42,6 +42,8 @@ pub struct Options {
     pub run_dir: PathBuf,
     /// Set to stop the run (SIGTERM, Ctrl-C): it finalizes and exits.
     pub stop: Arc<AtomicBool>,
+    /// Draw a progress bar (bytes, rate, ETA) on standard error: for a person at a terminal.
+    pub progress: bool,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             poll_interval: Duration::from_secs(1),
             run_dir: std::env::temp_dir(),
             stop: Arc::new(AtomicBool::new(false)),
+            progress: false,
         }
     }
 }
@@ -706,7 +709,20 @@ impl Attempt<'_> {
             zeroes.len()
         );
         let writer = Arc::new(Writer::open(path, &self.options.run_dir)?);
-        let read = parallel_copy(&ticket, &writer, &data, &zeroes, self.options).await;
+        let bar = progress_bar(self.options.progress, total, source.disk.label());
+        let began = std::time::Instant::now();
+        let read = parallel_copy(&ticket, &writer, &data, &zeroes, self.options, &bar).await;
+        bar.finish_and_clear();
+        if let Ok(bytes) = &read {
+            let seconds = began.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                disk = %source.disk.label(),
+                bytes_read = bytes,
+                "read {} in {seconds:.1} s ({}/s)",
+                human_bytes(*bytes),
+                human_bytes((*bytes as f64 / seconds) as u64)
+            );
+        }
         let writer = Arc::try_unwrap(writer)
             .map_err(|_| BackupError::Config("a writer outlived its download".into()))?;
         let closed = tokio::task::spawn_blocking(move || writer.close())
@@ -799,6 +815,22 @@ fn plan_reads(extents: &[Extent], incremental: bool) -> (Vec<Extent>, Vec<Extent
     (data, zeroes)
 }
 
+/// A progress bar for one disk (hidden when not drawing).
+fn progress_bar(draw: bool, total: u64, disk: &str) -> indicatif::ProgressBar {
+    if !draw {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(disk.to_owned());
+    bar
+}
+
 /// The size of one ranged read (and so of each worker's buffer).
 const CHUNK: u64 = 4 << 20;
 
@@ -810,17 +842,19 @@ async fn parallel_copy(
     data: &[Extent],
     zeroes: &[Extent],
     options: &Options,
+    bar: &indicatif::ProgressBar,
 ) -> Result<u64, BackupError> {
     let queue = Arc::new(std::sync::Mutex::new(chunks(data, CHUNK)));
     let read = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..options.workers.max(1) {
-        let (ticket, writer, queue, read, stop) = (
+        let (ticket, writer, queue, read, stop, bar) = (
             ticket.clone(),
             writer.clone(),
             queue.clone(),
             read.clone(),
             options.stop.clone(),
+            bar.clone(),
         );
         workers.spawn(async move {
             let mut connection = writer.connect()?;
@@ -840,6 +874,7 @@ async fn parallel_copy(
                     .await?;
                 tokio::task::block_in_place(|| connection.write_at(offset, &buffer))?;
                 read.fetch_add(length, Ordering::Relaxed);
+                bar.inc(length);
             }
         });
     }
