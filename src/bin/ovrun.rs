@@ -75,6 +75,14 @@ enum Command {
         /// Take a full backup whatever the policy says.
         #[arg(long)]
         full: bool,
+        /// Back up even when this start is not due by the schedule: the compiled timers of some
+        /// schedules (monthly on the last day, n-th weekday) fire on a superset of days, and
+        /// `ovrun backup` skips the extra starts (exit 0) unless told this is a manual run.
+        #[arg(long)]
+        now: bool,
+        /// The start's instant for the due check (RFC 3339); default now. For tests and drills.
+        #[arg(long, hide = true)]
+        at: Option<String>,
         /// Parallel connections per disk.
         #[arg(long, default_value_t = 4)]
         workers: usize,
@@ -139,6 +147,8 @@ fn main() -> ExitCode {
         Command::Backup {
             config,
             full,
+            now,
+            at,
             workers,
             lock_wait,
             engine_lock_wait,
@@ -153,7 +163,7 @@ fn main() -> ExitCode {
                     && std::env::var("OVRUN_LOG_FORMAT").as_deref() != Ok("json"),
                 ..backup::Options::default()
             };
-            backup_command(&config, options)
+            backup_command(&config, options, now, at.as_deref())
         }
         Command::Prune {
             config,
@@ -369,11 +379,30 @@ fn init_logging() {
     }
 }
 
-fn backup_command(path: &PathBuf, options: backup::Options) -> ExitCode {
+fn backup_command(
+    path: &PathBuf,
+    options: backup::Options,
+    manual: bool,
+    at: Option<&str>,
+) -> ExitCode {
     let config = match load(path) {
         Ok(config) => config,
         Err(message) => return fail(message),
     };
+    if config.due_guard.is_some() && !manual && !options.force_full {
+        let at = match at.map(DateTime::parse_from_rfc3339).transpose() {
+            Ok(at) => at.map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
+            Err(e) => return fail(format!("--at is not an RFC 3339 instant: {e}")),
+        };
+        match due_verdict(&config, path, at) {
+            Ok(verdict) if !verdict.due => {
+                tracing::info!(vm = %config.vm, "not due, skipped: {} (--now runs it anyway)", verdict.why);
+                return ExitCode::SUCCESS;
+            }
+            Ok(_) => {}
+            Err(message) => return fail(message),
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("starting the runtime: {e}")),
@@ -449,6 +478,26 @@ fn load(path: &PathBuf) -> Result<RunnerConfig, String> {
     })
 }
 
+/// Whether a start at `at` is due by the VM's schedule and the unit's guard.
+fn due_verdict(
+    config: &RunnerConfig,
+    path: &std::path::Path,
+    at: DateTime<Utc>,
+) -> Result<ovbackup::plan::schedule::Due, String> {
+    let zone = host::schedule_zone(config.timezone.as_deref());
+    let (schedule, guard) = config
+        .schedule()
+        .and_then(|s| Ok((s, config.guard()?)))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let calendar = Calendar::new(&schedule, zone)
+        .map_err(|p| format!("{}: schedule: {}", path.display(), p.message))?;
+    let superset = guard
+        .map(|g| Calendar::new(&g, zone))
+        .transpose()
+        .map_err(|p| format!("{}: schedule: {}", path.display(), p.message))?;
+    Ok(due(&calendar, superset.as_ref(), at))
+}
+
 fn due_command(path: &PathBuf, at: Option<&str>) -> ExitCode {
     let config = match load(path) {
         Ok(config) => config,
@@ -461,19 +510,10 @@ fn due_command(path: &PathBuf, at: Option<&str>) -> ExitCode {
             Err(e) => return fail(format!("--at `{text}` is not an RFC 3339 instant: {e}")),
         },
     };
-    let zone = host::schedule_zone(config.timezone.as_deref());
-    let calendars = config.schedule().and_then(|s| Ok((s, config.guard()?)));
-    let (schedule, guard) = match calendars {
-        Ok(found) => found,
-        Err(e) => return fail(format!("{}: {e}", path.display())),
+    let verdict = match due_verdict(&config, path, at) {
+        Ok(verdict) => verdict,
+        Err(message) => return fail(message),
     };
-    let built = Calendar::new(&schedule, zone)
-        .and_then(|c| Ok((c, guard.map(|g| Calendar::new(&g, zone)).transpose()?)));
-    let (calendar, superset) = match built {
-        Ok(found) => found,
-        Err(problem) => return fail(format!("{}: schedule: {}", path.display(), problem.message)),
-    };
-    let verdict = due(&calendar, superset.as_ref(), at);
     println!("VM {}: {}", config.vm, verdict.why);
     if verdict.due {
         ExitCode::SUCCESS

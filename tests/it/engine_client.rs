@@ -22,7 +22,11 @@ fn the_captured_json_bodies_parse() {
     for vm in &vms.vm {
         assert!(!vm.id.is_empty() && !vm.name.is_empty());
         assert!(vm.status.is_some(), "{}", vm.name);
-        assert!(vm.memory.is_some_and(|m| m > 0), "memory as a string: {}", vm.name);
+        assert!(
+            vm.memory.is_some_and(|m| m > 0),
+            "memory as a string: {}",
+            vm.name
+        );
     }
     let action: Fault =
         serde_json::from_str(&capture("fault-action400-json-cockpit.json")).expect("fault");
@@ -56,7 +60,10 @@ async fn the_client_relogs_in_and_reads_the_engines_errors() {
     let password = sim.users["admin@internal"].clone();
 
     let wrong = EngineClient::new(&access, "not the password".into()).expect("client");
-    let refused = wrong.vm_by_name("web 01").await.expect_err("wrong password");
+    let refused = wrong
+        .vm_by_name("web 01")
+        .await
+        .expect_err("wrong password");
     assert!(
         matches!(&refused, EngineError::Login { detail, .. } if detail.contains("incorrect")),
         "{refused}"
@@ -81,7 +88,10 @@ async fn the_client_relogs_in_and_reads_the_engines_errors() {
         .await
         .expect_err("incomplete");
     assert_eq!(refused.status().map(|s| s.as_u16()), Some(400));
-    assert!(refused.to_string().contains("Incomplete parameters"), "{refused}");
+    assert!(
+        refused.to_string().contains("Incomplete parameters"),
+        "{refused}"
+    );
 
     let no_ca = EngineAccess {
         ca_file: None,

@@ -30,7 +30,7 @@ pub fn runner_config(sim: &Sim, dir: &Path, vm: &str) -> PathBuf {
         "target": null,
         "backup_directory": dir.join("backup"),
         "checkpoints_file": dir.join("backup/checkpoints.json"),
-        "schedule": {"type": "daily", "time": "02:00"},
+        "schedule": {"type": "simple", "pattern": "daily", "time": "02:00", "timezone": "UTC"},
         "timezone": "UTC",
         "due_guard": null,
         "backup": {
@@ -203,5 +203,48 @@ async fn full_then_incrementals_each_equal_to_the_disk_at_its_time() {
         checkpoints["web 01"]["checkpoint_id"],
         points[2]["checkpoint"]
     );
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_the_schedule_does_not_want_is_skipped_unless_manual() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let config = runner_config(&sim, dir.path(), "db01");
+    // The unit's timer fires daily (the guard); the schedule wants Mondays only.
+    let mut runner: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("JSON");
+    runner["schedule"] = json!({"type": "simple", "pattern": "weekly", "days": ["monday"],
+                                "time": "02:00", "timezone": "UTC"});
+    runner["due_guard"] =
+        json!({"type": "simple", "pattern": "daily", "time": "02:00", "timezone": "UTC"});
+    std::fs::write(&config, runner.to_string()).expect("config");
+    let (code, log) = tokio::task::block_in_place(|| {
+        ovrun(&[
+            "backup",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--at",
+            "2026-12-01T02:00:00Z",
+        ])
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("not due, skipped"), "{log}");
+    assert!(
+        !dir.path().join("backup/db01").exists(),
+        "nothing was backed up"
+    );
+    // db01 has no disks: a due start goes on and says so.
+    let (code, log) = tokio::task::block_in_place(|| {
+        ovrun(&[
+            "backup",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--at",
+            "2026-11-30T02:00:00Z",
+        ])
+    });
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("no active image disk"), "{log}");
     sim.running.shutdown().await;
 }
