@@ -885,7 +885,6 @@ async fn parallel_copy(
             Ok(Ok(connection)) => spare = Some(connection),
             Ok(Err(e)) | Err(e) => {
                 if first_error.is_none() {
-                    options.stop.store(false, Ordering::Relaxed);
                     workers.abort_all();
                     first_error = Some(e);
                 }

@@ -352,11 +352,7 @@ async fn poll(
 ) -> Response {
     let (body, next) = {
         let mut inventory = engine.inventory.lock().expect("inventory lock");
-        let Some(index) = inventory
-            .backups
-            .iter()
-            .position(|b| b.id == id && b.vm == vm)
-        else {
+        let Some(index) = inventory.backup_index(&vm, &id) else {
             return not_found();
         };
         let body = backup_json(&inventory.backups[index]);
@@ -474,13 +470,10 @@ async fn finalize(
 ) -> Response {
     let (backup, was_ready) = {
         let mut inventory = engine.inventory.lock().expect("inventory lock");
-        let Some(backup) = inventory
-            .backups
-            .iter_mut()
-            .find(|b| b.id == id && b.vm == vm)
-        else {
+        let Some(index) = inventory.backup_index(&vm, &id) else {
             return not_found();
         };
+        let backup = &mut inventory.backups[index];
         if !backup.is_running() || backup.phase == "finalizing" {
             return action_fault(
                 StatusCode::CONFLICT,

@@ -444,6 +444,11 @@ impl Inventory {
         }
     }
 
+    /// Where VM `vm`'s backup `id` is in [`Self::backups`].
+    pub fn backup_index(&self, vm: &str, id: &str) -> Option<usize> {
+        self.backups.iter().position(|b| b.id == id && b.vm == vm)
+    }
+
     /// The running backup of a VM, if any.
     pub fn running_backup(&self, vm: &str) -> Option<&Backup> {
         self.backups.iter().find(|b| b.vm == vm && b.is_running())

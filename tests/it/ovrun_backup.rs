@@ -219,15 +219,11 @@ async fn a_start_the_schedule_does_not_want_is_skipped_unless_manual() {
     runner["due_guard"] =
         json!({"type": "simple", "pattern": "daily", "time": "02:00", "timezone": "UTC"});
     std::fs::write(&config, runner.to_string()).expect("config");
-    let (code, log) = tokio::task::block_in_place(|| {
-        ovrun(&[
-            "backup",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--at",
-            "2026-12-01T02:00:00Z",
-        ])
-    });
+    let start_at = |at: &str| {
+        let config = config.to_str().expect("utf-8");
+        tokio::task::block_in_place(|| ovrun(&["backup", "--config", config, "--at", at]))
+    };
+    let (code, log) = start_at("2026-12-01T02:00:00Z");
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("not due, skipped"), "{log}");
     assert!(
@@ -235,15 +231,7 @@ async fn a_start_the_schedule_does_not_want_is_skipped_unless_manual() {
         "nothing was backed up"
     );
     // db01 has no disks: a due start goes on and says so.
-    let (code, log) = tokio::task::block_in_place(|| {
-        ovrun(&[
-            "backup",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--at",
-            "2026-11-30T02:00:00Z",
-        ])
-    });
+    let (code, log) = start_at("2026-11-30T02:00:00Z");
     assert_eq!(code, 2, "{log}");
     assert!(log.contains("no active image disk"), "{log}");
     sim.running.shutdown().await;

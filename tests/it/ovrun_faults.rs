@@ -264,3 +264,60 @@ async fn a_full_backup_directory_fails_cleanly_and_a_unicode_name_works() {
     verify_ok(&config);
     sim.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finalizes_the_engines_backup_and_leaves_no_point() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), big_seed("big02")).await;
+    let config = runner_config(&sim, dir.path(), "big02");
+    let vm_dir = dir.path().join("backup/big02");
+    let child = Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args([
+            "backup",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--workers",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ovrun");
+    for _ in 0..300 {
+        let started = std::fs::read_dir(&vm_dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.path().extension().is_some_and(|x| x == "qcow2"))
+            })
+            .unwrap_or(false);
+        if started {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).expect("exit");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "stopped by a signal:\n{log}");
+    assert!(manifests(&vm_dir).is_empty(), "no point from a stopped run");
+    let vm = sim.vm("big02").await;
+    let backups = sim
+        .get(&format!("{}/backups", vm["href"].as_str().expect("href")))
+        .await;
+    let phases: Vec<&str> = backups["backup"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|b| b["phase"].as_str())
+        .collect();
+    assert_eq!(
+        phases,
+        ["succeeded"],
+        "the stopped run finalized its backup"
+    );
+    let disk = sim.disk_id("big").await;
+    assert_eq!(sim.get(&format!("/disks/{disk}")).await["status"], "ok");
+    backup_ok(&config, &[]);
+    verify_ok(&config);
+    sim.running.shutdown().await;
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `ovrun backup` beside the official ovirt_imageio.client.download, on the same kind of ticket of
+# the same ovsim in the same run (issue 5); results go into docs/benchmarks.md.
+#
+#   bash benches/backup.sh [ROUNDS]      (default 3 interleaved rounds of each measurement)
+#
+# Needs what scripts/setup.sh installs (.venv with ovirt-imageio, qemu-utils) and GNU time
+# (/usr/bin/time, Debian package `time`: installed with apt-get here when missing).
+# Disk sizes can be shrunk for a smoke run: DISK_MIB=1024 BIG_MIB=2048 bash benches/backup.sh 1
+# Set KEEP=1 to keep the work folder (logs, results.json) after the run.
+#
+# It starts a release `ovsim serve` seeded with bench01 (a DISK_MIB disk, half data in 16
+# separated ranges, half zero) and bench02 (a BIG_MIB disk with 64 MiB of data), then
+# benches/backup_bench.py measures:
+#   1. full backups: `ovrun backup --full` (whole process, under /usr/bin/time -v) against the
+#      official client's download of a full backup's transfer (only the download call timed);
+#   2. incrementals after 64 MiB (and 256 MiB) of guest writes, ovrun against the official
+#      client downloading the same changes (from the same checkpoint) into an overlay;
+#   3. the same 64 MiB incremental on the BIG_MIB disk (bench02): time follows the changed data,
+#      not the disk size; and every ovrun run's peak RSS.
+# Seeding (qemu-io writing the data) is setup and is not measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+disk_mib=${DISK_MIB:-4096}
+big_mib=${BIG_MIB:-16384}
+python=$PWD/.venv/bin/python
+
+if [ ! -x /usr/bin/time ]; then
+  echo "installing GNU time (Debian package 'time') for /usr/bin/time -v" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get install -y time >&2; else sudo apt-get install -y time >&2; fi
+fi
+for tool in qemu-img qemu-nbd qemu-io; do
+  command -v "$tool" > /dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 2; }
+done
+"$python" -c 'import ovirt_imageio.client' 2> /dev/null \
+  || { echo "ovirt-imageio missing from .venv: run scripts/setup.sh" >&2; exit 2; }
+
+cargo build --release --quiet --bin ovrun --bin ovsim
+
+# The work folder (simulated disks, backups, the client's downloads) on one file system.
+work=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ovrun-bench.XXXXXX")
+sim_pid=""
+bench_pid=""
+cleanup() {
+  local code=$?
+  trap - EXIT INT TERM
+  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2> /dev/null; then
+    kill -TERM "$bench_pid" 2> /dev/null || true
+    wait "$bench_pid" 2> /dev/null || true
+  fi
+  if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2> /dev/null; then
+    # SIGTERM: ovsim stops its imageio daemon and its qemu-nbd exports.
+    kill -TERM "$sim_pid" 2> /dev/null || true
+    for _ in $(seq 100); do kill -0 "$sim_pid" 2> /dev/null || break; sleep 0.1; done
+    kill -KILL "$sim_pid" 2> /dev/null || true
+    wait "$sim_pid" 2> /dev/null || true
+  fi
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "work folder kept: $work" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$code"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$python" benches/backup_bench.py seed "$disk_mib" "$big_mib" > "$work/seed.json"
+echo "seeding ovsim (bench01: $disk_mib MiB, half data; bench02: $big_mib MiB) in $work ..."
+seeding=$(date +%s)
+target/release/ovsim serve --state "$work/state" --listen 127.0.0.1:0 --seed "$work/seed.json" \
+  --imageio .venv/bin/ovirt-imageio > "$work/ovsim.log" 2>&1 &
+sim_pid=$!
+until [ -s "$work/state/url" ]; do
+  kill -0 "$sim_pid" 2> /dev/null || { cat "$work/ovsim.log" >&2; exit 1; }
+  sleep 0.2
+done
+echo "ovsim serves $(cat "$work/state/url") (seeded in $(($(date +%s) - seeding)) s)"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB;" \
+  "$(qemu-nbd --version | head -1); ovirt-imageio $("$python" -c 'import importlib.metadata as m; print(m.version("ovirt-imageio"))');" \
+  "$(date -u +%Y-%m-%d)"
+
+"$python" benches/backup_bench.py run --state "$work/state" --work "$work" \
+  --ovrun "$PWD/target/release/ovrun" --rounds "$rounds" --results "$work/results.json" &
+bench_pid=$!
+wait "$bench_pid"
