@@ -315,6 +315,41 @@ async fn wait_for_disks(
     }
 }
 
+/// The pace of polling an engine phase: 100 ms first, doubling up to `poll_interval`, so a
+/// phase that takes one engine step is seen within a fraction of a second while a long wait
+/// costs the engine at most one call per `poll_interval`.
+struct Pacer {
+    next: Duration,
+    max: Duration,
+}
+
+impl Pacer {
+    fn new(options: &Options) -> Self {
+        Self {
+            next: Duration::from_millis(100).min(options.poll_interval),
+            max: options.poll_interval,
+        }
+    }
+
+    /// Waits before the next poll.
+    async fn pause(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
+    }
+
+    /// Waits before the next poll, unless the run is being stopped.
+    async fn wait(&mut self, options: &Options) -> Result<(), BackupError> {
+        if options.stop.load(Ordering::Relaxed) {
+            return Err(BackupError::Interrupted);
+        }
+        self.pause().await;
+        if options.stop.load(Ordering::Relaxed) {
+            return Err(BackupError::Interrupted);
+        }
+        Ok(())
+    }
+}
+
 async fn sleep_or_stop(options: &Options) -> Result<(), BackupError> {
     if options.stop.load(Ordering::Relaxed) {
         return Err(BackupError::Interrupted);
@@ -496,6 +531,7 @@ impl Attempt<'_> {
         }
         let backup = self.post_backup(&request).await?;
         let path = format!("/vms/{}/backups/{}", self.vm_id, backup.id);
+        let mut pacer = Pacer::new(self.options);
         loop {
             let now: Backup = match self.client.get(&path).await {
                 Ok(now) => now,
@@ -517,7 +553,7 @@ impl Attempt<'_> {
                 }
                 _ => {}
             }
-            if let Err(e) = sleep_or_stop(self.options).await {
+            if let Err(e) = pacer.wait(self.options).await {
                 let _ = self.finalize(&backup.id).await;
                 return Err(e);
             }
@@ -636,6 +672,7 @@ impl Attempt<'_> {
     }
 
     async fn wait_transferring(&self, href: &str) -> Result<String, BackupError> {
+        let mut pacer = Pacer::new(self.options);
         for _ in 0..300 {
             let now: ImageTransfer = self.client.get(href).await?;
             match now.phase.as_deref() {
@@ -645,7 +682,7 @@ impl Attempt<'_> {
                         .or(now.proxy_url)
                         .ok_or_else(|| BackupError::Failed(format!("transfer {href} has no URL")));
                 }
-                Some("initializing" | "resuming") => sleep_or_stop(self.options).await?,
+                Some("initializing" | "resuming") => pacer.wait(self.options).await?,
                 other => {
                     return Err(BackupError::Failed(format!(
                         "transfer {href} is {}",
@@ -664,6 +701,7 @@ impl Attempt<'_> {
         if let Err(e) = self.client.action(&format!("{href}/finalize")).await {
             tracing::warn!("finalizing {href}: {e}");
         }
+        let mut pacer = Pacer::new(self.options);
         for _ in 0..300 {
             match self.client.get::<ImageTransfer>(href).await {
                 Ok(t) if t.phase.as_deref() == Some("finished_success") => return Ok(()),
@@ -679,7 +717,7 @@ impl Attempt<'_> {
                 }
                 Err(e) if e.is_not_found() => return Ok(()),
                 Err(e) => return Err(e.into()),
-                Ok(_) => tokio::time::sleep(self.options.poll_interval).await,
+                Ok(_) => pacer.pause().await,
             }
         }
         Err(BackupError::Failed(format!(
@@ -776,6 +814,7 @@ async fn finalize_backup(
     if let Err(e) = client.action(&format!("{path}/finalize")).await {
         tracing::warn!("finalizing backup {backup}: {e}");
     }
+    let mut pacer = Pacer::new(options);
     for _ in 0..600 {
         match client.get::<Backup>(&path).await {
             Ok(b) if b.phase.as_deref() == Some("succeeded") => {
@@ -789,7 +828,7 @@ async fn finalize_backup(
             // Engines before 4.4.7 drop a finalized backup.
             Err(e) if e.is_not_found() => return Ok(ready.to_checkpoint_id),
             Err(e) => return Err(e.into()),
-            Ok(_) => tokio::time::sleep(options.poll_interval).await,
+            Ok(_) => pacer.pause().await,
         }
     }
     Err(BackupError::Failed(format!(
