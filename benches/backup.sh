@@ -7,15 +7,17 @@
 # Needs what scripts/setup.sh installs (.venv with ovirt-imageio, qemu-utils) and GNU time
 # (/usr/bin/time, Debian package `time`: installed with apt-get here when missing).
 # Disk sizes can be shrunk for a smoke run: DISK_MIB=1024 BIG_MIB=2048 bash benches/backup.sh 1
+# BIG_DATA_MIB (default 64) sets bench02's data, e.g. 8192 for ovrun's peak RSS on a big full.
 # Set KEEP=1 to keep the work folder (logs, results.json) after the run.
 #
 # It starts a release `ovsim serve` seeded with bench01 (a DISK_MIB disk, half data in 16
-# separated ranges, half zero) and bench02 (a BIG_MIB disk with 64 MiB of data), then
+# separated ranges, half zero) and bench02 (a BIG_MIB disk with BIG_DATA_MIB of data), then
 # benches/backup_bench.py measures:
 #   1. full backups: `ovrun backup --full` (whole process, under /usr/bin/time -v) against the
 #      official client's download of a full backup's transfer (only the download call timed);
-#   2. incrementals after 64 MiB (and 256 MiB) of guest writes, ovrun against the official
-#      client downloading the same changes (from the same checkpoint) into an overlay;
+#   2. incrementals after 64 MiB of guest writes (64 x 1 MiB spread over the disk), ovrun
+#      against the official client downloading the same changes (from the same checkpoint)
+#      into an overlay on ovrun's previous image; then ovrun alone after 256 MiB of writes;
 #   3. the same 64 MiB incremental on the BIG_MIB disk (bench02): time follows the changed data,
 #      not the disk size; and every ovrun run's peak RSS.
 # Seeding (qemu-io writing the data) is setup and is not measured.
@@ -24,6 +26,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 disk_mib=${DISK_MIB:-4096}
 big_mib=${BIG_MIB:-16384}
+big_data_mib=${BIG_DATA_MIB:-64}
 python=$PWD/.venv/bin/python
 
 if [ ! -x /usr/bin/time ]; then
@@ -67,8 +70,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$python" benches/backup_bench.py seed "$disk_mib" "$big_mib" > "$work/seed.json"
-echo "seeding ovsim (bench01: $disk_mib MiB, half data; bench02: $big_mib MiB) in $work ..."
+"$python" benches/backup_bench.py seed "$disk_mib" "$big_mib" "$big_data_mib" > "$work/seed.json"
+echo "seeding ovsim (bench01: $disk_mib MiB, half data; bench02: $big_mib MiB, $big_data_mib MiB data) in $work ..."
 seeding=$(date +%s)
 target/release/ovsim serve --state "$work/state" --listen 127.0.0.1:0 --seed "$work/seed.json" \
   --imageio .venv/bin/ovirt-imageio > "$work/ovsim.log" 2>&1 &

@@ -3,13 +3,13 @@
 benches/backup.sh starts ovsim with the seed this script writes (`seed`) and then runs the
 measurements (`run`); the official client is timed in its own process (`download`).
 
-    backup_bench.py seed DISK_MIB BIG_MIB > seed.json
-    backup_bench.py run --state STATE --work DIR --ovrun PATH --rounds N
+    backup_bench.py seed DISK_MIB BIG_MIB [BIG_DATA_MIB] > seed.json
+    backup_bench.py run --state STATE --work DIR --ovrun PATH --rounds N --results FILE
     backup_bench.py download URL FILE CAFILE [--incremental --backing FILE]
 
 Timings:
-- ovrun: the whole process (`/usr/bin/time -v`), so its engine polls (the engine's phases move
-  one per poll; ovrun polls once a second) are in it; besides, from its JSON log and the image's
+- ovrun: the whole process (`/usr/bin/time -v`), so its engine calls and polls (the simulated
+  engine's phases move one per poll) are in it; besides, from its JSON log and the image's
   mtime: `data` is from the "... to read" line (extents known, local image created) to the last
   write into the local image, and `to written` from that line to "backup point ... written"
   (adds the transfer's and the backup's finalize polls, the SHA-256 of the image, the manifest).
@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import statistics
 import subprocess
@@ -43,13 +44,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # seed
 
 
-def seed(disk_mib, big_mib):
+def seed(disk_mib, big_mib, big_data_mib):
     """bench01: DISK_MIB, half data in 16 separated ranges (1/32 of the disk every 1/16);
-    bench02: BIG_MIB with 4 ranges of 16 MiB of data."""
+    bench02: BIG_MIB with BIG_DATA_MIB of data in N equal ranges (4, or more to keep each at
+    most 1 GiB: qemu-io writes less than 2 GiB at once), one at the start of each 1/N."""
     step, length = disk_mib // 16, disk_mib // 32
     data = [{"offset_mib": i * step, "length_mib": length, "pattern": 0x11 + i} for i in range(16)]
-    big = [{"offset_mib": i * (big_mib // 4), "length_mib": 16, "pattern": 0x61 + i}
-           for i in range(4)]
+    n = max(4, -(-big_data_mib // 1024))
+    big = [{"offset_mib": i * (big_mib // n), "length_mib": big_data_mib // n,
+            "pattern": 0x61 + i} for i in range(n)]
     return {
         "storage_domains": [{"name": "data"}],
         "vms": [
@@ -124,7 +127,7 @@ class Engine:
 
 
 def rss_kib(time_file):
-    """Wall seconds and max RSS (KiB) from `/usr/bin/time -v -o FILE`."""
+    """The maximum resident set size (KiB) in `/usr/bin/time -v -o FILE`."""
     text = open(time_file).read()
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
     return rss
@@ -139,28 +142,47 @@ def measured(argv, log_file, env=None):
         started = time.perf_counter()
         proc = subprocess.Popen(["/usr/bin/time", "-v", "-o", time_file] + argv,
                                 stdout=log, stderr=log, env=env)
-        child, hwm = None, 0
-        while proc.poll() is None:
-            if child is None:
-                try:
-                    kids = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
-                    child = kids[0] if kids else None
-                except OSError:
-                    pass
-            if child is not None:
-                try:
-                    status = open(f"/proc/{child}/status").read()
-                    m = re.search(r"VmHWM:\s+(\d+) kB", status)
-                    if m:
-                        hwm = max(hwm, int(m.group(1)))
-                except OSError:
-                    pass
-            time.sleep(0.02)
+        seen = {"child": None, "hwm": 0}
+        try:
+            sample(proc, seen)
+        except BaseException:
+            # Interrupted: stop the measured process (ovrun finalizes the engine's backup on
+            # SIGTERM; GNU time then reaps it and exits), or GNU time if it has no child yet.
+            try:
+                os.kill(int(seen["child"] or proc.pid), signal.SIGTERM)
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
         wall = time.perf_counter() - started
     if proc.returncode != 0:
         sys.stderr.write(open(log_file).read())
         raise RuntimeError(f"{argv[0]} failed ({proc.returncode}); log {log_file}")
-    return wall, started_epoch, rss_kib(time_file), hwm
+    return wall, started_epoch, rss_kib(time_file), seen["hwm"]
+
+
+def sample(proc, seen):
+    """Waits for PROC (GNU time), sampling the VmHWM of its child into SEEN."""
+    while proc.poll() is None:
+        if seen["child"] is None:
+            try:
+                kids = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+                seen["child"] = kids[0] if kids else None
+            except OSError:
+                pass
+        if seen["child"] is not None:
+            try:
+                status = open(f"/proc/{seen['child']}/status").read()
+                m = re.search(r"VmHWM:\s+(\d+) kB", status)
+                if m:
+                    seen["hwm"] = max(seen["hwm"], int(m.group(1)))
+            except OSError:
+                pass
+        time.sleep(0.02)
 
 
 def log_time(line):
@@ -246,7 +268,7 @@ class Bench:
         assert len(new) == 1, f"one new point expected, log {log_file}"
         manifest = new[0]
         disk = manifest["disks"][0]
-        to_read = written = None
+        to_read = written = reported = None
         for line in open(log_file):
             if not line.startswith("{"):
                 continue
@@ -255,12 +277,16 @@ class Bench:
                 to_read = log_time(line)
             if message.startswith("backup point ") and " written" in message:
                 written = log_time(line)
+            said = re.match(r"read .* in ([0-9.]+) s", message)
+            if said:
+                reported = float(said.group(1))
         image = os.path.join(vm["dir"], disk["file"])
         last_write = os.stat(image).st_mtime
         return {
             "wall": wall, "rss_kib": rss, "hwm_kib": hwm,
             "data": last_write - to_read,
             "to_written": written - to_read,
+            "reported": reported,
             "before_data": to_read - start,
             "after_data": start + wall - last_write,
             "kind": manifest["kind"], "bytes": disk["bytes_transferred"],
@@ -272,6 +298,7 @@ class Bench:
     def client(self, vm, out, from_checkpoint=None, backing=None):
         """A backup and a transfer as backup_vm.py makes them, then client.download timed."""
         e = self.engine
+        api_started = time.perf_counter()
         request = {"disks": {"disk": [{"id": vm["disk"]}]}}
         if from_checkpoint:
             request["from_checkpoint_id"] = from_checkpoint
@@ -285,6 +312,7 @@ class Bench:
         href = f"/imagetransfers/{transfer['id']}"
         ready = e.wait(href, "phase", "transferring",
                        failing=("finished_failure", "paused_system", "cancelled_system"))
+        api = time.perf_counter() - api_started
         self.runs += 1
         log_file = os.path.join(self.logs, f"client-{self.runs:03d}.log")
         argv = [sys.executable, os.path.join(HERE, "backup_bench.py"), "download",
@@ -294,12 +322,14 @@ class Bench:
         try:
             process_wall, _, rss, _ = measured(argv, log_file)
         finally:
+            api_started = time.perf_counter()
             e.post(f"{href}/finalize", {})
             e.wait(href, "phase", "finished_success", failing=("finished_failure",))
             e.post(f"{path}/finalize", {})
             e.wait(path, "phase", "succeeded", failing=("failed",))
+            api += time.perf_counter() - api_started
         call = json.loads(open(log_file).read().strip().splitlines()[-1])["download_seconds"]
-        return {"call": call, "process_wall": process_wall, "rss_kib": rss,
+        return {"call": call, "process_wall": process_wall, "rss_kib": rss, "api": api,
                 "file_size": os.path.getsize(out)}
 
     # --- guest activity ----------------------------------------------------------------------
@@ -339,7 +369,9 @@ def run(args):
                 shutil.rmtree(a["dir"], ignore_errors=True)
                 x = b.ovrun(a, full=True)
                 assert x["kind"] == "full"
-                if not warm:
+                if warm:
+                    results["warmup_ovrun_rss_kib"] = x["rss_kib"]
+                else:
                     full_ovrun.append(x)
                 print(f"  full {'warm-up' if warm else r} ovrun: wall {fmt_s(x['wall'])} s, data "
                       f"{fmt_s(x['data'])} s, read {x['bytes'] // MIB} MiB, "
@@ -352,13 +384,14 @@ def run(args):
                 print(f"  full {'warm-up' if warm else r} client: download {fmt_s(c['call'])} s "
                       f"(process {fmt_s(c['process_wall'])} s), RSS {c['rss_kib'] // 1024} MiB",
                       flush=True)
-                if r == rounds:
-                    same = subprocess.run(["qemu-img", "compare", out, full_ovrun[-1]["image"]],
-                                          capture_output=True, text=True)
-                    results["full_images_identical"] = same.returncode == 0
-                    print(f"  qemu-img compare client full vs ovrun full: "
-                          f"{same.stdout.strip() or same.stderr.strip()}", flush=True)
-                os.remove(out)
+        out = os.path.join(b.scratch, "full.qcow2")
+        if r == rounds:
+            same = subprocess.run(["qemu-img", "compare", out, full_ovrun[-1]["image"]],
+                                  capture_output=True, text=True)
+            results["full_images_identical"] = same.returncode == 0
+            print(f"  qemu-img compare client full vs ovrun full: "
+                  f"{same.stdout.strip() or same.stderr.strip()}", flush=True)
+        os.remove(out)
     results["full"] = {
         "ovrun_wall": [x["wall"] for x in full_ovrun],
         "ovrun_data": [x["data"] for x in full_ovrun],
@@ -368,7 +401,9 @@ def run(args):
         "ovrun_rss_kib": [x["rss_kib"] for x in full_ovrun],
         "ovrun_hwm_kib": [x["hwm_kib"] for x in full_ovrun],
         "ovrun_bytes": full_ovrun[-1]["bytes"],
+        "ovrun_reported": [x["reported"] for x in full_ovrun if x["reported"] is not None],
         "client_call": [c["call"] for c in full_client],
+        "client_api": [c["api"] for c in full_client],
         "client_process": [c["process_wall"] for c in full_client],
         "client_rss_kib": [c["rss_kib"] for c in full_client],
     }
@@ -423,7 +458,9 @@ def run(args):
             "ovrun_file_size": [x["file_size"] for x in out["ovrun"]],
             "ovrun_rss_kib": [x["rss_kib"] for x in out["ovrun"]],
             "ovrun_hwm_kib": [x["hwm_kib"] for x in out["ovrun"]],
+            "ovrun_reported": [x["reported"] for x in out["ovrun"] if x["reported"] is not None],
             "client_call": [c["call"] for c in out["client"]],
+            "client_api": [c["api"] for c in out["client"]],
             "client_process": [c["process_wall"] for c in out["client"]],
             "client_file_size": [c["file_size"] for c in out["client"]],
             "images_identical": out.get("images_identical"),
@@ -463,12 +500,16 @@ def report(res, a, big):
     rows = [
         ("official client: `client.download` call", f["client_call"]),
         ("official client: its process (Python start, import)", f["client_process"]),
+        ("official client: its backup/transfer API calls (50 ms polls), not in its timing",
+         f["client_api"]),
         ("`ovrun backup --full`: whole run", f["ovrun_wall"]),
         ("`ovrun`: data (\"to read\" to last write)", f["ovrun_data"]),
         ("`ovrun`: \"to read\" to \"written\"", f["ovrun_to_written"]),
         ("`ovrun`: start to \"to read\"", f["ovrun_before_data"]),
         ("`ovrun`: last write to exit", f["ovrun_after_data"]),
     ]
+    if f["ovrun_reported"]:
+        rows.append(("`ovrun`: its own log line \"read N in S s\"", f["ovrun_reported"]))
     for name, values in rows:
         print(f"| {name} | {m(values):.2f} | {min(values):.2f} | {m(values) / cm:.2f}x |")
     print(f"peak RSS ovrun (time -v, incl. qemu-img/qemu-nbd children): "
@@ -479,25 +520,28 @@ def report(res, a, big):
     print()
     print(f"Incremental after {w} MiB of guest writes (64 x {w // 64} MiB), median of {n}:")
     print("| disk | ovrun whole run (s) | ovrun data (s) | client download (s) | "
-          "ovrun read (MiB) |")
-    print("|---|---|---|---|---|")
+          "ovrun data / client download | ovrun read (MiB) | ovrun peak RSS (MiB) |")
+    print("|---|---|---|---|---|---|---|")
     for label, r in ((f"bench01 {a['size'] // MIB} MiB, {w} MiB written", s),
                      (f"bench01 {a['size'] // MIB} MiB, {4 * w} MiB written", L),
                      (f"bench02 {big['size'] // MIB} MiB, {w} MiB written", g)):
         client = f"{m(r['client_call']):.2f}" if r["client_call"] else "-"
+        ratio = (f"{m(r['ovrun_data']) / m(r['client_call']):.2f}x" if r["client_call"]
+                 else "-")
         print(f"| {label} | {m(r['ovrun_wall']):.2f} | {m(r['ovrun_data']):.2f} | {client} | "
-              f"{max(r['ovrun_bytes']) / MIB:.2f} |")
+              f"{ratio} | {max(r['ovrun_bytes']) / MIB:.2f} | "
+              f"{max(r['ovrun_rss_kib']) / 1024:.1f} |")
     limit = w * MIB * 1.01
     print(f"bytes moved by ovrun per {w} MiB incremental: {sorted(set(s['ovrun_bytes']))} "
           f"(limit {int(limit)}): {'OK' if max(s['ovrun_bytes']) <= limit else 'OVER'}")
     print(f"incremental images identical (qemu-img compare): bench01 "
           f"{s['images_identical']}, bench02 {g['images_identical']}")
-    print(f"bench02 full ({res['big_full']['bytes'] // MIB} MiB data): wall "
+    print(f"bench02 full ({big['size'] // MIB} MiB disk, {res['big_full']['bytes'] // MIB} MiB data): wall "
           f"{res['big_full']['wall']:.2f} s, RSS {res['big_full']['rss_kib'] / 1024:.1f} MiB "
           f"(own {res['big_full']['hwm_kib'] / 1024:.1f})")
     every = (f["ovrun_rss_kib"] + s["ovrun_rss_kib"] + L["ovrun_rss_kib"] + g["ovrun_rss_kib"]
-             + [res["big_full"]["rss_kib"]])
-    print(f"peak RSS of every ovrun run: {max(every) / 1024:.1f} MiB")
+             + [res["big_full"]["rss_kib"], res.get("warmup_ovrun_rss_kib", 0)])
+    print(f"peak RSS of every ovrun run (warm-up included): {max(every) / 1024:.1f} MiB")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,12 +563,18 @@ def download(args):
     print(json.dumps({"download_seconds": time.perf_counter() - started}))
 
 
+def stop(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop)
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("seed")
     p.add_argument("disk_mib", type=int)
     p.add_argument("big_mib", type=int)
+    p.add_argument("big_data_mib", type=int, nargs="?", default=64)
     p = sub.add_parser("run")
     p.add_argument("--state", required=True)
     p.add_argument("--work", required=True)
@@ -540,7 +590,7 @@ def main():
     p.add_argument("--backing")
     args = parser.parse_args()
     if args.command == "seed":
-        json.dump(seed(args.disk_mib, args.big_mib), sys.stdout, indent=1)
+        json.dump(seed(args.disk_mib, args.big_mib, args.big_data_mib), sys.stdout, indent=1)
     elif args.command == "run":
         run(args)
     else:
