@@ -97,6 +97,9 @@ pub fn create(path: &Path, size: u64, backing: Option<&Path>) -> Result<(), Loca
 pub struct Writer {
     export: Option<NbdExport>,
     socket: PathBuf,
+    /// Held for the writer's life: `qemu-nbd` runs while a client is connected, and exits with
+    /// this process's connections if `ovrun` dies.
+    keeper: Option<Connection>,
 }
 
 impl Writer {
@@ -120,16 +123,20 @@ impl Writer {
                 read_only: false,
                 bitmap: None,
                 detect_zeroes: true,
+                exit_with_last_client: true,
             },
         )
         .map_err(|e| LocalError::Tool {
             command: "qemu-nbd".into(),
             why: e.to_string(),
         })?;
-        Ok(Self {
+        let mut writer = Self {
             export: Some(export),
             socket,
-        })
+            keeper: None,
+        };
+        writer.keeper = Some(writer.connect()?);
+        Ok(writer)
     }
 
     /// A new connection (one per parallel writer).
@@ -147,7 +154,10 @@ impl Writer {
     /// # Errors
     /// The flush fails.
     pub fn close(mut self) -> Result<(), LocalError> {
-        let flushed = self.connect().and_then(|mut c| c.flush());
+        let flushed = match self.keeper.take() {
+            Some(mut keeper) => keeper.flush(),
+            None => self.connect().and_then(|mut c| c.flush()),
+        };
         if let Some(export) = self.export.take() {
             export.stop();
         }

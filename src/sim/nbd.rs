@@ -19,6 +19,9 @@ pub struct ExportOptions {
     /// Turn written zeroes into zero clusters (`--detect-zeroes=on`): a client writing a backup
     /// image gets no allocated zero clusters, and zeroes still mask a backing file.
     pub detect_zeroes: bool,
+    /// Exit when the last client disconnects (not `--persistent`): a writer whose owner dies
+    /// (even by SIGKILL) does not outlive it, as its connections close with it.
+    pub exit_with_last_client: bool,
 }
 
 /// A running export on a unix socket; stopped when dropped.
@@ -41,12 +44,11 @@ impl NbdExport {
     ) -> Result<Self, SimError> {
         let _ = fs_err::remove_file(socket);
         let mut command = Command::new("qemu-nbd");
-        command.arg(format!("--socket={}", socket.display())).args([
-            "--persistent",
-            "--shared=8",
-            "--export-name=",
-            "--format=qcow2",
-        ]);
+        command.arg(format!("--socket={}", socket.display()));
+        if !options.exit_with_last_client {
+            command.arg("--persistent");
+        }
+        command.args(["--shared=8", "--export-name=", "--format=qcow2"]);
         if options.read_only {
             command.arg("--read-only");
         }

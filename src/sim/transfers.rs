@@ -324,6 +324,7 @@ async fn create(
         read_only,
         bitmap: plan.bitmap.clone(),
         detect_zeroes: false,
+        exit_with_last_client: false,
     };
     let started =
         tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))

@@ -71,6 +71,7 @@ async fn a_backup_client_reads_data_and_dirty_extents_through_the_real_daemon() 
             read_only: true,
             bitmap: Some("chk1".into()),
             detect_zeroes: false,
+            exit_with_last_client: false,
         },
     )
     .expect("qemu-nbd");
@@ -177,6 +178,7 @@ async fn export(
             read_only: true,
             bitmap: bitmap.map(str::to_owned),
             detect_zeroes: false,
+            exit_with_last_client: false,
         },
     )
     .expect("qemu-nbd");

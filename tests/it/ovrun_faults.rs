@@ -217,6 +217,24 @@ async fn a_cut_connection_or_a_killed_run_leaves_no_point_and_the_next_run_succe
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     assert!(manifests(&vm_dir).is_empty(), "a killed run made no point");
+    let writers = || {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("qemu-nbd.*{}", vm_dir.display())])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    for _ in 0..100 {
+        if writers().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        writers(),
+        "",
+        "the killed run's local qemu-nbd went with it"
+    );
 
     let log = backup_ok(&config, &[]);
     assert!(log.contains("left by a run that did not finish"), "{log}");
