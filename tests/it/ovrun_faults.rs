@@ -163,6 +163,37 @@ async fn engine_errors_and_locks_leave_no_point_and_the_next_run_succeeds() {
     sim.running.shutdown().await;
 }
 
+/// Starts `ovrun backup` (one connection) and returns once its first image file holds more
+/// than 1 MiB: data is being written (and its local writer is connected).
+async fn backup_moving_data(config: &Path, vm_dir: &Path, stderr: Stdio) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args([
+            "backup",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--workers",
+            "1",
+        ])
+        .stderr(stderr)
+        .spawn()
+        .expect("ovrun");
+    for _ in 0..300 {
+        let started = std::fs::read_dir(vm_dir)
+            .map(|d| {
+                d.filter_map(Result::ok).any(|e| {
+                    e.path().extension().is_some_and(|x| x == "qcow2")
+                        && e.metadata().is_ok_and(|m| m.len() > MIB)
+                })
+            })
+            .unwrap_or(false);
+        if started {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
 /// A VM with a 256 MiB disk full of data, so a transfer lasts long enough to be cut or killed.
 fn big_seed(name: &str) -> Value {
     json!({
@@ -190,29 +221,7 @@ async fn a_cut_connection_or_a_killed_run_leaves_no_point_and_the_next_run_succe
     );
 
     // SIGKILL while the data moves: files without a manifest, a backup left running.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ovrun"))
-        .args([
-            "backup",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--workers",
-            "1",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ovrun");
-    for _ in 0..300 {
-        let started = std::fs::read_dir(&vm_dir)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .any(|e| e.path().extension().is_some_and(|x| x == "qcow2"))
-            })
-            .unwrap_or(false);
-        if started {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut child = backup_moving_data(&config, &vm_dir, Stdio::null()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
@@ -289,29 +298,7 @@ async fn sigterm_finalizes_the_engines_backup_and_leaves_no_point() {
     let sim = Sim::start(&dir.path().join("prod"), big_seed("big02")).await;
     let config = runner_config(&sim, dir.path(), "big02");
     let vm_dir = dir.path().join("backup/big02");
-    let child = Command::new(env!("CARGO_BIN_EXE_ovrun"))
-        .args([
-            "backup",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--workers",
-            "1",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ovrun");
-    for _ in 0..300 {
-        let started = std::fs::read_dir(&vm_dir)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .any(|e| e.path().extension().is_some_and(|x| x == "qcow2"))
-            })
-            .unwrap_or(false);
-        if started {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let child = backup_moving_data(&config, &vm_dir, Stdio::piped()).await;
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
     let out = tokio::task::block_in_place(|| child.wait_with_output()).expect("exit");
