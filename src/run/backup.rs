@@ -14,14 +14,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use super::catalog::{self, Catalog, CatalogError, DiskEntry, MANIFEST_FORMAT, Manifest};
+use super::blocksum::{self, BlockSums};
+use super::catalog::{
+    self, Catalog, CatalogError, ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest,
+};
 use super::engine::{
     Backup, Checkpoints, Disk, DiskAttachments, EngineClient, EngineError, ImageTransfer,
 };
-use super::imageio::{Extent, ImageioError, Ticket, chunks};
+use super::imageio::{Extent, ImageioError, Ticket};
 use super::local::{self, LocalError, Writer};
+use crate::fsutil;
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
 
@@ -605,13 +608,12 @@ impl Attempt<'_> {
         for source in self.sources {
             let incremental = kind == Kind::Incremental
                 && mode_of.get(source.disk.id.as_str()) == Some(&"incremental");
-            let backing = parent
+            let parent_disk = parent
                 .filter(|_| incremental)
-                .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id))
-                .map(|d| self.catalog.path(&d.file));
+                .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id));
             let file = format!("{point}.{}.{}.qcow2", kind.as_str(), names[&source.disk.id]);
             let entry = self
-                .transfer_disk(started, source, &file, backing.as_deref())
+                .transfer_disk(started, source, &file, parent_disk)
                 .await?;
             entries.push(entry);
         }
@@ -625,11 +627,12 @@ impl Attempt<'_> {
         started: &Backup,
         source: &Source,
         file: &str,
-        backing: Option<&Path>,
+        parent: Option<&DiskEntry>,
     ) -> Result<DiskEntry, BackupError> {
         let size = source.disk.provisioned_size.unwrap_or(0);
         let path = self.catalog.path(file);
-        local::create(&path, size, backing)?;
+        let backing = parent.map(|p| self.catalog.path(&p.file));
+        local::create(&path, size, backing.as_deref())?;
         let transfer: ImageTransfer = self
             .client
             .post(
@@ -640,35 +643,73 @@ impl Attempt<'_> {
             )
             .await?;
         let href = format!("/imagetransfers/{}", transfer.id);
+        let start_sums = self.parent_sums(parent, size);
         let moved = match self.wait_transferring(&href).await {
-            Ok(url) => self.download(&url, &path, backing.is_some(), source).await,
+            Ok(url) => {
+                self.download(&url, &path, parent.is_some(), start_sums, source)
+                    .await
+            }
             Err(e) => Err(e),
         };
         let finished = self.finish_transfer(&href).await;
-        let bytes = moved?;
+        let (bytes, sums) = moved?;
         finished?;
-        let (file_size, sha256) = digest(&path)?;
+        let blocks = file.replace(".qcow2", ".sums");
+        fsutil::write_atomic(&self.catalog.path(&blocks), &sums.to_bytes()).map_err(|e| {
+            LocalError::Io {
+                what: "writing the block digests".into(),
+                source: e,
+            }
+        })?;
+        let file_size = fs_err::metadata(&path)
+            .map_err(|e| LocalError::Io {
+                what: "reading the image's size".into(),
+                source: e,
+            })?
+            .len();
         Ok(DiskEntry {
             id: source.disk.id.clone(),
             alias: source.disk.label().to_owned(),
             interface: source.interface.clone(),
             bootable: source.bootable,
             provisioned_size: size,
-            mode: if backing.is_some() {
+            mode: if parent.is_some() {
                 "incremental"
             } else {
                 "full"
             }
             .into(),
             file: file.to_owned(),
-            backing: backing
-                .and_then(|b| b.file_name())
-                .and_then(|n| n.to_str())
-                .map(str::to_owned),
+            backing: parent.map(|p| p.file.clone()),
             bytes_transferred: bytes,
             file_size,
-            sha256,
+            sha256: None,
+            content: Some(ContentSum {
+                algorithm: blocksum::ALGORITHM.into(),
+                block_size: blocksum::BLOCK,
+                checksum: sums.checksum(),
+                blocks,
+            }),
         })
+    }
+
+    /// Where a disk's block digests start: zeroes for a new image, the parent's for an
+    /// incremental; `None` when the parent has none (a point of an older `ovrun`), and then
+    /// every block is hashed from the finished chain.
+    fn parent_sums(&self, parent: Option<&DiskEntry>, size: u64) -> Option<BlockSums> {
+        let Some(parent) = parent else {
+            return Some(BlockSums::zeroes(size));
+        };
+        let blocks = &parent.content.as_ref()?.blocks;
+        let bytes = fs_err::read(self.catalog.path(blocks)).ok()?;
+        let sums = BlockSums::from_bytes(size, &bytes);
+        if sums.is_none() {
+            tracing::warn!(
+                disk = %parent.alias,
+                "{blocks} does not fit the disk's size: hashing every block of the chain"
+            );
+        }
+        sums
     }
 
     async fn wait_transferring(&self, href: &str) -> Result<String, BackupError> {
@@ -725,18 +766,21 @@ impl Attempt<'_> {
         )))
     }
 
-    /// Reads what must be read into the local image; the bytes read.
+    /// Reads what must be read into the local image; the bytes read, and the disk's block
+    /// digests at this point (from the data as it passed, and the parent's).
     async fn download(
         &self,
         url: &str,
         path: &Path,
         incremental: bool,
+        start_sums: Option<BlockSums>,
         source: &Source,
-    ) -> Result<u64, BackupError> {
+    ) -> Result<(u64, BlockSums), BackupError> {
         let ticket = Ticket::new(self.client.http().clone(), url);
         let extents = ticket
             .extents(if incremental { "dirty" } else { "zero" })
             .await?;
+        let size = source.disk.provisioned_size.unwrap_or(0);
         let (data, zeroes) = plan_reads(&extents, incremental);
         let total: u64 = data.iter().map(|e| e.length).sum();
         tracing::info!(
@@ -749,26 +793,36 @@ impl Attempt<'_> {
         let writer = Arc::new(Writer::open(path, &self.options.run_dir)?);
         let bar = progress_bar(self.options.progress, total, source.disk.label());
         let began = std::time::Instant::now();
-        let read = parallel_copy(&ticket, &writer, &data, &zeroes, self.options, &bar).await;
+        let copied = parallel_copy(&ticket, &writer, &data, size, self.options, &bar).await;
         bar.finish_and_clear();
-        if let Ok(bytes) = &read {
-            let seconds = began.elapsed().as_secs_f64().max(0.001);
-            tracing::info!(
-                disk = %source.disk.label(),
-                bytes_read = bytes,
-                "read {} in {seconds:.1} s ({}/s)",
-                human_bytes(*bytes),
-                human_bytes((*bytes as f64 / seconds) as u64)
-            );
-        }
+        let sums = match copied {
+            Ok(copied) => {
+                let seconds = began.elapsed().as_secs_f64().max(0.001);
+                tracing::info!(
+                    disk = %source.disk.label(),
+                    bytes_read = copied.bytes,
+                    "read {} in {seconds:.1} s ({}/s)",
+                    human_bytes(copied.bytes),
+                    human_bytes((copied.bytes as f64 / seconds) as u64)
+                );
+                let (writer, bytes) = (writer.clone(), copied.bytes);
+                tokio::task::spawn_blocking(move || {
+                    finish_local(&writer, &copied, &zeroes, start_sums, size)
+                })
+                .await
+                .map_err(|e| BackupError::Config(e.to_string()))
+                .and_then(|r| r.map(|sums| (bytes, sums)))
+            }
+            Err(e) => Err(e),
+        };
         let writer = Arc::try_unwrap(writer)
             .map_err(|_| BackupError::Config("a writer outlived its download".into()))?;
         let closed = tokio::task::spawn_blocking(move || writer.close())
             .await
             .map_err(|e| BackupError::Config(e.to_string()))?;
-        let read = read?;
+        let sums = sums?;
         closed?;
-        Ok(read)
+        Ok(sums)
     }
 }
 
@@ -870,20 +924,36 @@ fn progress_bar(draw: bool, total: u64, disk: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The size of one ranged read (and so of each worker's buffer).
-const CHUNK: u64 = 4 << 20;
+/// What the parallel copy did.
+struct Copied {
+    bytes: u64,
+    /// Digests of the blocks that one read covered whole, hashed as they passed.
+    hashed: Vec<(usize, blocksum::Digest)>,
+    /// The data pieces that covered part of a block (hashed from the image afterwards).
+    partial: Vec<(u64, u64)>,
+}
 
-/// Copies `data` ranges from the ticket into the image with `options.workers` connections;
-/// zeroes `zeroes`. The bytes read.
+/// Copies `data` ranges from the ticket into the image with `options.workers` connections,
+/// in reads of at most one checksum block (4 MiB, also each worker's buffer), hashing each
+/// block read whole.
 async fn parallel_copy(
     ticket: &Ticket,
     writer: &Arc<Writer>,
     data: &[Extent],
-    zeroes: &[Extent],
+    size: u64,
     options: &Options,
     bar: &indicatif::ProgressBar,
-) -> Result<u64, BackupError> {
-    let queue = Arc::new(std::sync::Mutex::new(chunks(data, CHUNK)));
+) -> Result<Copied, BackupError> {
+    let pieces: Vec<(u64, u64)> = data
+        .iter()
+        .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
+        .collect();
+    let partial = pieces
+        .iter()
+        .filter(|(start, length)| blocksum::whole_block(size, *start, *length).is_none())
+        .copied()
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(pieces));
     let read = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..options.workers.max(1) {
@@ -897,31 +967,39 @@ async fn parallel_copy(
         );
         workers.spawn(async move {
             let mut connection = writer.connect()?;
+            let mut hashed = Vec::new();
+            let mut buffer = Vec::with_capacity(usize::try_from(blocksum::BLOCK).unwrap_or(0));
             loop {
                 if stop.load(Ordering::Relaxed) {
                     return Err(BackupError::Interrupted);
                 }
                 let Some((offset, length)) = queue.lock().expect("queue lock").pop() else {
-                    return Ok(connection);
+                    return Ok(hashed);
                 };
-                let mut buffer = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+                buffer.clear();
                 ticket
                     .read(offset, length, |_, piece| {
                         buffer.extend_from_slice(&piece);
                         Ok(())
                     })
                     .await?;
-                tokio::task::block_in_place(|| connection.write_at(offset, &buffer))?;
+                tokio::task::block_in_place(|| -> Result<(), BackupError> {
+                    connection.write_at(offset, &buffer)?;
+                    if let Some(index) = blocksum::whole_block(size, offset, length) {
+                        hashed.push((index, blocksum::digest(&buffer)));
+                    }
+                    Ok(())
+                })?;
                 read.fetch_add(length, Ordering::Relaxed);
                 bar.inc(length);
             }
         });
     }
     let mut first_error = None;
-    let mut spare = None;
+    let mut hashed = Vec::new();
     while let Some(joined) = workers.join_next().await {
         match joined.map_err(|e| BackupError::Config(e.to_string())) {
-            Ok(Ok(connection)) => spare = Some(connection),
+            Ok(Ok(mine)) => hashed.extend(mine),
             Ok(Err(e)) | Err(e) => {
                 if first_error.is_none() {
                     workers.abort_all();
@@ -933,12 +1011,66 @@ async fn parallel_copy(
     if let Some(e) = first_error {
         return Err(e);
     }
-    if let Some(mut connection) = spare {
-        for zero in zeroes {
-            tokio::task::block_in_place(|| connection.zero(zero.start, zero.length))?;
+    Ok(Copied {
+        bytes: read.load(Ordering::Relaxed),
+        hashed,
+        partial,
+    })
+}
+
+/// After the copy: zeroes the dirty ranges that read as zero, and completes the block digests:
+/// the hashed blocks, zero blocks, and the blocks only partly read, hashed from the image
+/// (where the backing chain fills the rest). With no starting digests every block is hashed.
+fn finish_local(
+    writer: &Writer,
+    copied: &Copied,
+    zeroes: &[Extent],
+    start: Option<BlockSums>,
+    size: u64,
+) -> Result<BlockSums, BackupError> {
+    let mut connection = writer.connect()?;
+    for zero in zeroes {
+        connection.zero(zero.start, zero.length)?;
+    }
+    let (mut sums, stale) = settle_sums(start, size, copied, zeroes);
+    let mut buffer = vec![0u8; usize::try_from(blocksum::BLOCK).unwrap_or(0)];
+    for index in stale {
+        let (offset, length) = sums.range(index);
+        let block = &mut buffer[..usize::try_from(length).unwrap_or(0)];
+        connection.read_at(offset, block)?;
+        sums.set(index, blocksum::digest(block));
+    }
+    Ok(sums)
+}
+
+/// The block digests that are known without reading the image, and the blocks to hash from it.
+fn settle_sums(
+    start: Option<BlockSums>,
+    size: u64,
+    copied: &Copied,
+    zeroes: &[Extent],
+) -> (BlockSums, std::collections::BTreeSet<usize>) {
+    let mut stale = std::collections::BTreeSet::new();
+    let mut sums = start.unwrap_or_else(|| {
+        let all = BlockSums::zeroes(size);
+        stale.extend(0..all.len());
+        all
+    });
+    for &(start, length) in &copied.partial {
+        stale.extend(sums.touched(start, length));
+    }
+    for zero in zeroes {
+        for (start, length) in blocksum::split_at_blocks(zero.start, zero.length) {
+            match blocksum::whole_block(size, start, length) {
+                Some(index) => sums.set(index, blocksum::zero_digest(length)),
+                None => stale.extend(sums.touched(start, length)),
+            }
         }
     }
-    Ok(read.load(Ordering::Relaxed))
+    for &(index, digest) in &copied.hashed {
+        sums.set(index, digest);
+    }
+    (sums, stale)
 }
 
 /// Unique file-name parts for the disks: the alias, made safe; the disk id added on a clash.
@@ -959,34 +1091,6 @@ fn file_names(sources: &[Source]) -> BTreeMap<String, String> {
             (s.disk.id.clone(), unique)
         })
         .collect()
-}
-
-/// The size and SHA-256 of a file.
-fn digest(path: &Path) -> Result<(u64, String), BackupError> {
-    let mut file = fs_err::File::open(path).map_err(|e| LocalError::Io {
-        what: "reading the image back".into(),
-        source: e,
-    })?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buffer).map_err(|e| LocalError::Io {
-            what: "hashing the image".into(),
-            source: e,
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
-    let sha = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((size, sha))
 }
 
 /// `1.5 GiB`.

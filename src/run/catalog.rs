@@ -118,8 +118,33 @@ pub struct DiskEntry {
     pub bytes_transferred: u64,
     /// The file's size.
     pub file_size: u64,
-    /// SHA-256 of the file.
-    pub sha256: String,
+    /// SHA-256 of the file (points taken before content checksums; none since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The checksum of the disk's content at this point, as imageio's checksum API gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentSum>,
+}
+
+/// A disk's content checksum ([`crate::run::blocksum`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentSum {
+    /// `sha256`.
+    pub algorithm: String,
+    /// Bytes per block.
+    pub block_size: u64,
+    /// The checksum, lowercase hex.
+    pub checksum: String,
+    /// The file of per-block digests, in the VM's folder.
+    pub blocks: String,
+}
+
+impl DiskEntry {
+    /// The point's files for this disk: the image and its block digests.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.file.as_str()).chain(self.content.as_ref().map(|c| c.blocks.as_str()))
+    }
 }
 
 impl Manifest {
@@ -419,8 +444,8 @@ impl Catalog {
             fs_err::remove_file(self.path(&manifest.file_name()))
                 .map_err(io("removing a manifest"))?;
             crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
-            for disk in &manifest.disks {
-                match fs_err::remove_file(self.path(&disk.file)) {
+            for file in manifest.disks.iter().flat_map(DiskEntry::files) {
+                match fs_err::remove_file(self.path(file)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io("removing a pruned image")(e)),
@@ -549,7 +574,8 @@ mod tests {
                 backing: None,
                 bytes_transferred: 0,
                 file_size: 1,
-                sha256: String::new(),
+                sha256: None,
+                content: None,
             }],
         }
     }

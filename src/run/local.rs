@@ -5,7 +5,7 @@
 //! incremental holds exactly the changed clusters; written zeroes become zero clusters, which
 //! still hide the backing file's data.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,7 +92,8 @@ pub fn create(path: &Path, size: u64, backing: Option<&Path>) -> Result<(), Loca
     qemu("qemu-img", &args).map(|_| ())
 }
 
-/// A local image served by `qemu-nbd` for writing.
+/// A local image served by `qemu-nbd`: writable for a backup, read-only (its backing chain
+/// resolved by `qemu-nbd`) for a restore, a merge or a verification.
 #[derive(Debug)]
 pub struct Writer {
     export: Option<NbdExport>,
@@ -103,11 +104,23 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Serves `image` on a socket in `run_dir`.
+    /// Serves `image` for writing on a socket in `run_dir`.
     ///
     /// # Errors
     /// `qemu-nbd` does not start.
     pub fn open(image: &Path, run_dir: &Path) -> Result<Self, LocalError> {
+        Self::serve(image, run_dir, false)
+    }
+
+    /// Serves `image` read-only: reads see the guest's bytes through the whole backing chain.
+    ///
+    /// # Errors
+    /// `qemu-nbd` does not start.
+    pub fn open_read_only(image: &Path, run_dir: &Path) -> Result<Self, LocalError> {
+        Self::serve(image, run_dir, true)
+    }
+
+    fn serve(image: &Path, run_dir: &Path, read_only: bool) -> Result<Self, LocalError> {
         fs_err::create_dir_all(run_dir).map_err(io("creating the run folder"))?;
         let name = format!(
             "ovrun-{}-{}.sock",
@@ -120,9 +133,9 @@ impl Writer {
             &socket,
             &run_dir.join("qemu-nbd.log"),
             &ExportOptions {
-                read_only: false,
+                read_only,
                 bitmap: None,
-                detect_zeroes: true,
+                detect_zeroes: !read_only,
                 exit_with_last_client: true,
             },
         )
@@ -205,6 +218,19 @@ impl Connection {
         })
     }
 
+    /// Fills `buffer` from `offset`.
+    ///
+    /// # Errors
+    /// The read fails.
+    pub fn read_at(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), LocalError> {
+        self.0
+            .seek(SeekFrom::Start(offset))
+            .map_err(io("seeking the image"))?;
+        self.0
+            .read_exact(buffer)
+            .map_err(io(format!("reading {} bytes at {offset}", buffer.len())))
+    }
+
     /// Writes zeroes over `[offset, offset + length)` (zero clusters, see [`Writer::open`]).
     ///
     /// # Errors
@@ -228,4 +254,37 @@ impl Connection {
     pub fn flush(&mut self) -> Result<(), LocalError> {
         self.0.flush().map_err(io("flushing the image"))
     }
+}
+
+/// One extent of `qemu-img map --output=json`: what a chain holds where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct MapExtent {
+    /// Offset.
+    pub start: u64,
+    /// Length.
+    pub length: u64,
+    /// 0: in the image itself; 1: in its backing file; ...
+    pub depth: u32,
+    /// Allocated somewhere in the chain (false: reads as zero, nothing holds it).
+    #[serde(default)]
+    pub present: bool,
+    /// Reads as zero.
+    pub zero: bool,
+    /// Holds data.
+    pub data: bool,
+}
+
+/// The extents of `image` and its backing chain.
+///
+/// # Errors
+/// `qemu-img` fails or answers something else than its JSON map.
+pub fn map(image: &Path) -> Result<Vec<MapExtent>, LocalError> {
+    let out = qemu(
+        "qemu-img",
+        &["map", "--output=json", "-f", "qcow2", utf8(image)?],
+    )?;
+    serde_json::from_slice(&out).map_err(|e| LocalError::Tool {
+        command: format!("qemu-img map {}", image.display()),
+        why: format!("unexpected output: {e}"),
+    })
 }

@@ -6,9 +6,11 @@
 //! - [`local`]: local qcow2 images written through `qemu-nbd`.
 //! - [`catalog`]: the backup directory: points, manifests, the checkpoints file, the VM lock.
 //! - [`backup`]: one backup run (policy.md section 3, API page section 13.1).
+//! - [`blocksum`]: content checksums as imageio computes them, block by block.
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
 
 pub mod backup;
+pub mod blocksum;
 pub mod catalog;
 pub mod cert;
 pub mod engine;

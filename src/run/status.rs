@@ -361,7 +361,8 @@ mod tests {
             backing: None,
             bytes_transferred,
             file_size,
-            sha256: "0".repeat(64),
+            sha256: None,
+            content: None,
         }
     }
 

@@ -1,7 +1,11 @@
 //! `ovrun verify`: whether the backups in a VM's folder (see [`super::catalog`]) can still be
 //! restored. For every complete point:
 //!
-//! - each disk file exists, and its size and SHA-256 are the ones its manifest recorded;
+//! - each disk file exists, and its size is the one its manifest recorded;
+//! - its content: the blocks the file holds, read through its backing chain, hash to its
+//!   recorded block digests ([`super::blocksum`]), the blocks it does not hold have its backing
+//!   file's digests, and the digests give the manifest's checksum (points of older `ovrun`s
+//!   recorded the file's SHA-256 instead, which is checked then);
 //! - `qemu-img check` finds no corruption and no leaked clusters in it;
 //! - `qemu-img info`: its virtual size is the disk's provisioned size, and its backing file is
 //!   the manifest's: none for a full disk; for an incremental one, a file of the same disk in an
@@ -26,8 +30,9 @@ use std::process::Command;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::blocksum::{self, BlockSums};
 use super::catalog::{Catalog, CatalogError, DiskEntry, Manifest};
-use super::local::{self, LocalError};
+use super::local::{self, LocalError, Writer};
 
 /// What to do when a point cannot be restored any more.
 const TAKE_A_FULL: &str = "take a full backup (ovrun backup --full)";
@@ -193,8 +198,13 @@ fn check_disk(
     match std::fs::metadata(&path) {
         Ok(meta) => {
             found.extend(check_bytes(&path, meta.len(), disk));
-            found.extend(check_image(&path, &disk.file)?);
+            let image = check_image(&path, &disk.file)?;
+            let sound = image.is_empty();
+            found.extend(image);
             found.extend(check_info(&path, disk)?);
+            if sound && found.is_empty() {
+                found.extend(check_content(catalog, points, disk));
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => found.insert(
             0,
@@ -268,15 +278,128 @@ fn check_bytes(path: &Path, size: u64, disk: &DiskEntry) -> Option<String> {
             disk.file_size
         ));
     }
+    let recorded = disk.sha256.as_deref()?;
     match sha256(path) {
-        Ok(sha) if sha == disk.sha256 => None,
+        Ok(sha) if sha == recorded => None,
         Ok(sha) => Some(format!(
-            "sha256 mismatch: {sha}, the manifest says {}: the file's bytes changed since the \
-             backup; {TAKE_A_FULL}",
-            disk.sha256
+            "sha256 mismatch: {sha}, the manifest says {recorded}: the file's bytes changed \
+             since the backup; {TAKE_A_FULL}"
         )),
         Err(e) => Some(format!("cannot be read: {e}")),
     }
+}
+
+/// The disk's content against its recorded block digests (nothing to check for a point of an
+/// older `ovrun`, which recorded the file's SHA-256). Only run on a file that is otherwise
+/// sound, since it reads through the backing chain.
+fn check_content(catalog: &Catalog, points: &[Manifest], disk: &DiskEntry) -> Vec<String> {
+    let Some(content) = &disk.content else {
+        return Vec::new();
+    };
+    let size = disk.provisioned_size;
+    let sums = match fs_err::read(catalog.path(&content.blocks)) {
+        Ok(bytes) => BlockSums::from_bytes(size, &bytes),
+        Err(e) => {
+            return vec![format!(
+                "its block digests {} cannot be read ({e}): the content cannot be checked; \
+                 {TAKE_A_FULL}",
+                content.blocks
+            )];
+        }
+    };
+    let Some(sums) = sums else {
+        return vec![format!(
+            "its block digests {} do not fit a disk of {size} bytes; {TAKE_A_FULL}",
+            content.blocks
+        )];
+    };
+    if content.algorithm != blocksum::ALGORITHM || content.block_size != blocksum::BLOCK {
+        return vec![format!(
+            "its checksum is {} in blocks of {}, which this ovrun does not compute",
+            content.algorithm, content.block_size
+        )];
+    }
+    if sums.checksum() != content.checksum {
+        return vec![format!(
+            "its block digests {} do not give the manifest's checksum: the digests file \
+             changed since the backup; {TAKE_A_FULL}",
+            content.blocks
+        )];
+    }
+    let base = backing_sums(catalog, points, disk);
+    match content_mismatches(&catalog.path(&disk.file), &sums, base.as_ref()) {
+        Ok(bad) if bad.is_empty() => Vec::new(),
+        Ok(bad) => vec![format!(
+            "content mismatch in {} (first at offset {}): the image's bytes changed since the \
+             backup; {TAKE_A_FULL}",
+            counted(bad.len(), "block"),
+            sums.range(bad[0]).0
+        )],
+        Err(e) => vec![format!("its content cannot be read: {e}")],
+    }
+}
+
+/// The digests the blocks a file does not hold must have: its backing file's, or zeroes'
+/// without one; `None` when the backing file has none, or damaged ones (every block is then
+/// read, and the damage is reported on the backing file alone).
+fn backing_sums(catalog: &Catalog, points: &[Manifest], disk: &DiskEntry) -> Option<BlockSums> {
+    let Some(backing) = disk.backing.as_deref() else {
+        return Some(BlockSums::zeroes(disk.provisioned_size));
+    };
+    let parent = points
+        .iter()
+        .flat_map(|p| &p.disks)
+        .find(|d| d.file == backing)?;
+    let content = parent.content.as_ref()?;
+    let bytes = fs_err::read(catalog.path(&content.blocks)).ok()?;
+    BlockSums::from_bytes(disk.provisioned_size, &bytes)
+        .filter(|s| s.checksum() == content.checksum)
+}
+
+/// The blocks whose content does not hash to `sums`: those the image itself holds are read
+/// (through its chain); the others must carry `base`'s digest.
+fn content_mismatches(
+    image: &Path,
+    sums: &BlockSums,
+    base: Option<&BlockSums>,
+) -> Result<Vec<usize>, LocalError> {
+    let mut own = vec![base.is_none(); sums.len()];
+    for extent in local::map(image)? {
+        if extent.depth == 0 && extent.present {
+            for index in sums.touched(extent.start, extent.length) {
+                own[index] = true;
+            }
+        }
+    }
+    let run_dir = tempfile::Builder::new()
+        .prefix("ovrun-verify-")
+        .tempdir()
+        .map_err(|source| LocalError::Io {
+            what: "making a folder for qemu-nbd's socket".into(),
+            source,
+        })?;
+    let reader = Writer::open_read_only(image, run_dir.path())?;
+    let mut connection = reader.connect()?;
+    let mut buffer = vec![0u8; usize::try_from(blocksum::BLOCK).unwrap_or(0)];
+    let mut bad = Vec::new();
+    for (index, own) in own.into_iter().enumerate() {
+        let expected = sums.get(index);
+        let found = match (own, base) {
+            (false, Some(base)) => *base.get(index),
+            _ => {
+                let (offset, length) = sums.range(index);
+                let block = &mut buffer[..usize::try_from(length).unwrap_or(0)];
+                connection.read_at(offset, block)?;
+                blocksum::digest(block)
+            }
+        };
+        if &found != expected {
+            bad.push(index);
+        }
+    }
+    drop(connection);
+    reader.close()?;
+    Ok(bad)
 }
 
 /// The SHA-256 of a file, in lowercase hex, read in 1 MiB pieces.
@@ -432,7 +555,8 @@ mod tests {
             backing: backing.map(str::to_owned),
             bytes_transferred: 0,
             file_size: 1,
-            sha256: "00".into(),
+            sha256: Some("00".into()),
+            content: None,
         }
     }
 

@@ -287,6 +287,27 @@ pub fn same_content(a: &Path, b: &Path) -> bool {
         .success()
 }
 
+/// The official imageio client's checksum of an image's content (`client.checksum`, which the
+/// daemon's checksum API equals), in the algorithm `ovrun` records: SHA-256 in 4 MiB blocks.
+pub fn imageio_checksum(image: &Path) -> String {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys; from ovirt_imageio import client; \
+             print(client.checksum(sys.argv[1], algorithm='sha256')['checksum'])",
+        ])
+        .arg(image)
+        .output()
+        .expect("the .venv's python (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "client.checksum: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A raw copy of a disk's current content (what a backup started now must see).
 pub fn raw_copy(disk: &Path, to: &Path) {
     sh(

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, Sim, raw_copy, same_content, seed};
+use crate::engine::{MIB, Sim, imageio_checksum, raw_copy, same_content, seed};
 
 /// A runner config for `web 01` on `sim`, backing up into `dir/backup`.
 pub fn runner_config(sim: &Sim, dir: &Path, vm: &str) -> PathBuf {
@@ -173,6 +173,14 @@ async fn full_then_incrementals_each_equal_to_the_disk_at_its_time() {
             "web01_data at {}",
             manifest["point"]
         );
+        for (alias, at) in [("web01_os", os_at), ("web01_data", data_at)] {
+            assert_eq!(
+                disk(manifest, alias)["content"]["checksum"].as_str(),
+                Some(imageio_checksum(at).as_str()),
+                "{alias}'s recorded checksum at {} is imageio's for the disk then",
+                manifest["point"]
+            );
+        }
     }
     // Only what had to move crossed the wire: the seed's 4 MiB of data, then the writes.
     let moved = |m: &Value, alias: &str| disk(m, alias)["bytes_transferred"].as_u64();

@@ -137,12 +137,29 @@ async fn a_sound_catalog_is_clean_and_each_damage_is_reported_with_its_file() {
         ("web 01", 2, 4)
     );
 
-    // A flipped byte inside a data cluster: only the checksum can tell.
+    // A flipped byte inside a data cluster: only the content checksum can tell.
     let catalog = damaged_copy(&vm_dir, dir.path(), "flipped");
     let path = catalog.path(&full_os);
     flip_byte(&path, data_offset(&path));
     let report = verified(&catalog);
-    assert_reported(&report, &full_os, "sha256 mismatch");
+    assert_reported(&report, &full_os, "content mismatch in 1 block");
+    assert_eq!(report.problems.len(), 1, "{report}");
+
+    // A changed block digest: the digests no longer give the manifest's checksum.
+    let catalog = damaged_copy(&vm_dir, dir.path(), "digests");
+    let blocks = points[0]["disks"][0]["content"]["blocks"]
+        .as_str()
+        .expect("block digests file");
+    flip_byte(&catalog.path(blocks), 40);
+    let report = verified(&catalog);
+    assert_reported(
+        &report,
+        &file_of(
+            &points[0],
+            points[0]["disks"][0]["alias"].as_str().expect("alias"),
+        ),
+        "do not give the manifest's checksum",
+    );
     assert_eq!(report.problems.len(), 1, "{report}");
 
     // A truncated file: its size, and qemu-img check.
@@ -188,10 +205,11 @@ async fn a_sound_catalog_is_clean_and_each_damage_is_reported_with_its_file() {
                     .contains(&format!("chain broken: parent {full_point} missing"))),
         "{report}"
     );
-    for leftover in [&full_os, &full_data] {
+    let full_sums = [&full_os, &full_data].map(|f| f.replace(".qcow2", ".sums"));
+    for leftover in [&full_os, &full_data, &full_sums[0], &full_sums[1]] {
         assert_reported(&report, leftover, "leftover of an unfinished run");
     }
-    assert_eq!(report.problems.len(), 3, "{report}");
+    assert_eq!(report.problems.len(), 5, "{report}");
 
     // The incremental pointed at another backing file.
     let catalog = damaged_copy(&vm_dir, dir.path(), "rebased");
