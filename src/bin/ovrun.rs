@@ -441,9 +441,9 @@ fn backup_command(
         Err(e) => {
             tracing::error!("backup of {} failed: {e}", config.vm);
             ExitCode::from(match e {
-                backup::BackupError::Catalog(CatalogError::Busy { .. }) => BUSY,
-                backup::BackupError::Interrupted => INTERRUPTED,
-                backup::BackupError::Config(_) => USAGE_OR_CONFIG,
+                backup::RunError::Catalog(CatalogError::Busy { .. }) => BUSY,
+                backup::RunError::Interrupted => INTERRUPTED,
+                backup::RunError::Config(_) => USAGE_OR_CONFIG,
                 _ => FAILED,
             })
         }

@@ -67,7 +67,7 @@ impl Default for Options {
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum BackupError {
+pub enum RunError {
     /// The runner config or the environment is wrong.
     #[error("{0}")]
     Config(String),
@@ -90,7 +90,7 @@ pub enum BackupError {
     #[error("{0}")]
     Failed(String),
     /// Stopped by a signal.
-    #[error("stopped by a signal; the engine's backup and transfers were finalized")]
+    #[error("stopped by a signal; the engine's transfers and backup were finalized or cancelled")]
     Interrupted,
 }
 
@@ -120,13 +120,13 @@ struct Source {
 /// # Errors
 /// Any step fails; the engine's backup and transfers are finalized and the point's files
 /// removed before this returns.
-pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, BackupError> {
+pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, RunError> {
     let catalog = Catalog::open(Path::new(&config.backup_directory), &config.vm)?;
     let lock_wait = options.lock_wait;
     let lock_catalog = catalog.clone();
     let _lock = tokio::task::spawn_blocking(move || lock_catalog.lock(lock_wait))
         .await
-        .map_err(|e| BackupError::Config(e.to_string()))??;
+        .map_err(|e| RunError::Config(e.to_string()))??;
     let removed_leftovers = catalog.remove_leftovers()?;
     for path in &removed_leftovers {
         tracing::warn!(
@@ -183,7 +183,7 @@ async fn connect_and_back_up(
     config: &RunnerConfig,
     options: &Options,
     catalog: &Catalog,
-) -> Result<(Manifest, Option<String>), BackupError> {
+) -> Result<(Manifest, Option<String>), RunError> {
     let password = super::engine::read_password(&config.source)?;
     let client = EngineClient::new(&config.source, password)?;
     let result = backup(&client, config, options, catalog).await;
@@ -196,7 +196,7 @@ async fn backup(
     config: &RunnerConfig,
     options: &Options,
     catalog: &Catalog,
-) -> Result<(Manifest, Option<String>), BackupError> {
+) -> Result<(Manifest, Option<String>), RunError> {
     let vm = wait_for_vm(client, &config.vm, options).await?;
     finalize_stale_backups(client, &vm.id, options).await?;
     let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
@@ -214,8 +214,8 @@ async fn backup(
         taken_at,
     };
     match attempt.take(kind, &reason, parent).await {
-        Err(BackupError::Failed(why))
-        | Err(BackupError::Engine(EngineError::Fault { detail: why, .. }))
+        Err(RunError::Failed(why))
+        | Err(RunError::Engine(EngineError::Fault { detail: why, .. }))
             if parent.is_some() && fallback_worthy(&why) =>
         {
             let fallback = format!("incremental backup not possible ({why}); taking a full backup");
@@ -243,7 +243,7 @@ async fn wait_for_vm(
     client: &EngineClient,
     name: &str,
     options: &Options,
-) -> Result<super::engine::Vm, BackupError> {
+) -> Result<super::engine::Vm, RunError> {
     let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
     loop {
         let vm = client.vm_by_name(name).await?;
@@ -252,7 +252,7 @@ async fn wait_for_vm(
             return Ok(vm);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(BackupError::Locked(format!(
+            return Err(RunError::Locked(format!(
                 "VM {name} is still {status} after {:?}; if no task holds it, unlock it on the engine (unlock_entity.sh -t vm)",
                 options.engine_lock_wait
             )));
@@ -268,7 +268,7 @@ async fn wait_for_disks(
     vm_id: &str,
     vm_name: &str,
     options: &Options,
-) -> Result<Vec<Source>, BackupError> {
+) -> Result<Vec<Source>, RunError> {
     let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
     loop {
         let attachments: DiskAttachments = client
@@ -294,7 +294,7 @@ async fn wait_for_disks(
             }
         }
         if sources.is_empty() {
-            return Err(BackupError::Config(format!(
+            return Err(RunError::Config(format!(
                 "VM {vm_name} has no active image disk to back up"
             )));
         }
@@ -307,7 +307,7 @@ async fn wait_for_disks(
             return Ok(sources);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(BackupError::Locked(format!(
+            return Err(RunError::Locked(format!(
                 "disks of VM {vm_name} still locked after {:?}: {}; if no task holds them, unlock them on the engine (unlock_entity.sh -t disk)",
                 options.engine_lock_wait,
                 locked.join(", ")
@@ -321,13 +321,13 @@ async fn wait_for_disks(
 /// The pace of polling an engine phase: 100 ms first, doubling up to `poll_interval`, so a
 /// phase that takes one engine step is seen within a fraction of a second while a long wait
 /// costs the engine at most one call per `poll_interval`.
-struct Pacer {
+pub(crate) struct Pacer {
     next: Duration,
     max: Duration,
 }
 
 impl Pacer {
-    fn new(options: &Options) -> Self {
+    pub(crate) fn new(options: &Options) -> Self {
         Self {
             next: Duration::from_millis(100).min(options.poll_interval),
             max: options.poll_interval,
@@ -335,31 +335,31 @@ impl Pacer {
     }
 
     /// Waits before the next poll.
-    async fn pause(&mut self) {
+    pub(crate) async fn pause(&mut self) {
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(self.max);
     }
 
     /// Waits before the next poll, unless the run is being stopped.
-    async fn wait(&mut self, options: &Options) -> Result<(), BackupError> {
+    pub(crate) async fn wait(&mut self, options: &Options) -> Result<(), RunError> {
         if options.stop.load(Ordering::Relaxed) {
-            return Err(BackupError::Interrupted);
+            return Err(RunError::Interrupted);
         }
         self.pause().await;
         if options.stop.load(Ordering::Relaxed) {
-            return Err(BackupError::Interrupted);
+            return Err(RunError::Interrupted);
         }
         Ok(())
     }
 }
 
-async fn sleep_or_stop(options: &Options) -> Result<(), BackupError> {
+async fn sleep_or_stop(options: &Options) -> Result<(), RunError> {
     if options.stop.load(Ordering::Relaxed) {
-        return Err(BackupError::Interrupted);
+        return Err(RunError::Interrupted);
     }
     tokio::time::sleep(options.poll_interval).await;
     if options.stop.load(Ordering::Relaxed) {
-        return Err(BackupError::Interrupted);
+        return Err(RunError::Interrupted);
     }
     Ok(())
 }
@@ -373,10 +373,10 @@ async fn choose_kind<'p>(
     points: &'p [Manifest],
     sources: &[Source],
     at: DateTime<Utc>,
-) -> Result<(Kind, String, Option<&'p Manifest>), BackupError> {
+) -> Result<(Kind, String, Option<&'p Manifest>), RunError> {
     let policy = config
         .full_policy()
-        .map_err(|e| BackupError::Config(e.to_string()))?;
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let zone = zone_of(config)?;
     if options.force_full {
         return Ok((Kind::Full, "--full was given".into(), None));
@@ -397,11 +397,11 @@ async fn choose_kind<'p>(
     Ok((kind, describe(reason), parent))
 }
 
-fn zone_of(config: &RunnerConfig) -> Result<chrono_tz::Tz, BackupError> {
+fn zone_of(config: &RunnerConfig) -> Result<chrono_tz::Tz, RunError> {
     match &config.timezone {
         Some(name) => name
             .parse()
-            .map_err(|_| BackupError::Config(format!("unknown time zone {name}"))),
+            .map_err(|_| RunError::Config(format!("unknown time zone {name}"))),
         None => Ok(crate::host::zone()),
     }
 }
@@ -423,7 +423,7 @@ async fn chain_unusable(
     vm_id: &str,
     last: &Manifest,
     sources: &[Source],
-) -> Result<Option<String>, BackupError> {
+) -> Result<Option<String>, RunError> {
     let Some(checkpoint) = &last.checkpoint else {
         return Ok(Some("the last point has no checkpoint".into()));
     };
@@ -468,7 +468,7 @@ impl Attempt<'_> {
         kind: Kind,
         reason: &str,
         parent: Option<&Manifest>,
-    ) -> Result<Manifest, BackupError> {
+    ) -> Result<Manifest, RunError> {
         let point = catalog::point_id(self.taken_at);
         tracing::info!(vm = %self.config.vm, point = %point, "{} backup: {reason}", kind.as_str());
         let started = self.start(parent).await?;
@@ -519,7 +519,7 @@ impl Attempt<'_> {
     }
 
     /// `POST /vms/{id}/backups`, then polls until `ready`.
-    async fn start(&self, parent: Option<&Manifest>) -> Result<Backup, BackupError> {
+    async fn start(&self, parent: Option<&Manifest>) -> Result<Backup, RunError> {
         let disks: Vec<Value> = self
             .sources
             .iter()
@@ -539,7 +539,7 @@ impl Attempt<'_> {
             let now: Backup = match self.client.get(&path).await {
                 Ok(now) => now,
                 Err(e) if e.is_not_found() => {
-                    return Err(BackupError::Failed(format!(
+                    return Err(RunError::Failed(format!(
                         "backup {} vanished",
                         backup.id
                     )));
@@ -549,7 +549,7 @@ impl Attempt<'_> {
             match now.phase.as_deref() {
                 Some("ready") => return Ok(now),
                 Some("failed") => {
-                    return Err(BackupError::Failed(format!(
+                    return Err(RunError::Failed(format!(
                         "backup {} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)",
                         backup.id
                     )));
@@ -565,7 +565,7 @@ impl Attempt<'_> {
 
     /// `POST /vms/{id}/backups`. A backup left running by an `ovrun` that was killed blocks a
     /// new one (409 "during a backup operation"): it is finalized, and the start tried again.
-    async fn post_backup(&self, request: &Value) -> Result<Backup, BackupError> {
+    async fn post_backup(&self, request: &Value) -> Result<Backup, RunError> {
         let path = format!("/vms/{}/backups?require_consistency=false", self.vm_id);
         match self.client.post(&path, request).await {
             Err(e) if e.detail().contains("during a backup operation") => {
@@ -580,7 +580,7 @@ impl Attempt<'_> {
     }
 
     /// Finalizes the engine's backup and waits for `succeeded`; the checkpoint it created.
-    async fn finalize(&self, backup: &str) -> Result<Option<String>, BackupError> {
+    async fn finalize(&self, backup: &str) -> Result<Option<String>, RunError> {
         finalize_backup(self.client, self.vm_id, backup, self.options).await
     }
 
@@ -590,7 +590,7 @@ impl Attempt<'_> {
         point: &str,
         kind: Kind,
         parent: Option<&Manifest>,
-    ) -> Result<Vec<DiskEntry>, BackupError> {
+    ) -> Result<Vec<DiskEntry>, RunError> {
         let modes: Vec<Disk> = self
             .client
             .get::<super::engine::Disks>(&format!(
@@ -628,7 +628,7 @@ impl Attempt<'_> {
         source: &Source,
         file: &str,
         parent: Option<&DiskEntry>,
-    ) -> Result<DiskEntry, BackupError> {
+    ) -> Result<DiskEntry, RunError> {
         let size = source.disk.provisioned_size.unwrap_or(0);
         let path = self.catalog.path(file);
         let backing = parent.map(|p| self.catalog.path(&p.file));
@@ -644,14 +644,14 @@ impl Attempt<'_> {
             .await?;
         let href = format!("/imagetransfers/{}", transfer.id);
         let start_sums = self.parent_sums(parent, size);
-        let moved = match self.wait_transferring(&href).await {
+        let moved = match wait_transferring(self.client, self.options, &href).await {
             Ok(url) => {
                 self.download(&url, &path, parent.is_some(), start_sums, source)
                     .await
             }
             Err(e) => Err(e),
         };
-        let finished = self.finish_transfer(&href).await;
+        let finished = finish_transfer(self.client, self.options, &href).await;
         let (bytes, sums) = moved?;
         finished?;
         let blocks = file.replace(".qcow2", ".sums");
@@ -712,60 +712,6 @@ impl Attempt<'_> {
         sums
     }
 
-    async fn wait_transferring(&self, href: &str) -> Result<String, BackupError> {
-        let mut pacer = Pacer::new(self.options);
-        for _ in 0..300 {
-            let now: ImageTransfer = self.client.get(href).await?;
-            match now.phase.as_deref() {
-                Some("transferring") => {
-                    return now
-                        .transfer_url
-                        .or(now.proxy_url)
-                        .ok_or_else(|| BackupError::Failed(format!("transfer {href} has no URL")));
-                }
-                Some("initializing" | "resuming") => pacer.wait(self.options).await?,
-                other => {
-                    return Err(BackupError::Failed(format!(
-                        "transfer {href} is {}",
-                        other.unwrap_or("in an unknown phase")
-                    )));
-                }
-            }
-        }
-        Err(BackupError::Failed(format!(
-            "transfer {href} never started"
-        )))
-    }
-
-    /// Finalizes a download (always safe: nothing on the engine changes) and waits for it.
-    async fn finish_transfer(&self, href: &str) -> Result<(), BackupError> {
-        if let Err(e) = self.client.action(&format!("{href}/finalize")).await {
-            tracing::warn!("finalizing {href}: {e}");
-        }
-        let mut pacer = Pacer::new(self.options);
-        for _ in 0..300 {
-            match self.client.get::<ImageTransfer>(href).await {
-                Ok(t) if t.phase.as_deref() == Some("finished_success") => return Ok(()),
-                Ok(t)
-                    if t.phase.as_deref().is_some_and(|p| {
-                        p.starts_with("finished") || p.starts_with("cancelled")
-                    }) =>
-                {
-                    return Err(BackupError::Failed(format!(
-                        "transfer {href} ended {}",
-                        t.phase.unwrap_or_default()
-                    )));
-                }
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e.into()),
-                Ok(_) => pacer.pause().await,
-            }
-        }
-        Err(BackupError::Failed(format!(
-            "transfer {href} did not finish"
-        )))
-    }
-
     /// Reads what must be read into the local image; the bytes read, and the disk's block
     /// digests at this point (from the data as it passed, and the parent's).
     async fn download(
@@ -775,7 +721,7 @@ impl Attempt<'_> {
         incremental: bool,
         start_sums: Option<BlockSums>,
         source: &Source,
-    ) -> Result<(u64, BlockSums), BackupError> {
+    ) -> Result<(u64, BlockSums), RunError> {
         let ticket = Ticket::new(self.client.http().clone(), url);
         let extents = ticket
             .extents(if incremental { "dirty" } else { "zero" })
@@ -810,20 +756,84 @@ impl Attempt<'_> {
                     finish_local(&writer, &copied, &zeroes, start_sums, size)
                 })
                 .await
-                .map_err(|e| BackupError::Config(e.to_string()))
+                .map_err(|e| RunError::Config(e.to_string()))
                 .and_then(|r| r.map(|sums| (bytes, sums)))
             }
             Err(e) => Err(e),
         };
         let writer = Arc::try_unwrap(writer)
-            .map_err(|_| BackupError::Config("a writer outlived its download".into()))?;
+            .map_err(|_| RunError::Config("a writer outlived its download".into()))?;
         let closed = tokio::task::spawn_blocking(move || writer.close())
             .await
-            .map_err(|e| BackupError::Config(e.to_string()))?;
+            .map_err(|e| RunError::Config(e.to_string()))?;
         let sums = sums?;
         closed?;
         Ok(sums)
     }
+}
+
+/// Waits until a transfer is `transferring`; its data-plane URL.
+pub(crate) async fn wait_transferring(
+client: &EngineClient,
+options: &Options,
+href: &str,
+) -> Result<String, RunError> {
+    let mut pacer = Pacer::new(options);
+    for _ in 0..300 {
+        let now: ImageTransfer = client.get(href).await?;
+        match now.phase.as_deref() {
+            Some("transferring") => {
+                return now
+                    .transfer_url
+                    .or(now.proxy_url)
+                    .ok_or_else(|| RunError::Failed(format!("transfer {href} has no URL")));
+            }
+            Some("initializing" | "resuming") => pacer.wait(options).await?,
+            other => {
+                return Err(RunError::Failed(format!(
+                    "transfer {href} is {}",
+                    other.unwrap_or("in an unknown phase")
+                )));
+            }
+        }
+    }
+    Err(RunError::Failed(format!(
+        "transfer {href} never started"
+    )))
+}
+
+/// Finalizes a transfer and waits for `finished_success` (an upload's disk is then checked by
+/// the engine; a download changes nothing).
+pub(crate) async fn finish_transfer(
+client: &EngineClient,
+options: &Options,
+href: &str,
+) -> Result<(), RunError> {
+    if let Err(e) = client.action(&format!("{href}/finalize")).await {
+        tracing::warn!("finalizing {href}: {e}");
+    }
+    let mut pacer = Pacer::new(options);
+    for _ in 0..300 {
+        match client.get::<ImageTransfer>(href).await {
+            Ok(t) if t.phase.as_deref() == Some("finished_success") => return Ok(()),
+            Ok(t)
+                if t.phase.as_deref().is_some_and(|p| {
+                    p.starts_with("finished") || p.starts_with("cancelled")
+                }) =>
+            {
+                return Err(RunError::Failed(format!(
+                    "transfer {href} ended {}",
+                    t.phase.unwrap_or_default()
+                )));
+            }
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+            Ok(_) => pacer.pause().await,
+        }
+    }
+    Err(RunError::Failed(format!(
+        "transfer {href} did not finish"
+    )))
 }
 
 /// Finalizes the VM's running backups that an earlier `ovrun` started and left (it was
@@ -832,7 +842,7 @@ async fn finalize_stale_backups(
     client: &EngineClient,
     vm_id: &str,
     options: &Options,
-) -> Result<usize, BackupError> {
+) -> Result<usize, RunError> {
     let all: super::engine::Backups = client.get(&format!("/vms/{vm_id}/backups")).await?;
     let stale: Vec<Backup> = all
         .backup
@@ -862,7 +872,7 @@ async fn finalize_backup(
     vm_id: &str,
     backup: &str,
     options: &Options,
-) -> Result<Option<String>, BackupError> {
+) -> Result<Option<String>, RunError> {
     let path = format!("/vms/{vm_id}/backups/{backup}");
     let ready: Backup = client.get(&path).await?;
     if let Err(e) = client.action(&format!("{path}/finalize")).await {
@@ -875,7 +885,7 @@ async fn finalize_backup(
                 return Ok(b.to_checkpoint_id.or(ready.to_checkpoint_id));
             }
             Ok(b) if b.phase.as_deref() == Some("failed") => {
-                return Err(BackupError::Failed(format!(
+                return Err(RunError::Failed(format!(
                     "backup {backup} failed while finalizing"
                 )));
             }
@@ -885,7 +895,7 @@ async fn finalize_backup(
             Ok(_) => pacer.pause().await,
         }
     }
-    Err(BackupError::Failed(format!(
+    Err(RunError::Failed(format!(
         "backup {backup} did not finish finalizing"
     )))
 }
@@ -909,7 +919,7 @@ fn plan_reads(extents: &[Extent], incremental: bool) -> (Vec<Extent>, Vec<Extent
 }
 
 /// A progress bar for one disk (hidden when not drawing).
-fn progress_bar(draw: bool, total: u64, disk: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(draw: bool, total: u64, disk: &str) -> indicatif::ProgressBar {
     if !draw {
         return indicatif::ProgressBar::hidden();
     }
@@ -943,7 +953,7 @@ async fn parallel_copy(
     size: u64,
     options: &Options,
     bar: &indicatif::ProgressBar,
-) -> Result<Copied, BackupError> {
+) -> Result<Copied, RunError> {
     let pieces: Vec<(u64, u64)> = data
         .iter()
         .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
@@ -971,7 +981,7 @@ async fn parallel_copy(
             let mut buffer = Vec::with_capacity(usize::try_from(blocksum::BLOCK).unwrap_or(0));
             loop {
                 if stop.load(Ordering::Relaxed) {
-                    return Err(BackupError::Interrupted);
+                    return Err(RunError::Interrupted);
                 }
                 let Some((offset, length)) = queue.lock().expect("queue lock").pop() else {
                     return Ok(hashed);
@@ -983,7 +993,7 @@ async fn parallel_copy(
                         Ok(())
                     })
                     .await?;
-                tokio::task::block_in_place(|| -> Result<(), BackupError> {
+                tokio::task::block_in_place(|| -> Result<(), RunError> {
                     connection.write_at(offset, &buffer)?;
                     if let Some(index) = blocksum::whole_block(size, offset, length) {
                         hashed.push((index, blocksum::digest(&buffer)));
@@ -998,7 +1008,7 @@ async fn parallel_copy(
     let mut first_error = None;
     let mut hashed = Vec::new();
     while let Some(joined) = workers.join_next().await {
-        match joined.map_err(|e| BackupError::Config(e.to_string())) {
+        match joined.map_err(|e| RunError::Config(e.to_string())) {
             Ok(Ok(mine)) => hashed.extend(mine),
             Ok(Err(e)) | Err(e) => {
                 if first_error.is_none() {
@@ -1027,7 +1037,7 @@ fn finish_local(
     zeroes: &[Extent],
     start: Option<BlockSums>,
     size: u64,
-) -> Result<BlockSums, BackupError> {
+) -> Result<BlockSums, RunError> {
     let mut connection = writer.connect()?;
     for zero in zeroes {
         connection.zero(zero.start, zero.length)?;

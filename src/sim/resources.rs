@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -30,7 +30,10 @@ pub fn routes() -> Router<Arc<Engine>> {
             get(attachment),
         )
         .route("/ovirt-engine/api/disks", get(disks).post(add_disk))
-        .route("/ovirt-engine/api/disks/{id}", get(disk))
+        .route(
+            "/ovirt-engine/api/disks/{id}",
+            get(disk).delete(remove_disk),
+        )
         .route(
             "/ovirt-engine/api/clusters",
             get(|s, h, q| named_list(s, h, q, Kind::Cluster)),
@@ -290,6 +293,43 @@ struct NewDisk {
 #[derive(Debug, Deserialize)]
 struct NewDiskDomains {
     storage_domain: Vec<Reference>,
+}
+
+/// `DELETE /disks/{id}`: removes a disk and its image; refused while it is locked (a transfer
+/// or a backup) or attached to a VM that is not down, as the engine refuses.
+async fn remove_disk(State(engine): State<Arc<Engine>>, Path(id): Path<String>) -> Response {
+    {
+        let mut inventory = engine.inventory.lock().expect("inventory lock");
+        let Some(disk) = inventory.disks.iter().find(|d| d.id == id) else {
+            return not_found();
+        };
+        if disk.status == "locked" {
+            return fault(
+                StatusCode::CONFLICT,
+                "Cannot remove Virtual Disk. Disk is locked. Please try again later.",
+            );
+        }
+        let running = inventory
+            .vms
+            .iter()
+            .any(|vm| vm.status != "down" && vm.attachments.iter().any(|a| a.disk == id));
+        if running {
+            return fault(
+                StatusCode::CONFLICT,
+                "Cannot remove Virtual Disk. VM is running.",
+            );
+        }
+        for vm in &mut inventory.vms {
+            vm.attachments.retain(|a| a.disk != id);
+        }
+        inventory.disks.retain(|d| d.id != id);
+        engine.save(&inventory);
+    }
+    if let Some(plane) = engine.data_plane.as_ref() {
+        let path = plane.image(&id).path().to_owned();
+        let _ = tokio::task::spawn_blocking(move || fs_err::remove_file(path)).await;
+    }
+    StatusCode::OK.into_response()
 }
 
 /// `POST /disks`: a new, empty qcow2 disk in a storage domain; `locked` for one poll, then `ok`.
