@@ -12,8 +12,8 @@ use ovbackup::host;
 use ovbackup::plan::retention::Keep;
 use ovbackup::plan::runner::RunnerConfig;
 use ovbackup::plan::schedule::{Calendar, due};
-use ovbackup::run::backup;
 use ovbackup::run::catalog::{Catalog, CatalogError};
+use ovbackup::run::{backup, restore};
 
 /// Exit codes (also in the README): 0 success (or due); `due`: 1 not due; `backup`: 1 the
 /// backup failed (nothing was recorded as a point), 3 another `ovrun` holds the VM, 4 stopped by
@@ -120,6 +120,53 @@ enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// Restore a backup point into the DR engine as a VM (policy.md section 5). Without --point
+    /// or --at: the newest point, unless the restore log says it was restored already under
+    /// that name (the automatic DR unit runs this after each backup).
+    Restore {
+        /// The VM's runner config (written by `ovplan build`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The point's id (as `ovrun status` and the manifests name it).
+        #[arg(long, conflicts_with = "at")]
+        point: Option<String>,
+        /// The newest point taken at or before this instant (RFC 3339).
+        #[arg(long)]
+        at: Option<String>,
+        /// The VM's name in DR instead of the configured one.
+        #[arg(long)]
+        name: Option<String>,
+        /// Check the DR engine and say what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore the newest point even if it was restored already.
+        #[arg(long)]
+        force: bool,
+        /// Parallel connections per disk.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Seconds to wait for another ovrun working on the same VM.
+        #[arg(long, default_value_t = 600)]
+        lock_wait: u64,
+    },
+    /// Write the chain of a point's disk as one qcow2 image, in one pass (a portable copy).
+    Merge {
+        /// The VM's runner config.
+        #[arg(long)]
+        config: PathBuf,
+        /// The point's id.
+        #[arg(long)]
+        point: String,
+        /// The disk's alias (needed when the point has several disks).
+        #[arg(long)]
+        disk: Option<String>,
+        /// The image to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Compress the image's clusters (smaller, slower to write and to read).
+        #[arg(long)]
+        compress: bool,
+    },
     /// Apply the VM's retention to its backup points (policy.md section 4).
     Prune {
         /// The VM's runner config.
@@ -165,6 +212,47 @@ fn main() -> ExitCode {
             };
             backup_command(&config, options, now, at.as_deref())
         }
+        Command::Restore {
+            config,
+            point,
+            at,
+            name,
+            dry_run,
+            force,
+            workers,
+            lock_wait,
+        } => {
+            init_logging();
+            let selector = match (point, at) {
+                (Some(point), _) => restore::Selector::Point(point),
+                (None, Some(at)) => match DateTime::parse_from_rfc3339(&at) {
+                    Ok(at) => restore::Selector::At(at.with_timezone(&Utc)),
+                    Err(e) => return fail(format!("--at `{at}` is not an RFC 3339 instant: {e}")),
+                },
+                (None, None) => restore::Selector::Newest,
+            };
+            let request = restore::Request {
+                selector,
+                name,
+                dry_run,
+                force,
+            };
+            let options = backup::Options {
+                workers,
+                lock_wait: Duration::from_secs(lock_wait),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var("OVRUN_LOG_FORMAT").as_deref() != Ok("json"),
+                ..backup::Options::default()
+            };
+            restore_command(&config, &options, &request)
+        }
+        Command::Merge {
+            config,
+            point,
+            disk,
+            out,
+            compress,
+        } => merge_command(&config, &point, disk.as_deref(), &out, compress),
         Command::Prune {
             config,
             dry_run,
@@ -440,12 +528,139 @@ fn backup_command(
         }
         Err(e) => {
             tracing::error!("backup of {} failed: {e}", config.vm);
-            ExitCode::from(match e {
-                backup::RunError::Catalog(CatalogError::Busy { .. }) => BUSY,
-                backup::RunError::Interrupted => INTERRUPTED,
-                backup::RunError::Config(_) => USAGE_OR_CONFIG,
-                _ => FAILED,
-            })
+            exit_code(&e)
+        }
+    }
+}
+
+fn restore_command(
+    path: &PathBuf,
+    options: &backup::Options,
+    request: &restore::Request,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(message) => return fail(message),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("starting the runtime: {e}")),
+    };
+    let stop = options.stop.clone();
+    let outcome = runtime.block_on(async {
+        tokio::spawn(async move {
+            stop_signal().await;
+            tracing::warn!(
+                "stopping: undoing what the restore made (a second signal stops at once)"
+            );
+            stop.store(true, Ordering::Relaxed);
+            stop_signal().await;
+            tracing::error!("stopped at once: the DR engine may hold a half-made disk or VM");
+            std::process::exit(i32::from(INTERRUPTED));
+        });
+        restore::run(&config, options, request).await
+    });
+    match outcome {
+        Ok(restore::Outcome::Restored(entry)) => {
+            tracing::info!(
+                vm = %entry.vm,
+                point = %entry.point,
+                bytes_sent = entry.bytes,
+                "point {} of {} restored in DR as {:?} ({} sent in {:.1} s{})",
+                entry.point,
+                entry.vm,
+                entry.restored_as,
+                backup::human_bytes(entry.bytes),
+                entry.seconds,
+                entry
+                    .replaced
+                    .as_deref()
+                    .map(|r| format!("; the VM it replaced was {r}"))
+                    .unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(restore::Outcome::AlreadyRestored { point, restored_as }) => {
+            tracing::info!(
+                "point {point} is already restored in DR as {restored_as:?}; nothing to do \
+                 (--force restores it again)"
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(restore::Outcome::Planned(steps)) => {
+            println!("dry run, nothing changed; a restore would:");
+            for step in steps {
+                println!("  - {step}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("restore of {} failed: {e}", config.vm);
+            exit_code(&e)
+        }
+    }
+}
+
+fn exit_code(e: &backup::RunError) -> ExitCode {
+    ExitCode::from(match e {
+        backup::RunError::Catalog(CatalogError::Busy { .. }) => BUSY,
+        backup::RunError::Interrupted => INTERRUPTED,
+        backup::RunError::Config(_) => USAGE_OR_CONFIG,
+        _ => FAILED,
+    })
+}
+
+fn merge_command(
+    path: &PathBuf,
+    point: &str,
+    disk: Option<&str>,
+    out: &std::path::Path,
+    compress: bool,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(message) => return fail(message),
+    };
+    let catalog = match open_catalog(&config) {
+        Ok(catalog) => catalog,
+        Err(e) => return fail(e.to_string()),
+    };
+    let points = match catalog.points() {
+        Ok(points) => points,
+        Err(e) => return fail(e.to_string()),
+    };
+    let manifest = match restore::select(&points, &restore::Selector::Point(point.to_owned())) {
+        Ok(manifest) => manifest,
+        Err(e) => return fail(e.to_string()),
+    };
+    let entry = match (disk, manifest.disks.as_slice()) {
+        (None, [only]) => only,
+        (None, disks) => {
+            let aliases: Vec<&str> = disks.iter().map(|d| d.alias.as_str()).collect();
+            return fail(format!(
+                "point {point} has {} disks: name one with --disk ({})",
+                disks.len(),
+                aliases.join(", ")
+            ));
+        }
+        (Some(alias), disks) => match disks.iter().find(|d| d.alias == alias) {
+            Some(entry) => entry,
+            None => return fail(format!("point {point} has no disk {alias:?}")),
+        },
+    };
+    match restore::merge(&catalog.path(&entry.file), out, compress) {
+        Ok(()) => {
+            println!(
+                "{}: point {point} of {} (disk {}) as one qcow2 image",
+                out.display(),
+                config.vm,
+                entry.alias
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: merging point {point}: {e}");
+            exit_code(&e)
         }
     }
 }

@@ -539,10 +539,7 @@ impl Attempt<'_> {
             let now: Backup = match self.client.get(&path).await {
                 Ok(now) => now,
                 Err(e) if e.is_not_found() => {
-                    return Err(RunError::Failed(format!(
-                        "backup {} vanished",
-                        backup.id
-                    )));
+                    return Err(RunError::Failed(format!("backup {} vanished", backup.id)));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -774,9 +771,9 @@ impl Attempt<'_> {
 
 /// Waits until a transfer is `transferring`; its data-plane URL.
 pub(crate) async fn wait_transferring(
-client: &EngineClient,
-options: &Options,
-href: &str,
+    client: &EngineClient,
+    options: &Options,
+    href: &str,
 ) -> Result<String, RunError> {
     let mut pacer = Pacer::new(options);
     for _ in 0..300 {
@@ -797,17 +794,15 @@ href: &str,
             }
         }
     }
-    Err(RunError::Failed(format!(
-        "transfer {href} never started"
-    )))
+    Err(RunError::Failed(format!("transfer {href} never started")))
 }
 
 /// Finalizes a transfer and waits for `finished_success` (an upload's disk is then checked by
 /// the engine; a download changes nothing).
 pub(crate) async fn finish_transfer(
-client: &EngineClient,
-options: &Options,
-href: &str,
+    client: &EngineClient,
+    options: &Options,
+    href: &str,
 ) -> Result<(), RunError> {
     if let Err(e) = client.action(&format!("{href}/finalize")).await {
         tracing::warn!("finalizing {href}: {e}");
@@ -817,9 +812,9 @@ href: &str,
         match client.get::<ImageTransfer>(href).await {
             Ok(t) if t.phase.as_deref() == Some("finished_success") => return Ok(()),
             Ok(t)
-                if t.phase.as_deref().is_some_and(|p| {
-                    p.starts_with("finished") || p.starts_with("cancelled")
-                }) =>
+                if t.phase
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("finished") || p.starts_with("cancelled")) =>
             {
                 return Err(RunError::Failed(format!(
                     "transfer {href} ended {}",
@@ -831,9 +826,7 @@ href: &str,
             Ok(_) => pacer.pause().await,
         }
     }
-    Err(RunError::Failed(format!(
-        "transfer {href} did not finish"
-    )))
+    Err(RunError::Failed(format!("transfer {href} did not finish")))
 }
 
 /// Finalizes the VM's running backups that an earlier `ovrun` started and left (it was

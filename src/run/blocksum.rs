@@ -126,7 +126,8 @@ fn block_count(size: u64) -> usize {
 
 /// The block that `[start, start + length)` is exactly, on a disk of `size` bytes.
 pub fn whole_block(size: u64, start: u64, length: u64) -> Option<usize> {
-    let whole = start.is_multiple_of(BLOCK) && length > 0 && (length == BLOCK || start + length == size);
+    let whole =
+        start.is_multiple_of(BLOCK) && length > 0 && (length == BLOCK || start + length == size);
     whole.then(|| usize::try_from(start / BLOCK).ok()).flatten()
 }
 

@@ -194,6 +194,33 @@ impl Ticket {
         self.check("zeroing", sent).await.map(|_| ())
     }
 
+    /// The image's content checksum as the daemon computes it (`GET .../checksum`): `algorithm`
+    /// in blocks of `block_size` (see [`super::blocksum`]).
+    ///
+    /// # Errors
+    /// The daemon refuses or does not answer.
+    pub async fn checksum(&self, algorithm: &str, block_size: u64) -> Result<String, ImageioError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            checksum: String,
+        }
+        let url = format!(
+            "{}/checksum?algorithm={algorithm}&block_size={block_size}",
+            self.url
+        );
+        let sent = self.http.get(url).send().await;
+        let response = self.check("checksum", sent).await?;
+        let answer: Answer = response
+            .json()
+            .await
+            .map_err(|source| ImageioError::Transport {
+                what: "checksum",
+                url: self.url.clone(),
+                source,
+            })?;
+        Ok(answer.checksum)
+    }
+
     /// Flushes what was written to storage.
     ///
     /// # Errors

@@ -7,6 +7,7 @@
 //! - [`catalog`]: the backup directory: points, manifests, the checkpoints file, the VM lock.
 //! - [`backup`]: one backup run (policy.md section 3, API page section 13.1).
 //! - [`blocksum`]: content checksums as imageio computes them, block by block.
+//! - [`restore`]: one restore into the DR engine (policy.md section 5), and `merge`.
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
 
 pub mod backup;
@@ -16,5 +17,6 @@ pub mod cert;
 pub mod engine;
 pub mod imageio;
 pub mod local;
+pub mod restore;
 pub mod status;
 pub mod verify;

@@ -3,8 +3,8 @@
 //! rehearsing a drill) use it to show what a client does when the engine misbehaves.
 //!
 //! `POST /ovsim/admin/faults` `{"method": "GET", "path": "/ovirt-engine/api/vms/*", "count": 2,
-//! "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0}` (`*` matches one path
-//! segment; `status` 0 only delays). `DELETE /ovsim/admin/faults` clears them.
+//! "after": 0, "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0}` (`*`
+//! matches one path segment; `after` matching calls pass first; `status` 0 only delays). `DELETE /ovsim/admin/faults` clears them.
 //! `POST /ovsim/admin/lock` `{"kind": "vm"|"disk", "id": "…", "locked": true}`.
 //! `POST /ovsim/admin/guest-write` `{"disk": "…", "offset": 0, "length": 65536, "pattern": 51}`
 //! (`pattern` null writes zeroes): the guest writes, and its disk's checkpoints record it.
@@ -40,6 +40,9 @@ pub struct FaultRule {
     /// How many matching calls fail.
     #[serde(default = "one")]
     pub count: u32,
+    /// How many matching calls pass before the first that fails (the second disk's transfer).
+    #[serde(default)]
+    pub after: u32,
     /// Status to answer; 0 = answer normally (after the delay).
     #[serde(default)]
     pub status: u16,
@@ -78,6 +81,10 @@ impl Faults {
                 && (r.method == "*" || r.method.eq_ignore_ascii_case(method))
                 && path_matches(&r.path, path)
         })?;
+        if rules[index].after > 0 {
+            rules[index].after -= 1;
+            return None;
+        }
         rules[index].count -= 1;
         let rule = rules[index].clone();
         rules.retain(|r| r.count > 0);
@@ -306,6 +313,7 @@ mod tests {
             method: "GET".into(),
             path: "/a".into(),
             count: 2,
+            after: 0,
             status: 500,
             fault: None,
             delay_ms: 0,

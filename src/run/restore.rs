@@ -1,0 +1,993 @@
+//! `ovrun restore`: a backup point brought up as a VM in the DR engine (policy.md section 5,
+//! API page sections 11 and 13.2).
+//!
+//! The order keeps DR as it was until the new VM is complete:
+//!
+//! 1. the point and its chain are picked from the catalog (under the VM's lock, so retention
+//!    cannot remove them meanwhile); the DR cluster and storage domain are looked up, and an
+//!    existing VM of the target name is refused unless `replace_existing_vm`;
+//! 2. each disk is created (qcow2, sparse, the original virtual size) and uploaded: the local
+//!    chain is read in one pass through a read-only `qemu-nbd` of the point's top file (the
+//!    backing chain resolves there; no merged copy is written), only its data extents are sent,
+//!    in parallel connections; then flush, and imageio's checksum of the uploaded disk is
+//!    compared with the point's recorded one before the transfer is finalized;
+//! 3. an existing VM is stopped and renamed out of the way, the new VM created from the Blank
+//!    template, its disks attached (the boot disk first), and it is started when asked;
+//! 4. the replaced VM is removed, or kept under its new name with `backup_old_vm`.
+//!
+//! Any failure undoes what was made: transfers cancelled (the engine removes their disks),
+//! disks and the new VM removed, the old VM renamed back and started again if it was up.
+//! Every restore, good or bad, appends a JSON line to the VM's log in `restore_log_directory`;
+//! that log is also how a newest point already restored is recognized (the automatic DR unit
+//! runs after each backup).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::backup::{
+    Options, Pacer, RunError, finish_transfer, human_bytes, progress_bar, wait_transferring,
+};
+use super::blocksum;
+use super::catalog::{self, Catalog, DiskEntry, Manifest};
+use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, Vms, url_encode};
+use super::imageio::Ticket;
+use super::local::{self, Writer};
+use crate::plan::runner::{RestoreConfig, RunnerConfig};
+
+/// Which point to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The newest point (skipped when already restored under the same name).
+    Newest,
+    /// A point by its id.
+    Point(String),
+    /// The newest point taken at or before this instant.
+    At(DateTime<Utc>),
+}
+
+/// What to restore and how.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The point.
+    pub selector: Selector,
+    /// The VM's name in DR instead of the config's `vm_name`.
+    pub name: Option<String>,
+    /// Only check and say what would be done.
+    pub dry_run: bool,
+    /// Restore the newest point even if the log says it was restored already.
+    pub force: bool,
+}
+
+/// One disk as restored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoredDisk {
+    /// Its alias.
+    pub alias: String,
+    /// The production disk's id.
+    pub source_id: String,
+    /// The new disk's id in DR.
+    pub disk_id: String,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Seconds the upload took (create to finalized).
+    pub seconds: f64,
+    /// The content checksum both sides agreed on.
+    pub checksum: Option<String>,
+}
+
+/// One line of a VM's restore log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// When the restore started.
+    pub started: DateTime<Utc>,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// The production VM.
+    pub vm: String,
+    /// The point restored.
+    pub point: String,
+    /// When the point was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The VM's name in DR.
+    pub restored_as: String,
+    /// Its id in DR (a successful restore).
+    #[serde(default)]
+    pub vm_id: Option<String>,
+    /// `ok` or `failed`.
+    pub result: String,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The disks uploaded.
+    pub disks: Vec<RestoredDisk>,
+    /// Bytes sent in all.
+    pub bytes: u64,
+    /// What happened to a VM that had the name: `renamed to X`, `removed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// Whether the VM was started.
+    pub started_vm: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The VM is up in DR (or down, when not started): its log line.
+    Restored(Box<LogEntry>),
+    /// The newest point was restored before under that name: nothing done.
+    AlreadyRestored {
+        /// The point.
+        point: String,
+        /// The name it was restored as.
+        restored_as: String,
+    },
+    /// `--dry-run`: what would be done.
+    Planned(Vec<String>),
+}
+
+/// Restores a point of the VM in `config` into the DR engine.
+///
+/// # Errors
+/// The config has no restore section, the point or the DR objects are not found, or a step
+/// fails (everything made is undone first, and the failure is logged).
+pub async fn run(
+    config: &RunnerConfig,
+    options: &Options,
+    request: &Request,
+) -> Result<Outcome, RunError> {
+    let restore = config.restore.as_ref().ok_or_else(|| {
+        RunError::Config(format!(
+            "VM {} has no restore settings: give it a restore section (target cluster and \
+             storage domain) in variables.json and rebuild",
+            config.vm
+        ))
+    })?;
+    let catalog = Catalog::open(Path::new(&config.backup_directory), &config.vm)?;
+    let lock_wait = options.lock_wait;
+    let lock_catalog = catalog.clone();
+    let _lock = tokio::task::spawn_blocking(move || lock_catalog.lock(lock_wait))
+        .await
+        .map_err(|e| RunError::Config(e.to_string()))??;
+    let points = catalog.points()?;
+    let point = select(&points, &request.selector)?;
+    let chain = Catalog::chain(&points, &point.point);
+    if chain.first().is_none_or(|first| first.parent.is_some()) {
+        return Err(RunError::Failed(format!(
+            "point {} cannot be restored: its chain is broken (run `ovrun verify`); pick \
+             another point with --point",
+            point.point
+        )));
+    }
+    let name = request
+        .name
+        .clone()
+        .unwrap_or_else(|| restore.vm_name.clone());
+    let log = RestoreLog::new(Path::new(&restore.restore_log_directory), &config.vm);
+    if request.selector == Selector::Newest
+        && !request.force
+        && !request.dry_run
+        && let Some(done) = log.last_success(&point.point, &name)
+    {
+        return Ok(Outcome::AlreadyRestored {
+            point: done.point,
+            restored_as: done.restored_as,
+        });
+    }
+    let target = config.target.as_ref().ok_or_else(|| {
+        RunError::Config(format!(
+            "VM {} has no DR engine (target) settings: add the target engine to variables.json \
+             and rebuild",
+            config.vm
+        ))
+    })?;
+    let password = super::engine::read_password(target)?;
+    let client = EngineClient::new(target, password)?;
+    let job = Job {
+        client: &client,
+        options,
+        restore,
+        catalog: &catalog,
+        point,
+        name,
+    };
+    let result = if request.dry_run {
+        job.plan().await.map(Outcome::Planned)
+    } else {
+        job.restore_and_log(&log).await
+    };
+    client.logout().await;
+    result
+}
+
+/// The point a selector names.
+///
+/// # Errors
+/// No such point.
+pub fn select<'a>(points: &'a [Manifest], selector: &Selector) -> Result<&'a Manifest, RunError> {
+    let found = match selector {
+        Selector::Newest => points.last(),
+        Selector::Point(id) => points.iter().find(|p| &p.point == id),
+        Selector::At(at) => points.iter().rev().find(|p| p.taken_at <= *at),
+    };
+    found.ok_or_else(|| {
+        let known = points
+            .iter()
+            .map(|p| p.point.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        RunError::Config(match selector {
+            Selector::Newest => "no backup point to restore: run `ovrun backup` first".into(),
+            Selector::Point(id) => format!("no point {id}; the points are: {known}"),
+            Selector::At(at) => {
+                format!("no point taken at or before {at}; the points are: {known}")
+            }
+        })
+    })
+}
+
+/// The VM's restore log: `<restore_log_directory>/<vm>.jsonl`, one JSON line per restore.
+#[derive(Debug, Clone)]
+pub struct RestoreLog {
+    path: PathBuf,
+}
+
+impl RestoreLog {
+    /// The log of VM `vm` in `dir`.
+    pub fn new(dir: &Path, vm: &str) -> Self {
+        Self {
+            path: dir.join(format!("{}.jsonl", catalog::safe_name(vm))),
+        }
+    }
+
+    /// Its file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The entries, oldest first (unreadable lines skipped).
+    pub fn entries(&self) -> Vec<LogEntry> {
+        fs_err::read_to_string(&self.path)
+            .map(|text| {
+                text.lines()
+                    .filter_map(|line| serde_json::from_str(line).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The last successful restore of `point` as `name`, if it is the last restore as `name`.
+    pub fn last_success(&self, point: &str, name: &str) -> Option<LogEntry> {
+        self.entries()
+            .into_iter()
+            .rev()
+            .find(|e| e.restored_as == name && e.result == "ok")
+            .filter(|e| e.point == point)
+    }
+
+    /// Appends one line, durably (O_APPEND: concurrent restores of other VMs do not mix).
+    ///
+    /// # Errors
+    /// The folder or file cannot be written.
+    pub fn append(&self, entry: &LogEntry) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(dir) = self.path.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut file = fs_err::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(&line)?;
+        file.sync_all()
+    }
+}
+
+/// One restore in progress.
+struct Job<'a> {
+    client: &'a EngineClient,
+    options: &'a Options,
+    restore: &'a RestoreConfig,
+    catalog: &'a Catalog,
+    point: &'a Manifest,
+    name: String,
+}
+
+/// What was made or changed in DR so far, to undo on failure.
+#[derive(Debug, Default)]
+struct Made {
+    disks: Vec<String>,
+    transfer: Option<String>,
+    vm: Option<String>,
+    moved_old: Option<OldVm>,
+}
+
+impl Made {
+    fn is_empty(&self) -> bool {
+        self.disks.is_empty()
+            && self.transfer.is_none()
+            && self.vm.is_none()
+            && self.moved_old.is_none()
+    }
+}
+
+/// A VM that had the target name, moved out of the way.
+#[derive(Debug, Clone)]
+struct OldVm {
+    id: String,
+    name: String,
+    renamed_to: String,
+    was_up: bool,
+}
+
+impl Job<'_> {
+    /// The disks in attachment order: the boot disk first.
+    fn disks(&self) -> Vec<&DiskEntry> {
+        let mut disks: Vec<&DiskEntry> = self.point.disks.iter().collect();
+        disks.sort_by_key(|d| !d.bootable);
+        disks
+    }
+
+    /// Checks the DR side and says what a restore would do.
+    async fn plan(&self) -> Result<Vec<String>, RunError> {
+        let existing = self.preflight().await?;
+        let mut steps = vec![format!(
+            "restore point {} ({}, taken {}) of {} as VM {:?} in cluster {}",
+            self.point.point,
+            self.point.kind,
+            self.point.taken_at,
+            self.point.vm,
+            self.name,
+            self.restore.target_cluster_name
+        )];
+        for disk in self.disks() {
+            steps.push(format!(
+                "upload disk {} ({} virtual, from {}) into storage domain {}, attached as {}{}",
+                disk.alias,
+                human_bytes(disk.provisioned_size),
+                disk.file,
+                self.restore.target_storage_domain_name,
+                self.restore.disk_interface,
+                if disk.bootable { ", bootable" } else { "" }
+            ));
+        }
+        if let Some(old) = existing {
+            steps.push(if self.restore.backup_old_vm {
+                format!(
+                    "rename the existing VM {:?} ({}) to {:?} and keep it",
+                    old.name,
+                    old.id,
+                    self.old_name()
+                )
+            } else {
+                format!(
+                    "remove the existing VM {:?} ({}) and its disks",
+                    old.name, old.id
+                )
+            });
+        }
+        if self.restore.auto_start_restored_vm {
+            steps.push("start the restored VM".into());
+        }
+        Ok(steps)
+    }
+
+    /// The cluster and storage domain exist; the VM now named `name`, if any (refused unless
+    /// replacing).
+    async fn preflight(&self) -> Result<Option<Vm>, RunError> {
+        for (kind, name) in [
+            ("clusters", &self.restore.target_cluster_name),
+            ("storagedomains", &self.restore.target_storage_domain_name),
+        ] {
+            let found = named(self.client, kind, name).await?;
+            if !found.iter().any(|n| &n.name == name) {
+                return Err(RunError::Config(format!(
+                    "the DR engine has no {} named {name:?}: check target_{}_name in \
+                     variables.json",
+                    if kind == "clusters" {
+                        "cluster"
+                    } else {
+                        "storage domain"
+                    },
+                    if kind == "clusters" {
+                        "cluster"
+                    } else {
+                        "storage_domain"
+                    }
+                )));
+            }
+        }
+        let existing = vm_named(self.client, &self.name).await?;
+        if existing.is_some() && !self.restore.replace_existing_vm {
+            return Err(RunError::Failed(format!(
+                "a VM named {:?} exists in DR and replace_existing_vm is off: remove or rename \
+                 it, restore under another name (--name), or set replace_existing_vm",
+                self.name
+            )));
+        }
+        Ok(existing)
+    }
+
+    /// The name a replaced VM is kept under.
+    fn old_name(&self) -> String {
+        format!("{}-old-{}", self.name, Utc::now().format("%Y%m%dT%H%M%SZ"))
+    }
+
+    /// Restores, undoing on failure, and logs the result either way.
+    async fn restore_and_log(&self, log: &RestoreLog) -> Result<Outcome, RunError> {
+        let started = Utc::now();
+        let clock = Instant::now();
+        let mut made = Made::default();
+        let mut disks = Vec::new();
+        let timeout = Duration::from_secs(u64::from(self.restore.timeout_minutes.max(1)) * 60);
+        let result = match tokio::time::timeout(timeout, self.restore(&mut made, &mut disks)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(RunError::Failed(format!(
+                "the restore took longer than timeout_minutes ({})",
+                self.restore.timeout_minutes
+            ))),
+        };
+        if result.is_err() && !made.is_empty() {
+            tracing::warn!("undoing what the failed restore made in DR");
+            self.undo(made).await;
+        }
+        let entry = LogEntry {
+            started,
+            seconds: clock.elapsed().as_secs_f64(),
+            vm: self.point.vm.clone(),
+            point: self.point.point.clone(),
+            taken_at: self.point.taken_at,
+            restored_as: self.name.clone(),
+            vm_id: result.as_ref().ok().map(|done| done.vm_id.clone()),
+            result: if result.is_ok() { "ok" } else { "failed" }.into(),
+            error: result.as_ref().err().map(ToString::to_string),
+            bytes: disks.iter().map(|d: &RestoredDisk| d.bytes).sum(),
+            disks,
+            replaced: result.as_ref().ok().and_then(|d| d.replaced.clone()),
+            started_vm: result.as_ref().is_ok_and(|d| d.started),
+        };
+        if let Err(e) = log.append(&entry) {
+            tracing::warn!("writing the restore log {}: {e}", log.path().display());
+        }
+        result.map(|_| Outcome::Restored(Box::new(entry)))
+    }
+
+    async fn restore(
+        &self,
+        made: &mut Made,
+        disks: &mut Vec<RestoredDisk>,
+    ) -> Result<Done, RunError> {
+        let existing = self.preflight().await?;
+        for disk in self.disks() {
+            disks.push(self.upload_disk(disk, made).await?);
+        }
+        if let Some(old) = existing {
+            made.moved_old = Some(self.move_old(old).await?);
+        }
+        let vm = self.create_vm(made, disks).await?;
+        let started = self.restore.auto_start_restored_vm;
+        if started {
+            self.client.action(&format!("/vms/{vm}/start")).await?;
+            self.wait_vm_status(&vm, "up").await?;
+        }
+        let replaced = match made.moved_old.take() {
+            Some(old) if self.restore.backup_old_vm => {
+                Some(format!("renamed to {}", old.renamed_to))
+            }
+            Some(old) => Some(self.remove_old(&old).await),
+            None => None,
+        };
+        Ok(Done {
+            vm_id: vm,
+            replaced,
+            started,
+        })
+    }
+
+    /// One disk: created, uploaded from the chain, checked, finalized; recorded in `made`.
+    async fn upload_disk(
+        &self,
+        disk: &DiskEntry,
+        made: &mut Made,
+    ) -> Result<RestoredDisk, RunError> {
+        let clock = Instant::now();
+        let created: Disk = self
+            .client
+            .post(
+                "/disks",
+                &json!({
+                    "name": disk.alias, "alias": disk.alias,
+                    "description": format!("restored by ovrun from {} point {}",
+                                           self.point.vm, self.point.point),
+                    "format": "cow", "sparse": "true",
+                    "provisioned_size": disk.provisioned_size.to_string(),
+                    "content_type": "data",
+                    "storage_domains": {"storage_domain": [
+                        {"name": self.restore.target_storage_domain_name}]},
+                }),
+            )
+            .await?;
+        made.disks.push(created.id.clone());
+        self.wait_disk_ok(&created.id).await?;
+        let transfer: ImageTransfer = self
+            .client
+            .post(
+                "/imagetransfers",
+                &json!({"disk": {"id": created.id}, "direction": "upload", "format": "raw",
+                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
+            )
+            .await?;
+        let href = format!("/imagetransfers/{}", transfer.id);
+        made.transfer = Some(href.clone());
+        let url = wait_transferring(self.client, self.options, &href).await?;
+        let ticket = Ticket::new(self.client.http().clone(), &url);
+        let bytes = self.send_chain(&ticket, disk).await?;
+        ticket.flush().await?;
+        let checksum = self.compare_checksum(&ticket, disk).await?;
+        finish_transfer(self.client, self.options, &href).await?;
+        made.transfer = None;
+        self.wait_disk_ok(&created.id).await?;
+        let seconds = clock.elapsed().as_secs_f64();
+        tracing::info!(
+            disk = %disk.alias,
+            bytes_sent = bytes,
+            "disk {} restored: {} sent in {seconds:.1} s",
+            disk.alias,
+            human_bytes(bytes)
+        );
+        Ok(RestoredDisk {
+            alias: disk.alias.clone(),
+            source_id: disk.id.clone(),
+            disk_id: created.id,
+            bytes,
+            seconds,
+            checksum,
+        })
+    }
+
+    /// Reads the point's chain of `disk` through a read-only `qemu-nbd` and writes its data
+    /// extents to the ticket with `workers` connections; the bytes sent. Zero extents are not
+    /// sent: a new disk reads as zeroes.
+    async fn send_chain(&self, ticket: &Ticket, disk: &DiskEntry) -> Result<u64, RunError> {
+        let top = self.catalog.path(&disk.file);
+        let map_top = top.clone();
+        let extents = tokio::task::spawn_blocking(move || local::map(&map_top))
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))??;
+        let pieces: Vec<(u64, u64)> = extents
+            .iter()
+            .filter(|e| e.data)
+            .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
+            .collect();
+        let total: u64 = pieces.iter().map(|p| p.1).sum();
+        tracing::info!(disk = %disk.alias, "{} of data to send", human_bytes(total));
+        let reader = Arc::new(Writer::open_read_only(&top, &self.options.run_dir)?);
+        let bar = progress_bar(self.options.progress, total, &disk.alias);
+        let sent = parallel_upload(ticket, &reader, pieces, self.options, &bar).await;
+        bar.finish_and_clear();
+        let reader = Arc::try_unwrap(reader)
+            .map_err(|_| RunError::Config("a chain reader outlived its upload".into()))?;
+        let closed = tokio::task::spawn_blocking(move || reader.close())
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?;
+        let sent = sent?;
+        closed?;
+        Ok(sent)
+    }
+
+    /// imageio's checksum of the uploaded disk against the point's; `None` for a point that
+    /// recorded none (taken by an older `ovrun`).
+    async fn compare_checksum(
+        &self,
+        ticket: &Ticket,
+        disk: &DiskEntry,
+    ) -> Result<Option<String>, RunError> {
+        let Some(recorded) = &disk.content else {
+            tracing::warn!(
+                disk = %disk.alias,
+                "point {} recorded no content checksum: the upload is not compared",
+                self.point.point
+            );
+            return Ok(None);
+        };
+        let remote = ticket
+            .checksum(&recorded.algorithm, recorded.block_size)
+            .await?;
+        if remote != recorded.checksum {
+            return Err(RunError::Failed(format!(
+                "disk {}: the DR engine's checksum of the uploaded disk is {remote}, the point \
+                 recorded {}: the upload is discarded (run `ovrun verify` on the catalog)",
+                disk.alias, recorded.checksum
+            )));
+        }
+        Ok(Some(remote))
+    }
+
+    /// Stops (if needed) and renames the VM that has the target name.
+    async fn move_old(&self, old: Vm) -> Result<OldVm, RunError> {
+        let was_up = old.status.as_deref().is_some_and(|s| s != "down");
+        if was_up {
+            tracing::info!(vm = %old.name, "stopping the VM being replaced");
+            self.client.action(&format!("/vms/{}/stop", old.id)).await?;
+            self.wait_vm_status(&old.id, "down").await?;
+        }
+        let renamed_to = self.old_name();
+        self.client
+            .call(
+                reqwest::Method::PUT,
+                &format!("/vms/{}", old.id),
+                Some(&json!({"name": renamed_to})),
+            )
+            .await?;
+        tracing::info!(vm = %old.name, "renamed to {renamed_to}");
+        Ok(OldVm {
+            id: old.id,
+            name: old.name,
+            renamed_to,
+            was_up,
+        })
+    }
+
+    /// Removes the replaced VM with its disks; a failure is reported, not fatal (the new VM is
+    /// complete, the old one stays under its temporary name).
+    async fn remove_old(&self, old: &OldVm) -> String {
+        match self.client.delete(&format!("/vms/{}", old.id)).await {
+            Ok(()) => "removed".into(),
+            Err(e) => {
+                tracing::warn!(
+                    "removing the replaced VM (now {}) failed: {e}; remove it by hand",
+                    old.renamed_to
+                );
+                format!("renamed to {}; removing it failed: {e}", old.renamed_to)
+            }
+        }
+    }
+
+    /// The VM from the Blank template, its disks attached (boot disk first, bootable).
+    async fn create_vm(&self, made: &mut Made, disks: &[RestoredDisk]) -> Result<String, RunError> {
+        let vm: Vm = self
+            .client
+            .post(
+                "/vms",
+                &json!({
+                    "name": self.name,
+                    "cluster": {"name": self.restore.target_cluster_name},
+                    "template": {"name": "Blank"},
+                    "description": format!("restored by ovrun from {} point {} (taken {})",
+                                           self.point.vm, self.point.point, self.point.taken_at),
+                }),
+            )
+            .await?;
+        made.vm = Some(vm.id.clone());
+        let sources: BTreeMap<&str, &DiskEntry> = self
+            .point
+            .disks
+            .iter()
+            .map(|d| (d.id.as_str(), d))
+            .collect();
+        let any_bootable = self.point.disks.iter().any(|d| d.bootable);
+        for (index, restored) in disks.iter().enumerate() {
+            let bootable = sources
+                .get(restored.source_id.as_str())
+                .is_some_and(|d| d.bootable)
+                || (!any_bootable && index == 0);
+            self.client
+                .post::<Value>(
+                    &format!("/vms/{}/diskattachments", vm.id),
+                    &json!({"disk": {"id": restored.disk_id},
+                            "interface": self.restore.disk_interface,
+                            "bootable": bootable.to_string(), "active": "true",
+                            "pass_discard": "false"}),
+                )
+                .await?;
+            made.disks.retain(|d| d != &restored.disk_id);
+        }
+        tracing::info!(vm = %self.name, id = %vm.id, "VM created with {} disks", disks.len());
+        Ok(vm.id)
+    }
+
+    async fn wait_disk_ok(&self, id: &str) -> Result<(), RunError> {
+        let mut pacer = Pacer::new(self.options);
+        loop {
+            let disk: Disk = self.client.get(&format!("/disks/{id}")).await?;
+            match disk.status.as_deref() {
+                Some("ok") => return Ok(()),
+                Some("illegal") => {
+                    return Err(RunError::Failed(format!("disk {id} became illegal in DR")));
+                }
+                _ => pacer.wait(self.options).await?,
+            }
+        }
+    }
+
+    async fn wait_vm_status(&self, id: &str, wanted: &str) -> Result<(), RunError> {
+        let mut pacer = Pacer::new(self.options);
+        loop {
+            let vm: Vm = self.client.get(&format!("/vms/{id}")).await?;
+            if vm.status.as_deref() == Some(wanted) {
+                return Ok(());
+            }
+            pacer.wait(self.options).await?;
+        }
+    }
+
+    /// Puts DR back as it was, as far as it can; each step's failure is logged and the rest
+    /// still tried.
+    async fn undo(&self, made: Made) {
+        if let Some(href) = &made.transfer {
+            if let Err(e) = self.client.action(&format!("{href}/cancel")).await {
+                tracing::warn!("cancelling {href}: {e}");
+            }
+            wait_gone(self.client, href, self.options).await;
+        }
+        if let Some(vm) = &made.vm
+            && let Err(e) = self.client.delete(&format!("/vms/{vm}")).await
+        {
+            tracing::warn!("removing the half-made VM {vm}: {e}; remove it by hand");
+        }
+        for disk in &made.disks {
+            let path = format!("/disks/{disk}");
+            match self.client.delete(&path).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => tracing::warn!("removing the half-made disk {disk}: {e}"),
+            }
+        }
+        if let Some(old) = &made.moved_old {
+            let renamed = self
+                .client
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/vms/{}", old.id),
+                    Some(&json!({"name": old.name})),
+                )
+                .await;
+            match renamed {
+                Ok(_) => tracing::info!(vm = %old.name, "the replaced VM has its name back"),
+                Err(e) => tracing::error!(
+                    "renaming {} back to {}: {e}; rename it by hand",
+                    old.renamed_to,
+                    old.name
+                ),
+            }
+            if old.was_up {
+                let started = match self.client.action(&format!("/vms/{}/start", old.id)).await {
+                    Ok(()) => self.wait_vm_status(&old.id, "up").await,
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = started {
+                    tracing::error!("starting {} again: {e}; start it by hand", old.name);
+                }
+            }
+        }
+    }
+}
+
+/// What [`Job::restore`] made.
+struct Done {
+    vm_id: String,
+    replaced: Option<String>,
+    started: bool,
+}
+
+/// Waits (bounded) until a cancelled transfer has ended, so its disk is gone.
+async fn wait_gone(client: &EngineClient, href: &str, options: &Options) {
+    let mut pacer = Pacer::new(options);
+    for _ in 0..60 {
+        match client.get::<ImageTransfer>(href).await {
+            Ok(t)
+                if t.phase
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("finished")) =>
+            {
+                return;
+            }
+            Err(_) => return,
+            Ok(_) => pacer.pause().await,
+        }
+    }
+}
+
+/// The objects of `kind` (`clusters`, `storagedomains`) named `name`.
+async fn named(client: &EngineClient, kind: &str, name: &str) -> Result<Vec<Named>, RunError> {
+    let query = url_encode(&format!("name={name}"));
+    let list: Value = client.get(&format!("/{kind}?search={query}")).await?;
+    let singular = match kind {
+        "storagedomains" => "storage_domain",
+        other => other.trim_end_matches('s'),
+    };
+    let items = list.get(singular).cloned().unwrap_or(Value::Null);
+    let items = match items {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        one => vec![one],
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
+}
+
+/// The VM named exactly `name`, if any.
+async fn vm_named(client: &EngineClient, name: &str) -> Result<Option<Vm>, RunError> {
+    let search = url_encode(&format!("name=\"{}\"", name.replace('"', "\\\"")));
+    let vms: Vms = client
+        .get(&format!("/vms?search={search}&case_sensitive=true"))
+        .await?;
+    Ok(vms.vm.into_iter().find(|vm| vm.name == name))
+}
+
+/// Sends `pieces` of the chain served by `reader` to the ticket with `workers` connections.
+async fn parallel_upload(
+    ticket: &Ticket,
+    reader: &Arc<Writer>,
+    mut pieces: Vec<(u64, u64)>,
+    options: &Options,
+    bar: &indicatif::ProgressBar,
+) -> Result<u64, RunError> {
+    pieces.reverse();
+    let queue = Arc::new(std::sync::Mutex::new(pieces));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..options.workers.max(1) {
+        let (ticket, reader, queue, sent, stop, bar) = (
+            ticket.clone(),
+            reader.clone(),
+            queue.clone(),
+            sent.clone(),
+            options.stop.clone(),
+            bar.clone(),
+        );
+        workers.spawn(async move {
+            let mut connection = reader.connect()?;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(RunError::Interrupted);
+                }
+                let Some((offset, length)) = queue.lock().expect("queue lock").pop() else {
+                    return Ok(());
+                };
+                let mut buffer = vec![0u8; usize::try_from(length).unwrap_or(0)];
+                tokio::task::block_in_place(|| connection.read_at(offset, &mut buffer))?;
+                ticket.write(offset, Bytes::from(buffer)).await?;
+                sent.fetch_add(length, Ordering::Relaxed);
+                bar.inc(length);
+            }
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = workers.join_next().await {
+        let result = joined
+            .map_err(|e| RunError::Config(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = result
+            && first_error.is_none()
+        {
+            workers.abort_all();
+            first_error = Some(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(sent.load(Ordering::Relaxed)),
+    }
+}
+
+/// `ovrun merge`: the chain of a point's disk as one qcow2 at `out`, in one pass (`qemu-img
+/// convert` reads through the backing chain), written to a temporary file, synced and renamed.
+///
+/// # Errors
+/// `qemu-img` fails or the file cannot be written.
+pub fn merge(top: &Path, out: &Path, compress: bool) -> Result<(), RunError> {
+    let name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| RunError::Config(format!("--out {} names no file", out.display())))?;
+    let temp = out.with_file_name(format!(".tmp-{name}"));
+    let utf8 = |p: &Path| {
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| RunError::Config(format!("{} is not UTF-8", p.display())))
+    };
+    let (top_text, temp_text) = (utf8(top)?, utf8(&temp)?);
+    let mut args = vec!["convert", "-f", "qcow2", "-O", "qcow2"];
+    if compress {
+        args.push("-c");
+    }
+    args.extend([top_text.as_str(), temp_text.as_str()]);
+    let converted = local::qemu("qemu-img", &args);
+    if let Err(e) = converted {
+        let _ = fs_err::remove_file(&temp);
+        return Err(e.into());
+    }
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| super::local::LocalError::Io { what, source }
+    };
+    fs_err::File::open(&temp)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing the merged image"))?;
+    fs_err::rename(&temp, out).map_err(io("renaming the merged image"))?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::fsutil::sync_dir(dir).map_err(io("syncing the output folder"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(id: &str, hours_ago: i64) -> Manifest {
+        serde_json::from_value(json!({
+            "format": 1, "vm": "web", "vm_id": "v", "point": id, "kind": "full",
+            "reason": "first", "taken_at": (Utc::now() - chrono::Duration::hours(hours_ago)),
+            "parent": null, "backup_id": "b", "from_checkpoint": null, "checkpoint": null,
+            "disks": []
+        }))
+        .expect("manifest")
+    }
+
+    #[test]
+    fn a_selector_picks_newest_by_id_or_at_or_before_an_instant() {
+        let points = [point("a", 48), point("b", 24), point("c", 1)];
+        assert_eq!(select(&points, &Selector::Newest).unwrap().point, "c");
+        assert_eq!(
+            select(&points, &Selector::Point("a".into())).unwrap().point,
+            "a"
+        );
+        let at = Utc::now() - chrono::Duration::hours(12);
+        assert_eq!(select(&points, &Selector::At(at)).unwrap().point, "b");
+        let before_all = Utc::now() - chrono::Duration::hours(100);
+        let error = select(&points, &Selector::At(before_all))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("the points are: a, b, c"), "{error}");
+        assert!(select(&points, &Selector::Point("x".into())).is_err());
+        assert!(select(&[], &Selector::Newest).is_err());
+    }
+
+    #[test]
+    fn the_log_knows_the_last_restore_under_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RestoreLog::new(dir.path(), "web 01");
+        let entry = |point: &str, name: &str, result: &str| LogEntry {
+            started: Utc::now(),
+            seconds: 1.0,
+            vm: "web 01".into(),
+            point: point.into(),
+            taken_at: Utc::now(),
+            restored_as: name.into(),
+            vm_id: None,
+            result: result.into(),
+            error: None,
+            disks: Vec::new(),
+            bytes: 0,
+            replaced: None,
+            started_vm: false,
+        };
+        assert!(log.last_success("p1", "web_dr").is_none());
+        log.append(&entry("p1", "web_dr", "ok")).unwrap();
+        log.append(&entry("p2", "web_dr", "failed")).unwrap();
+        log.append(&entry("p9", "other", "ok")).unwrap();
+        assert_eq!(log.last_success("p1", "web_dr").unwrap().point, "p1");
+        assert!(log.last_success("p2", "web_dr").is_none(), "p2 failed");
+        log.append(&entry("p2", "web_dr", "ok")).unwrap();
+        assert!(
+            log.last_success("p1", "web_dr").is_none(),
+            "p2 was restored since"
+        );
+        assert_eq!(log.entries().len(), 4);
+        assert!(log.path().ends_with("web_01.jsonl") || log.path().exists());
+    }
+}
