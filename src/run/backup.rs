@@ -210,6 +210,7 @@ async fn backup(
         options,
         catalog,
         vm_id: &vm.id,
+        memory: vm.memory,
         sources: &sources,
         taken_at,
     };
@@ -456,6 +457,7 @@ struct Attempt<'a> {
     options: &'a Options,
     catalog: &'a Catalog,
     vm_id: &'a str,
+    memory: Option<u64>,
     sources: &'a [Source],
     taken_at: DateTime<Utc>,
 }
@@ -494,6 +496,7 @@ impl Attempt<'_> {
             backup_id: started.id.clone(),
             from_checkpoint: started.from_checkpoint_id.clone(),
             checkpoint,
+            memory: self.memory,
             disks,
         };
         self.catalog.commit(&manifest)?;
@@ -1115,6 +1118,36 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_digests_come_from_reads_zeroes_and_the_parent_and_the_rest_is_rehashed() {
+        const B: u64 = blocksum::BLOCK;
+        let size = 4 * B + 4096;
+        let mut parent = BlockSums::zeroes(size);
+        parent.set(3, blocksum::digest(b"parent's block 3"));
+        let copied = Copied {
+            bytes: B + 10,
+            hashed: vec![(0, blocksum::digest(b"block 0"))],
+            partial: vec![(2 * B + 5, 10)],
+        };
+        let zero = |start, length| Extent {
+            start,
+            length,
+            zero: true,
+            dirty: true,
+        };
+        // Block 1 zeroed whole; the short last block zeroed in part.
+        let zeroes = [zero(B, B), zero(4 * B, 512)];
+        let (sums, stale) = settle_sums(Some(parent.clone()), size, &copied, &zeroes);
+        assert_eq!(sums.get(0), &blocksum::digest(b"block 0"));
+        assert_eq!(sums.get(1), &blocksum::zero_digest(B));
+        assert_eq!(sums.get(3), parent.get(3), "untouched: the parent's");
+        assert_eq!(stale.into_iter().collect::<Vec<_>>(), [2, 4]);
+
+        // Without the parent's digests every block is read back.
+        let (_, stale) = settle_sums(None, size, &copied, &zeroes);
+        assert_eq!(stale.len(), 5);
+    }
 
     #[test]
     fn only_data_is_read_and_only_dirty_in_an_incremental() {

@@ -90,6 +90,9 @@ pub struct Manifest {
     pub from_checkpoint: Option<String>,
     /// The checkpoint it created (the next incremental starts there).
     pub checkpoint: Option<String>,
+    /// The VM's memory in bytes when the backup started (a restore gives the new VM as much).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
     /// The disks.
     pub disks: Vec<DiskEntry>,
 }
@@ -531,6 +534,7 @@ mod tests {
             backup_id: "b".into(),
             from_checkpoint: None,
             checkpoint: Some("c".into()),
+            memory: None,
             disks: Vec::new(),
         };
         std::fs::write(catalog.path("20261129T020000Z.full.os.qcow2"), b"x").unwrap();
@@ -563,6 +567,7 @@ mod tests {
             backup_id: "b".into(),
             from_checkpoint: None,
             checkpoint: None,
+            memory: None,
             disks: vec![DiskEntry {
                 id: "d".into(),
                 alias: "os".into(),

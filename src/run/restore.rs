@@ -655,19 +655,20 @@ impl Job<'_> {
 
     /// The VM from the Blank template, its disks attached (boot disk first, bootable).
     async fn create_vm(&self, made: &mut Made, disks: &[RestoredDisk]) -> Result<String, RunError> {
-        let vm: Vm = self
-            .client
-            .post(
-                "/vms",
-                &json!({
-                    "name": self.name,
-                    "cluster": {"name": self.restore.target_cluster_name},
-                    "template": {"name": "Blank"},
-                    "description": format!("restored by ovrun from {} point {} (taken {})",
-                                           self.point.vm, self.point.point, self.point.taken_at),
-                }),
-            )
-            .await?;
+        let mut request = json!({
+            "name": self.name,
+            "cluster": {"name": self.restore.target_cluster_name},
+            "template": {"name": "Blank"},
+            "description": format!("restored by ovrun from {} point {} (taken {})",
+                                   self.point.vm, self.point.point, self.point.taken_at),
+        });
+        if let Some(memory) = self.point.memory {
+            // The engine's default maximum is not documented: give it explicitly (API page 11.3).
+            request["memory"] = json!(memory.to_string());
+            request["memory_policy"] =
+                json!({"guaranteed": memory.to_string(), "max": memory.to_string()});
+        }
+        let vm: Vm = self.client.post("/vms", &request).await?;
         made.vm = Some(vm.id.clone());
         let sources: BTreeMap<&str, &DiskEntry> = self
             .point

@@ -394,6 +394,7 @@ mod tests {
                 backup_id: format!("backup-{id}"),
                 from_checkpoint: parent.map(|p| format!("cp-{p}")),
                 checkpoint: Some(format!("cp-{id}")),
+                memory: None,
                 disks,
             })
             .unwrap();

@@ -578,6 +578,7 @@ mod tests {
             backup_id: "b".into(),
             from_checkpoint: None,
             checkpoint: None,
+            memory: None,
             disks,
         }
     }

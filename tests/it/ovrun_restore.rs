@@ -135,6 +135,11 @@ async fn assert_restored(dr: &Sim, name: &str, expected: &(PathBuf, PathBuf), st
     let vm = dr.vm(name).await;
     assert_eq!(vm["name"], name);
     assert_eq!(vm["status"], status, "{vm}");
+    assert_eq!(
+        vm["memory"],
+        (2048 * MIB).to_string(),
+        "production's memory"
+    );
     let cluster = dr
         .get(&format!(
             "/clusters/{}",
@@ -318,12 +323,30 @@ async fn a_failed_restore_leaves_dr_as_it_was() {
     assert!(log.contains("injected"), "{log}");
     assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
 
-    // Both failures are in the log, after the first success; the next restore works.
+    // A disk whose upload does not hash to the point's checksum (here the manifest's is
+    // changed): the transfer is cancelled before finalizing and the disk removed.
+    let vm_dir = dir.path().join("backup/web 01");
+    let manifest_file = std::fs::read_dir(&vm_dir)
+        .expect("VM folder")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .expect("a manifest");
+    let original = std::fs::read_to_string(&manifest_file).expect("manifest");
+    let mut changed: Value = serde_json::from_str(&original).expect("JSON");
+    changed["disks"][1]["content"]["checksum"] = json!("0".repeat(64));
+    std::fs::write(&manifest_file, changed.to_string()).expect("manifest");
+    let (code, log) = restore(&config, &["--force"]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("the upload is discarded"), "{log}");
+    assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
+    std::fs::write(&manifest_file, original).expect("manifest");
+
+    // The failures are in the log, after the first success; the next restore works.
     let results: Vec<Value> = log_lines(dir.path())
         .iter()
         .map(|l| l["result"].clone())
         .collect();
-    assert_eq!(results, ["ok", "failed", "failed"]);
+    assert_eq!(results, ["ok", "failed", "failed", "failed"]);
     restore_ok(&config, &["--force"]);
     assert_eq!(vms(&dr).await.len(), 2);
 
