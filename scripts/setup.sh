@@ -25,6 +25,8 @@ for tool in qemu-img qemu-nbd qemu-io; do
   command -v "$tool" >/dev/null 2>&1 || { missing+=(qemu-utils); break; }
 done
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+# pgrep and pkill: tests check that no qemu-nbd outlives its owner.
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

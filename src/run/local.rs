@@ -137,6 +137,7 @@ impl Writer {
                 bitmap: None,
                 detect_zeroes: !read_only,
                 exit_with_last_client: true,
+                die_with_owner: true,
             },
         )
         .map_err(|e| LocalError::Tool {

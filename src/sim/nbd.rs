@@ -22,6 +22,10 @@ pub struct ExportOptions {
     /// Exit when the last client disconnects (not `--persistent`): a writer whose owner dies
     /// (even by SIGKILL) does not outlive it, as its connections close with it.
     pub exit_with_last_client: bool,
+    /// Receive SIGTERM when the thread that started it ends (Linux `PR_SET_PDEATHSIG`): covers
+    /// the owner dying before its first connection. Only for owners whose starting thread lives
+    /// as long as the export (`ovrun`'s runtime workers, not a blocking pool's threads).
+    pub die_with_owner: bool,
 }
 
 /// A running export on a unix socket; stopped when dropped.
@@ -59,6 +63,9 @@ impl NbdExport {
             command.arg(format!("--bitmap={bitmap}"));
         }
         command.arg(image);
+        if options.die_with_owner {
+            die_with_parent(&mut command);
+        }
         let mut process = Supervised::spawn("qemu-nbd", &mut command, log)?;
         wait_until(
             &mut process,
@@ -80,5 +87,27 @@ impl NbdExport {
     /// Stops the export, releasing the image's lock.
     pub fn stop(mut self) {
         self.process.stop();
+    }
+}
+
+/// Makes the child receive SIGTERM when the spawning thread ends, and refuse to start if its
+/// parent is already gone.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid), allocating nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::other(
+                    "the owner exited before qemu-nbd started",
+                ));
+            }
+            Ok(())
+        });
     }
 }

@@ -325,6 +325,7 @@ async fn create(
         bitmap: plan.bitmap.clone(),
         detect_zeroes: false,
         exit_with_last_client: false,
+        die_with_owner: false,
     };
     let started =
         tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))

@@ -72,6 +72,7 @@ async fn a_backup_client_reads_data_and_dirty_extents_through_the_real_daemon() 
             bitmap: Some("chk1".into()),
             detect_zeroes: false,
             exit_with_last_client: false,
+            die_with_owner: false,
         },
     )
     .expect("qemu-nbd");
@@ -179,6 +180,7 @@ async fn export(
             bitmap: bitmap.map(str::to_owned),
             detect_zeroes: false,
             exit_with_last_client: false,
+            die_with_owner: false,
         },
     )
     .expect("qemu-nbd");
@@ -308,4 +310,55 @@ async fn a_backup_sees_the_disk_at_its_start_while_the_guest_keeps_writing() {
             ("chk3".into(), auto)
         ]
     );
+}
+
+/// Whether a process whose command line names `socket` runs.
+fn serving(socket: &Path) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", socket.to_str().expect("utf-8")])
+        .status()
+        .expect("pgrep")
+        .success()
+}
+
+#[test]
+fn an_export_dies_with_the_thread_that_started_it_before_any_client_connected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = disk(dir.path());
+    let start = |name: &str, die_with_owner: bool| {
+        let socket = dir.path().join(name);
+        let (image, log) = (Path::new(&disk).to_owned(), dir.path().join("qemu-nbd.log"));
+        let owner_socket = socket.clone();
+        std::thread::spawn(move || {
+            let options = ExportOptions {
+                read_only: true,
+                exit_with_last_client: true,
+                die_with_owner,
+                ..ExportOptions::default()
+            };
+            let export = NbdExport::start(&image, &owner_socket, &log, &options).expect("qemu-nbd");
+            // The owner vanishes without stopping it, as a SIGKILLed ovrun does.
+            std::mem::forget(export);
+        })
+        .join()
+        .expect("owner thread");
+        socket
+    };
+    let kept = start("kept.sock", false);
+    let gone = start("gone.sock", true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while serving(&gone) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !serving(&gone),
+        "qemu-nbd outlived the thread that started it"
+    );
+    assert!(
+        serving(&kept),
+        "without the option it keeps running (it has had no client)"
+    );
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", kept.to_str().expect("utf-8")])
+        .status();
 }
