@@ -319,7 +319,7 @@ async fn wait_for_disks(
     }
 }
 
-/// The pace of polling an engine phase: 100 ms first, doubling up to `poll_interval`, so a
+/// The pace of polling an engine phase: 50 ms first, doubling up to `poll_interval`, so a
 /// phase that takes one engine step is seen within a fraction of a second while a long wait
 /// costs the engine at most one call per `poll_interval`.
 pub(crate) struct Pacer {
@@ -330,7 +330,7 @@ pub(crate) struct Pacer {
 impl Pacer {
     pub(crate) fn new(options: &Options) -> Self {
         Self {
-            next: Duration::from_millis(100).min(options.poll_interval),
+            next: Duration::from_millis(50).min(options.poll_interval),
             max: options.poll_interval,
         }
     }
@@ -752,8 +752,9 @@ impl Attempt<'_> {
                     human_bytes((copied.bytes as f64 / seconds) as u64)
                 );
                 let (writer, bytes) = (writer.clone(), copied.bytes);
+                let workers = self.options.workers;
                 tokio::task::spawn_blocking(move || {
-                    finish_local(&writer, &copied, &zeroes, start_sums, size)
+                    finish_local(&writer, &copied, &zeroes, start_sums, size, workers)
                 })
                 .await
                 .map_err(|e| RunError::Config(e.to_string()))
@@ -935,9 +936,14 @@ struct Copied {
     bytes: u64,
     /// Digests of the blocks that one read covered whole, hashed as they passed.
     hashed: Vec<(usize, blocksum::Digest)>,
-    /// The data pieces that covered part of a block (hashed from the image afterwards).
-    partial: Vec<(u64, u64)>,
+    /// The blocks that reads covered only in part (hashed from the image afterwards).
+    partial: Vec<usize>,
 }
+
+/// The most one ranged read asks for (and so each worker's buffer): two checksum blocks, fewer
+/// requests for the daemon to serve than one block each, and 4 workers' buffers well inside
+/// the memory target.
+const READ_SPAN: u64 = 2 * blocksum::BLOCK;
 
 /// Copies `data` ranges from the ticket into the image with `options.workers` connections,
 /// in reads of at most one checksum block (4 MiB, also each worker's buffer), hashing each
@@ -952,12 +958,17 @@ async fn parallel_copy(
 ) -> Result<Copied, RunError> {
     let pieces: Vec<(u64, u64)> = data
         .iter()
-        .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
+        .flat_map(|e| blocksum::split_at_multiples(e.start, e.length, READ_SPAN))
         .collect();
     let partial = pieces
         .iter()
-        .filter(|(start, length)| blocksum::whole_block(size, *start, *length).is_none())
-        .copied()
+        .flat_map(|&(start, length)| {
+            let whole: Vec<usize> = blocksum::whole_blocks_in(size, start, length)
+                .into_iter()
+                .map(|(index, _)| index)
+                .collect();
+            blocksum::touched(size, start, length).filter(move |i| !whole.contains(i))
+        })
         .collect();
     let queue = Arc::new(std::sync::Mutex::new(pieces));
     let read = Arc::new(AtomicU64::new(0));
@@ -974,7 +985,7 @@ async fn parallel_copy(
         workers.spawn(async move {
             let mut connection = writer.connect()?;
             let mut hashed = Vec::new();
-            let mut buffer = Vec::with_capacity(usize::try_from(blocksum::BLOCK).unwrap_or(0));
+            let mut buffer = Vec::with_capacity(usize::try_from(READ_SPAN).unwrap_or(0));
             loop {
                 if stop.load(Ordering::Relaxed) {
                     return Err(RunError::Interrupted);
@@ -991,8 +1002,8 @@ async fn parallel_copy(
                     .await?;
                 tokio::task::block_in_place(|| -> Result<(), RunError> {
                     connection.write_at(offset, &buffer)?;
-                    if let Some(index) = blocksum::whole_block(size, offset, length) {
-                        hashed.push((index, blocksum::digest(&buffer)));
+                    for (index, place) in blocksum::whole_blocks_in(size, offset, length) {
+                        hashed.push((index, blocksum::digest(&buffer[place])));
                     }
                     Ok(())
                 })?;
@@ -1033,20 +1044,55 @@ fn finish_local(
     zeroes: &[Extent],
     start: Option<BlockSums>,
     size: u64,
+    workers: usize,
 ) -> Result<BlockSums, RunError> {
     let mut connection = writer.connect()?;
     for zero in zeroes {
         connection.zero(zero.start, zero.length)?;
     }
     let (mut sums, stale) = settle_sums(start, size, copied, zeroes);
+    let stale: Vec<usize> = stale.into_iter().collect();
+    let threads = workers.clamp(1, stale.len().max(1));
+    let hashed: Vec<Result<Vec<(usize, blocksum::Digest)>, RunError>> =
+        std::thread::scope(|scope| {
+            let sums = &sums;
+            let handles: Vec<_> = stale
+                .chunks(stale.len().div_ceil(threads).max(1))
+                .map(|share| scope.spawn(move || hash_blocks(writer, sums, share)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(RunError::Config("a hashing thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+    for share in hashed {
+        for (index, digest) in share? {
+            sums.set(index, digest);
+        }
+    }
+    Ok(sums)
+}
+
+/// Reads blocks `indexes` back from the image (through its backing chain) and hashes them.
+fn hash_blocks(
+    writer: &Writer,
+    sums: &BlockSums,
+    indexes: &[usize],
+) -> Result<Vec<(usize, blocksum::Digest)>, RunError> {
+    let mut connection = writer.connect()?;
     let mut buffer = vec![0u8; usize::try_from(blocksum::BLOCK).unwrap_or(0)];
-    for index in stale {
+    let mut digests = Vec::with_capacity(indexes.len());
+    for &index in indexes {
         let (offset, length) = sums.range(index);
         let block = &mut buffer[..usize::try_from(length).unwrap_or(0)];
         connection.read_at(offset, block)?;
-        sums.set(index, blocksum::digest(block));
+        digests.push((index, blocksum::digest(block)));
     }
-    Ok(sums)
+    Ok(digests)
 }
 
 /// The block digests that are known without reading the image, and the blocks to hash from it.
@@ -1062,9 +1108,7 @@ fn settle_sums(
         stale.extend(0..all.len());
         all
     });
-    for &(start, length) in &copied.partial {
-        stale.extend(sums.touched(start, length));
-    }
+    stale.extend(copied.partial.iter().copied());
     for zero in zeroes {
         for (start, length) in blocksum::split_at_blocks(zero.start, zero.length) {
             match blocksum::whole_block(size, start, length) {
@@ -1128,7 +1172,7 @@ mod tests {
         let copied = Copied {
             bytes: B + 10,
             hashed: vec![(0, blocksum::digest(b"block 0"))],
-            partial: vec![(2 * B + 5, 10)],
+            partial: vec![2],
         };
         let zero = |start, length| Extent {
             start,

@@ -86,8 +86,7 @@ impl BlockSums {
 
     /// Block `index`'s offset and length.
     pub fn range(&self, index: usize) -> (u64, u64) {
-        let start = index as u64 * BLOCK;
-        (start, BLOCK.min(self.size.saturating_sub(start)))
+        block_range(self.size, index)
     }
 
     /// Block `index`'s digest.
@@ -102,12 +101,7 @@ impl BlockSums {
 
     /// The blocks `[start, start + length)` touches.
     pub fn touched(&self, start: u64, length: u64) -> std::ops::Range<usize> {
-        if length == 0 {
-            return 0..0;
-        }
-        let first = usize::try_from(start / BLOCK).unwrap_or(usize::MAX);
-        let last = usize::try_from((start + length - 1) / BLOCK).unwrap_or(usize::MAX);
-        first.min(self.len())..(last + 1).min(self.len())
+        touched(self.size, start, length)
     }
 
     /// The whole disk's checksum, in lowercase hex (imageio's `checksum` field).
@@ -124,6 +118,36 @@ fn block_count(size: u64) -> usize {
     usize::try_from(size.div_ceil(BLOCK)).unwrap_or(usize::MAX)
 }
 
+/// Block `index`'s offset and length on a disk of `size` bytes.
+pub fn block_range(size: u64, index: usize) -> (u64, u64) {
+    let start = index as u64 * BLOCK;
+    (start, BLOCK.min(size.saturating_sub(start)))
+}
+
+/// The blocks `[start, start + length)` touches on a disk of `size` bytes.
+pub fn touched(size: u64, start: u64, length: u64) -> std::ops::Range<usize> {
+    let count = block_count(size);
+    if length == 0 {
+        return 0..0;
+    }
+    let first = usize::try_from(start / BLOCK).unwrap_or(usize::MAX);
+    let last = usize::try_from((start + length - 1) / BLOCK).unwrap_or(usize::MAX);
+    first.min(count)..(last + 1).min(count)
+}
+
+/// The blocks that lie whole inside `[start, start + length)`, with their place in it.
+pub fn whole_blocks_in(size: u64, start: u64, length: u64) -> Vec<(usize, std::ops::Range<usize>)> {
+    touched(size, start, length)
+        .filter_map(|index| {
+            let (at, len) = block_range(size, index);
+            let inside = at >= start && at + len <= start + length && len > 0;
+            let from = usize::try_from(at.checked_sub(start)?).ok()?;
+            let len = usize::try_from(len).ok()?;
+            inside.then_some((index, from..from + len))
+        })
+        .collect()
+}
+
 /// The block that `[start, start + length)` is exactly, on a disk of `size` bytes.
 pub fn whole_block(size: u64, start: u64, length: u64) -> Option<usize> {
     let whole =
@@ -138,13 +162,19 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Splits `[start, start + length)` at block boundaries, so that no piece spans two blocks.
 pub fn split_at_blocks(start: u64, length: u64) -> impl Iterator<Item = (u64, u64)> {
+    split_at_multiples(start, length, BLOCK)
+}
+
+/// Splits `[start, start + length)` at the multiples of `span` (a multiple of [`BLOCK`] keeps
+/// whole blocks whole).
+pub fn split_at_multiples(start: u64, length: u64, span: u64) -> impl Iterator<Item = (u64, u64)> {
     let end = start + length;
     let mut at = start;
     std::iter::from_fn(move || {
         if at >= end {
             return None;
         }
-        let next = ((at / BLOCK) + 1) * BLOCK;
+        let next = ((at / span) + 1) * span;
         let piece = (at, next.min(end) - at);
         at += piece.1;
         Some(piece)
@@ -191,6 +221,18 @@ mod tests {
             Some(1),
             "the short last block"
         );
+    }
+
+    #[test]
+    fn whole_blocks_are_found_inside_a_longer_read() {
+        let size = 3 * BLOCK + 100;
+        let b = BLOCK as usize;
+        assert_eq!(
+            whole_blocks_in(size, BLOCK - 8, 2 * BLOCK + 8),
+            vec![(1, 8..8 + b), (2, 8 + b..8 + 2 * b)]
+        );
+        assert_eq!(whole_blocks_in(size, 3 * BLOCK, 100), vec![(3, 0..100)]);
+        assert!(whole_blocks_in(size, 10, BLOCK).is_empty());
     }
 
     #[test]
