@@ -138,6 +138,7 @@ impl Writer {
                 detect_zeroes: !read_only,
                 exit_with_last_client: true,
                 die_with_owner: true,
+                direct_io: !read_only && can_use_direct_io(image),
             },
         )
         .map_err(|e| LocalError::Tool {
@@ -185,6 +186,17 @@ impl Drop for Writer {
             export.stop();
         }
     }
+}
+
+/// Whether `image` can be opened with `O_DIRECT` (not on tmpfs, for one), as the official
+/// client checks before it asks `qemu-nbd` for `--cache=none`.
+fn can_use_direct_io(image: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(image)
+        .is_ok()
 }
 
 /// One NBD connection to a [`Writer`].

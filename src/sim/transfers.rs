@@ -326,6 +326,7 @@ async fn create(
         detect_zeroes: false,
         exit_with_last_client: false,
         die_with_owner: false,
+        direct_io: false,
     };
     let started =
         tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))

@@ -73,6 +73,7 @@ async fn a_backup_client_reads_data_and_dirty_extents_through_the_real_daemon() 
             detect_zeroes: false,
             exit_with_last_client: false,
             die_with_owner: false,
+            direct_io: false,
         },
     )
     .expect("qemu-nbd");
@@ -181,6 +182,7 @@ async fn export(
             detect_zeroes: false,
             exit_with_last_client: false,
             die_with_owner: false,
+            direct_io: false,
         },
     )
     .expect("qemu-nbd");
