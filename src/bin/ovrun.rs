@@ -625,6 +625,15 @@ fn merge_command(
         Ok(catalog) => catalog,
         Err(e) => return fail(e.to_string()),
     };
+    // Held while reading: retention after a backup must not remove the chain meanwhile.
+    let _lock = match catalog.lock(Duration::from_secs(600)) {
+        Ok(lock) => lock,
+        Err(e @ CatalogError::Busy { .. }) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BUSY);
+        }
+        Err(e) => return fail(e.to_string()),
+    };
     let points = match catalog.points() {
         Ok(points) => points,
         Err(e) => return fail(e.to_string()),
@@ -633,6 +642,14 @@ fn merge_command(
         Ok(manifest) => manifest,
         Err(e) => return fail(e.to_string()),
     };
+    let chain = Catalog::chain(&points, &manifest.point);
+    if chain.first().is_none_or(|first| first.parent.is_some()) {
+        eprintln!(
+            "error: point {point}'s chain is broken (a parent point is missing; run `ovrun \
+             verify`): it cannot be merged"
+        );
+        return ExitCode::from(FAILED);
+    }
     let entry = match (disk, manifest.disks.as_slice()) {
         (None, [only]) => only,
         (None, disks) => {

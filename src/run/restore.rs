@@ -327,6 +327,7 @@ struct OldVm {
     name: String,
     renamed_to: String,
     was_up: bool,
+    renamed: bool,
 }
 
 impl Job<'_> {
@@ -472,13 +473,13 @@ impl Job<'_> {
             disks.push(self.upload_disk(disk, made).await?);
         }
         if let Some(old) = existing {
-            made.moved_old = Some(self.move_old(old).await?);
+            self.move_old(old, made).await?;
         }
         let vm = self.create_vm(made, disks).await?;
         let started = self.restore.auto_start_restored_vm;
         if started {
             self.client.action(&format!("/vms/{vm}/start")).await?;
-            self.wait_vm_status(&vm, "up").await?;
+            self.wait_vm_status(&vm, "up", true).await?;
         }
         let replaced = match made.moved_old.take() {
             Some(old) if self.restore.backup_old_vm => {
@@ -501,6 +502,7 @@ impl Job<'_> {
         made: &mut Made,
     ) -> Result<RestoredDisk, RunError> {
         let clock = Instant::now();
+        let initial_size = self.initial_size(disk).await?;
         let created: Disk = self
             .client
             .post(
@@ -509,8 +511,9 @@ impl Job<'_> {
                     "name": disk.alias, "alias": disk.alias,
                     "description": format!("restored by ovrun from {} point {}",
                                            self.point.vm, self.point.point),
-                    "format": "cow", "sparse": "true",
+                    "format": "cow", "sparse": "true", "backup": "incremental",
                     "provisioned_size": disk.provisioned_size.to_string(),
+                    "initial_size": initial_size.to_string(),
                     "content_type": "data",
                     "storage_domains": {"storage_domain": [
                         {"name": self.restore.target_storage_domain_name}]},
@@ -553,6 +556,37 @@ impl Job<'_> {
             seconds,
             checksum,
         })
+    }
+
+    /// The size a sparse qcow2 disk needs to hold the point's data (`qemu-img measure` of the
+    /// chain): block storage domains allocate that much up front and do not grow a disk
+    /// during an upload (API page 11.1).
+    async fn initial_size(&self, disk: &DiskEntry) -> Result<u64, RunError> {
+        #[derive(Deserialize)]
+        struct Measure {
+            required: u64,
+        }
+        let top = self.catalog.path(&disk.file);
+        let out = tokio::task::spawn_blocking(move || {
+            let top = top.to_string_lossy().into_owned();
+            local::qemu(
+                "qemu-img",
+                &[
+                    "measure",
+                    "--output=json",
+                    "-f",
+                    "qcow2",
+                    "-O",
+                    "qcow2",
+                    &top,
+                ],
+            )
+        })
+        .await
+        .map_err(|e| RunError::Config(e.to_string()))??;
+        let measure: Measure = serde_json::from_slice(&out)
+            .map_err(|e| RunError::Failed(format!("qemu-img measure of {}: {e}", disk.file)))?;
+        Ok(measure.required)
     }
 
     /// Reads the point's chain of `disk` through a read-only `qemu-nbd` and writes its data
@@ -613,15 +647,25 @@ impl Job<'_> {
         Ok(Some(remote))
     }
 
-    /// Stops (if needed) and renames the VM that has the target name.
-    async fn move_old(&self, old: Vm) -> Result<OldVm, RunError> {
-        let was_up = old.status.as_deref().is_some_and(|s| s != "down");
+    /// Stops (if running now) and renames the VM that has the target name; recorded in `made`
+    /// before anything is done to it, so a failure half-way is undone too.
+    async fn move_old(&self, old: Vm, made: &mut Made) -> Result<OldVm, RunError> {
+        // Read again: the uploads before this may have taken hours.
+        let now: Vm = self.client.get(&format!("/vms/{}", old.id)).await?;
+        let was_up = now.status.as_deref().is_some_and(|s| s != "down");
+        let renamed_to = self.old_name();
+        made.moved_old = Some(OldVm {
+            id: old.id.clone(),
+            name: old.name.clone(),
+            renamed_to: renamed_to.clone(),
+            was_up,
+            renamed: false,
+        });
         if was_up {
             tracing::info!(vm = %old.name, "stopping the VM being replaced");
             self.client.action(&format!("/vms/{}/stop", old.id)).await?;
-            self.wait_vm_status(&old.id, "down").await?;
+            self.wait_vm_status(&old.id, "down", true).await?;
         }
-        let renamed_to = self.old_name();
         self.client
             .call(
                 reqwest::Method::PUT,
@@ -630,12 +674,11 @@ impl Job<'_> {
             )
             .await?;
         tracing::info!(vm = %old.name, "renamed to {renamed_to}");
-        Ok(OldVm {
-            id: old.id,
-            name: old.name,
-            renamed_to,
-            was_up,
-        })
+        let moved = made.moved_old.as_mut().map(|m| {
+            m.renamed = true;
+            m.clone()
+        });
+        moved.ok_or_else(|| RunError::Config("the replaced VM was not recorded".into()))
     }
 
     /// Removes the replaced VM with its disks; a failure is reported, not fatal (the new VM is
@@ -711,15 +754,56 @@ impl Job<'_> {
         }
     }
 
-    async fn wait_vm_status(&self, id: &str, wanted: &str) -> Result<(), RunError> {
+    /// Waits until VM `id` is `wanted`, at most `engine_lock_wait`; `stoppable`: a stop signal
+    /// ends the wait (not while undoing, which must finish).
+    async fn wait_vm_status(
+        &self,
+        id: &str,
+        wanted: &str,
+        stoppable: bool,
+    ) -> Result<(), RunError> {
+        let deadline = Instant::now() + self.options.engine_lock_wait;
         let mut pacer = Pacer::new(self.options);
         loop {
             let vm: Vm = self.client.get(&format!("/vms/{id}")).await?;
             if vm.status.as_deref() == Some(wanted) {
                 return Ok(());
             }
-            pacer.wait(self.options).await?;
+            if Instant::now() >= deadline {
+                return Err(RunError::Failed(format!(
+                    "VM {} is {} after {} s, not {wanted}",
+                    vm.name,
+                    vm.status.as_deref().unwrap_or("in an unknown state"),
+                    self.options.engine_lock_wait.as_secs()
+                )));
+            }
+            if stoppable {
+                pacer.wait(self.options).await?;
+            } else {
+                pacer.pause().await;
+            }
         }
+    }
+
+    /// Removes the new VM: stopped first if it runs, then deleted (with its disks), then
+    /// waited for until it is gone, so its name is free again.
+    async fn remove_new_vm(&self, vm: &str) -> Result<(), RunError> {
+        let now: Vm = self.client.get(&format!("/vms/{vm}")).await?;
+        if now.status.as_deref().is_some_and(|s| s != "down") {
+            self.client.action(&format!("/vms/{vm}/stop")).await?;
+            self.wait_vm_status(vm, "down", false).await?;
+        }
+        self.client.delete(&format!("/vms/{vm}")).await?;
+        let mut pacer = Pacer::new(self.options);
+        for _ in 0..120 {
+            match self.client.get::<Vm>(&format!("/vms/{vm}")).await {
+                Err(e) if e.is_not_found() => return Ok(()),
+                _ => pacer.pause().await,
+            }
+        }
+        Err(RunError::Failed(format!(
+            "VM {vm} was still there after its removal"
+        )))
     }
 
     /// Puts DR back as it was, as far as it can; each step's failure is logged and the rest
@@ -732,7 +816,7 @@ impl Job<'_> {
             wait_gone(self.client, href, self.options).await;
         }
         if let Some(vm) = &made.vm
-            && let Err(e) = self.client.delete(&format!("/vms/{vm}")).await
+            && let Err(e) = self.remove_new_vm(vm).await
         {
             tracing::warn!("removing the half-made VM {vm}: {e}; remove it by hand");
         }
@@ -745,6 +829,13 @@ impl Job<'_> {
             }
         }
         if let Some(old) = &made.moved_old {
+            self.put_back(old).await;
+        }
+    }
+
+    /// The replaced VM under its name again, and running again if it was.
+    async fn put_back(&self, old: &OldVm) {
+        if old.renamed {
             let renamed = self
                 .client
                 .call(
@@ -761,14 +852,19 @@ impl Job<'_> {
                     old.name
                 ),
             }
-            if old.was_up {
-                let started = match self.client.action(&format!("/vms/{}/start", old.id)).await {
-                    Ok(()) => self.wait_vm_status(&old.id, "up").await,
+        }
+        if old.was_up {
+            let now: Option<Vm> = self.client.get(&format!("/vms/{}", old.id)).await.ok();
+            let down = now.is_some_and(|vm| vm.status.as_deref() == Some("down"));
+            let started = match down {
+                true => match self.client.action(&format!("/vms/{}/start", old.id)).await {
+                    Ok(()) => self.wait_vm_status(&old.id, "up", false).await,
                     Err(e) => Err(e.into()),
-                };
-                if let Err(e) = started {
-                    tracing::error!("starting {} again: {e}; start it by hand", old.name);
-                }
+                },
+                false => Ok(()),
+            };
+            if let Err(e) = started {
+                tracing::error!("starting {} again: {e}; start it by hand", old.name);
             }
         }
     }

@@ -323,6 +323,18 @@ async fn a_failed_restore_leaves_dr_as_it_was() {
     assert!(log.contains("injected"), "{log}");
     assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
 
+    // The running VM of that name stopped, then its rename refused: it is started again.
+    dr.admin(
+        "faults",
+        json!({"method": "PUT", "path": "/ovirt-engine/api/vms/*", "status": 409,
+               "fault": {"reason": "Operation Failed", "detail": "VM is locked"}}),
+    )
+    .await;
+    let (code, log) = restore(&config, &["--force"]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("VM is locked"), "{log}");
+    assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
+
     // A disk whose upload does not hash to the point's checksum (here the manifest's is
     // changed): the transfer is cancelled before finalizing and the disk removed.
     let vm_dir = dir.path().join("backup/web 01");
@@ -346,7 +358,7 @@ async fn a_failed_restore_leaves_dr_as_it_was() {
         .iter()
         .map(|l| l["result"].clone())
         .collect();
-    assert_eq!(results, ["ok", "failed", "failed", "failed"]);
+    assert_eq!(results, ["ok", "failed", "failed", "failed", "failed"]);
     restore_ok(&config, &["--force"]);
     assert_eq!(vms(&dr).await.len(), 2);
 
