@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -491,25 +492,16 @@ fn backup_command(
             Err(message) => return fail(message),
         }
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(format!("starting the runtime: {e}")),
-    };
     warn_if_ca_expires(&config);
-    let stop = options.stop.clone();
-    let outcome = runtime.block_on(async {
-        tokio::spawn(async move {
-            stop_signal().await;
-            tracing::warn!(
-                "stopping: finalizing the engine's backup first (a second signal stops at once)"
-            );
-            stop.store(true, Ordering::Relaxed);
-            stop_signal().await;
-            tracing::error!("stopped at once: the engine's backup may need finalizing by hand");
-            std::process::exit(i32::from(INTERRUPTED));
-        });
-        backup::run(&config, &options).await
-    });
+    let outcome = match run_stoppable(
+        &options.stop,
+        "finalizing the engine's backup first",
+        "the engine's backup may need finalizing by hand",
+        backup::run(&config, &options),
+    ) {
+        Ok(outcome) => outcome,
+        Err(message) => return fail(message),
+    };
     match outcome {
         Ok(outcome) => {
             let m = &outcome.manifest;
@@ -542,24 +534,15 @@ fn restore_command(
         Ok(config) => config,
         Err(message) => return fail(message),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(format!("starting the runtime: {e}")),
+    let outcome = match run_stoppable(
+        &options.stop,
+        "undoing what the restore made",
+        "the DR engine may hold a half-made disk or VM",
+        restore::run(&config, options, request),
+    ) {
+        Ok(outcome) => outcome,
+        Err(message) => return fail(message),
     };
-    let stop = options.stop.clone();
-    let outcome = runtime.block_on(async {
-        tokio::spawn(async move {
-            stop_signal().await;
-            tracing::warn!(
-                "stopping: undoing what the restore made (a second signal stops at once)"
-            );
-            stop.store(true, Ordering::Relaxed);
-            stop_signal().await;
-            tracing::error!("stopped at once: the DR engine may hold a half-made disk or VM");
-            std::process::exit(i32::from(INTERRUPTED));
-        });
-        restore::run(&config, options, request).await
-    });
     match outcome {
         Ok(restore::Outcome::Restored(entry)) => {
             tracing::info!(
@@ -680,6 +663,33 @@ fn merge_command(
             exit_code(&e)
         }
     }
+}
+
+/// Runs `work` on a new runtime; a first SIGTERM or Ctrl-C sets `stop` (the work winds down:
+/// `first`), a second exits at once (`second` says what may be left).
+///
+/// # Errors
+/// The runtime cannot start.
+fn run_stoppable<T>(
+    stop: &Arc<AtomicBool>,
+    first: &'static str,
+    second: &'static str,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("starting the runtime: {e}"))?;
+    let stop = stop.clone();
+    Ok(runtime.block_on(async {
+        tokio::spawn(async move {
+            stop_signal().await;
+            tracing::warn!("stopping: {first} (a second signal stops at once)");
+            stop.store(true, Ordering::Relaxed);
+            stop_signal().await;
+            tracing::error!("stopped at once: {second}");
+            std::process::exit(i32::from(INTERRUPTED));
+        });
+        work.await
+    }))
 }
 
 async fn stop_signal() {

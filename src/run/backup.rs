@@ -24,6 +24,7 @@ use super::engine::{
 };
 use super::imageio::{Extent, ImageioError, Ticket};
 use super::local::{self, LocalError, Writer};
+use super::workers::{Ranges, join_all};
 use crate::fsutil;
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
@@ -694,19 +695,19 @@ impl Attempt<'_> {
     }
 
     /// Where a disk's block digests start: zeroes for a new image, the parent's for an
-    /// incremental; `None` when the parent has none (a point of an older `ovrun`), and then
+    /// incremental; `None` when the parent has none usable (older `ovrun`, damaged), and then
     /// every block is hashed from the finished chain.
     fn parent_sums(&self, parent: Option<&DiskEntry>, size: u64) -> Option<BlockSums> {
         let Some(parent) = parent else {
             return Some(BlockSums::zeroes(size));
         };
         let blocks = &parent.content.as_ref()?.blocks;
-        let bytes = fs_err::read(self.catalog.path(blocks)).ok()?;
-        let sums = BlockSums::from_bytes(size, &bytes);
+        let sums = self.catalog.block_sums(parent, size);
         if sums.is_none() {
             tracing::warn!(
                 disk = %parent.alias,
-                "{blocks} does not fit the disk's size: hashing every block of the chain"
+                "{blocks} cannot be read, does not fit the disk's size or does not give its \
+                 manifest's checksum: hashing every block of the chain"
             );
         }
         sums
@@ -1022,21 +1023,19 @@ async fn parallel_copy(
             blocksum::touched(size, start, length).filter(move |i| !whole.contains(i))
         })
         .collect();
-    let mut requests: Vec<(u64, u64)> = data
+    let requests = data
         .iter()
         .flat_map(|e| blocksum::split_at_multiples(e.start, e.length, REQUEST_SPAN))
         .collect();
-    requests.reverse();
-    let queue = Arc::new(std::sync::Mutex::new(requests));
+    let queue = Ranges::new(requests, options.stop.clone());
     let read = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..options.workers.max(1) {
-        let (ticket, writer, queue, read, stop, bar) = (
+        let (ticket, writer, queue, read, bar) = (
             ticket.clone(),
             writer.clone(),
             queue.clone(),
             read.clone(),
-            options.stop.clone(),
             bar.clone(),
         );
         workers.spawn(async move {
@@ -1044,10 +1043,7 @@ async fn parallel_copy(
             let mut hashed = Vec::new();
             let mut buffer = Vec::with_capacity(usize::try_from(READ_SPAN).unwrap_or(0));
             loop {
-                if stop.load(Ordering::Relaxed) {
-                    return Err(RunError::Interrupted);
-                }
-                let Some((offset, length)) = queue.lock().expect("queue lock").pop() else {
+                let Some((offset, length)) = queue.next()? else {
                     return Ok(hashed);
                 };
                 let mut segments = Segments {
@@ -1077,22 +1073,7 @@ async fn parallel_copy(
             }
         });
     }
-    let mut first_error = None;
-    let mut hashed = Vec::new();
-    while let Some(joined) = workers.join_next().await {
-        match joined.map_err(|e| RunError::Config(e.to_string())) {
-            Ok(Ok(mine)) => hashed.extend(mine),
-            Ok(Err(e)) | Err(e) => {
-                if first_error.is_none() {
-                    workers.abort_all();
-                    first_error = Some(e);
-                }
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    let hashed = join_all(workers).await?.concat();
     Ok(Copied {
         bytes: read.load(Ordering::Relaxed),
         hashed,
@@ -1120,10 +1101,13 @@ fn finish_local(
     let threads = workers.clamp(1, stale.len().max(1));
     let hashed: Vec<Result<Vec<(usize, blocksum::Digest)>, RunError>> =
         std::thread::scope(|scope| {
-            let sums = &sums;
             let handles: Vec<_> = stale
                 .chunks(stale.len().div_ceil(threads).max(1))
-                .map(|share| scope.spawn(move || hash_blocks(writer, sums, share)))
+                .map(|share| {
+                    scope.spawn(move || -> Result<_, RunError> {
+                        Ok(writer.connect()?.block_digests(size, share)?)
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -1140,24 +1124,6 @@ fn finish_local(
         }
     }
     Ok(sums)
-}
-
-/// Reads blocks `indexes` back from the image (through its backing chain) and hashes them.
-fn hash_blocks(
-    writer: &Writer,
-    sums: &BlockSums,
-    indexes: &[usize],
-) -> Result<Vec<(usize, blocksum::Digest)>, RunError> {
-    let mut connection = writer.connect()?;
-    let mut buffer = vec![0u8; usize::try_from(blocksum::BLOCK).unwrap_or(0)];
-    let mut digests = Vec::with_capacity(indexes.len());
-    for &index in indexes {
-        let (offset, length) = sums.range(index);
-        let block = &mut buffer[..usize::try_from(length).unwrap_or(0)];
-        connection.read_at(offset, block)?;
-        digests.push((index, blocksum::digest(block)));
-    }
-    Ok(digests)
 }
 
 /// The block digests that are known without reading the image, and the blocks to hash from it.

@@ -74,6 +74,11 @@ impl BlockSums {
         self.digests.concat()
     }
 
+    /// The disk's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// How many blocks.
     pub fn len(&self) -> usize {
         self.digests.len()

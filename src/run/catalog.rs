@@ -383,6 +383,20 @@ impl Catalog {
         self.dir.join(name)
     }
 
+    /// A point's recorded block digests of `disk` for a disk of `size` bytes; `None` when it
+    /// has none (a point of an older `ovrun`), they cannot be read, do not fit the size, or do
+    /// not give the manifest's checksum (damaged).
+    pub fn block_sums(
+        &self,
+        disk: &DiskEntry,
+        size: u64,
+    ) -> Option<crate::run::blocksum::BlockSums> {
+        let content = disk.content.as_ref()?;
+        let bytes = fs_err::read(self.path(&content.blocks)).ok()?;
+        crate::run::blocksum::BlockSums::from_bytes(size, &bytes)
+            .filter(|sums| sums.checksum() == content.checksum)
+    }
+
     /// Writes a point's manifest durably (temp, fsync, rename, fsync folder): from then on the
     /// point exists.
     ///

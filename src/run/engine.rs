@@ -662,17 +662,26 @@ impl EngineClient {
         self.call(Method::DELETE, path, None).await.map(|_| ())
     }
 
-    /// The one VM named `name` (exact, case-sensitive).
+    /// The VMs named exactly `name` (case-sensitive; the engine's search also matches
+    /// patterns and other cases).
     ///
     /// # Errors
-    /// None or several match, or the call fails.
-    pub async fn vm_by_name(&self, name: &str) -> Result<Vm, EngineError> {
+    /// The call fails.
+    pub async fn vms_named(&self, name: &str) -> Result<Vec<Vm>, EngineError> {
         let search = format!("name=\"{}\"", name.replace('"', "\\\""));
         let query: String = url_encode(&search);
         let vms: Vms = self
             .get(&format!("/vms?search={query}&case_sensitive=true"))
             .await?;
-        let mut exact: Vec<Vm> = vms.vm.into_iter().filter(|vm| vm.name == name).collect();
+        Ok(vms.vm.into_iter().filter(|vm| vm.name == name).collect())
+    }
+
+    /// The one VM named `name` (exact, case-sensitive).
+    ///
+    /// # Errors
+    /// None or several match, or the call fails.
+    pub async fn vm_by_name(&self, name: &str) -> Result<Vm, EngineError> {
+        let mut exact = self.vms_named(name).await?;
         match exact.len() {
             1 => Ok(exact.remove(0)),
             0 => Err(EngineError::Decode {

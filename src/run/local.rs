@@ -12,6 +12,7 @@ use std::process::Command;
 
 use nbd::client::{NbdClient, handshake};
 
+use crate::run::blocksum;
 use crate::sim::nbd::{ExportOptions, NbdExport};
 
 /// What can go wrong with a local image.
@@ -242,6 +243,27 @@ impl Connection {
         self.0
             .read_exact(buffer)
             .map_err(io(format!("reading {} bytes at {offset}", buffer.len())))
+    }
+
+    /// Reads checksum blocks `indexes` of a disk of `size` bytes (through the backing chain)
+    /// and hashes each ([`crate::run::blocksum`]).
+    ///
+    /// # Errors
+    /// A read fails.
+    pub fn block_digests(
+        &mut self,
+        size: u64,
+        indexes: &[usize],
+    ) -> Result<Vec<(usize, blocksum::Digest)>, LocalError> {
+        let mut buffer = vec![0u8; usize::try_from(blocksum::BLOCK).unwrap_or(0)];
+        let mut digests = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let (offset, length) = blocksum::block_range(size, index);
+            let block = &mut buffer[..usize::try_from(length).unwrap_or(0)];
+            self.read_at(offset, block)?;
+            digests.push((index, blocksum::digest(block)));
+        }
+        Ok(digests)
     }
 
     /// Writes zeroes over `[offset, offset + length)` (zero clusters, see [`Writer::open`]).

@@ -20,3 +20,4 @@ pub mod local;
 pub mod restore;
 pub mod status;
 pub mod verify;
+mod workers;

@@ -37,9 +37,10 @@ use super::backup::{
 };
 use super::blocksum;
 use super::catalog::{self, Catalog, DiskEntry, Manifest};
-use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, Vms, url_encode};
+use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, url_encode};
 use super::imageio::Ticket;
 use super::local::{self, Writer};
+use super::workers::{Ranges, join_all};
 use crate::plan::runner::{RestoreConfig, RunnerConfig};
 
 /// Which point to restore.
@@ -407,7 +408,7 @@ impl Job<'_> {
                 )));
             }
         }
-        let existing = vm_named(self.client, &self.name).await?;
+        let existing = self.client.vms_named(&self.name).await?.into_iter().next();
         if existing.is_some() && !self.restore.replace_existing_vm {
             return Err(RunError::Failed(format!(
                 "a VM named {:?} exists in DR and replace_existing_vm is off: remove or rename \
@@ -915,43 +916,29 @@ async fn named(client: &EngineClient, kind: &str, name: &str) -> Result<Vec<Name
         .collect())
 }
 
-/// The VM named exactly `name`, if any.
-async fn vm_named(client: &EngineClient, name: &str) -> Result<Option<Vm>, RunError> {
-    let search = url_encode(&format!("name=\"{}\"", name.replace('"', "\\\"")));
-    let vms: Vms = client
-        .get(&format!("/vms?search={search}&case_sensitive=true"))
-        .await?;
-    Ok(vms.vm.into_iter().find(|vm| vm.name == name))
-}
-
 /// Sends `pieces` of the chain served by `reader` to the ticket with `workers` connections.
 async fn parallel_upload(
     ticket: &Ticket,
     reader: &Arc<Writer>,
-    mut pieces: Vec<(u64, u64)>,
+    pieces: Vec<(u64, u64)>,
     options: &Options,
     bar: &indicatif::ProgressBar,
 ) -> Result<u64, RunError> {
-    pieces.reverse();
-    let queue = Arc::new(std::sync::Mutex::new(pieces));
+    let queue = Ranges::new(pieces, options.stop.clone());
     let sent = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..options.workers.max(1) {
-        let (ticket, reader, queue, sent, stop, bar) = (
+        let (ticket, reader, queue, sent, bar) = (
             ticket.clone(),
             reader.clone(),
             queue.clone(),
             sent.clone(),
-            options.stop.clone(),
             bar.clone(),
         );
         workers.spawn(async move {
             let mut connection = reader.connect()?;
             loop {
-                if stop.load(Ordering::Relaxed) {
-                    return Err(RunError::Interrupted);
-                }
-                let Some((offset, length)) = queue.lock().expect("queue lock").pop() else {
+                let Some((offset, length)) = queue.next()? else {
                     return Ok(());
                 };
                 let mut buffer = vec![0u8; usize::try_from(length).unwrap_or(0)];
@@ -962,22 +949,8 @@ async fn parallel_upload(
             }
         });
     }
-    let mut first_error = None;
-    while let Some(joined) = workers.join_next().await {
-        let result = joined
-            .map_err(|e| RunError::Config(e.to_string()))
-            .and_then(|r| r);
-        if let Err(e) = result
-            && first_error.is_none()
-        {
-            workers.abort_all();
-            first_error = Some(e);
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(sent.load(Ordering::Relaxed)),
-    }
+    join_all(workers).await?;
+    Ok(sent.load(Ordering::Relaxed))
 }
 
 /// `ovrun merge`: the chain of a point's disk as one qcow2 at `out`, in one pass (`qemu-img

@@ -350,10 +350,7 @@ fn backing_sums(catalog: &Catalog, points: &[Manifest], disk: &DiskEntry) -> Opt
         .iter()
         .flat_map(|p| &p.disks)
         .find(|d| d.file == backing)?;
-    let content = parent.content.as_ref()?;
-    let bytes = fs_err::read(catalog.path(&content.blocks)).ok()?;
-    BlockSums::from_bytes(disk.provisioned_size, &bytes)
-        .filter(|s| s.checksum() == content.checksum)
+    catalog.block_sums(parent, disk.provisioned_size)
 }
 
 /// The blocks whose content does not hash to `sums`: those the image itself holds are read
@@ -378,27 +375,19 @@ fn content_mismatches(
             what: "making a folder for qemu-nbd's socket".into(),
             source,
         })?;
+    let read: Vec<usize> = (0..sums.len()).filter(|&i| own[i]).collect();
     let reader = Writer::open_read_only(image, run_dir.path())?;
-    let mut connection = reader.connect()?;
-    let mut buffer = vec![0u8; usize::try_from(blocksum::BLOCK).unwrap_or(0)];
-    let mut bad = Vec::new();
-    for (index, own) in own.into_iter().enumerate() {
-        let expected = sums.get(index);
-        let found = match (own, base) {
-            (false, Some(base)) => *base.get(index),
-            _ => {
-                let (offset, length) = sums.range(index);
-                let block = &mut buffer[..usize::try_from(length).unwrap_or(0)];
-                connection.read_at(offset, block)?;
-                blocksum::digest(block)
-            }
-        };
-        if &found != expected {
-            bad.push(index);
-        }
-    }
-    drop(connection);
+    let hashed = reader.connect()?.block_digests(sums.size(), &read)?;
     reader.close()?;
+    let mut bad: Vec<usize> = hashed
+        .into_iter()
+        .filter(|(index, digest)| digest != sums.get(*index))
+        .map(|(index, _)| index)
+        .collect();
+    if let Some(base) = base {
+        bad.extend((0..sums.len()).filter(|&i| !own[i] && base.get(i) != sums.get(i)));
+    }
+    bad.sort_unstable();
     Ok(bad)
 }
 
