@@ -287,6 +287,24 @@ async fn points_restore_into_dr_equal_to_production_at_their_time() {
     dr.running.shutdown().await;
 }
 
+/// DR's VMs and disks, to compare before and after a failed restore.
+type DrState = (Vec<(String, String, String)>, Vec<String>);
+
+/// Makes DR answer the next `method path` call (after `after` pass) with `status` and `detail`.
+async fn refuse_next(dr: &Sim, method: &str, path: &str, after: u32, status: u16, detail: &str) {
+    let fault = json!({"method": method, "path": path, "after": after, "status": status,
+                       "fault": {"reason": "Operation Failed", "detail": detail}});
+    dr.admin("faults", fault).await;
+}
+
+/// `ovrun restore --force` fails (exit 1), its log says `says`, and DR is as it was.
+async fn fails_leaving_dr_as_it_was(dr: &Sim, config: &Path, before: &DrState, says: &str) {
+    let (code, log) = restore(config, &["--force"]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains(says), "{log}");
+    assert_eq!(&(vms(dr).await, disk_ids(dr).await), before, "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_restore_leaves_dr_as_it_was() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -299,41 +317,33 @@ async fn a_failed_restore_leaves_dr_as_it_was() {
     assert_eq!(before.0.len(), 2);
 
     // The second disk's upload refused after the first disk was uploaded: both new disks go.
-    dr.admin(
-        "faults",
-        json!({"method": "POST", "path": "/ovirt-engine/api/imagetransfers", "after": 1,
-               "status": 500, "fault": {"reason": "Operation Failed", "detail": "no host"}}),
+    refuse_next(
+        &dr,
+        "POST",
+        "/ovirt-engine/api/imagetransfers",
+        1,
+        500,
+        "no host",
     )
     .await;
-    let (code, log) = restore(&config, &["--force"]);
-    assert_eq!(code, 1, "{log}");
-    assert!(log.contains("disk web01_os restored"), "{log}");
-    assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
+    fails_leaving_dr_as_it_was(&dr, &config, &before, "disk web01_os restored").await;
 
     // VM creation refused after the disks were uploaded and the old VM moved aside: the disks
     // are removed, the old VM has its name back and runs again.
-    dr.admin(
-        "faults",
-        json!({"method": "POST", "path": "/ovirt-engine/api/vms", "status": 500,
-               "fault": {"reason": "Operation Failed", "detail": "injected"}}),
-    )
-    .await;
-    let (code, log) = restore(&config, &["--force"]);
-    assert_eq!(code, 1, "{log}");
-    assert!(log.contains("injected"), "{log}");
-    assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
+    refuse_next(&dr, "POST", "/ovirt-engine/api/vms", 0, 500, "injected").await;
+    fails_leaving_dr_as_it_was(&dr, &config, &before, "injected").await;
 
     // The running VM of that name stopped, then its rename refused: it is started again.
-    dr.admin(
-        "faults",
-        json!({"method": "PUT", "path": "/ovirt-engine/api/vms/*", "status": 409,
-               "fault": {"reason": "Operation Failed", "detail": "VM is locked"}}),
+    refuse_next(
+        &dr,
+        "PUT",
+        "/ovirt-engine/api/vms/*",
+        0,
+        409,
+        "VM is locked",
     )
     .await;
-    let (code, log) = restore(&config, &["--force"]);
-    assert_eq!(code, 1, "{log}");
-    assert!(log.contains("VM is locked"), "{log}");
-    assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
+    fails_leaving_dr_as_it_was(&dr, &config, &before, "VM is locked").await;
 
     // A disk whose upload does not hash to the point's checksum (here the manifest's is
     // changed): the transfer is cancelled before finalizing and the disk removed.
@@ -347,10 +357,7 @@ async fn a_failed_restore_leaves_dr_as_it_was() {
     let mut changed: Value = serde_json::from_str(&original).expect("JSON");
     changed["disks"][1]["content"]["checksum"] = json!("0".repeat(64));
     std::fs::write(&manifest_file, changed.to_string()).expect("manifest");
-    let (code, log) = restore(&config, &["--force"]);
-    assert_eq!(code, 1, "{log}");
-    assert!(log.contains("the upload is discarded"), "{log}");
-    assert_eq!((vms(&dr).await, disk_ids(&dr).await), before, "{log}");
+    fails_leaving_dr_as_it_was(&dr, &config, &before, "the upload is discarded").await;
     std::fs::write(&manifest_file, original).expect("manifest");
 
     // The failures are in the log, after the first success; the next restore works.
