@@ -27,19 +27,7 @@ rounds=${1:-3}
 disk_mib=${DISK_MIB:-4096}
 big_mib=${BIG_MIB:-16384}
 big_data_mib=${BIG_DATA_MIB:-64}
-python=$PWD/.venv/bin/python
-
-if [ ! -x /usr/bin/time ]; then
-  echo "installing GNU time (Debian package 'time') for /usr/bin/time -v" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get install -y time >&2; else sudo apt-get install -y time >&2; fi
-fi
-for tool in qemu-img qemu-nbd qemu-io; do
-  command -v "$tool" > /dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 2; }
-done
-"$python" -c 'import ovirt_imageio.client' 2> /dev/null \
-  || { echo "ovirt-imageio missing from .venv: run scripts/setup.sh" >&2; exit 2; }
-
-cargo build --release --quiet --bin ovrun --bin ovsim
+source benches/ovsim_bench_prereqs.sh
 
 # The work folder (simulated disks, backups, the client's downloads) on one file system.
 work=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ovrun-bench.XXXXXX")

@@ -20,19 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 disk_mib=${DISK_MIB:-4096}
-python=$PWD/.venv/bin/python
-
-if [ ! -x /usr/bin/time ]; then
-  echo "installing GNU time (Debian package 'time') for /usr/bin/time -v" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get install -y time >&2; else sudo apt-get install -y time >&2; fi
-fi
-for tool in qemu-img qemu-nbd qemu-io; do
-  command -v "$tool" > /dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 2; }
-done
-"$python" -c 'import ovirt_imageio.client' 2> /dev/null \
-  || { echo "ovirt-imageio missing from .venv: run scripts/setup.sh" >&2; exit 2; }
-
-cargo build --release --quiet --bin ovrun --bin ovsim
+source benches/ovsim_bench_prereqs.sh
 
 work=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ovrun-restore-bench.XXXXXX")
 pids=()
