@@ -1,7 +1,7 @@
 //! `ovrun`: the executor the compiled units invoke. Parses arguments, reads the runner config
 //! and the clock once, calls the library, maps the outcome to an exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,20 +11,123 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use ovbackup::host;
 use ovbackup::plan::retention::Keep;
-use ovbackup::plan::runner::RunnerConfig;
+use ovbackup::plan::runner::{EngineAccess, RunnerConfig};
 use ovbackup::plan::schedule::{Calendar, due};
 use ovbackup::run::catalog::{Catalog, CatalogError};
+use ovbackup::run::cert::CertError;
 use ovbackup::run::{backup, restore};
 
-/// Exit codes (also in the README): 0 success (or due); `due`: 1 not due; `backup`: 1 the
-/// backup failed (nothing was recorded as a point), 3 another `ovrun` holds the VM, 4 stopped by
-/// a signal (the engine's backup was finalized); every command: 2 usage, configuration or I/O
-/// error.
+/// Exit codes (the README's table): 0 success (or due); 1 the work failed (a backup or restore
+/// failed, `verify` found damage, the engine refused or did not answer, an I/O error in the
+/// backup directory), and for `due`, not due; 2 usage or configuration (the command line, the
+/// runner config, the files it names, the engine URL); 3 another `ovrun` holds the VM; 4 stopped
+/// by a signal. [`Failure`] and its `From` impls are the one mapping from error to code.
+const SUCCESS: u8 = 0;
 const NOT_DUE: u8 = 1;
 const FAILED: u8 = 1;
 const USAGE_OR_CONFIG: u8 = 2;
 const BUSY: u8 = 3;
 const INTERRUPTED: u8 = 4;
+
+/// Why a command did not succeed: its exit code, and the message to print (`None` when it was
+/// logged already).
+struct Failure {
+    code: u8,
+    message: Option<String>,
+}
+
+impl Failure {
+    /// A usage or configuration problem (exit 2).
+    fn config(message: impl Into<String>) -> Self {
+        Self {
+            code: USAGE_OR_CONFIG,
+            message: Some(message.into()),
+        }
+    }
+
+    /// The work failed (exit 1).
+    fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: FAILED,
+            message: Some(message.into()),
+        }
+    }
+
+    /// A failure already logged, with its code.
+    fn logged(code: u8) -> Self {
+        Self {
+            code,
+            message: None,
+        }
+    }
+
+    /// Prints the message (prefixed by `context`, if any) and gives the code.
+    fn report(self, context: Option<&Path>) -> u8 {
+        if let Some(message) = self.message {
+            match context {
+                Some(path) => eprintln!("error: {}: {message}", path.display()),
+                None => eprintln!("error: {message}"),
+            }
+        }
+        self.code
+    }
+}
+
+/// The code of a catalog error: busy 3; I/O and unreadable manifests 1; anything else (a VM
+/// name or folder the catalog refuses) is the runner config's: 2.
+fn catalog_code(e: &CatalogError) -> u8 {
+    match e {
+        CatalogError::Busy { .. } => BUSY,
+        CatalogError::Io { .. } | CatalogError::Manifest { .. } => FAILED,
+        _ => USAGE_OR_CONFIG,
+    }
+}
+
+/// The code of a backup's or restore's error.
+fn run_code(e: &backup::RunError) -> u8 {
+    match e {
+        backup::RunError::Catalog(e) => catalog_code(e),
+        backup::RunError::Interrupted => INTERRUPTED,
+        backup::RunError::Config(_) => USAGE_OR_CONFIG,
+        backup::RunError::Engine(e) if e.is_config() => USAGE_OR_CONFIG,
+        _ => FAILED,
+    }
+}
+
+impl From<CatalogError> for Failure {
+    fn from(e: CatalogError) -> Self {
+        Self {
+            code: catalog_code(&e),
+            message: Some(e.to_string()),
+        }
+    }
+}
+
+impl From<backup::RunError> for Failure {
+    fn from(e: backup::RunError) -> Self {
+        Self {
+            code: run_code(&e),
+            message: Some(e.to_string()),
+        }
+    }
+}
+
+impl From<CertError> for Failure {
+    fn from(e: CertError) -> Self {
+        let code = match &e {
+            CertError::ApiUrl { .. } | CertError::TrustFile { .. } => USAGE_OR_CONFIG,
+            _ => FAILED,
+        };
+        Self {
+            code,
+            message: Some(e.to_string()),
+        }
+    }
+}
+
+/// What a command gives: an exit code (0, or 1 for "not due" and "damage found", whose
+/// output says so), or a failure.
+type Outcome = Result<u8, Failure>;
 
 #[derive(Parser)]
 #[command(
@@ -98,8 +201,12 @@ enum Command {
     /// checksums against the manifests. Exit 1 and a list on any damage.
     Verify {
         /// The VM's runner config.
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "config_dir")]
+        config: Option<PathBuf>,
+        /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
+        /// compiled maintenance units); the exit code is the worst.
+        #[arg(long, conflicts_with = "config")]
+        config_dir: Option<PathBuf>,
         /// Seconds to wait for another ovrun working on the same VM.
         #[arg(long, default_value_t = 60)]
         lock_wait: u64,
@@ -171,8 +278,12 @@ enum Command {
     /// Apply the VM's retention to its backup points (policy.md section 4).
     Prune {
         /// The VM's runner config.
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "config_dir")]
+        config: Option<PathBuf>,
+        /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
+        /// compiled maintenance units); the exit code is the worst.
+        #[arg(long, conflicts_with = "config")]
+        config_dir: Option<PathBuf>,
         /// Only say what would be deleted.
         #[arg(long)]
         dry_run: bool,
@@ -190,7 +301,11 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { USAGE_OR_CONFIG } else { 0 });
         }
     };
-    match cli.command {
+    ExitCode::from(run(cli.command).unwrap_or_else(|failure| failure.report(None)))
+}
+
+fn run(command: Command) -> Outcome {
+    match command {
         Command::Due { config, at } => due_command(&config, at.as_deref()),
         Command::Backup {
             config,
@@ -207,8 +322,7 @@ fn main() -> ExitCode {
                 workers,
                 lock_wait: Duration::from_secs(lock_wait),
                 engine_lock_wait: Duration::from_secs(engine_lock_wait),
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr())
-                    && std::env::var("OVRUN_LOG_FORMAT").as_deref() != Ok("json"),
+                progress: progress_bar(),
                 ..backup::Options::default()
             };
             backup_command(&config, options, now, at.as_deref())
@@ -226,10 +340,7 @@ fn main() -> ExitCode {
             init_logging();
             let selector = match (point, at) {
                 (Some(point), _) => restore::Selector::Point(point),
-                (None, Some(at)) => match DateTime::parse_from_rfc3339(&at) {
-                    Ok(at) => restore::Selector::At(at.with_timezone(&Utc)),
-                    Err(e) => return fail(format!("--at `{at}` is not an RFC 3339 instant: {e}")),
-                },
+                (None, Some(at)) => restore::Selector::At(instant("--at", &at)?),
                 (None, None) => restore::Selector::Newest,
             };
             let request = restore::Request {
@@ -241,8 +352,7 @@ fn main() -> ExitCode {
             let options = backup::Options {
                 workers,
                 lock_wait: Duration::from_secs(lock_wait),
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr())
-                    && std::env::var("OVRUN_LOG_FORMAT").as_deref() != Ok("json"),
+                progress: progress_bar(),
                 ..backup::Options::default()
             };
             restore_command(&config, &options, &request)
@@ -256,12 +366,19 @@ fn main() -> ExitCode {
         } => merge_command(&config, &point, disk.as_deref(), &out, compress),
         Command::Prune {
             config,
+            config_dir,
             dry_run,
             lock_wait,
-        } => prune_command(&config, dry_run, Duration::from_secs(lock_wait)),
-        Command::Verify { config, lock_wait } => {
-            verify_command(&config, Duration::from_secs(lock_wait))
-        }
+        } => each_config(config, config_dir, |path| {
+            prune_command(path, dry_run, Duration::from_secs(lock_wait))
+        }),
+        Command::Verify {
+            config,
+            config_dir,
+            lock_wait,
+        } => each_config(config, config_dir, |path| {
+            verify_command(path, Duration::from_secs(lock_wait))
+        }),
         Command::Status {
             configs,
             format,
@@ -278,85 +395,134 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_catalog(config: &RunnerConfig) -> Result<Catalog, CatalogError> {
-    Catalog::open(std::path::Path::new(&config.backup_directory), &config.vm)
+/// A progress bar on a terminal, unless the log is JSON.
+fn progress_bar() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var("OVRUN_LOG_FORMAT").as_deref() != Ok("json")
 }
 
-fn verify_command(path: &PathBuf, lock_wait: Duration) -> ExitCode {
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(message) => return fail(message),
+/// Runs `command` for the one runner config given, or for every `*.json` in the folder (sorted),
+/// one after another: a failing VM is reported and does not stop the others; the code is the
+/// worst ([`worse`]).
+fn each_config(
+    config: Option<PathBuf>,
+    config_dir: Option<PathBuf>,
+    command: impl Fn(&Path) -> Outcome,
+) -> Outcome {
+    let Some(dir) = config_dir else {
+        let config = config.expect("clap requires --config without --config-dir");
+        return command(&config);
     };
-    let checked = open_catalog(&config).and_then(|catalog| {
-        // A backup being written must not look like damage.
-        let _lock = catalog.lock(lock_wait)?;
-        ovbackup::run::verify::verify(&catalog)
-    });
-    match checked {
-        Ok(report) => {
-            println!("{report}");
-            if report.is_clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(FAILED)
-            }
-        }
-        Err(e @ CatalogError::Busy { .. }) => {
-            eprintln!("error: {e}");
-            ExitCode::from(BUSY)
-        }
-        Err(e) => fail(e.to_string()),
+    let mut code = SUCCESS;
+    for path in runner_configs(&dir)? {
+        let one = command(&path).unwrap_or_else(|failure| failure.report(Some(&path)));
+        code = worse(code, one);
     }
+    Ok(code)
 }
 
-fn status_command(paths: &[PathBuf], format: &str, metrics: Option<&std::path::Path>) -> ExitCode {
+/// The runner configs in a folder: its `*.json` files, sorted.
+///
+/// # Errors
+/// The folder cannot be read, or holds none.
+fn runner_configs(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let entries = fs_err::read_dir(dir).map_err(|e| {
+        Failure::config(format!(
+            "{e}\nhelp: give the folder the runner configs were installed in \
+             (`runner/` of the bundle `ovplan build` wrote)"
+        ))
+    })?;
+    let mut configs = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Failure::config(format!("reading {}: {e}", dir.display())))?
+            .path();
+        if path.extension().is_some_and(|x| x == "json") && path.is_file() {
+            configs.push(path);
+        }
+    }
+    if configs.is_empty() {
+        return Err(Failure::config(format!(
+            "{} holds no runner config (*.json)\nhelp: give the folder the runner configs were \
+             installed in (`runner/` of the bundle `ovplan build` wrote)",
+            dir.display()
+        )));
+    }
+    configs.sort();
+    Ok(configs)
+}
+
+/// The worse of two exit codes: a configuration problem (2) is worse than a failure or damage
+/// (1), which is worse than a busy VM (3) or a stop (4), which are worse than success.
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |code: u8| match code {
+        SUCCESS => 0,
+        BUSY => 1,
+        INTERRUPTED => 2,
+        FAILED => 3,
+        _ => 4,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// An RFC 3339 instant from an option's value.
+fn instant(option: &str, text: &str) -> Result<DateTime<Utc>, Failure> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Failure::config(format!("{option} `{text}` is not an RFC 3339 instant: {e}")))
+}
+
+fn open_catalog(config: &RunnerConfig) -> Result<Catalog, CatalogError> {
+    Catalog::open(Path::new(&config.backup_directory), &config.vm)
+}
+
+fn verify_command(path: &Path, lock_wait: Duration) -> Outcome {
+    let config = load(path)?;
+    let catalog = open_catalog(&config)?;
+    // A backup being written must not look like damage.
+    let _lock = catalog.lock(lock_wait)?;
+    let report = ovbackup::run::verify::verify(&catalog)?;
+    println!("{report}");
+    Ok(if report.is_clean() { SUCCESS } else { FAILED })
+}
+
+fn status_command(paths: &[PathBuf], format: &str, metrics: Option<&Path>) -> Outcome {
     use ovbackup::run::status;
     let mut statuses = Vec::new();
     for path in paths {
-        let collected = load(path).and_then(|config| {
-            open_catalog(&config)
-                .and_then(|c| status::collect(&c))
-                .map_err(|e| e.to_string())
-        });
-        match collected {
-            Ok(one) => statuses.push(one),
-            Err(message) => return fail(message),
-        }
+        let config = load(path)?;
+        statuses.push(status::collect(&open_catalog(&config)?)?);
     }
     match format {
         "json" => print!("{}", status::json(&statuses)),
         _ => print!("{}", status::human(&statuses, Utc::now())),
     }
-    if let Some(path) = metrics
-        && let Err(e) = status::write_metrics(&status::prometheus(&statuses), path)
-    {
-        return fail(format!("writing {}: {e}", path.display()));
+    if let Some(path) = metrics {
+        status::write_metrics(&status::prometheus(&statuses), path)
+            .map_err(|e| Failure::failed(format!("writing {}: {e}", path.display())))?;
     }
-    ExitCode::SUCCESS
+    Ok(SUCCESS)
 }
 
-fn cert_fetch_command(path: &PathBuf, engine: &str, out: Option<PathBuf>) -> ExitCode {
+fn cert_fetch_command(path: &Path, engine: &str, out: Option<PathBuf>) -> Outcome {
     use ovbackup::run::cert;
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(message) => return fail(message),
-    };
+    let config = load(path)?;
     let access = if engine == "source" {
         Some(&config.source)
     } else {
         config.target.as_ref()
     };
     let Some(access) = access else {
-        return fail(format!(
+        return Err(Failure::config(format!(
             "{} has no {engine} engine (only auto_restore VMs name the target)",
             path.display()
-        ));
+        )));
     };
     let Some(out) = out.or_else(|| access.ca_file.clone().map(PathBuf::from)) else {
-        return fail(format!(
+        return Err(Failure::config(format!(
             "{} names no ca_file for the {engine} engine: give --out",
             path.display()
-        ));
+        )));
     };
     let trust = if out.exists() {
         cert::Trust::Existing(out.clone())
@@ -364,19 +530,10 @@ fn cert_fetch_command(path: &PathBuf, engine: &str, out: Option<PathBuf>) -> Exi
         cert::Trust::FirstContact
     };
     let first_contact = matches!(trust, cert::Trust::FirstContact);
-    let fetched = tokio::runtime::Runtime::new()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(cert::fetch(&access.url, trust))
-                .map_err(|e| e.to_string())
-        });
-    let info = match fetched {
-        Ok(info) => info,
-        Err(message) => return fail(message),
-    };
-    if let Err(e) = cert::save(&info, &out) {
-        return fail(e.to_string());
-    }
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
+    let info = runtime.block_on(cert::fetch(&access.url, trust))?;
+    cert::save(&info, &out)?;
     println!("subject:     {}", info.subject);
     println!(
         "expires:     {}",
@@ -393,7 +550,7 @@ fn cert_fetch_command(path: &PathBuf, engine: &str, out: Option<PathBuf>) -> Exi
     if let Some(warning) = cert::expiry_warning(&info, Utc::now()) {
         eprintln!("warning: {warning}");
     }
-    ExitCode::SUCCESS
+    Ok(SUCCESS)
 }
 
 /// Warns (log) when the engine's CA expires within 30 days.
@@ -411,29 +568,21 @@ fn warn_if_ca_expires(config: &RunnerConfig) {
     }
 }
 
-fn prune_command(path: &PathBuf, dry_run: bool, lock_wait: Duration) -> ExitCode {
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(message) => return fail(message),
-    };
+fn prune_command(path: &Path, dry_run: bool, lock_wait: Duration) -> Outcome {
+    let config = load(path)?;
     let zone = match config.timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
         Some(Ok(zone)) => zone,
-        Some(Err(_)) => return fail(format!("{}: unknown time zone", path.display())),
+        Some(Err(_)) => {
+            return Err(Failure::config(format!(
+                "{}: unknown time zone",
+                path.display()
+            )));
+        }
         None => host::zone(),
     };
-    let pruned = Catalog::open(std::path::Path::new(&config.backup_directory), &config.vm)
-        .and_then(|catalog| {
-            let _lock = catalog.lock(lock_wait)?;
-            catalog.prune(&config.retention, zone, Utc::now(), dry_run)
-        });
-    let verdict = match pruned {
-        Ok(verdict) => verdict,
-        Err(e @ CatalogError::Busy { .. }) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(BUSY);
-        }
-        Err(e) => return fail(e.to_string()),
-    };
+    let catalog = open_catalog(&config)?;
+    let _lock = catalog.lock(lock_wait)?;
+    let verdict = catalog.prune(&config.retention, zone, Utc::now(), dry_run)?;
     for (id, why) in &verdict.keep {
         let why = match why {
             Keep::Newest => "the newest".to_owned(),
@@ -449,7 +598,7 @@ fn prune_command(path: &PathBuf, dry_run: bool, lock_wait: Duration) -> ExitCode
     for id in &verdict.delete {
         println!("{}: {verb} {id}", config.vm);
     }
-    ExitCode::SUCCESS
+    Ok(SUCCESS)
 }
 
 /// Log lines on standard error: JSON when `OVRUN_LOG_FORMAT=json` (the compiled units set it),
@@ -469,39 +618,28 @@ fn init_logging() {
 }
 
 fn backup_command(
-    path: &PathBuf,
+    path: &Path,
     options: backup::Options,
     manual: bool,
     at: Option<&str>,
-) -> ExitCode {
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(message) => return fail(message),
-    };
+) -> Outcome {
+    let config = load(path)?;
     if config.due_guard.is_some() && !manual && !options.force_full {
-        let at = match at.map(DateTime::parse_from_rfc3339).transpose() {
-            Ok(at) => at.map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
-            Err(e) => return fail(format!("--at is not an RFC 3339 instant: {e}")),
-        };
-        match due_verdict(&config, path, at) {
-            Ok(verdict) if !verdict.due => {
-                tracing::info!(vm = %config.vm, "not due, skipped: {} (--now runs it anyway)", verdict.why);
-                return ExitCode::SUCCESS;
-            }
-            Ok(_) => {}
-            Err(message) => return fail(message),
+        let at = at.map_or_else(|| Ok(Utc::now()), |text| instant("--at", text))?;
+        let verdict = due_verdict(&config, path, at)?;
+        if !verdict.due {
+            tracing::info!(vm = %config.vm, "not due, skipped: {} (--now runs it anyway)", verdict.why);
+            return Ok(SUCCESS);
         }
     }
+    https_only(&config.source)?;
     warn_if_ca_expires(&config);
-    let outcome = match run_stoppable(
+    let outcome = run_stoppable(
         &options.stop,
         "finalizing the engine's backup first",
         "the engine's backup may need finalizing by hand",
         backup::run(&config, &options),
-    ) {
-        Ok(outcome) => outcome,
-        Err(message) => return fail(message),
-    };
+    )?;
     match outcome {
         Ok(outcome) => {
             let m = &outcome.manifest;
@@ -516,33 +654,26 @@ fn backup_command(
                 m.kind,
                 backup::human_bytes(bytes)
             );
-            ExitCode::SUCCESS
+            Ok(SUCCESS)
         }
         Err(e) => {
             tracing::error!("backup of {} failed: {e}", config.vm);
-            exit_code(&e)
+            Err(Failure::logged(run_code(&e)))
         }
     }
 }
 
-fn restore_command(
-    path: &PathBuf,
-    options: &backup::Options,
-    request: &restore::Request,
-) -> ExitCode {
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(message) => return fail(message),
-    };
-    let outcome = match run_stoppable(
+fn restore_command(path: &Path, options: &backup::Options, request: &restore::Request) -> Outcome {
+    let config = load(path)?;
+    if let Some(target) = &config.target {
+        https_only(target)?;
+    }
+    let outcome = run_stoppable(
         &options.stop,
         "undoing what the restore made",
         "the DR engine may hold a half-made disk or VM",
         restore::run(&config, options, request),
-    ) {
-        Ok(outcome) => outcome,
-        Err(message) => return fail(message),
-    };
+    )?;
     match outcome {
         Ok(restore::Outcome::Restored(entry)) => {
             tracing::info!(
@@ -561,108 +692,73 @@ fn restore_command(
                     .map(|r| format!("; the VM it replaced was {r}"))
                     .unwrap_or_default()
             );
-            ExitCode::SUCCESS
         }
         Ok(restore::Outcome::AlreadyRestored { point, restored_as }) => {
             tracing::info!(
                 "point {point} is already restored in DR as {restored_as:?}; nothing to do \
                  (--force restores it again)"
             );
-            ExitCode::SUCCESS
         }
         Ok(restore::Outcome::Planned(steps)) => {
             println!("dry run, nothing changed; a restore would:");
             for step in steps {
                 println!("  - {step}");
             }
-            ExitCode::SUCCESS
         }
         Err(e) => {
             tracing::error!("restore of {} failed: {e}", config.vm);
-            exit_code(&e)
+            return Err(Failure::logged(run_code(&e)));
         }
     }
-}
-
-fn exit_code(e: &backup::RunError) -> ExitCode {
-    ExitCode::from(match e {
-        backup::RunError::Catalog(CatalogError::Busy { .. }) => BUSY,
-        backup::RunError::Interrupted => INTERRUPTED,
-        backup::RunError::Config(_) => USAGE_OR_CONFIG,
-        _ => FAILED,
-    })
+    Ok(SUCCESS)
 }
 
 fn merge_command(
-    path: &PathBuf,
+    path: &Path,
     point: &str,
     disk: Option<&str>,
-    out: &std::path::Path,
+    out: &Path,
     compress: bool,
-) -> ExitCode {
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(message) => return fail(message),
-    };
-    let catalog = match open_catalog(&config) {
-        Ok(catalog) => catalog,
-        Err(e) => return fail(e.to_string()),
-    };
+) -> Outcome {
+    let config = load(path)?;
+    let catalog = open_catalog(&config)?;
     // Held while reading: retention after a backup must not remove the chain meanwhile.
-    let _lock = match catalog.lock(Duration::from_secs(600)) {
-        Ok(lock) => lock,
-        Err(e @ CatalogError::Busy { .. }) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(BUSY);
-        }
-        Err(e) => return fail(e.to_string()),
-    };
-    let points = match catalog.points() {
-        Ok(points) => points,
-        Err(e) => return fail(e.to_string()),
-    };
-    let manifest = match restore::select(&points, &restore::Selector::Point(point.to_owned())) {
-        Ok(manifest) => manifest,
-        Err(e) => return fail(e.to_string()),
-    };
+    let _lock = catalog.lock(Duration::from_secs(600))?;
+    let points = catalog.points()?;
+    let manifest = restore::select(&points, &restore::Selector::Point(point.to_owned()))?;
     let chain = Catalog::chain(&points, &manifest.point);
     if chain.first().is_none_or(|first| first.parent.is_some()) {
-        eprintln!(
-            "error: point {point}'s chain is broken (a parent point is missing; run `ovrun \
-             verify`): it cannot be merged"
-        );
-        return ExitCode::from(FAILED);
+        return Err(Failure::failed(format!(
+            "point {point}'s chain is broken (a parent point is missing; run `ovrun verify`): \
+             it cannot be merged"
+        )));
     }
     let entry = match (disk, manifest.disks.as_slice()) {
         (None, [only]) => only,
         (None, disks) => {
             let aliases: Vec<&str> = disks.iter().map(|d| d.alias.as_str()).collect();
-            return fail(format!(
+            return Err(Failure::config(format!(
                 "point {point} has {} disks: name one with --disk ({})",
                 disks.len(),
                 aliases.join(", ")
-            ));
+            )));
         }
-        (Some(alias), disks) => match disks.iter().find(|d| d.alias == alias) {
-            Some(entry) => entry,
-            None => return fail(format!("point {point} has no disk {alias:?}")),
-        },
+        (Some(alias), disks) => disks
+            .iter()
+            .find(|d| d.alias == alias)
+            .ok_or_else(|| Failure::config(format!("point {point} has no disk {alias:?}")))?,
     };
-    match restore::merge(&catalog.path(&entry.file), out, compress) {
-        Ok(()) => {
-            println!(
-                "{}: point {point} of {} (disk {}) as one qcow2 image",
-                out.display(),
-                config.vm,
-                entry.alias
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: merging point {point}: {e}");
-            exit_code(&e)
-        }
-    }
+    restore::merge(&catalog.path(&entry.file), out, compress).map_err(|e| Failure {
+        code: run_code(&e),
+        message: Some(format!("merging point {point}: {e}")),
+    })?;
+    println!(
+        "{}: point {point} of {} (disk {}) as one qcow2 image",
+        out.display(),
+        config.vm,
+        entry.alias
+    );
+    Ok(SUCCESS)
 }
 
 /// Runs `work` on a new runtime; a first SIGTERM or Ctrl-C sets `stop` (the work winds down:
@@ -675,9 +771,9 @@ fn run_stoppable<T>(
     first: &'static str,
     second: &'static str,
     work: impl std::future::Future<Output = T>,
-) -> Result<T, String> {
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| format!("starting the runtime: {e}"))?;
+) -> Result<T, Failure> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
     let stop = stop.clone();
     Ok(runtime.block_on(async {
         tokio::spawn(async move {
@@ -703,63 +799,56 @@ async fn stop_signal() {
     }
 }
 
-fn fail(message: String) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(USAGE_OR_CONFIG)
+/// Refuses an engine URL credentials may not be sent to (not https, not an API URL) before
+/// anything else is done: the runner config can be edited by hand. [`EngineClient::new`] checks
+/// it again for library callers.
+///
+/// [`EngineClient::new`]: ovbackup::run::engine::EngineClient::new
+fn https_only(access: &EngineAccess) -> Result<(), Failure> {
+    ovbackup::run::engine::check_url(&access.url)
+        .map(drop)
+        .map_err(|e| Failure::config(e.to_string()))
 }
 
-fn load(path: &PathBuf) -> Result<RunnerConfig, String> {
+/// Reads a runner config; every problem with it is a configuration problem (exit 2).
+fn load(path: &Path) -> Result<RunnerConfig, Failure> {
     let text = fs_err::read_to_string(path).map_err(|e| {
-        format!("{e}\nhelp: give the runner config `ovplan build` wrote for the VM")
+        Failure::config(format!(
+            "{e}\nhelp: give the runner config `ovplan build` wrote for the VM"
+        ))
     })?;
     serde_json::from_str(&text).map_err(|e| {
-        format!(
+        Failure::config(format!(
             "{}: not a runner config: {e}\nhelp: rebuild the bundle with `ovplan build`",
             path.display()
-        )
+        ))
     })
 }
 
 /// Whether a start at `at` is due by the VM's schedule and the unit's guard.
 fn due_verdict(
     config: &RunnerConfig,
-    path: &std::path::Path,
+    path: &Path,
     at: DateTime<Utc>,
-) -> Result<ovbackup::plan::schedule::Due, String> {
+) -> Result<ovbackup::plan::schedule::Due, Failure> {
     let zone = host::schedule_zone(config.timezone.as_deref());
     let (schedule, guard) = config
         .schedule()
         .and_then(|s| Ok((s, config.guard()?)))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
     let calendar = Calendar::new(&schedule, zone)
-        .map_err(|p| format!("{}: schedule: {}", path.display(), p.message))?;
+        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
     let superset = guard
         .map(|g| Calendar::new(&g, zone))
         .transpose()
-        .map_err(|p| format!("{}: schedule: {}", path.display(), p.message))?;
+        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
     Ok(due(&calendar, superset.as_ref(), at))
 }
 
-fn due_command(path: &PathBuf, at: Option<&str>) -> ExitCode {
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(message) => return fail(message),
-    };
-    let at: DateTime<Utc> = match at {
-        None => Utc::now(),
-        Some(text) => match DateTime::parse_from_rfc3339(text) {
-            Ok(t) => t.with_timezone(&Utc),
-            Err(e) => return fail(format!("--at `{text}` is not an RFC 3339 instant: {e}")),
-        },
-    };
-    let verdict = match due_verdict(&config, path, at) {
-        Ok(verdict) => verdict,
-        Err(message) => return fail(message),
-    };
+fn due_command(path: &Path, at: Option<&str>) -> Outcome {
+    let config = load(path)?;
+    let at = at.map_or_else(|| Ok(Utc::now()), |text| instant("--at", text))?;
+    let verdict = due_verdict(&config, path, at)?;
     println!("VM {}: {}", config.vm, verdict.why);
-    if verdict.due {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(NOT_DUE)
-    }
+    Ok(if verdict.due { SUCCESS } else { NOT_DUE })
 }

@@ -18,6 +18,7 @@ use reqwest::{StatusCode, Url};
 use sha2::{Digest, Sha256};
 use x509_parser::pem::Pem;
 
+use super::transport::{self, TransportKind};
 use crate::fsutil::write_atomic;
 
 /// [`expiry_warning`] warns when the CA expires within this many days.
@@ -281,16 +282,23 @@ pub fn pki_url(api_url: &str) -> Result<String, CertError> {
 /// not one CA certificate; each names the URL or file.
 pub async fn fetch(api_url: &str, trust: Trust) -> Result<CaInfo, CertError> {
     let url = pki_url(api_url)?;
-    let builder = reqwest::Client::builder().timeout(TIMEOUT).https_only(true);
+    let builder = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .https_only(true)
+        .redirect(transport::same_origin_redirects());
     let builder = match &trust {
         Trust::Existing(path) => builder.tls_certs_only(trusted(path)?),
         Trust::FirstContact => builder.tls_danger_accept_invalid_certs(true),
     };
     let client = builder
         .build()
-        .map_err(|e| CertError::Client(describe(&e).0))?;
+        .map_err(|e| CertError::Client(e.to_string()))?;
+    let ca_file = match &trust {
+        Trust::Existing(path) => Some(path.clone()),
+        Trust::FirstContact => None,
+    };
     let request_error = |e: reqwest::Error| {
-        let (detail, tls) = describe(&e);
+        let (detail, tls) = describe(&e, &url, ca_file.as_deref());
         match (&trust, tls) {
             (Trust::Existing(ca_file), true) => CertError::Untrusted {
                 url: url.clone(),
@@ -342,46 +350,34 @@ fn trusted(path: &Path) -> Result<Vec<reqwest::Certificate>, CertError> {
     };
     let pem = std::fs::read(path).map_err(|e| refuse(format!("cannot be read: {e}")))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| refuse(format!("is not PEM: {}", describe(&e).0)))?;
+        .map_err(|e| refuse(format!("is not PEM: {e}")))?;
     if certs.is_empty() {
         return Err(refuse("holds no certificate".to_owned()));
     }
     Ok(certs)
 }
 
-/// A reqwest error's causes, joined, and whether TLS (rustls) reported one of them.
-fn describe(error: &reqwest::Error) -> (String, bool) {
-    use std::error::Error;
-    let mut parts: Vec<String> = Vec::new();
-    let mut tls = false;
-    let mut next: Option<&(dyn Error + 'static)> = Some(error);
-    while let Some(e) = next {
-        tls |= e.downcast_ref::<rustls::Error>().is_some();
-        // reqwest's own text repeats the URL, which the callers name already.
-        let text = if e.is::<reqwest::Error>() && e.source().is_some() {
-            String::new()
-        } else {
-            e.to_string()
-        };
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        // An io::Error's `source()` skips the error it wraps; `get_ref()` does not.
-        next = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner),
-            None => e.source(),
-        };
-    }
-    if error.is_timeout() {
-        parts.insert(0, format!("no answer within {} s", TIMEOUT.as_secs()));
-    }
-    if parts.is_empty() {
-        parts.push(error.to_string());
-    }
-    (parts.join(": "), tls)
+/// A reqwest error's cause in plain words (see [`transport::describe`]; the variants of
+/// [`CertError`] say what to do), and
+/// whether TLS reported it.
+fn describe(error: &reqwest::Error, url: &str, ca_file: Option<&Path>) -> (String, bool) {
+    let ca_file = ca_file.map(|p| p.display().to_string());
+    let described = transport::describe(
+        error,
+        transport::Context {
+            url,
+            ca_file: ca_file.as_deref(),
+            timeout: TIMEOUT,
+        },
+    );
+    let tls = matches!(
+        described.kind,
+        TransportKind::UnknownCa
+            | TransportKind::NameMismatch
+            | TransportKind::Expired
+            | TransportKind::Tls
+    );
+    (described.cause, tls)
 }
 
 /// Writes the CA's PEM to `path` atomically and durably, making its folder if needed.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use super::transport::{self, TransportKind};
 use crate::plan::runner::EngineAccess;
 
 /// What can go wrong talking to an engine.
@@ -21,14 +22,32 @@ pub enum EngineError {
     /// The client cannot be set up (CA file, password).
     #[error("{0}")]
     Setup(String),
-    /// No answer (connection refused, TLS refused, timeout).
-    #[error("{method} {url}: {source}")]
+    /// The runner config's engine URL is one `ovrun` does not send credentials to.
+    #[error(
+        "the engine URL {url:?} {reason}\nhelp: set the engine's url in the runner config to \
+         https://ENGINE/ovirt-engine/api (ovrun sends the password only over TLS verified with \
+         the engine's CA), or rebuild it with `ovplan build`"
+    )]
+    Url {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No answer (connection refused, unknown host, TLS refused, timeout, a redirect elsewhere).
+    #[error("{method} {url}: {cause}\nhelp: {help}")]
     Transport {
         /// The method.
         method: Method,
         /// The URL.
         url: String,
-        /// Why.
+        /// What kind of failure.
+        kind: TransportKind,
+        /// The cause in plain words (from the error's source chain).
+        cause: String,
+        /// What to do about it.
+        help: String,
+        /// The error.
         #[source]
         source: reqwest::Error,
     },
@@ -81,6 +100,12 @@ impl EngineError {
     /// Whether the engine said the object does not exist (404).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// Whether the runner config or the files it names are wrong (no request was sent): the CA
+    /// file, the password file, the URL.
+    pub fn is_config(&self) -> bool {
+        matches!(self, EngineError::Setup(_) | EngineError::Url { .. })
     }
 
     /// The fault's detail text ("" if none).
@@ -409,16 +434,19 @@ pub struct EngineClient {
     http: reqwest::Client,
     base: String,
     api: String,
+    ca_file: Option<String>,
     user: String,
     password: String,
     token: Mutex<Option<String>>,
+    timeout: Duration,
 }
 
 /// How long one API call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// An HTTPS client that trusts only the CA in `ca_file` (never the system store by default, never
-/// no verification).
+/// An HTTPS client that trusts only the CA in `ca_file` (never the system store, never no
+/// verification), sends nothing over plain HTTP, and follows redirects only within the first
+/// URL's origin ([`transport::same_origin_redirects`]).
 ///
 /// # Errors
 /// The CA file is missing or not a certificate.
@@ -437,6 +465,8 @@ pub fn https_client(ca_file: Option<&str>) -> Result<reqwest::Client, EngineErro
         .map_err(|e| EngineError::Setup(format!("{ca_file} is not a PEM certificate: {e}")))?;
     reqwest::Client::builder()
         .tls_certs_only([certificate])
+        .https_only(true)
+        .redirect(transport::same_origin_redirects())
         .connect_timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| EngineError::Setup(format!("setting up TLS: {e}")))
@@ -462,28 +492,54 @@ pub fn read_password(access: &EngineAccess) -> Result<String, EngineError> {
 }
 
 impl EngineClient {
-    /// A client for the engine `access` describes, with its password.
+    /// A client for the engine `access` describes, with its password. Nothing is sent yet.
     ///
     /// # Errors
-    /// The CA file cannot be used, or the URL is not an engine API URL.
+    /// The URL is not an https engine API URL ([`EngineError::Url`]), or the CA file cannot be
+    /// used.
     pub fn new(access: &EngineAccess, password: String) -> Result<Self, EngineError> {
-        let api = access.url.trim_end_matches('/').to_owned();
+        let api = check_url(&access.url)?;
         let base = api
             .strip_suffix("/ovirt-engine/api")
-            .ok_or_else(|| {
-                EngineError::Setup(format!(
-                    "{api} is not an engine API URL (it ends in /ovirt-engine/api)"
-                ))
-            })?
+            .expect("check_url keeps only URLs ending with /ovirt-engine/api")
             .to_owned();
         Ok(Self {
             http: https_client(access.ca_file.as_deref())?,
             base,
             api,
+            ca_file: access.ca_file.clone(),
             user: access.user.clone(),
             password,
             token: Mutex::new(None),
+            timeout: CALL_TIMEOUT,
         })
+    }
+
+    /// The same client with another time limit per call (120 s by default).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A request that got no answer, with its cause in plain words.
+    fn transport_error(&self, method: Method, url: String, source: reqwest::Error) -> EngineError {
+        let described = transport::describe(
+            &source,
+            transport::Context {
+                url: &url,
+                ca_file: self.ca_file.as_deref(),
+                timeout: self.timeout,
+            },
+        );
+        EngineError::Transport {
+            method,
+            url,
+            kind: described.kind,
+            cause: described.cause,
+            help: described.help,
+            source,
+        }
     }
 
     /// The HTTP client (it trusts the engine's CA, which signs imageio's certificates too).
@@ -504,14 +560,10 @@ impl EngineClient {
                 ("username", self.user.as_str()),
                 ("password", self.password.as_str()),
             ])
-            .timeout(CALL_TIMEOUT)
+            .timeout(self.timeout)
             .send()
             .await
-            .map_err(|source| EngineError::Transport {
-                method: Method::POST,
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| self.transport_error(Method::POST, url.clone(), source))?;
         let token: Token = response.json().await.map_err(|e| EngineError::Login {
             url: url.clone(),
             user: self.user.clone(),
@@ -584,7 +636,7 @@ impl EngineClient {
                 .bearer_auth(&token)
                 .header("Accept", "application/json")
                 .header("Version", "4")
-                .timeout(CALL_TIMEOUT);
+                .timeout(self.timeout);
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -596,11 +648,7 @@ impl EngineClient {
                     continue;
                 }
                 Err(source) => {
-                    return Err(EngineError::Transport {
-                        method,
-                        url: self.url(path),
-                        source,
-                    });
+                    return Err(self.transport_error(method, self.url(path), source));
                 }
             };
             let status = response.status();
@@ -694,6 +742,18 @@ impl EngineClient {
             }),
         }
     }
+}
+
+/// The engine API URL of a runner config, if it is one credentials may be sent to: https, a
+/// host, no user info, ending with `/ovirt-engine/api`. Without a trailing `/`.
+///
+/// # Errors
+/// [`EngineError::Url`], naming the URL and what is wrong.
+pub fn check_url(url: &str) -> Result<String, EngineError> {
+    transport::api_url(url).map_err(|reason| EngineError::Url {
+        url: url.to_owned(),
+        reason,
+    })
 }
 
 /// Percent-encodes a query value.

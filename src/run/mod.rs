@@ -19,5 +19,6 @@ pub mod imageio;
 pub mod local;
 pub mod restore;
 pub mod status;
+pub mod transport;
 pub mod verify;
 mod workers;
