@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use ovbackup::host;
 use ovbackup::plan::retention::Keep;
 use ovbackup::plan::runner::{EngineAccess, RunnerConfig};
@@ -199,13 +199,14 @@ enum Command {
     },
     /// Check the VM's backup points: every image (qemu-img check), chain links, sizes and
     /// checksums against the manifests. Exit 1 and a list on any damage.
+    #[command(group(ArgGroup::new("vms").required(true).args(["config", "config_dir"])))]
     Verify {
         /// The VM's runner config.
-        #[arg(long, required_unless_present = "config_dir")]
+        #[arg(long)]
         config: Option<PathBuf>,
         /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
         /// compiled maintenance units); the exit code is the worst.
-        #[arg(long, conflicts_with = "config")]
+        #[arg(long)]
         config_dir: Option<PathBuf>,
         /// Seconds to wait for another ovrun working on the same VM.
         #[arg(long, default_value_t = 60)]
@@ -276,13 +277,14 @@ enum Command {
         compress: bool,
     },
     /// Apply the VM's retention to its backup points (policy.md section 4).
+    #[command(group(ArgGroup::new("vms").required(true).args(["config", "config_dir"])))]
     Prune {
         /// The VM's runner config.
-        #[arg(long, required_unless_present = "config_dir")]
+        #[arg(long)]
         config: Option<PathBuf>,
         /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
         /// compiled maintenance units); the exit code is the worst.
-        #[arg(long, conflicts_with = "config")]
+        #[arg(long)]
         config_dir: Option<PathBuf>,
         /// Only say what would be deleted.
         #[arg(long)]
@@ -851,4 +853,27 @@ fn due_command(path: &Path, at: Option<&str>) -> Outcome {
     let verdict = due_verdict(&config, path, at)?;
     println!("VM {}: {}", config.vm, verdict.why);
     Ok(if verdict.due { SUCCESS } else { NOT_DUE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_code_of_a_folder() {
+        for (codes, worst) in [
+            (&[][..], SUCCESS),
+            (&[SUCCESS, SUCCESS], SUCCESS),
+            (&[SUCCESS, BUSY], BUSY),
+            (&[BUSY, FAILED, SUCCESS], FAILED),
+            (&[FAILED, USAGE_OR_CONFIG, BUSY], USAGE_OR_CONFIG),
+            (&[USAGE_OR_CONFIG, SUCCESS], USAGE_OR_CONFIG),
+        ] {
+            assert_eq!(
+                codes.iter().copied().fold(SUCCESS, worse),
+                worst,
+                "{codes:?}"
+            );
+        }
+    }
 }

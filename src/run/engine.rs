@@ -453,18 +453,26 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn https_client(ca_file: Option<&str>) -> Result<reqwest::Client, EngineError> {
     let Some(ca_file) = ca_file else {
         return Err(EngineError::Setup(
-            "no ca_file is configured for this engine: run `ovrun cert fetch` and set it".into(),
+            "no ca_file is configured for this engine, and ovrun trusts no other CA\nhelp: run \
+             `ovrun cert fetch --config RUNNER.json --engine source|target --out FILE` and set \
+             ca_file to FILE in the policy"
+                .into(),
         ));
     };
-    let pem = fs_err::read(ca_file).map_err(|e| {
+    let refuse = |why: String| {
         EngineError::Setup(format!(
-            "{e}: the engine's CA is needed to verify it (`ovrun cert fetch` downloads it)"
+            "the CA file {ca_file} {why}\nhelp: the engine's CA certificate (PEM) is needed to \
+             verify it; `ovrun cert fetch` downloads it"
         ))
-    })?;
-    let certificate = reqwest::Certificate::from_pem(&pem)
-        .map_err(|e| EngineError::Setup(format!("{ca_file} is not a PEM certificate: {e}")))?;
+    };
+    let pem = fs_err::read(ca_file).map_err(|e| refuse(format!("cannot be read ({e})")))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| refuse(format!("is not PEM ({e})")))?;
+    if certificates.is_empty() {
+        return Err(refuse("holds no certificate".to_owned()));
+    }
     reqwest::Client::builder()
-        .tls_certs_only([certificate])
+        .tls_certs_only(certificates)
         .https_only(true)
         .redirect(transport::same_origin_redirects())
         .connect_timeout(Duration::from_secs(30))
@@ -484,7 +492,7 @@ pub fn read_password(access: &EngineAccess) -> Result<String, EngineError> {
     let path = from_credentials.unwrap_or_else(|| access.password_file.clone().into());
     let text = fs_err::read_to_string(&path).map_err(|e| {
         EngineError::Setup(format!(
-            "{e}: the password of {} for {} is read from this file",
+            "{e}\nhelp: the password of {} for {} is read from this file (mode 0400, one line)",
             access.user, access.url
         ))
     })?;
