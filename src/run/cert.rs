@@ -367,7 +367,7 @@ fn describe(error: &reqwest::Error, url: &str, ca_file: Option<&Path>) -> (Strin
         transport::Context {
             url,
             ca_file: ca_file.as_deref(),
-            timeout: TIMEOUT,
+            timeout: Some(TIMEOUT),
         },
     );
     let tls = matches!(

@@ -537,7 +537,7 @@ impl EngineClient {
             transport::Context {
                 url: &url,
                 ca_file: self.ca_file.as_deref(),
-                timeout: self.timeout,
+                timeout: Some(self.timeout),
             },
         );
         EngineError::Transport {

@@ -12,8 +12,8 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImageioError {
-    /// No answer, or the connection broke mid-transfer.
-    #[error("{what} {url}: {source}")]
+    /// No answer, or the connection broke mid-transfer (the cause in plain words).
+    #[error("{what} {url}: {}", super::transport::cause(source, url))]
     Transport {
         /// What was being done.
         what: &'static str,

@@ -53,8 +53,8 @@ pub struct Context<'a> {
     pub url: &'a str,
     /// The CA file trusted, if one was (`None`: no verification, as on first contact).
     pub ca_file: Option<&'a str>,
-    /// The request's time limit.
-    pub timeout: Duration,
+    /// The request's time limit, if it had one.
+    pub timeout: Option<Duration>,
 }
 
 /// A redirect the policy of [`same_origin_redirects`] refused.
@@ -126,6 +126,20 @@ pub fn api_url(url: &str) -> Result<String, String> {
         return Err("does not end with /ovirt-engine/api".to_owned());
     }
     Ok(trimmed.to_owned())
+}
+
+/// The cause of `error` in plain words, for a message that names the URL already: what
+/// [`describe`] says, without the help line.
+pub fn cause(error: &reqwest::Error, url: &str) -> String {
+    describe(
+        error,
+        Context {
+            url,
+            ca_file: None,
+            timeout: None,
+        },
+    )
+    .cause
 }
 
 /// Says why `error` got no answer, walking its source chain.
@@ -223,11 +237,14 @@ fn refused(context: Context<'_>) -> Described {
 fn timeout(context: Context<'_>) -> Described {
     Described {
         kind: TransportKind::Timeout,
-        cause: format!(
-            "no answer within {} s from {}",
-            context.timeout.as_secs_f64(),
-            host_port(context.url)
-        ),
+        cause: match context.timeout {
+            Some(limit) => format!(
+                "no answer within {} s from {}",
+                limit.as_secs_f64(),
+                host_port(context.url)
+            ),
+            None => format!("no answer in time from {}", host_port(context.url)),
+        },
         help: "check that the engine is up and not overloaded, and that no firewall drops the \
                connection"
             .to_owned(),
@@ -254,14 +271,16 @@ fn dns(link: &(dyn Error + 'static), context: Context<'_>) -> Described {
 
 fn tls_kind(error: &rustls::Error, context: Context<'_>) -> Described {
     use rustls::CertificateError as C;
-    let ca = context.ca_file.unwrap_or("(none)");
+    let ca = context
+        .ca_file
+        .map_or_else(|| "the trusted CA".to_owned(), |f| format!("the CA in {f}"));
     let fetch = "`ovrun cert fetch` downloads the engine's CA; compare its fingerprint with \
                  `openssl x509 -noout -fingerprint -sha256 -in /etc/pki/ovirt-engine/ca.pem` on \
                  the engine";
     let (kind, cause, help) = match error {
         rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => (
             TransportKind::UnknownCa,
-            format!("TLS: the server's certificate is not signed by the CA in {ca} ({error})"),
+            format!("TLS: the server's certificate is not signed by {ca} ({error})"),
             format!(
                 "if this is the engine and its CA was replaced, fetch the new CA ({fetch}); \
                  else the URL names another server"

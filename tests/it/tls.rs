@@ -258,6 +258,23 @@ async fn transport_errors_name_their_cause_and_the_engine_url() {
     }
     drop(silent);
 
+    // The data plane says it the same way (imageio's ticket URLs, with the engine's client).
+    let http = ovbackup::run::engine::https_client(ca.to_str()).expect("client");
+    for (url, says) in [
+        (
+            format!("https://127.0.0.1:{closed}/images/ticket"),
+            format!("connection refused: nothing listens at 127.0.0.1:{closed}"),
+        ),
+        (
+            format!("https://127.0.0.2:{port}/images/ticket"),
+            format!("the server's certificate is not for 127.0.0.2:{port}"),
+        ),
+    ] {
+        let ticket = ovbackup::run::imageio::Ticket::new(http.clone(), &url);
+        let text = ticket.extents("zero").await.expect_err(&url).to_string();
+        assert!(text.contains(&url) && text.contains(&says), "{text}");
+    }
+
     // The same through `ovrun backup`: the cause in the log, exit 1 (the engine failed, not the
     // configuration).
     let unknown_ca = config_for(
