@@ -99,13 +99,16 @@ pub enum CertError {
         /// What TLS reported.
         detail: String,
     },
-    /// TLS failed although no certificate was verified (first contact).
-    #[error("{url}: TLS failed ({detail}); check that the URL names the engine's HTTPS port")]
+    /// TLS failed otherwise: the certificate is not for the URL's name or has expired, or the
+    /// port does not speak TLS.
+    #[error("{url}: {detail}\nhelp: {help}")]
     Tls {
         /// The PKI URL.
         url: String,
         /// What TLS reported.
         detail: String,
+        /// What to do.
+        help: String,
     },
     /// No answer: DNS, connection, timeout.
     #[error("{url}: {detail}; check that the engine is up and reachable from this host")]
@@ -298,20 +301,27 @@ pub async fn fetch(api_url: &str, trust: Trust) -> Result<CaInfo, CertError> {
         Trust::FirstContact => None,
     };
     let request_error = |e: reqwest::Error| {
-        let (detail, tls) = describe(&e, &url, ca_file.as_deref());
-        match (&trust, tls) {
-            (Trust::Existing(ca_file), true) => CertError::Untrusted {
+        let described = describe(&e, &url, ca_file.as_deref());
+        match (&trust, described.kind) {
+            (Trust::Existing(ca_file), TransportKind::UnknownCa) => CertError::Untrusted {
                 url: url.clone(),
                 ca_file: ca_file.clone(),
-                detail,
+                detail: described.cause,
             },
-            (Trust::FirstContact, true) => CertError::Tls {
+            (
+                _,
+                TransportKind::UnknownCa
+                | TransportKind::NameMismatch
+                | TransportKind::Expired
+                | TransportKind::Tls,
+            ) => CertError::Tls {
                 url: url.clone(),
-                detail,
+                detail: described.cause,
+                help: described.help,
             },
-            (_, false) => CertError::Request {
+            _ => CertError::Request {
                 url: url.clone(),
-                detail,
+                detail: described.cause,
             },
         }
     };
@@ -357,27 +367,17 @@ fn trusted(path: &Path) -> Result<Vec<reqwest::Certificate>, CertError> {
     Ok(certs)
 }
 
-/// A reqwest error's cause in plain words (see [`transport::describe`]; the variants of
-/// [`CertError`] say what to do), and
-/// whether TLS reported it.
-fn describe(error: &reqwest::Error, url: &str, ca_file: Option<&Path>) -> (String, bool) {
+/// A reqwest error's cause in plain words (see [`transport::describe`]).
+fn describe(error: &reqwest::Error, url: &str, ca_file: Option<&Path>) -> transport::Described {
     let ca_file = ca_file.map(|p| p.display().to_string());
-    let described = transport::describe(
+    transport::describe(
         error,
         transport::Context {
             url,
             ca_file: ca_file.as_deref(),
             timeout: Some(TIMEOUT),
         },
-    );
-    let tls = matches!(
-        described.kind,
-        TransportKind::UnknownCa
-            | TransportKind::NameMismatch
-            | TransportKind::Expired
-            | TransportKind::Tls
-    );
-    (described.cause, tls)
+    )
 }
 
 /// Writes the CA's PEM to `path` atomically and durably, making its folder if needed.

@@ -207,3 +207,39 @@ fn inspect_rejects_garbage() {
         Err(CertError::NotCertificate { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_names_why_tls_or_the_name_failed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Its certificate holds `localhost` and `127.0.0.1`, not 127.0.0.2.
+    let sim = crate::tls::sim(&dir.path().join("sim"), "127.0.0.2:0").await;
+    let port = sim.addr.port();
+    let api = format!("https://127.0.0.2:{port}/ovirt-engine/api");
+    let error = fetch(&api, Trust::Existing(sim.pki.ca_cert.clone()))
+        .await
+        .expect_err("not the certificate's name");
+    assert!(matches!(&error, CertError::Tls { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "the server's certificate is not for 127.0.0.2:{port}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("\nhelp: use the engine's name"), "{text}");
+
+    let error = fetch(
+        "https://nonexistent.invalid/ovirt-engine/api",
+        Trust::FirstContact,
+    )
+    .await
+    .expect_err("no such host");
+    assert!(matches!(&error, CertError::Request { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("the host name \"nonexistent.invalid\" does not resolve"),
+        "{error}"
+    );
+    sim.shutdown().await;
+}

@@ -144,7 +144,7 @@ fn a_plain_http_engine_url_is_refused_before_any_request() {
 }
 
 /// `ovsim` without a data plane (for its TLS and PKI), listening on `listen`.
-async fn sim(state: &Path, listen: &str) -> Running {
+pub async fn sim(state: &Path, listen: &str) -> Running {
     start(&ServeOptions {
         state: state.to_owned(),
         listen: listen.parse().expect("address"),
