@@ -65,7 +65,8 @@ pub struct EngineAccess {
     pub password_file: String,
     /// systemd credential name of the password.
     pub password_credential: String,
-    /// CA certificate (PEM); `null` = the system's trust store.
+    /// CA certificate (PEM), the only one `ovrun` trusts for this engine; `null`: `ovrun`
+    /// refuses to connect (no fallback to the system's trust store).
     pub ca_file: Option<String>,
 }
 
