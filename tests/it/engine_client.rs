@@ -101,9 +101,19 @@ async fn the_client_relogs_in_and_reads_the_engines_errors() {
     assert!(setup.to_string().contains("ovrun cert fetch"), "{setup}");
     let not_api = EngineAccess {
         url: sim.base_url(),
-        ..access
+        ..access.clone()
     };
     assert!(EngineClient::new(&not_api, String::new()).is_err());
+    let plain = EngineAccess {
+        url: sim.api_url().replace("https://", "http://"),
+        ..not_api
+    };
+    let refused = EngineClient::new(&plain, String::new()).expect_err("plain HTTP");
+    assert!(
+        matches!(&refused, EngineError::Url { url, .. } if *url == plain.url),
+        "{refused}"
+    );
+    assert!(refused.is_config() && setup.is_config(), "{refused}");
     assert!(Path::new(&sim.pki.ca_cert).exists());
     sim.stop();
 }
