@@ -144,30 +144,22 @@ pub fn cause(error: &reqwest::Error, url: &str) -> String {
 
 /// Says why `error` got no answer, walking its source chain.
 pub fn describe(error: &reqwest::Error, context: Context<'_>) -> Described {
-    let mut found: Option<Described> = None;
-    let mut last = String::new();
-    for link in chain(error) {
-        if let Some(described) = link_kind(link, context) {
-            found = Some(described);
-            break;
-        }
-        if !link.is::<reqwest::Error>() {
-            last = link.to_string();
-        }
-    }
-    if let Some(described) = found {
+    let links = chain(error);
+    if let Some(described) = links.iter().find_map(|link| link_kind(*link, context)) {
         return described;
     }
     if error.is_timeout() {
         return timeout(context);
     }
+    // reqwest's own text ("error sending request for url") says nothing: the deepest cause does.
+    let deepest = links
+        .iter()
+        .rev()
+        .find(|link| !link.is::<reqwest::Error>())
+        .map_or_else(|| error.to_string(), ToString::to_string);
     Described {
         kind: TransportKind::Other,
-        cause: if last.is_empty() {
-            error.to_string()
-        } else {
-            last
-        },
+        cause: deepest,
         help: format!(
             "check that {} is the engine's HTTPS address and that the engine is up",
             origin(context.url)
