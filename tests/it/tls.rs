@@ -1,7 +1,8 @@
 //! Issue 11, items 2 and 6: `ovrun` sends a password only to the https URL it belongs to (a plain
 //! HTTP listener receives nothing, a redirect to another origin is refused before anything is
 //! sent there), and a request that got no answer names its cause with the engine URL (connection
-//! refused, unknown host, unknown CA, name mismatch, timeout), against `ovsim`'s real TLS.
+//! refused, unknown host, unknown CA, name mismatch, an expired certificate, timeout), against
+//! `ovsim`'s real TLS.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -379,4 +380,45 @@ async fn a_redirect_elsewhere_never_gets_the_password() {
         .expect("text");
     assert_eq!(here, "here");
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_engine_certificate_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_pem = ca.self_signed(&ca_key).expect("CA").pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let mut server = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    server.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    server.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let server_key = rcgen::KeyPair::generate().expect("key");
+    let server_pem = server
+        .signed_by(&server_key, &issuer)
+        .expect("signed")
+        .pem();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).expect("CA file");
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+        server_pem.into_bytes(),
+        server_key.serialize_pem().into_bytes(),
+    )
+    .await
+    .expect("TLS config");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = listener.local_addr().expect("address").port();
+    let server = axum_server::from_tcp_rustls(listener, tls).expect("server");
+    tokio::spawn(server.serve(Router::new().into_make_service()));
+
+    let url = format!("https://localhost:{port}/ovirt-engine/api");
+    let error = first_call_error(&url, &ca_file, Duration::from_secs(30)).await;
+    let text = error.to_string();
+    assert_eq!(kind(&error), Some(TransportKind::Expired), "{text}");
+    assert!(text.contains("certificate is not valid now"), "{text}");
+    assert!(
+        text.contains("\nhelp: renew the engine's certificates"),
+        "{text}"
+    );
 }
