@@ -24,6 +24,7 @@ use super::engine::{
 };
 use super::imageio::{Extent, ImageioError, Ticket};
 use super::local::{self, LocalError, Writer};
+use super::retry::{self, Wait};
 use super::workers::{Ranges, join_all};
 use crate::fsutil;
 use crate::plan::full::{Chain, Kind, Reason, decide};
@@ -537,13 +538,28 @@ impl Attempt<'_> {
             request["from_checkpoint_id"] = json!(from);
         }
         let backup = self.post_backup(&request).await?;
-        let path = format!("/vms/{}/backups/{}", self.vm_id, backup.id);
-        let mut pacer = Pacer::new(self.options);
+        let ready = self.wait_ready(&backup.id).await;
+        if ready.is_err()
+            && let Err(e) = self.finalize(&backup.id).await
+        {
+            tracing::warn!("finalizing backup {} after a failed start: {e}", backup.id);
+        }
+        ready
+    }
+
+    /// Polls the engine's backup until `ready` (at most [`retry::PHASE_WAIT`]).
+    async fn wait_ready(&self, backup: &str) -> Result<Backup, RunError> {
+        let path = format!("/vms/{}/backups/{backup}", self.vm_id);
+        let mut wait = Wait::new(
+            self.options,
+            format!("backup {backup} to be ready"),
+            retry::PHASE_WAIT,
+        );
         loop {
             let now: Backup = match self.client.get(&path).await {
                 Ok(now) => now,
                 Err(e) if e.is_not_found() => {
-                    return Err(RunError::Failed(format!("backup {} vanished", backup.id)));
+                    return Err(RunError::Failed(format!("backup {backup} vanished")));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -551,15 +567,13 @@ impl Attempt<'_> {
                 Some("ready") => return Ok(now),
                 Some("failed") => {
                     return Err(RunError::Failed(format!(
-                        "backup {} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)",
-                        backup.id
+                        "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)"
                     )));
                 }
-                _ => {}
-            }
-            if let Err(e) = pacer.wait(self.options).await {
-                let _ = self.finalize(&backup.id).await;
-                return Err(e);
+                phase => {
+                    wait.next(&format!("phase {}", phase.unwrap_or("unknown")))
+                        .await?
+                }
             }
         }
     }
@@ -774,14 +788,19 @@ impl Attempt<'_> {
     }
 }
 
-/// Waits until a transfer is `transferring`; its data-plane URL.
+/// Waits until a transfer is `transferring` (at most [`retry::PHASE_WAIT`]); its data-plane
+/// URL.
 pub(crate) async fn wait_transferring(
     client: &EngineClient,
     options: &Options,
     href: &str,
 ) -> Result<String, RunError> {
-    let mut pacer = Pacer::new(options);
-    for _ in 0..300 {
+    let mut wait = Wait::new(
+        options,
+        format!("transfer {href} to start"),
+        retry::PHASE_WAIT,
+    );
+    loop {
         let now: ImageTransfer = client.get(href).await?;
         match now.phase.as_deref() {
             Some("transferring") => {
@@ -790,7 +809,9 @@ pub(crate) async fn wait_transferring(
                     .or(now.proxy_url)
                     .ok_or_else(|| RunError::Failed(format!("transfer {href} has no URL")));
             }
-            Some("initializing" | "resuming") => pacer.wait(options).await?,
+            Some(phase @ ("initializing" | "resuming")) => {
+                wait.next(&format!("phase {phase}")).await?;
+            }
             other => {
                 return Err(RunError::Failed(format!(
                     "transfer {href} is {}",
@@ -799,39 +820,54 @@ pub(crate) async fn wait_transferring(
             }
         }
     }
-    Err(RunError::Failed(format!("transfer {href} never started")))
 }
 
-/// Finalizes a transfer and waits for `finished_success` (an upload's disk is then checked by
-/// the engine; a download changes nothing).
+/// Finalizes a transfer (retried: [`retry::action`]) and waits for `finished_success` (an
+/// upload's disk is then checked by the engine; a download changes nothing). A finalize whose
+/// answer was lost but which the engine did carry out is seen in the phase and is fine.
 pub(crate) async fn finish_transfer(
     client: &EngineClient,
     options: &Options,
     href: &str,
 ) -> Result<(), RunError> {
-    if let Err(e) = client.action(&format!("{href}/finalize")).await {
+    let asked = retry::action(client, &format!("{href}/finalize")).await;
+    if let Err(e) = &asked {
         tracing::warn!("finalizing {href}: {e}");
     }
-    let mut pacer = Pacer::new(options);
-    for _ in 0..300 {
-        match client.get::<ImageTransfer>(href).await {
-            Ok(t) if t.phase.as_deref() == Some("finished_success") => return Ok(()),
-            Ok(t)
-                if t.phase
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with("finished") || p.starts_with("cancelled")) =>
-            {
-                return Err(RunError::Failed(format!(
-                    "transfer {href} ended {}",
-                    t.phase.unwrap_or_default()
-                )));
+    let why = |phase: &str| match &asked {
+        Err(e) => format!("transfer {href} is {phase}: finalizing it failed: {e}"),
+        Ok(()) => format!(
+            "transfer {href} ended {phase} (the engine cancels a transfer whose client is idle \
+             longer than its inactivity_timeout, or whose disk failed its check)"
+        ),
+    };
+    let mut wait = Wait::new(
+        options,
+        format!("transfer {href} to finish"),
+        retry::PHASE_WAIT,
+    )
+    .unstoppable();
+    loop {
+        let last = match client.get::<ImageTransfer>(href).await {
+            Ok(t) => {
+                let phase = t.phase.unwrap_or_default();
+                if phase == "finished_success" {
+                    return Ok(());
+                }
+                if phase.starts_with("finished") || phase.starts_with("cancelled") {
+                    return Err(RunError::Failed(why(&phase)));
+                }
+                if asked.is_err() && phase == "transferring" {
+                    return Err(RunError::Failed(why(&phase)));
+                }
+                format!("phase {phase}")
             }
             Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if retry::is_transient(&e) => e.to_string(),
             Err(e) => return Err(e.into()),
-            Ok(_) => pacer.pause().await,
-        }
+        };
+        wait.next(&last).await?;
     }
-    Err(RunError::Failed(format!("transfer {href} did not finish")))
 }
 
 /// Finalizes the VM's running backups that an earlier `ovrun` started and left (it was
@@ -864,7 +900,9 @@ async fn finalize_stale_backups(
     Ok(stale.len())
 }
 
-/// Finalizes an engine backup and waits for `succeeded`; the checkpoint it created.
+/// Finalizes an engine backup (retried: [`retry::action`]) and waits for `succeeded`; the
+/// checkpoint it created. A finalize whose answer was lost but which the engine did carry out
+/// is seen in the phase, so a backup that was read completely is kept.
 async fn finalize_backup(
     client: &EngineClient,
     vm_id: &str,
@@ -872,30 +910,50 @@ async fn finalize_backup(
     options: &Options,
 ) -> Result<Option<String>, RunError> {
     let path = format!("/vms/{vm_id}/backups/{backup}");
-    let ready: Backup = client.get(&path).await?;
-    if let Err(e) = client.action(&format!("{path}/finalize")).await {
+    let ready = client
+        .get::<Backup>(&path)
+        .await
+        .ok()
+        .and_then(|b| b.to_checkpoint_id);
+    let asked = retry::action(client, &format!("{path}/finalize")).await;
+    if let Err(e) = &asked {
         tracing::warn!("finalizing backup {backup}: {e}");
     }
-    let mut pacer = Pacer::new(options);
-    for _ in 0..600 {
-        match client.get::<Backup>(&path).await {
+    let mut wait = Wait::new(
+        options,
+        format!("backup {backup} to finish finalizing"),
+        retry::PHASE_WAIT,
+    )
+    .unstoppable();
+    loop {
+        let last = match client.get::<Backup>(&path).await {
             Ok(b) if b.phase.as_deref() == Some("succeeded") => {
-                return Ok(b.to_checkpoint_id.or(ready.to_checkpoint_id));
+                return Ok(b.to_checkpoint_id.or(ready));
             }
             Ok(b) if b.phase.as_deref() == Some("failed") => {
                 return Err(RunError::Failed(format!(
                     "backup {backup} failed while finalizing"
                 )));
             }
+            Ok(b) => {
+                let phase = b.phase.unwrap_or_default();
+                if let Err(e) = &asked
+                    && phase != "finalizing"
+                {
+                    return Err(RunError::Failed(format!(
+                        "backup {backup} is still {phase}: finalizing it failed: {e}; the next \
+                         run finalizes it (the VM's disks stay locked until then)"
+                    )));
+                }
+                format!("phase {phase}")
+            }
             // Engines before 4.4.7 drop a finalized backup.
-            Err(e) if e.is_not_found() => return Ok(ready.to_checkpoint_id),
+            Err(e) if e.is_not_found() => return Ok(ready),
+            Err(e) if retry::is_transient(&e) => e.to_string(),
             Err(e) => return Err(e.into()),
-            Ok(_) => pacer.pause().await,
-        }
+        };
+        wait.next(&last).await?;
     }
-    Err(RunError::Failed(format!(
-        "backup {backup} did not finish finalizing"
-    )))
 }
 
 /// Extents to read, and (incremental only) dirty ranges that read as zero, to zero locally.

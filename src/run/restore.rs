@@ -40,6 +40,7 @@ use super::catalog::{self, Catalog, DiskEntry, Manifest};
 use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, url_encode};
 use super::imageio::Ticket;
 use super::local::{self, Writer};
+use super::retry::{self, Wait};
 use super::workers::{Ranges, join_all};
 use crate::plan::runner::{RestoreConfig, RunnerConfig};
 
@@ -741,8 +742,13 @@ impl Job<'_> {
         Ok(vm.id)
     }
 
+    /// Waits (at most [`retry::PHASE_WAIT`]) until DR disk `id` is `ok`.
     async fn wait_disk_ok(&self, id: &str) -> Result<(), RunError> {
-        let mut pacer = Pacer::new(self.options);
+        let mut wait = Wait::new(
+            self.options,
+            format!("DR disk {id} to be ok"),
+            retry::PHASE_WAIT,
+        );
         loop {
             let disk: Disk = self.client.get(&format!("/disks/{id}")).await?;
             match disk.status.as_deref() {
@@ -750,7 +756,10 @@ impl Job<'_> {
                 Some("illegal") => {
                     return Err(RunError::Failed(format!("disk {id} became illegal in DR")));
                 }
-                _ => pacer.wait(self.options).await?,
+                status => {
+                    wait.next(&format!("status {}", status.unwrap_or("unknown")))
+                        .await?;
+                }
             }
         }
     }
@@ -795,23 +804,32 @@ impl Job<'_> {
             self.wait_vm_status(vm, "down", false).await?;
         }
         self.client.delete(&format!("/vms/{vm}")).await?;
-        let mut pacer = Pacer::new(self.options);
-        for _ in 0..120 {
+        let mut wait = Wait::new(
+            self.options,
+            format!("VM {vm} to be gone after its removal"),
+            retry::CLEANUP_WAIT,
+        )
+        .unstoppable();
+        loop {
             match self.client.get::<Vm>(&format!("/vms/{vm}")).await {
                 Err(e) if e.is_not_found() => return Ok(()),
-                _ => pacer.pause().await,
+                Err(e) => wait.next(&e).await?,
+                Ok(now) => {
+                    wait.next(&format!(
+                        "status {}",
+                        now.status.as_deref().unwrap_or("unknown")
+                    ))
+                    .await?;
+                }
             }
         }
-        Err(RunError::Failed(format!(
-            "VM {vm} was still there after its removal"
-        )))
     }
 
     /// Puts DR back as it was, as far as it can; each step's failure is logged and the rest
     /// still tried.
     async fn undo(&self, made: Made) {
         if let Some(href) = &made.transfer {
-            if let Err(e) = self.client.action(&format!("{href}/cancel")).await {
+            if let Err(e) = retry::action(self.client, &format!("{href}/cancel")).await {
                 tracing::warn!("cancelling {href}: {e}");
             }
             wait_gone(self.client, href, self.options).await;
@@ -878,20 +896,26 @@ struct Done {
     started: bool,
 }
 
-/// Waits (bounded) until a cancelled transfer has ended, so its disk is gone.
+/// Waits (at most [`retry::CLEANUP_WAIT`]) until a cancelled transfer has ended, so its disk
+/// is gone; a transfer that does not end is reported.
 async fn wait_gone(client: &EngineClient, href: &str, options: &Options) {
-    let mut pacer = Pacer::new(options);
-    for _ in 0..60 {
-        match client.get::<ImageTransfer>(href).await {
-            Ok(t)
-                if t.phase
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with("finished")) =>
-            {
-                return;
-            }
+    let mut wait = Wait::new(
+        options,
+        format!("the cancelled transfer {href} to end"),
+        retry::CLEANUP_WAIT,
+    )
+    .unstoppable();
+    loop {
+        let phase = match client.get::<ImageTransfer>(href).await {
+            Ok(t) => t.phase.unwrap_or_default(),
             Err(_) => return,
-            Ok(_) => pacer.pause().await,
+        };
+        if phase.starts_with("finished") {
+            return;
+        }
+        if let Err(e) = wait.next(&format!("phase {phase}")).await {
+            tracing::warn!("{e}");
+            return;
         }
     }
 }

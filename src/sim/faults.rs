@@ -3,8 +3,10 @@
 //! rehearsing a drill) use it to show what a client does when the engine misbehaves.
 //!
 //! `POST /ovsim/admin/faults` `{"method": "GET", "path": "/ovirt-engine/api/vms/*", "count": 2,
-//! "after": 0, "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0}` (`*`
-//! matches one path segment; `after` matching calls pass first; `status` 0 only delays). `DELETE /ovsim/admin/faults` clears them.
+//! "after": 0, "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0,
+//! "lose_answer": false}` (`*` matches one path segment; `after` matching calls pass first;
+//! `status` 0 only delays; `lose_answer`: the call is carried out and its answer replaced by the
+//! fault, as when a proxy or the network loses it). `DELETE /ovsim/admin/faults` clears them.
 //! `POST /ovsim/admin/lock` `{"kind": "vm"|"disk", "id": "…", "locked": true}`.
 //! `POST /ovsim/admin/guest-write` `{"disk": "…", "offset": 0, "length": 65536, "pattern": 51}`
 //! (`pattern` null writes zeroes): the guest writes, and its disk's checkpoints record it.
@@ -51,6 +53,9 @@ pub struct FaultRule {
     /// Milliseconds to wait first.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Carry the call out, then answer the fault instead of its answer.
+    #[serde(default)]
+    pub lose_answer: bool,
 }
 
 fn any() -> String {
@@ -123,6 +128,14 @@ pub async fn inject(State(engine): State<Arc<Engine>>, request: Request, next: N
     }
     if rule.status == 0 {
         return next.run(request).await;
+    }
+    if rule.lose_answer {
+        let lost = next.run(request).await;
+        tracing::warn!(
+            "{path}: answered {}, replaced by {}",
+            lost.status(),
+            rule.status
+        );
     }
     let status = StatusCode::from_u16(rule.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = rule
@@ -317,6 +330,7 @@ mod tests {
             status: 500,
             fault: None,
             delay_ms: 0,
+            lose_answer: false,
         });
         assert!(faults.take("GET", "/a").is_some());
         assert!(faults.take("POST", "/a").is_none());

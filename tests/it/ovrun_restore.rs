@@ -374,6 +374,65 @@ async fn a_failed_restore_leaves_dr_as_it_was() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_500_or_a_lost_answer_on_a_transfer_finalize_or_cancel_is_retried() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prod = Sim::start(&dir.path().join("prod"), seed()).await;
+    let dr = Sim::start(&dir.path().join("dr"), dr_seed()).await;
+    let config = restore_config(&prod, &dr, dir.path(), &json!({}));
+    backup_ok(&config, &[]);
+    let at_backup = (dir.path().join("os.raw"), dir.path().join("data.raw"));
+    raw_copy(
+        &prod.disk_file(&prod.disk_id("web01_os").await),
+        &at_backup.0,
+    );
+    raw_copy(
+        &prod.disk_file(&prod.disk_id("web01_data").await),
+        &at_backup.1,
+    );
+
+    // One 500 on an upload's finalize, then one whose answer is lost after the engine
+    // finalized: both restores succeed.
+    for lose_answer in [false, true] {
+        let fault = json!({"method": "POST", "path": "/ovirt-engine/api/imagetransfers/*/finalize",
+                           "status": 500, "lose_answer": lose_answer,
+                           "fault": {"reason": "Operation Failed", "detail": "[Internal Engine Error]"}});
+        dr.admin("faults", fault).await;
+        let log = restore_ok(&config, &["--force"]);
+        assert!(log.contains("trying again"), "retried:\n{log}");
+        assert_restored(&dr, "web 01_dr", &at_backup, "up").await;
+    }
+    let before = (vms(&dr).await, disk_ids(&dr).await);
+    assert_eq!(before.0.len(), 2, "the bystander and the restored VM");
+
+    // An upload that does not hash to the point's checksum is cancelled; one 500 on the
+    // cancel is retried, so its disk goes at once and DR is as it was.
+    let vm_dir = dir.path().join("backup/web 01");
+    let manifest_file = std::fs::read_dir(&vm_dir)
+        .expect("VM folder")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .expect("a manifest");
+    let original = std::fs::read_to_string(&manifest_file).expect("manifest");
+    let mut changed: Value = serde_json::from_str(&original).expect("JSON");
+    changed["disks"][0]["content"]["checksum"] = json!("0".repeat(64));
+    std::fs::write(&manifest_file, changed.to_string()).expect("manifest");
+    refuse_next(
+        &dr,
+        "POST",
+        "/ovirt-engine/api/imagetransfers/*/cancel",
+        0,
+        500,
+        "[Internal Engine Error]",
+    )
+    .await;
+    fails_leaving_dr_as_it_was(&dr, &config, &before, "the upload is discarded").await;
+    std::fs::write(&manifest_file, original).expect("manifest");
+
+    prod.running.shutdown().await;
+    dr.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_existing_vm_is_not_replaced_unless_configured_and_bad_names_are_named() {
     let dir = tempfile::tempdir().expect("temp dir");
     let prod = Sim::start(&dir.path().join("prod"), seed()).await;
