@@ -137,13 +137,16 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ru
         );
     }
     let started = Utc::now();
-    let result = connect_and_back_up(config, options, &catalog).await;
-    let recorded = match &result {
-        Ok((manifest, _)) => catalog.record_run(started, Ok(&manifest.point)),
-        Err(e) => catalog.record_run(started, Err(&e.to_string())),
-    };
-    if let Err(e) = recorded {
-        tracing::warn!("{e}");
+    let result = connect_and_back_up(config, options, &catalog)
+        .await
+        .and_then(|done| record_success(&catalog, started, done));
+    if let Err(e) = &result
+        && let Err(not_recorded) = catalog.record_run(started, Err(&e.to_string()))
+    {
+        tracing::warn!("{not_recorded}");
+    }
+    if let Ok((manifest, _)) = &result {
+        export_checkpoint(config, manifest);
     }
     let pruned = match &result {
         Ok(_) => prune_after_backup(config, &catalog),
@@ -155,6 +158,70 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ru
         fallback,
         pruned,
     })
+}
+
+/// Records a run that made a point in the VM's status. A status that cannot be written (a full
+/// disk) withdraws the point, whose files then free the space for recording the failure: a
+/// point that `ovrun status` and the metrics do not show would be a success nobody sees.
+fn record_success(
+    catalog: &Catalog,
+    started: DateTime<Utc>,
+    done: (Manifest, Option<String>),
+) -> Result<(Manifest, Option<String>), RunError> {
+    match catalog.record_run(started, Ok(&done.0.point)) {
+        Ok(()) => Ok(done),
+        Err(e) => {
+            withdraw(catalog, &done.0);
+            Err(e.into())
+        }
+    }
+}
+
+/// Removes a committed point: its manifest first (from then on its files are leftovers), then
+/// its files. A failure to remove is logged: the next run's leftover sweep removes the rest.
+fn withdraw(catalog: &Catalog, manifest: &Manifest) {
+    tracing::warn!(point = %manifest.point, "withdrawing the point: its run could not be recorded");
+    if let Err(e) = fs_err::remove_file(catalog.path(&manifest.file_name())) {
+        tracing::warn!("{e}");
+    }
+    remove_point_files(catalog, &manifest.point);
+}
+
+/// Removes the files of `point`, which has no manifest (yet, or any more).
+fn remove_point_files(catalog: &Catalog, point: &str) {
+    let Ok(leftovers) = catalog.leftovers() else {
+        return;
+    };
+    let prefix = format!("{point}.");
+    for path in leftovers.iter().filter(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&prefix))
+    }) {
+        if let Err(e) = fs_err::remove_file(path) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Writes the point's checkpoint to the `checkpoints_file`. The manifests are the truth and the
+/// file an export for the predecessor's tools, so a failure is a warning: the point counts,
+/// and the run (and the restore that follows it) goes on.
+fn export_checkpoint(config: &RunnerConfig, manifest: &Manifest) {
+    let path = Path::new(&config.checkpoints_file);
+    if let Err(e) = catalog::record_checkpoint(
+        path,
+        &config.vm,
+        manifest.checkpoint.as_deref(),
+        &manifest.point,
+    ) {
+        tracing::warn!(
+            point = %manifest.point,
+            "the point is complete, but the checkpoints file {} was not updated: {e}; the \
+             next backup writes it again (check that it can be written)",
+            path.display()
+        );
+    }
 }
 
 /// Retention after a successful backup; a failure to prune is logged, not fatal (the backup
@@ -481,7 +548,7 @@ impl Attempt<'_> {
         let disks = match (transferred, finalized) {
             (Ok(disks), Ok(checkpoint)) => (disks, checkpoint),
             (Err(e), _) | (Ok(_), Err(e)) => {
-                self.remove_point_files(&point);
+                remove_point_files(self.catalog, &point);
                 return Err(e);
             }
         };
@@ -501,26 +568,11 @@ impl Attempt<'_> {
             memory: self.memory,
             disks,
         };
-        self.catalog.commit(&manifest)?;
-        catalog::record_checkpoint(
-            Path::new(&self.config.checkpoints_file),
-            &self.config.vm,
-            manifest.checkpoint.as_deref(),
-            &point,
-        )?;
-        Ok(manifest)
-    }
-
-    fn remove_point_files(&self, point: &str) {
-        if let Ok(leftovers) = self.catalog.leftovers() {
-            for path in leftovers.iter().filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(point))
-            }) {
-                let _ = fs_err::remove_file(path);
-            }
+        if let Err(e) = self.catalog.commit(&manifest) {
+            remove_point_files(self.catalog, &point);
+            return Err(e.into());
         }
+        Ok(manifest)
     }
 
     /// `POST /vms/{id}/backups`, then polls until `ready`.
