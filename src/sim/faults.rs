@@ -214,9 +214,14 @@ async fn guest_write(
         return StatusCode::NOT_FOUND.into_response();
     }
     let disk = super::disk::DiskImage::open(&plane.disks.join(format!("{}.qcow2", request.disk)));
-    let written = tokio::task::spawn_blocking(move || match request.pattern {
-        Some(byte) => disk.guest_write(request.offset, request.length, byte),
-        None => disk.guest_zero(request.offset, request.length),
+    // One guest write at a time per disk, as one guest's writes are.
+    let lock = plane.guest_lock(&request.disk);
+    let written = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = lock.lock().expect("guest lock");
+        match request.pattern {
+            Some(byte) => disk.guest_write(request.offset, request.length, byte),
+            None => disk.guest_zero(request.offset, request.length),
+        }
     })
     .await
     .expect("the write task does not panic");
@@ -257,7 +262,9 @@ async fn lose_bitmap(
     if !image.path().exists() {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let lock = plane.guest_lock(&request.disk);
     let removed = tokio::task::spawn_blocking(move || {
+        let _not_while_the_guest_writes = lock.lock().expect("guest lock");
         let names: Vec<String> = image
             .checkpoints()?
             .into_iter()
