@@ -17,6 +17,10 @@
 //!
 //! Any failure undoes what was made: transfers cancelled (the engine removes their disks),
 //! disks and the new VM removed, the old VM renamed back and started again if it was up.
+//! What a restore makes in DR is journaled as it is made (`.restore-journal.json` in the VM's
+//! catalog folder, written crash-safely): a restore that was killed (SIGKILL, power loss) and
+//! could not undo leaves its journal, and the next restore of the VM undoes what it lists
+//! first, so no orphan disk or half-made VM stays in DR.
 //! Every restore, good or bad, appends a JSON line to the VM's log in `restore_log_directory`;
 //! that log is also how a newest point already restored is recognized (the automatic DR unit
 //! runs after each backup).
@@ -199,6 +203,7 @@ pub async fn run(
         catalog: &catalog,
         point,
         name,
+        journal: Journal::new(&catalog, &target.url),
     };
     let result = if request.dry_run {
         job.plan().await.map(Outcome::Planned)
@@ -302,10 +307,87 @@ struct Job<'a> {
     catalog: &'a Catalog,
     point: &'a Manifest,
     name: String,
+    journal: Journal,
+}
+
+/// The journal's file name in the VM's catalog folder.
+pub(crate) const JOURNAL: &str = ".restore-journal.json";
+
+/// What a restore in progress made in DR, on disk: written after each thing made, removed when
+/// the restore ended (done, or undone). Found at the start of a restore, it is what a killed
+/// restore left behind.
+struct Journal {
+    path: PathBuf,
+    engine: String,
+}
+
+/// The journal's content: the DR engine (a journal of another engine is not undone there) and
+/// what was made.
+#[derive(Debug, Serialize, Deserialize)]
+struct Journaled {
+    engine: String,
+    made: Made,
+}
+
+impl Journal {
+    fn new(catalog: &Catalog, engine: &str) -> Self {
+        Self {
+            path: catalog.path(JOURNAL),
+            engine: engine.to_owned(),
+        }
+    }
+
+    /// Records what is made so far (crash-safe). A journal that cannot be written is a warning:
+    /// the restore itself still undoes on failure.
+    fn save(&self, made: &Made) {
+        let journaled = Journaled {
+            engine: self.engine.clone(),
+            made: made.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&journaled).expect("a journal serializes");
+        if let Err(e) = crate::fsutil::write_atomic(&self.path, &text) {
+            tracing::warn!(
+                "writing the restore journal {}: {e}; a restore killed now leaves what it made \
+                 in DR",
+                self.path.display()
+            );
+        }
+    }
+
+    /// What a restore that did not end left in this engine, if any.
+    fn left(&self) -> Option<Made> {
+        let text = fs_err::read(&self.path).ok()?;
+        match serde_json::from_slice::<Journaled>(&text) {
+            Ok(j) if j.engine == self.engine => Some(j.made).filter(|m| !m.is_empty()),
+            Ok(j) => {
+                tracing::warn!(
+                    "{} lists what a restore made in {}, not in {}: not undone here; check that \
+                     engine by hand",
+                    self.path.display(),
+                    j.engine,
+                    self.engine
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("{} cannot be read: {e}", self.path.display());
+                None
+            }
+        }
+    }
+
+    /// The restore ended: nothing of it is left to undo.
+    fn clear(&self) {
+        match fs_err::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
 }
 
 /// What was made or changed in DR so far, to undo on failure.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Made {
     disks: Vec<String>,
     transfer: Option<String>,
@@ -323,7 +405,7 @@ impl Made {
 }
 
 /// A VM that had the target name, moved out of the way.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OldVm {
     id: String,
     name: String,
@@ -429,6 +511,11 @@ impl Job<'_> {
     async fn restore_and_log(&self, log: &RestoreLog) -> Result<Outcome, RunError> {
         let started = Utc::now();
         let clock = Instant::now();
+        if let Some(left) = self.journal.left() {
+            tracing::warn!("undoing what a restore that did not finish left in DR: {left:?}");
+            self.undo(left).await;
+        }
+        self.journal.clear();
         let mut made = Made::default();
         let mut disks = Vec::new();
         let timeout = Duration::from_secs(u64::from(self.restore.timeout_minutes.max(1)) * 60);
@@ -444,6 +531,7 @@ impl Job<'_> {
             tracing::warn!("undoing what the failed restore made in DR");
             self.undo(made).await;
         }
+        self.journal.clear();
         let entry = LogEntry {
             started,
             seconds: clock.elapsed().as_secs_f64(),
@@ -483,7 +571,11 @@ impl Job<'_> {
             self.client.action(&format!("/vms/{vm}/start")).await?;
             self.wait_vm_status(&vm, "up", true).await?;
         }
-        let replaced = match made.moved_old.take() {
+        // The new VM is complete: from here on nothing is undone, also after a crash.
+        let moved = made.moved_old.take();
+        made.vm = None;
+        self.journal.save(made);
+        let replaced = match moved {
             Some(old) if self.restore.backup_old_vm => {
                 Some(format!("renamed to {}", old.renamed_to))
             }
@@ -523,6 +615,7 @@ impl Job<'_> {
             )
             .await?;
         made.disks.push(created.id.clone());
+        self.journal.save(made);
         self.wait_disk_ok(&created.id).await?;
         let transfer: ImageTransfer = self
             .client
@@ -534,6 +627,7 @@ impl Job<'_> {
             .await?;
         let href = format!("/imagetransfers/{}", transfer.id);
         made.transfer = Some(href.clone());
+        self.journal.save(made);
         let url = wait_transferring(self.client, self.options, &href).await?;
         let ticket = Ticket::new(self.client.http().clone(), &url);
         let bytes = self.send_chain(&ticket, disk).await?;
@@ -541,6 +635,7 @@ impl Job<'_> {
         let checksum = self.compare_checksum(&ticket, disk).await?;
         finish_transfer(self.client, self.options, &href).await?;
         made.transfer = None;
+        self.journal.save(made);
         self.wait_disk_ok(&created.id).await?;
         let seconds = clock.elapsed().as_secs_f64();
         tracing::info!(
@@ -663,6 +758,7 @@ impl Job<'_> {
             was_up,
             renamed: false,
         });
+        self.journal.save(made);
         if was_up {
             tracing::info!(vm = %old.name, "stopping the VM being replaced");
             self.client.action(&format!("/vms/{}/stop", old.id)).await?;
@@ -680,6 +776,7 @@ impl Job<'_> {
             m.renamed = true;
             m.clone()
         });
+        self.journal.save(made);
         moved.ok_or_else(|| RunError::Config("the replaced VM was not recorded".into()))
     }
 
@@ -715,6 +812,7 @@ impl Job<'_> {
         }
         let vm: Vm = self.client.post("/vms", &request).await?;
         made.vm = Some(vm.id.clone());
+        self.journal.save(made);
         let sources: BTreeMap<&str, &DiskEntry> = self
             .point
             .disks
@@ -737,6 +835,7 @@ impl Job<'_> {
                 )
                 .await?;
             made.disks.retain(|d| d != &restored.disk_id);
+            self.journal.save(made);
         }
         tracing::info!(vm = %self.name, id = %vm.id, "VM created with {} disks", disks.len());
         Ok(vm.id)

@@ -467,3 +467,91 @@ async fn an_existing_vm_is_not_replaced_unless_configured_and_bad_names_are_name
     prod.running.shutdown().await;
     dr.running.shutdown().await;
 }
+
+/// A production VM `web 01` with one 256 MiB disk full of data: its upload lasts long enough
+/// to be killed.
+fn big_seed() -> Value {
+    json!({
+        "storage_domains": [{"name": "data"}],
+        "vms": [{"name": "web 01", "memory_mib": 2048, "disks": [
+            {"name": "big", "size_mib": 256, "data": [{"offset_mib": 0, "length_mib": 256, "pattern": 7}]}
+        ]}]
+    })
+}
+
+/// The size of the largest disk file in an engine's state folder.
+fn largest_disk_file(state: &Path) -> u64 {
+    std::fs::read_dir(state.join("disks"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_restores_orphans_are_removed_by_the_next_restore() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prod = Sim::start(&dir.path().join("prod"), big_seed()).await;
+    let dr = Sim::start(&dir.path().join("dr"), dr_seed()).await;
+    let config = restore_config(&prod, &dr, dir.path(), &json!({}));
+    backup_ok(&config, &[]);
+    assert_eq!(disk_ids(&dr).await, Vec::<String>::new());
+
+    // SIGKILL while the disk's data moves: the new DR disk is left, with its transfer open.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args(["restore", "--config", config.to_str().expect("utf-8")])
+        .args(["--workers", "1"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ovrun");
+    while largest_disk_file(&dir.path().join("dr")) <= MIB {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the restore was killed while uploading, not finished before"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let orphans = disk_ids(&dr).await;
+    assert_eq!(orphans.len(), 1, "the killed restore's disk is in DR");
+    assert!(
+        dir.path()
+            .join("backup/web 01/.restore-journal.json")
+            .exists(),
+        "and in its journal"
+    );
+
+    let log = restore_ok(&config, &[]);
+    assert!(
+        log.contains("undoing what a restore that did not finish left"),
+        "{log}"
+    );
+    let restored = dr.vm("web 01_dr").await;
+    let attached: Vec<String> = attachments(&dr, restored["id"].as_str().expect("id"))
+        .await
+        .into_iter()
+        .map(|(_, _, _, id)| id)
+        .collect();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(
+        disk_ids(&dr).await,
+        attached,
+        "DR holds only the restored VM's disk: the orphan {orphans:?} was removed"
+    );
+    assert!(
+        !dir.path()
+            .join("backup/web 01/.restore-journal.json")
+            .exists()
+    );
+    let now = dir.path().join("now.raw");
+    raw_copy(&dr.disk_file(&attached[0]), &now);
+    let prod_disk = dir.path().join("prod.raw");
+    raw_copy(&prod.disk_file(&prod.disk_id("big").await), &prod_disk);
+    assert!(same_content(&now, &prod_disk));
+
+    prod.running.shutdown().await;
+    dr.running.shutdown().await;
+}
