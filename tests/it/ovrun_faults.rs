@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{MIB, Sim, raw_copy, same_content, seed};
 use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config, verify_ok};
+use crate::ovrun_full_disk::Tmpfs;
 
 /// The newest point of `vm_dir` equals `disk` now, and nothing but points is in the folder.
 fn newest_equals(vm_dir: &Path, alias: &str, disk: &Path) {
@@ -263,18 +264,9 @@ async fn a_full_backup_directory_fails_cleanly_and_a_unicode_name_works() {
     let sim = Sim::start(&dir.path().join("prod"), big_seed(name)).await;
     let config = runner_config(&sim, dir.path(), name);
     let backup_dir = dir.path().join("backup");
-    std::fs::create_dir_all(&backup_dir).expect("dir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-        .arg(&backup_dir)
-        .status()
-        .expect("mount");
-    assert!(
-        mounted.success(),
-        "a small tmpfs for the full-disk case (needs root, as CI has)"
-    );
+    let tmpfs = Tmpfs::mount(&backup_dir, "64m");
     let (code, log) = failing_backup(&config, &[]);
-    let _ = Command::new("umount").arg(&backup_dir).status();
+    drop(tmpfs);
     assert_eq!(code, 1, "{log}");
     assert!(
         log.contains("No space left on device"),

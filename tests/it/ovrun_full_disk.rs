@@ -17,13 +17,13 @@ use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config};
 
 /// A tmpfs mounted at a folder for as long as it lives (unmounted on drop, also when a test
 /// fails).
-struct Tmpfs {
-    path: PathBuf,
+pub struct Tmpfs {
+    pub path: PathBuf,
 }
 
 impl Tmpfs {
     /// Mounts a tmpfs of `size` (`mount -o size=`) at `path`, created first.
-    fn mount(path: &Path, size: &str) -> Self {
+    pub fn mount(path: &Path, size: &str) -> Self {
         std::fs::create_dir_all(path).expect("mount point");
         let mounted = Command::new("mount")
             .args([
