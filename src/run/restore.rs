@@ -1151,6 +1151,30 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_lists_what_was_made_until_cleared_and_only_for_its_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), "web").unwrap();
+        let journal = Journal::new(&catalog, "https://dr/ovirt-engine/api");
+        assert!(journal.left().is_none(), "no journal: nothing left");
+        let made = Made {
+            disks: vec!["d1".into()],
+            transfer: Some("/imagetransfers/t1".into()),
+            ..Made::default()
+        };
+        journal.save(&made);
+        let left = journal.left().expect("a killed restore's journal");
+        assert_eq!(left.disks, ["d1"]);
+        assert_eq!(left.transfer.as_deref(), Some("/imagetransfers/t1"));
+        let elsewhere = Journal::new(&catalog, "https://other/ovirt-engine/api");
+        assert!(elsewhere.left().is_none(), "not undone in another engine");
+        journal.save(&Made::default());
+        assert!(journal.left().is_none(), "nothing made: nothing to undo");
+        journal.clear();
+        assert!(!catalog.path(JOURNAL).exists());
+        journal.clear();
+    }
+
+    #[test]
     fn the_log_knows_the_last_restore_under_a_name() {
         let dir = tempfile::tempdir().unwrap();
         let log = RestoreLog::new(dir.path(), "web 01");
