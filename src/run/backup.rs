@@ -24,6 +24,7 @@ use super::engine::{
 };
 use super::imageio::{Extent, ImageioError, Ticket};
 use super::local::{self, LocalError, Writer};
+use super::retry::{self, Wait};
 use super::workers::{Ranges, join_all};
 use crate::fsutil;
 use crate::plan::full::{Chain, Kind, Reason, decide};
@@ -136,13 +137,16 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ru
         );
     }
     let started = Utc::now();
-    let result = connect_and_back_up(config, options, &catalog).await;
-    let recorded = match &result {
-        Ok((manifest, _)) => catalog.record_run(started, Ok(&manifest.point)),
-        Err(e) => catalog.record_run(started, Err(&e.to_string())),
-    };
-    if let Err(e) = recorded {
-        tracing::warn!("{e}");
+    let result = connect_and_back_up(config, options, &catalog)
+        .await
+        .and_then(|done| record_success(&catalog, started, done));
+    if let Err(e) = &result
+        && let Err(not_recorded) = catalog.record_run(started, Err(&e.to_string()))
+    {
+        tracing::warn!("{not_recorded}");
+    }
+    if let Ok((manifest, _)) = &result {
+        export_checkpoint(config, manifest);
     }
     let pruned = match &result {
         Ok(_) => prune_after_backup(config, &catalog),
@@ -154,6 +158,70 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ru
         fallback,
         pruned,
     })
+}
+
+/// Records a run that made a point in the VM's status. A status that cannot be written (a full
+/// disk) withdraws the point, whose files then free the space for recording the failure: a
+/// point that `ovrun status` and the metrics do not show would be a success nobody sees.
+fn record_success(
+    catalog: &Catalog,
+    started: DateTime<Utc>,
+    done: (Manifest, Option<String>),
+) -> Result<(Manifest, Option<String>), RunError> {
+    match catalog.record_run(started, Ok(&done.0.point)) {
+        Ok(()) => Ok(done),
+        Err(e) => {
+            withdraw(catalog, &done.0);
+            Err(e.into())
+        }
+    }
+}
+
+/// Removes a committed point: its manifest first (from then on its files are leftovers), then
+/// its files. A failure to remove is logged: the next run's leftover sweep removes the rest.
+fn withdraw(catalog: &Catalog, manifest: &Manifest) {
+    tracing::warn!(point = %manifest.point, "withdrawing the point: its run could not be recorded");
+    if let Err(e) = fs_err::remove_file(catalog.path(&manifest.file_name())) {
+        tracing::warn!("{e}");
+    }
+    remove_point_files(catalog, &manifest.point);
+}
+
+/// Removes the files of `point`, which has no manifest (yet, or any more).
+fn remove_point_files(catalog: &Catalog, point: &str) {
+    let Ok(leftovers) = catalog.leftovers() else {
+        return;
+    };
+    let prefix = format!("{point}.");
+    for path in leftovers.iter().filter(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&prefix))
+    }) {
+        if let Err(e) = fs_err::remove_file(path) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Writes the point's checkpoint to the `checkpoints_file`. The manifests are the truth and the
+/// file an export for the predecessor's tools, so a failure is a warning: the point counts,
+/// and the run (and the restore that follows it) goes on.
+fn export_checkpoint(config: &RunnerConfig, manifest: &Manifest) {
+    let path = Path::new(&config.checkpoints_file);
+    if let Err(e) = catalog::record_checkpoint(
+        path,
+        &config.vm,
+        manifest.checkpoint.as_deref(),
+        &manifest.point,
+    ) {
+        tracing::warn!(
+            point = %manifest.point,
+            "the point is complete, but the checkpoints file {} was not updated: {e}; the \
+             next backup writes it again (check that it can be written)",
+            path.display()
+        );
+    }
 }
 
 /// Retention after a successful backup; a failure to prune is logged, not fatal (the backup
@@ -480,7 +548,7 @@ impl Attempt<'_> {
         let disks = match (transferred, finalized) {
             (Ok(disks), Ok(checkpoint)) => (disks, checkpoint),
             (Err(e), _) | (Ok(_), Err(e)) => {
-                self.remove_point_files(&point);
+                remove_point_files(self.catalog, &point);
                 return Err(e);
             }
         };
@@ -500,26 +568,11 @@ impl Attempt<'_> {
             memory: self.memory,
             disks,
         };
-        self.catalog.commit(&manifest)?;
-        catalog::record_checkpoint(
-            Path::new(&self.config.checkpoints_file),
-            &self.config.vm,
-            manifest.checkpoint.as_deref(),
-            &point,
-        )?;
-        Ok(manifest)
-    }
-
-    fn remove_point_files(&self, point: &str) {
-        if let Ok(leftovers) = self.catalog.leftovers() {
-            for path in leftovers.iter().filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(point))
-            }) {
-                let _ = fs_err::remove_file(path);
-            }
+        if let Err(e) = self.catalog.commit(&manifest) {
+            remove_point_files(self.catalog, &point);
+            return Err(e.into());
         }
+        Ok(manifest)
     }
 
     /// `POST /vms/{id}/backups`, then polls until `ready`.
@@ -537,13 +590,28 @@ impl Attempt<'_> {
             request["from_checkpoint_id"] = json!(from);
         }
         let backup = self.post_backup(&request).await?;
-        let path = format!("/vms/{}/backups/{}", self.vm_id, backup.id);
-        let mut pacer = Pacer::new(self.options);
+        let ready = self.wait_ready(&backup.id).await;
+        if ready.is_err()
+            && let Err(e) = self.finalize(&backup.id).await
+        {
+            tracing::warn!("finalizing backup {} after a failed start: {e}", backup.id);
+        }
+        ready
+    }
+
+    /// Polls the engine's backup until `ready` (at most [`retry::PHASE_WAIT`]).
+    async fn wait_ready(&self, backup: &str) -> Result<Backup, RunError> {
+        let path = format!("/vms/{}/backups/{backup}", self.vm_id);
+        let mut wait = Wait::new(
+            self.options,
+            format!("backup {backup} to be ready"),
+            retry::PHASE_WAIT,
+        );
         loop {
             let now: Backup = match self.client.get(&path).await {
                 Ok(now) => now,
                 Err(e) if e.is_not_found() => {
-                    return Err(RunError::Failed(format!("backup {} vanished", backup.id)));
+                    return Err(RunError::Failed(format!("backup {backup} vanished")));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -551,15 +619,13 @@ impl Attempt<'_> {
                 Some("ready") => return Ok(now),
                 Some("failed") => {
                     return Err(RunError::Failed(format!(
-                        "backup {} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)",
-                        backup.id
+                        "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)"
                     )));
                 }
-                _ => {}
-            }
-            if let Err(e) = pacer.wait(self.options).await {
-                let _ = self.finalize(&backup.id).await;
-                return Err(e);
+                phase => {
+                    wait.next(&format!("phase {}", phase.unwrap_or("unknown")))
+                        .await?
+                }
             }
         }
     }
@@ -774,14 +840,19 @@ impl Attempt<'_> {
     }
 }
 
-/// Waits until a transfer is `transferring`; its data-plane URL.
+/// Waits until a transfer is `transferring` (at most [`retry::PHASE_WAIT`]); its data-plane
+/// URL.
 pub(crate) async fn wait_transferring(
     client: &EngineClient,
     options: &Options,
     href: &str,
 ) -> Result<String, RunError> {
-    let mut pacer = Pacer::new(options);
-    for _ in 0..300 {
+    let mut wait = Wait::new(
+        options,
+        format!("transfer {href} to start"),
+        retry::PHASE_WAIT,
+    );
+    loop {
         let now: ImageTransfer = client.get(href).await?;
         match now.phase.as_deref() {
             Some("transferring") => {
@@ -790,7 +861,9 @@ pub(crate) async fn wait_transferring(
                     .or(now.proxy_url)
                     .ok_or_else(|| RunError::Failed(format!("transfer {href} has no URL")));
             }
-            Some("initializing" | "resuming") => pacer.wait(options).await?,
+            Some(phase @ ("initializing" | "resuming")) => {
+                wait.next(&format!("phase {phase}")).await?;
+            }
             other => {
                 return Err(RunError::Failed(format!(
                     "transfer {href} is {}",
@@ -799,39 +872,54 @@ pub(crate) async fn wait_transferring(
             }
         }
     }
-    Err(RunError::Failed(format!("transfer {href} never started")))
 }
 
-/// Finalizes a transfer and waits for `finished_success` (an upload's disk is then checked by
-/// the engine; a download changes nothing).
+/// Finalizes a transfer (retried: [`retry::action`]) and waits for `finished_success` (an
+/// upload's disk is then checked by the engine; a download changes nothing). A finalize whose
+/// answer was lost but which the engine did carry out is seen in the phase and is fine.
 pub(crate) async fn finish_transfer(
     client: &EngineClient,
     options: &Options,
     href: &str,
 ) -> Result<(), RunError> {
-    if let Err(e) = client.action(&format!("{href}/finalize")).await {
+    let asked = retry::action(client, &format!("{href}/finalize")).await;
+    if let Err(e) = &asked {
         tracing::warn!("finalizing {href}: {e}");
     }
-    let mut pacer = Pacer::new(options);
-    for _ in 0..300 {
-        match client.get::<ImageTransfer>(href).await {
-            Ok(t) if t.phase.as_deref() == Some("finished_success") => return Ok(()),
-            Ok(t)
-                if t.phase
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with("finished") || p.starts_with("cancelled")) =>
-            {
-                return Err(RunError::Failed(format!(
-                    "transfer {href} ended {}",
-                    t.phase.unwrap_or_default()
-                )));
+    let why = |phase: &str| match &asked {
+        Err(e) => format!("transfer {href} is {phase}: finalizing it failed: {e}"),
+        Ok(()) => format!(
+            "transfer {href} ended {phase} (the engine cancels a transfer whose client is idle \
+             longer than its inactivity_timeout, or whose disk failed its check)"
+        ),
+    };
+    let mut wait = Wait::new(
+        options,
+        format!("transfer {href} to finish"),
+        retry::PHASE_WAIT,
+    )
+    .unstoppable();
+    loop {
+        let last = match client.get::<ImageTransfer>(href).await {
+            Ok(t) => {
+                let phase = t.phase.unwrap_or_default();
+                if phase == "finished_success" {
+                    return Ok(());
+                }
+                if phase.starts_with("finished") || phase.starts_with("cancelled") {
+                    return Err(RunError::Failed(why(&phase)));
+                }
+                if asked.is_err() && phase == "transferring" {
+                    return Err(RunError::Failed(why(&phase)));
+                }
+                format!("phase {phase}")
             }
             Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if retry::is_transient(&e) => e.to_string(),
             Err(e) => return Err(e.into()),
-            Ok(_) => pacer.pause().await,
-        }
+        };
+        wait.next(&last).await?;
     }
-    Err(RunError::Failed(format!("transfer {href} did not finish")))
 }
 
 /// Finalizes the VM's running backups that an earlier `ovrun` started and left (it was
@@ -864,7 +952,9 @@ async fn finalize_stale_backups(
     Ok(stale.len())
 }
 
-/// Finalizes an engine backup and waits for `succeeded`; the checkpoint it created.
+/// Finalizes an engine backup (retried: [`retry::action`]) and waits for `succeeded`; the
+/// checkpoint it created. A finalize whose answer was lost but which the engine did carry out
+/// is seen in the phase, so a backup that was read completely is kept.
 async fn finalize_backup(
     client: &EngineClient,
     vm_id: &str,
@@ -872,30 +962,50 @@ async fn finalize_backup(
     options: &Options,
 ) -> Result<Option<String>, RunError> {
     let path = format!("/vms/{vm_id}/backups/{backup}");
-    let ready: Backup = client.get(&path).await?;
-    if let Err(e) = client.action(&format!("{path}/finalize")).await {
+    let ready = client
+        .get::<Backup>(&path)
+        .await
+        .ok()
+        .and_then(|b| b.to_checkpoint_id);
+    let asked = retry::action(client, &format!("{path}/finalize")).await;
+    if let Err(e) = &asked {
         tracing::warn!("finalizing backup {backup}: {e}");
     }
-    let mut pacer = Pacer::new(options);
-    for _ in 0..600 {
-        match client.get::<Backup>(&path).await {
+    let mut wait = Wait::new(
+        options,
+        format!("backup {backup} to finish finalizing"),
+        retry::PHASE_WAIT,
+    )
+    .unstoppable();
+    loop {
+        let last = match client.get::<Backup>(&path).await {
             Ok(b) if b.phase.as_deref() == Some("succeeded") => {
-                return Ok(b.to_checkpoint_id.or(ready.to_checkpoint_id));
+                return Ok(b.to_checkpoint_id.or(ready));
             }
             Ok(b) if b.phase.as_deref() == Some("failed") => {
                 return Err(RunError::Failed(format!(
                     "backup {backup} failed while finalizing"
                 )));
             }
+            Ok(b) => {
+                let phase = b.phase.unwrap_or_default();
+                if let Err(e) = &asked
+                    && phase != "finalizing"
+                {
+                    return Err(RunError::Failed(format!(
+                        "backup {backup} is still {phase}: finalizing it failed: {e}; the next \
+                         run finalizes it (the VM's disks stay locked until then)"
+                    )));
+                }
+                format!("phase {phase}")
+            }
             // Engines before 4.4.7 drop a finalized backup.
-            Err(e) if e.is_not_found() => return Ok(ready.to_checkpoint_id),
+            Err(e) if e.is_not_found() => return Ok(ready),
+            Err(e) if retry::is_transient(&e) => e.to_string(),
             Err(e) => return Err(e.into()),
-            Ok(_) => pacer.pause().await,
-        }
+        };
+        wait.next(&last).await?;
     }
-    Err(RunError::Failed(format!(
-        "backup {backup} did not finish finalizing"
-    )))
 }
 
 /// Extents to read, and (incremental only) dirty ranges that read as zero, to zero locally.

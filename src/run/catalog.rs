@@ -320,7 +320,9 @@ impl Catalog {
         Ok(self
             .entries()?
             .into_iter()
-            .filter(|name| name != ".lock" && name != STATUS_FILE)
+            .filter(|name| {
+                name != ".lock" && name != STATUS_FILE && name != super::restore::JOURNAL
+            })
             .filter(|name| {
                 name.starts_with(".tmp-")
                     || !complete.iter().any(|p| name.starts_with(&format!("{p}.")))

@@ -132,7 +132,7 @@ impl Writer {
         let export = NbdExport::start(
             image,
             &socket,
-            &run_dir.join("qemu-nbd.log"),
+            &socket.with_extension("log"),
             &ExportOptions {
                 read_only,
                 bitmap: None,

@@ -9,6 +9,7 @@
 //! - [`blocksum`]: content checksums as imageio computes them, block by block.
 //! - [`restore`]: one restore into the DR engine (policy.md section 5), and `merge`.
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
+//! - `retry`: finalize and cancel retried with a bounded backoff; every poll bounded.
 
 pub mod backup;
 pub mod blocksum;
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod imageio;
 pub mod local;
 pub mod restore;
+mod retry;
 pub mod status;
 pub mod transport;
 pub mod verify;

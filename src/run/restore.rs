@@ -17,6 +17,10 @@
 //!
 //! Any failure undoes what was made: transfers cancelled (the engine removes their disks),
 //! disks and the new VM removed, the old VM renamed back and started again if it was up.
+//! What a restore makes in DR is journaled as it is made (`.restore-journal.json` in the VM's
+//! catalog folder, written crash-safely): a restore that was killed (SIGKILL, power loss) and
+//! could not undo leaves its journal, and the next restore of the VM undoes what it lists
+//! first, so no orphan disk or half-made VM stays in DR.
 //! Every restore, good or bad, appends a JSON line to the VM's log in `restore_log_directory`;
 //! that log is also how a newest point already restored is recognized (the automatic DR unit
 //! runs after each backup).
@@ -40,6 +44,7 @@ use super::catalog::{self, Catalog, DiskEntry, Manifest};
 use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, url_encode};
 use super::imageio::Ticket;
 use super::local::{self, Writer};
+use super::retry::{self, Wait};
 use super::workers::{Ranges, join_all};
 use crate::plan::runner::{RestoreConfig, RunnerConfig};
 
@@ -198,6 +203,7 @@ pub async fn run(
         catalog: &catalog,
         point,
         name,
+        journal: Journal::new(&catalog, &target.url),
     };
     let result = if request.dry_run {
         job.plan().await.map(Outcome::Planned)
@@ -301,10 +307,87 @@ struct Job<'a> {
     catalog: &'a Catalog,
     point: &'a Manifest,
     name: String,
+    journal: Journal,
+}
+
+/// The journal's file name in the VM's catalog folder.
+pub(crate) const JOURNAL: &str = ".restore-journal.json";
+
+/// What a restore in progress made in DR, on disk: written after each thing made, removed when
+/// the restore ended (done, or undone). Found at the start of a restore, it is what a killed
+/// restore left behind.
+struct Journal {
+    path: PathBuf,
+    engine: String,
+}
+
+/// The journal's content: the DR engine (a journal of another engine is not undone there) and
+/// what was made.
+#[derive(Debug, Serialize, Deserialize)]
+struct Journaled {
+    engine: String,
+    made: Made,
+}
+
+impl Journal {
+    fn new(catalog: &Catalog, engine: &str) -> Self {
+        Self {
+            path: catalog.path(JOURNAL),
+            engine: engine.to_owned(),
+        }
+    }
+
+    /// Records what is made so far (crash-safe). A journal that cannot be written is a warning:
+    /// the restore itself still undoes on failure.
+    fn save(&self, made: &Made) {
+        let journaled = Journaled {
+            engine: self.engine.clone(),
+            made: made.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&journaled).expect("a journal serializes");
+        if let Err(e) = crate::fsutil::write_atomic(&self.path, &text) {
+            tracing::warn!(
+                "writing the restore journal {}: {e}; a restore killed now leaves what it made \
+                 in DR",
+                self.path.display()
+            );
+        }
+    }
+
+    /// What a restore that did not end left in this engine, if any.
+    fn left(&self) -> Option<Made> {
+        let text = fs_err::read(&self.path).ok()?;
+        match serde_json::from_slice::<Journaled>(&text) {
+            Ok(j) if j.engine == self.engine => Some(j.made).filter(|m| !m.is_empty()),
+            Ok(j) => {
+                tracing::warn!(
+                    "{} lists what a restore made in {}, not in {}: not undone here; check that \
+                     engine by hand",
+                    self.path.display(),
+                    j.engine,
+                    self.engine
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("{} cannot be read: {e}", self.path.display());
+                None
+            }
+        }
+    }
+
+    /// The restore ended: nothing of it is left to undo.
+    fn clear(&self) {
+        match fs_err::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
 }
 
 /// What was made or changed in DR so far, to undo on failure.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Made {
     disks: Vec<String>,
     transfer: Option<String>,
@@ -322,7 +405,7 @@ impl Made {
 }
 
 /// A VM that had the target name, moved out of the way.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OldVm {
     id: String,
     name: String,
@@ -428,6 +511,11 @@ impl Job<'_> {
     async fn restore_and_log(&self, log: &RestoreLog) -> Result<Outcome, RunError> {
         let started = Utc::now();
         let clock = Instant::now();
+        if let Some(left) = self.journal.left() {
+            tracing::warn!("undoing what a restore that did not finish left in DR: {left:?}");
+            self.undo(left).await;
+        }
+        self.journal.clear();
         let mut made = Made::default();
         let mut disks = Vec::new();
         let timeout = Duration::from_secs(u64::from(self.restore.timeout_minutes.max(1)) * 60);
@@ -443,6 +531,7 @@ impl Job<'_> {
             tracing::warn!("undoing what the failed restore made in DR");
             self.undo(made).await;
         }
+        self.journal.clear();
         let entry = LogEntry {
             started,
             seconds: clock.elapsed().as_secs_f64(),
@@ -482,7 +571,11 @@ impl Job<'_> {
             self.client.action(&format!("/vms/{vm}/start")).await?;
             self.wait_vm_status(&vm, "up", true).await?;
         }
-        let replaced = match made.moved_old.take() {
+        // The new VM is complete: from here on nothing is undone, also after a crash.
+        let moved = made.moved_old.take();
+        made.vm = None;
+        self.journal.save(made);
+        let replaced = match moved {
             Some(old) if self.restore.backup_old_vm => {
                 Some(format!("renamed to {}", old.renamed_to))
             }
@@ -522,6 +615,7 @@ impl Job<'_> {
             )
             .await?;
         made.disks.push(created.id.clone());
+        self.journal.save(made);
         self.wait_disk_ok(&created.id).await?;
         let transfer: ImageTransfer = self
             .client
@@ -533,6 +627,7 @@ impl Job<'_> {
             .await?;
         let href = format!("/imagetransfers/{}", transfer.id);
         made.transfer = Some(href.clone());
+        self.journal.save(made);
         let url = wait_transferring(self.client, self.options, &href).await?;
         let ticket = Ticket::new(self.client.http().clone(), &url);
         let bytes = self.send_chain(&ticket, disk).await?;
@@ -540,6 +635,7 @@ impl Job<'_> {
         let checksum = self.compare_checksum(&ticket, disk).await?;
         finish_transfer(self.client, self.options, &href).await?;
         made.transfer = None;
+        self.journal.save(made);
         self.wait_disk_ok(&created.id).await?;
         let seconds = clock.elapsed().as_secs_f64();
         tracing::info!(
@@ -662,6 +758,7 @@ impl Job<'_> {
             was_up,
             renamed: false,
         });
+        self.journal.save(made);
         if was_up {
             tracing::info!(vm = %old.name, "stopping the VM being replaced");
             self.client.action(&format!("/vms/{}/stop", old.id)).await?;
@@ -679,6 +776,7 @@ impl Job<'_> {
             m.renamed = true;
             m.clone()
         });
+        self.journal.save(made);
         moved.ok_or_else(|| RunError::Config("the replaced VM was not recorded".into()))
     }
 
@@ -714,6 +812,7 @@ impl Job<'_> {
         }
         let vm: Vm = self.client.post("/vms", &request).await?;
         made.vm = Some(vm.id.clone());
+        self.journal.save(made);
         let sources: BTreeMap<&str, &DiskEntry> = self
             .point
             .disks
@@ -736,13 +835,19 @@ impl Job<'_> {
                 )
                 .await?;
             made.disks.retain(|d| d != &restored.disk_id);
+            self.journal.save(made);
         }
         tracing::info!(vm = %self.name, id = %vm.id, "VM created with {} disks", disks.len());
         Ok(vm.id)
     }
 
+    /// Waits (at most [`retry::PHASE_WAIT`]) until DR disk `id` is `ok`.
     async fn wait_disk_ok(&self, id: &str) -> Result<(), RunError> {
-        let mut pacer = Pacer::new(self.options);
+        let mut wait = Wait::new(
+            self.options,
+            format!("DR disk {id} to be ok"),
+            retry::PHASE_WAIT,
+        );
         loop {
             let disk: Disk = self.client.get(&format!("/disks/{id}")).await?;
             match disk.status.as_deref() {
@@ -750,7 +855,10 @@ impl Job<'_> {
                 Some("illegal") => {
                     return Err(RunError::Failed(format!("disk {id} became illegal in DR")));
                 }
-                _ => pacer.wait(self.options).await?,
+                status => {
+                    wait.next(&format!("status {}", status.unwrap_or("unknown")))
+                        .await?;
+                }
             }
         }
     }
@@ -795,23 +903,32 @@ impl Job<'_> {
             self.wait_vm_status(vm, "down", false).await?;
         }
         self.client.delete(&format!("/vms/{vm}")).await?;
-        let mut pacer = Pacer::new(self.options);
-        for _ in 0..120 {
+        let mut wait = Wait::new(
+            self.options,
+            format!("VM {vm} to be gone after its removal"),
+            retry::CLEANUP_WAIT,
+        )
+        .unstoppable();
+        loop {
             match self.client.get::<Vm>(&format!("/vms/{vm}")).await {
                 Err(e) if e.is_not_found() => return Ok(()),
-                _ => pacer.pause().await,
+                Err(e) => wait.next(&e).await?,
+                Ok(now) => {
+                    wait.next(&format!(
+                        "status {}",
+                        now.status.as_deref().unwrap_or("unknown")
+                    ))
+                    .await?;
+                }
             }
         }
-        Err(RunError::Failed(format!(
-            "VM {vm} was still there after its removal"
-        )))
     }
 
     /// Puts DR back as it was, as far as it can; each step's failure is logged and the rest
     /// still tried.
     async fn undo(&self, made: Made) {
         if let Some(href) = &made.transfer {
-            if let Err(e) = self.client.action(&format!("{href}/cancel")).await {
+            if let Err(e) = retry::action(self.client, &format!("{href}/cancel")).await {
                 tracing::warn!("cancelling {href}: {e}");
             }
             wait_gone(self.client, href, self.options).await;
@@ -878,20 +995,26 @@ struct Done {
     started: bool,
 }
 
-/// Waits (bounded) until a cancelled transfer has ended, so its disk is gone.
+/// Waits (at most [`retry::CLEANUP_WAIT`]) until a cancelled transfer has ended, so its disk
+/// is gone; a transfer that does not end is reported.
 async fn wait_gone(client: &EngineClient, href: &str, options: &Options) {
-    let mut pacer = Pacer::new(options);
-    for _ in 0..60 {
-        match client.get::<ImageTransfer>(href).await {
-            Ok(t)
-                if t.phase
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with("finished")) =>
-            {
-                return;
-            }
+    let mut wait = Wait::new(
+        options,
+        format!("the cancelled transfer {href} to end"),
+        retry::CLEANUP_WAIT,
+    )
+    .unstoppable();
+    loop {
+        let phase = match client.get::<ImageTransfer>(href).await {
+            Ok(t) => t.phase.unwrap_or_default(),
             Err(_) => return,
-            Ok(_) => pacer.pause().await,
+        };
+        if phase.starts_with("finished") {
+            return;
+        }
+        if let Err(e) = wait.next(&format!("phase {phase}")).await {
+            tracing::warn!("{e}");
+            return;
         }
     }
 }
@@ -1025,6 +1148,30 @@ mod tests {
         assert!(error.contains("the points are: a, b, c"), "{error}");
         assert!(select(&points, &Selector::Point("x".into())).is_err());
         assert!(select(&[], &Selector::Newest).is_err());
+    }
+
+    #[test]
+    fn a_journal_lists_what_was_made_until_cleared_and_only_for_its_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), "web").unwrap();
+        let journal = Journal::new(&catalog, "https://dr/ovirt-engine/api");
+        assert!(journal.left().is_none(), "no journal: nothing left");
+        let made = Made {
+            disks: vec!["d1".into()],
+            transfer: Some("/imagetransfers/t1".into()),
+            ..Made::default()
+        };
+        journal.save(&made);
+        let left = journal.left().expect("a killed restore's journal");
+        assert_eq!(left.disks, ["d1"]);
+        assert_eq!(left.transfer.as_deref(), Some("/imagetransfers/t1"));
+        let elsewhere = Journal::new(&catalog, "https://other/ovirt-engine/api");
+        assert!(elsewhere.left().is_none(), "not undone in another engine");
+        journal.save(&Made::default());
+        assert!(journal.left().is_none(), "nothing made: nothing to undo");
+        journal.clear();
+        assert!(!catalog.path(JOURNAL).exists());
+        journal.clear();
     }
 
     #[test]

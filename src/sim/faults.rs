@@ -3,8 +3,10 @@
 //! rehearsing a drill) use it to show what a client does when the engine misbehaves.
 //!
 //! `POST /ovsim/admin/faults` `{"method": "GET", "path": "/ovirt-engine/api/vms/*", "count": 2,
-//! "after": 0, "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0}` (`*`
-//! matches one path segment; `after` matching calls pass first; `status` 0 only delays). `DELETE /ovsim/admin/faults` clears them.
+//! "after": 0, "status": 500, "fault": {"reason": "…", "detail": "…"}, "delay_ms": 0,
+//! "lose_answer": false}` (`*` matches one path segment; `after` matching calls pass first;
+//! `status` 0 only delays; `lose_answer`: the call is carried out and its answer replaced by the
+//! fault, as when a proxy or the network loses it). `DELETE /ovsim/admin/faults` clears them.
 //! `POST /ovsim/admin/lock` `{"kind": "vm"|"disk", "id": "…", "locked": true}`.
 //! `POST /ovsim/admin/guest-write` `{"disk": "…", "offset": 0, "length": 65536, "pattern": 51}`
 //! (`pattern` null writes zeroes): the guest writes, and its disk's checkpoints record it.
@@ -51,6 +53,9 @@ pub struct FaultRule {
     /// Milliseconds to wait first.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Carry the call out, then answer the fault instead of its answer.
+    #[serde(default)]
+    pub lose_answer: bool,
 }
 
 fn any() -> String {
@@ -123,6 +128,14 @@ pub async fn inject(State(engine): State<Arc<Engine>>, request: Request, next: N
     }
     if rule.status == 0 {
         return next.run(request).await;
+    }
+    if rule.lose_answer {
+        let lost = next.run(request).await;
+        tracing::warn!(
+            "{path}: answered {}, replaced by {}",
+            lost.status(),
+            rule.status
+        );
     }
     let status = StatusCode::from_u16(rule.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = rule
@@ -201,9 +214,14 @@ async fn guest_write(
         return StatusCode::NOT_FOUND.into_response();
     }
     let disk = super::disk::DiskImage::open(&plane.disks.join(format!("{}.qcow2", request.disk)));
-    let written = tokio::task::spawn_blocking(move || match request.pattern {
-        Some(byte) => disk.guest_write(request.offset, request.length, byte),
-        None => disk.guest_zero(request.offset, request.length),
+    // One guest write at a time per disk, as one guest's writes are.
+    let lock = plane.guest_lock(&request.disk);
+    let written = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = lock.lock().expect("guest lock");
+        match request.pattern {
+            Some(byte) => disk.guest_write(request.offset, request.length, byte),
+            None => disk.guest_zero(request.offset, request.length),
+        }
     })
     .await
     .expect("the write task does not panic");
@@ -244,7 +262,9 @@ async fn lose_bitmap(
     if !image.path().exists() {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let lock = plane.guest_lock(&request.disk);
     let removed = tokio::task::spawn_blocking(move || {
+        let _not_while_the_guest_writes = lock.lock().expect("guest lock");
         let names: Vec<String> = image
             .checkpoints()?
             .into_iter()
@@ -317,6 +337,7 @@ mod tests {
             status: 500,
             fault: None,
             delay_ms: 0,
+            lose_answer: false,
         });
         assert!(faults.take("GET", "/a").is_some());
         assert!(faults.take("POST", "/a").is_none());

@@ -5,9 +5,14 @@
 //! The configuration avoids the packaged-install defaults that fail standalone (see
 //! ../shared/docs/dataplane-notes.md, "Traps"): no privilege drop, no systemd notify, no
 //! abstract local socket (two daemons would collide), a log file of our own.
+//!
+//! A daemon that dies is started again before the next ticket is added, on the same ports, as
+//! systemd's `Restart=` does on a host: the transfers it served are lost (their tickets went
+//! with it), the next ones work.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -19,7 +24,8 @@ use super::process::{Supervised, wait_until};
 /// A running daemon; stopped when dropped.
 #[derive(Debug)]
 pub struct Imageio {
-    process: Supervised,
+    process: Arc<Mutex<Supervised>>,
+    launch: Launch,
     /// The TLS data port (`/images/<ticket>`).
     pub data_port: u16,
     /// The plain-HTTP control port on 127.0.0.1 (`/tickets/<id>`).
@@ -50,39 +56,88 @@ pub struct Ticket {
     pub transfer_id: String,
 }
 
+/// How the daemon is started (again).
+#[derive(Debug, Clone)]
+struct Launch {
+    executable: PathBuf,
+    dir: PathBuf,
+    pki: PkiFiles,
+}
+
+impl Launch {
+    /// Starts the daemon on `ports` (data, control; 0 picks free ones); it and its ports.
+    fn start(&self, ports: (u16, u16)) -> Result<(Supervised, u16, u16), SimError> {
+        let conf_dir = self.dir.join("conf");
+        let run_dir = self.dir.join("run");
+        let log = self.dir.join("daemon.log");
+        for d in [conf_dir.join("conf.d"), run_dir.clone()] {
+            fs_err::create_dir_all(&d)
+                .map_err(SimError::io(format!("creating {}", d.display())))?;
+        }
+        // The ports are read from the log: a dead daemon's lines go to the side.
+        let _ = fs_err::rename(&log, self.dir.join("daemon.log.1"));
+        let conf = config(&run_dir, &log, &self.pki, ports);
+        crate::fsutil::write_atomic(&conf_dir.join("conf.d/50-ovsim.conf"), conf.as_bytes())
+            .map_err(SimError::io("writing the ovirt-imageio configuration"))?;
+        let mut command = Command::new(&self.executable);
+        command.arg("-c").arg(&conf_dir);
+        let stderr = self.dir.join("stderr.log");
+        let mut process = Supervised::spawn("ovirt-imageio", &mut command, &stderr)?;
+        let (data_port, control_port) = wait_until(
+            &mut process,
+            Duration::from_secs(30),
+            || ports_in(&log),
+            &stderr,
+        )?;
+        Ok((process, data_port, control_port))
+    }
+}
+
 impl Imageio {
     /// Starts the daemon with its files under `dir` (configuration, run folder, log).
     ///
     /// # Errors
     /// The daemon cannot start, or does not report its ports in time.
     pub fn start(executable: &Path, dir: &Path, pki: &PkiFiles) -> Result<Self, SimError> {
-        let conf_dir = dir.join("conf");
-        let run_dir = dir.join("run");
-        let log = dir.join("daemon.log");
-        for d in [conf_dir.join("conf.d"), run_dir.clone()] {
-            fs_err::create_dir_all(&d)
-                .map_err(SimError::io(format!("creating {}", d.display())))?;
-        }
-        let _ = fs_err::remove_file(&log);
-        let conf = config(&run_dir, &log, pki);
-        crate::fsutil::write_atomic(&conf_dir.join("conf.d/50-ovsim.conf"), conf.as_bytes())
-            .map_err(SimError::io("writing the ovirt-imageio configuration"))?;
-        let mut command = Command::new(executable);
-        command.arg("-c").arg(&conf_dir);
-        let mut process =
-            Supervised::spawn("ovirt-imageio", &mut command, &dir.join("stderr.log"))?;
-        let (data_port, control_port) = wait_until(
-            &mut process,
-            Duration::from_secs(30),
-            || ports(&log),
-            &dir.join("stderr.log"),
-        )?;
+        let launch = Launch {
+            executable: executable.to_owned(),
+            dir: dir.to_owned(),
+            pki: pki.clone(),
+        };
+        let (process, data_port, control_port) = launch.start((0, 0))?;
         Ok(Self {
-            process,
+            process: Arc::new(Mutex::new(process)),
+            launch,
             data_port,
             control_port,
             control: reqwest::Client::new(),
         })
+    }
+
+    /// The daemon's process id (a drill kills it to see it restarted).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.lock().expect("imageio process lock").id()
+    }
+
+    /// Starts the daemon again, on the same ports, if it died.
+    ///
+    /// # Errors
+    /// It cannot be started again.
+    async fn revive(&self) -> Result<(), SimError> {
+        let (process, launch) = (self.process.clone(), self.launch.clone());
+        let ports = (self.data_port, self.control_port);
+        tokio::task::spawn_blocking(move || {
+            let mut process = process.lock().expect("imageio process lock");
+            if process.is_running() {
+                return Ok(());
+            }
+            tracing::warn!("ovirt-imageio is not running; starting it again (as systemd would)");
+            let (again, _, _) = launch.start(ports)?;
+            *process = again;
+            Ok(())
+        })
+        .await
+        .map_err(|e| SimError::Control(format!("restarting ovirt-imageio: {e}")))?
     }
 
     /// The transfer URL of a ticket, as the engine reports it in `transfer_url`.
@@ -94,11 +149,12 @@ impl Imageio {
         format!("http://127.0.0.1:{}/tickets/{id}", self.control_port)
     }
 
-    /// Installs a ticket.
+    /// Installs a ticket, after starting the daemon again if it died.
     ///
     /// # Errors
-    /// The daemon refuses it.
+    /// The daemon refuses it, or cannot be started again.
     pub async fn add_ticket(&self, ticket: &Ticket) -> Result<(), SimError> {
+        self.revive().await?;
         let response = self
             .control
             .put(self.ticket_url(&ticket.uuid))
@@ -149,8 +205,8 @@ impl Imageio {
     }
 
     /// Stops the daemon (also done on drop).
-    pub fn stop(mut self) {
-        self.process.stop();
+    pub fn stop(self) {
+        self.process.lock().expect("imageio process lock").stop();
     }
 }
 
@@ -170,15 +226,15 @@ async fn expect_success(
     )))
 }
 
-/// The daemon's configuration: TLS data port and control port both ephemeral (0); the ports
-/// are read back from its log.
-fn config(run_dir: &Path, log: &Path, pki: &PkiFiles) -> String {
+/// The daemon's configuration: TLS data port and control port (0: ephemeral, at first start);
+/// the ports are read back from its log.
+fn config(run_dir: &Path, log: &Path, pki: &PkiFiles, (data, control): (u16, u16)) -> String {
     format!(
         "[daemon]\nrun_dir = {run}\ndrop_privileges = false\nsystemd_enable = false\n\n\
          [tls]\nenable = true\nkey_file = {key}\ncert_file = {cert}\nca_file = {ca}\n\n\
-         [remote]\nhost = 127.0.0.1\nport = 0\n\n\
+         [remote]\nhost = 127.0.0.1\nport = {data}\n\n\
          [local]\nenable = false\n\n\
-         [control]\ntransport = tcp\nport = 0\n\n\
+         [control]\ntransport = tcp\nport = {control}\n\n\
          [backend_http]\nca_file = {ca}\n\n\
          [handlers]\nkeys = logfile\n\n\
          [handler_logfile]\nargs = ('{log}',)\n",
@@ -192,7 +248,7 @@ fn config(run_dir: &Path, log: &Path, pki: &PkiFiles) -> String {
 
 /// The data and control ports from the daemon's log lines
 /// `remote.service listening on ('127.0.0.1', N)` and `control.service listening on (...)`.
-fn ports(log: &Path) -> Option<(u16, u16)> {
+fn ports_in(log: &Path) -> Option<(u16, u16)> {
     let text = fs_err::read_to_string(log).ok()?;
     Some((
         port_of(&text, "remote.service listening on")?,

@@ -57,6 +57,12 @@ impl Running {
         format!("https://localhost:{}", self.addr.port())
     }
 
+    /// The process id of its `ovirt-imageio` daemon (none without a data plane): a drill kills
+    /// it to see it started again.
+    pub fn imageio_pid(&self) -> Option<u32> {
+        self.engine.data_plane.as_ref()?.imageio.pid()
+    }
+
     /// Stops serving (the data plane stops when the last request ends; see [`Self::shutdown`]).
     pub fn stop(&self) {
         self.handle.shutdown();

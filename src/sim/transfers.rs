@@ -43,6 +43,9 @@ pub struct DataPlane {
     pub run: PathBuf,
     transfers: Mutex<HashMap<String, Transfer>>,
     cuts: Mutex<Vec<Cut>>,
+    /// One lock per disk for what the guest does to it (`qemu-io` takes the image's write
+    /// lock: two at once fail with "Failed to get write lock").
+    guests: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// An armed cut of the data connection: the export of a matching transfer is killed once its
@@ -79,7 +82,18 @@ impl DataPlane {
             run,
             transfers: Mutex::new(HashMap::new()),
             cuts: Mutex::new(Vec::new()),
+            guests: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The lock that serializes the guest's writes to `disk` (held while `qemu-io` runs).
+    pub fn guest_lock(&self, disk: &str) -> Arc<Mutex<()>> {
+        self.guests
+            .lock()
+            .expect("guests lock")
+            .entry(disk.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// The qcow2 image of a disk.
@@ -318,7 +332,7 @@ async fn create(
     let (image, socket, log) = (
         plane.image(&plan.disk).path().to_owned(),
         plane.run.join(format!("{id}.sock")),
-        plane.run.join("qemu-nbd.log"),
+        plane.run.join(format!("{id}.qemu-nbd.log")),
     );
     let options = ExportOptions {
         read_only,

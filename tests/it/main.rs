@@ -12,6 +12,7 @@ mod normalize;
 mod official_clients;
 mod ovrun_backup;
 mod ovrun_faults;
+mod ovrun_full_disk;
 mod ovrun_restore;
 mod ovrun_verify;
 mod ovsim_cli;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{MIB, Sim, raw_copy, same_content, seed};
 use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config, verify_ok};
+use crate::ovrun_full_disk::Tmpfs;
 
 /// The newest point of `vm_dir` equals `disk` now, and nothing but points is in the folder.
 fn newest_equals(vm_dir: &Path, alias: &str, disk: &Path) {
@@ -263,18 +264,9 @@ async fn a_full_backup_directory_fails_cleanly_and_a_unicode_name_works() {
     let sim = Sim::start(&dir.path().join("prod"), big_seed(name)).await;
     let config = runner_config(&sim, dir.path(), name);
     let backup_dir = dir.path().join("backup");
-    std::fs::create_dir_all(&backup_dir).expect("dir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-        .arg(&backup_dir)
-        .status()
-        .expect("mount");
-    assert!(
-        mounted.success(),
-        "a small tmpfs for the full-disk case (needs root, as CI has)"
-    );
+    let tmpfs = Tmpfs::mount(&backup_dir, "64m");
     let (code, log) = failing_backup(&config, &[]);
-    let _ = Command::new("umount").arg(&backup_dir).status();
+    drop(tmpfs);
     assert_eq!(code, 1, "{log}");
     assert!(
         log.contains("No space left on device"),
@@ -323,6 +315,69 @@ async fn sigterm_finalizes_the_engines_backup_and_leaves_no_point() {
     let disk = sim.disk_id("big").await;
     assert_eq!(sim.get(&format!("/disks/{disk}")).await["status"], "ok");
     backup_ok(&config, &[]);
+    verify_ok(&config);
+    sim.running.shutdown().await;
+}
+
+/// Every backup the engine has for VM `name` succeeded (none left running), and its disks are
+/// unlocked.
+async fn engine_backups_all_finalized(sim: &Sim, name: &str) {
+    let vm = sim.vm(name).await;
+    let backups = sim
+        .get(&format!("{}/backups", vm["href"].as_str().expect("href")))
+        .await;
+    assert!(
+        backups["backup"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|b| b["phase"] == "succeeded"),
+        "{backups}"
+    );
+    for alias in ["web01_os", "web01_data"] {
+        let disk = sim.disk_id(alias).await;
+        assert_eq!(sim.get(&format!("/disks/{disk}")).await["status"], "ok");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_or_a_lost_answer_on_a_finalize_is_retried_and_the_backup_is_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let config = runner_config(&sim, dir.path(), "web 01");
+    let vm_dir = dir.path().join("backup/web 01");
+    let os = sim.disk_id("web01_os").await;
+    let cases = [
+        ("/ovirt-engine/api/vms/*/backups/*/finalize", false),
+        ("/ovirt-engine/api/imagetransfers/*/finalize", false),
+        // The engine finalizes, but its answer is lost: the retry is refused (409, already
+        // finalizing), and the phase shows the finalize went through.
+        ("/ovirt-engine/api/vms/*/backups/*/finalize", true),
+        ("/ovirt-engine/api/imagetransfers/*/finalize", true),
+    ];
+    for (index, (path, lose_answer)) in cases.into_iter().enumerate() {
+        sim.admin(
+            "faults",
+            json!({"method": "POST", "path": path, "status": 500, "lose_answer": lose_answer,
+                   "fault": {"reason": "Operation Failed", "detail": "[Internal Engine Error]"}}),
+        )
+        .await;
+        sim.admin(
+            "guest-write",
+            json!({"disk": os, "offset": index as u64 * MIB, "length": MIB, "pattern": 0x41 + index}),
+        )
+        .await;
+        let log = backup_ok(&config, &[]);
+        assert!(log.contains("trying again"), "{path}: retried:\n{log}");
+        engine_backups_all_finalized(&sim, "web 01").await;
+    }
+    assert_eq!(
+        kinds(&vm_dir),
+        ["full", "incremental", "incremental", "incremental"]
+    );
+    let now = dir.path().join("now.raw");
+    raw_copy(&sim.disk_file(&os), &now);
+    newest_equals(&vm_dir, "web01_os", &now);
     verify_ok(&config);
     sim.running.shutdown().await;
 }

@@ -374,6 +374,65 @@ async fn a_failed_restore_leaves_dr_as_it_was() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_500_or_a_lost_answer_on_a_transfer_finalize_or_cancel_is_retried() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prod = Sim::start(&dir.path().join("prod"), seed()).await;
+    let dr = Sim::start(&dir.path().join("dr"), dr_seed()).await;
+    let config = restore_config(&prod, &dr, dir.path(), &json!({}));
+    backup_ok(&config, &[]);
+    let at_backup = (dir.path().join("os.raw"), dir.path().join("data.raw"));
+    raw_copy(
+        &prod.disk_file(&prod.disk_id("web01_os").await),
+        &at_backup.0,
+    );
+    raw_copy(
+        &prod.disk_file(&prod.disk_id("web01_data").await),
+        &at_backup.1,
+    );
+
+    // One 500 on an upload's finalize, then one whose answer is lost after the engine
+    // finalized: both restores succeed.
+    for lose_answer in [false, true] {
+        let fault = json!({"method": "POST", "path": "/ovirt-engine/api/imagetransfers/*/finalize",
+                           "status": 500, "lose_answer": lose_answer,
+                           "fault": {"reason": "Operation Failed", "detail": "[Internal Engine Error]"}});
+        dr.admin("faults", fault).await;
+        let log = restore_ok(&config, &["--force"]);
+        assert!(log.contains("trying again"), "retried:\n{log}");
+        assert_restored(&dr, "web 01_dr", &at_backup, "up").await;
+    }
+    let before = (vms(&dr).await, disk_ids(&dr).await);
+    assert_eq!(before.0.len(), 2, "the bystander and the restored VM");
+
+    // An upload that does not hash to the point's checksum is cancelled; one 500 on the
+    // cancel is retried, so its disk goes at once and DR is as it was.
+    let vm_dir = dir.path().join("backup/web 01");
+    let manifest_file = std::fs::read_dir(&vm_dir)
+        .expect("VM folder")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .expect("a manifest");
+    let original = std::fs::read_to_string(&manifest_file).expect("manifest");
+    let mut changed: Value = serde_json::from_str(&original).expect("JSON");
+    changed["disks"][0]["content"]["checksum"] = json!("0".repeat(64));
+    std::fs::write(&manifest_file, changed.to_string()).expect("manifest");
+    refuse_next(
+        &dr,
+        "POST",
+        "/ovirt-engine/api/imagetransfers/*/cancel",
+        0,
+        500,
+        "[Internal Engine Error]",
+    )
+    .await;
+    fails_leaving_dr_as_it_was(&dr, &config, &before, "the upload is discarded").await;
+    std::fs::write(&manifest_file, original).expect("manifest");
+
+    prod.running.shutdown().await;
+    dr.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_existing_vm_is_not_replaced_unless_configured_and_bad_names_are_named() {
     let dir = tempfile::tempdir().expect("temp dir");
     let prod = Sim::start(&dir.path().join("prod"), seed()).await;
@@ -404,6 +463,94 @@ async fn an_existing_vm_is_not_replaced_unless_configured_and_bad_names_are_name
     let (code, log) = restore(&config, &["--point", "20000101T000000Z"]);
     assert_eq!(code, 2);
     assert!(log.contains("no point 20000101T000000Z"), "{log}");
+
+    prod.running.shutdown().await;
+    dr.running.shutdown().await;
+}
+
+/// A production VM `web 01` with one 256 MiB disk full of data: its upload lasts long enough
+/// to be killed.
+fn big_seed() -> Value {
+    json!({
+        "storage_domains": [{"name": "data"}],
+        "vms": [{"name": "web 01", "memory_mib": 2048, "disks": [
+            {"name": "big", "size_mib": 256, "data": [{"offset_mib": 0, "length_mib": 256, "pattern": 7}]}
+        ]}]
+    })
+}
+
+/// The size of the largest disk file in an engine's state folder.
+fn largest_disk_file(state: &Path) -> u64 {
+    std::fs::read_dir(state.join("disks"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_restores_orphans_are_removed_by_the_next_restore() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prod = Sim::start(&dir.path().join("prod"), big_seed()).await;
+    let dr = Sim::start(&dir.path().join("dr"), dr_seed()).await;
+    let config = restore_config(&prod, &dr, dir.path(), &json!({}));
+    backup_ok(&config, &[]);
+    assert_eq!(disk_ids(&dr).await, Vec::<String>::new());
+
+    // SIGKILL while the disk's data moves: the new DR disk is left, with its transfer open.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args(["restore", "--config", config.to_str().expect("utf-8")])
+        .args(["--workers", "1"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ovrun");
+    while largest_disk_file(&dir.path().join("dr")) <= MIB {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the restore was killed while uploading, not finished before"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let orphans = disk_ids(&dr).await;
+    assert_eq!(orphans.len(), 1, "the killed restore's disk is in DR");
+    assert!(
+        dir.path()
+            .join("backup/web 01/.restore-journal.json")
+            .exists(),
+        "and in its journal"
+    );
+
+    let log = restore_ok(&config, &[]);
+    assert!(
+        log.contains("undoing what a restore that did not finish left"),
+        "{log}"
+    );
+    let restored = dr.vm("web 01_dr").await;
+    let attached: Vec<String> = attachments(&dr, restored["id"].as_str().expect("id"))
+        .await
+        .into_iter()
+        .map(|(_, _, _, id)| id)
+        .collect();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(
+        disk_ids(&dr).await,
+        attached,
+        "DR holds only the restored VM's disk: the orphan {orphans:?} was removed"
+    );
+    assert!(
+        !dir.path()
+            .join("backup/web 01/.restore-journal.json")
+            .exists()
+    );
+    let now = dir.path().join("now.raw");
+    raw_copy(&dr.disk_file(&attached[0]), &now);
+    let prod_disk = dir.path().join("prod.raw");
+    raw_copy(&prod.disk_file(&prod.disk_id("big").await), &prod_disk);
+    assert!(same_content(&now, &prod_disk));
 
     prod.running.shutdown().await;
     dr.running.shutdown().await;

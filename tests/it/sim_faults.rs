@@ -1,7 +1,8 @@
 //! What a client sees when `ovsim` injects each fault of the engine: a checkpoint that does not
 //! exist or is invalid (400), a lost bitmap (the backup goes `failed` and the engine forgets the
 //! VM's checkpoints), conflicts (409), a data connection cut mid-transfer, an idle client timed
-//! out, a restart with the state kept, and faults in XML for an XML client.
+//! out, a restart with the state kept, faults in XML for an XML client, a dead imageio daemon
+//! (started again) and concurrent guest writes to one disk (one at a time).
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -356,5 +357,68 @@ async fn a_slow_engine_and_a_locked_vm() {
     sim.admin("lock", lock(false)).await;
     let (status, _) = start_backup(&sim, None).await;
     assert_eq!(status, 201);
+    sim.running.shutdown().await;
+}
+
+/// Whether process `pid` has exited (gone, or a zombie waiting to be reaped).
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_imageio_daemon_is_started_again_and_the_next_transfer_works() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("state"), seed()).await;
+    let pid = sim.running.imageio_pid().expect("a data plane");
+    let target = rustix::process::Pid::from_raw(i32::try_from(pid).expect("pid")).expect("pid");
+    rustix::process::kill_process(target, rustix::process::Signal::KILL).expect("SIGKILL");
+    while !exited(pid) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let (backup, href, url) = backup_transfer(&sim, json!({})).await;
+    let data = sim.read(&url, 0, MIB).await.expect("read");
+    assert!(
+        data.iter().all(|&b| b == 17),
+        "the seed's pattern, read through the restarted daemon"
+    );
+    sim.finish_transfer(&href).await;
+    sim.post(&format!("{backup}/finalize"), json!({}), 200)
+        .await;
+    let again = sim.running.imageio_pid().expect("a data plane");
+    assert_ne!(again, pid, "a new daemon");
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_guest_writes_to_one_disk_all_succeed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("state"), seed()).await;
+    let disk = sim.disk_id("web01_data").await;
+    let writes = (0..8u64).map(|i| {
+        let (sim, disk) = (&sim, disk.clone());
+        async move {
+            let body = json!({"disk": disk, "offset": i * MIB, "length": MIB, "pattern": 0x30 + i});
+            sim.call(Method::POST, "/ovsim/admin/guest-write", Some(body))
+                .await
+        }
+    });
+    let answers = futures_util::future::join_all(writes).await;
+    for (status, answer) in &answers {
+        assert!(status.is_success(), "{status} {answer}");
+    }
+    let raw = dir.path().join("data.raw");
+    crate::engine::raw_copy(&sim.disk_file(&disk), &raw);
+    let bytes = std::fs::read(&raw).expect("raw");
+    for i in 0..8u64 {
+        let at = usize::try_from(i * MIB).expect("offset");
+        assert_eq!(bytes[at], 0x30 + i as u8, "write {i} landed");
+    }
     sim.running.shutdown().await;
 }
