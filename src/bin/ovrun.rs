@@ -648,7 +648,11 @@ fn merge_command(
             None => return fail(format!("point {point} has no disk {alias:?}")),
         },
     };
-    match restore::merge(&catalog.path(&entry.file), out, compress) {
+    let top = match catalog.qemu_path(&entry.file) {
+        Ok(top) => top,
+        Err(e) => return fail(e.to_string()),
+    };
+    match restore::merge(&top, out, compress) {
         Ok(()) => {
             println!(
                 "{}: point {point} of {} (disk {}) as one qcow2 image",

@@ -25,7 +25,6 @@ use super::engine::{
 use super::imageio::{Extent, ImageioError, Ticket};
 use super::local::{self, LocalError, Writer};
 use super::workers::{Ranges, join_all};
-use crate::fsutil;
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
 
@@ -511,15 +510,7 @@ impl Attempt<'_> {
     }
 
     fn remove_point_files(&self, point: &str) {
-        if let Ok(leftovers) = self.catalog.leftovers() {
-            for path in leftovers.iter().filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(point))
-            }) {
-                let _ = fs_err::remove_file(path);
-            }
-        }
+        self.catalog.remove_point_files(point);
     }
 
     /// `POST /vms/{id}/backups`, then polls until `ready`.
@@ -631,8 +622,10 @@ impl Attempt<'_> {
         parent: Option<&DiskEntry>,
     ) -> Result<DiskEntry, RunError> {
         let size = source.disk.provisioned_size.unwrap_or(0);
-        let path = self.catalog.path(file);
-        let backing = parent.map(|p| self.catalog.path(&p.file));
+        let path = self.catalog.create_image(file)?;
+        let backing = parent
+            .map(|p| self.catalog.qemu_path(&p.file))
+            .transpose()?;
         local::create(&path, size, backing.as_deref())?;
         let transfer: ImageTransfer = self
             .client
@@ -656,18 +649,8 @@ impl Attempt<'_> {
         let (bytes, sums) = moved?;
         finished?;
         let blocks = file.replace(".qcow2", ".sums");
-        fsutil::write_atomic(&self.catalog.path(&blocks), &sums.to_bytes()).map_err(|e| {
-            LocalError::Io {
-                what: "writing the block digests".into(),
-                source: e,
-            }
-        })?;
-        let file_size = fs_err::metadata(&path)
-            .map_err(|e| LocalError::Io {
-                what: "reading the image's size".into(),
-                source: e,
-            })?
-            .len();
+        self.catalog.write_file(&blocks, &sums.to_bytes())?;
+        let file_size = self.catalog.file_size(file)?;
         Ok(DiskEntry {
             id: source.disk.id.clone(),
             alias: source.disk.label().to_owned(),

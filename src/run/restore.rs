@@ -255,7 +255,15 @@ impl RestoreLog {
 
     /// The entries, oldest first (unreadable lines skipped).
     pub fn entries(&self) -> Vec<LogEntry> {
-        fs_err::read_to_string(&self.path)
+        use fs_err::os::unix::fs::OpenOptionsExt;
+        fs_err::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+            .and_then(|mut file| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut file, &mut text).map(|_| text)
+            })
             .map(|text| {
                 text.lines()
                     .filter_map(|line| serde_json::from_str(line).ok())
@@ -273,20 +281,32 @@ impl RestoreLog {
             .filter(|e| e.point == point)
     }
 
-    /// Appends one line, durably (O_APPEND: concurrent restores of other VMs do not mix).
+    /// Appends one line, durably (O_APPEND: concurrent restores of other VMs do not mix). The
+    /// log is never opened through a link (`ELOOP`), and is made `0600` in a `0700` folder.
     ///
     /// # Errors
-    /// The folder or file cannot be written.
+    /// The folder or file cannot be written, or the log is a link.
     pub fn append(&self, entry: &LogEntry) -> std::io::Result<()> {
+        use fs_err::os::unix::fs::OpenOptionsExt;
         use std::io::Write;
-        if let Some(dir) = self.path.parent() {
-            fs_err::create_dir_all(dir)?;
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(dir) = self.path.parent().filter(|dir| !dir.is_dir()) {
+            // fs-err has no DirBuilder; the error is given the folder's name here.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
+                })?;
         }
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let mut file = fs_err::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&self.path)?;
         file.write_all(&line)?;
         file.sync_all()
@@ -567,7 +587,7 @@ impl Job<'_> {
         struct Measure {
             required: u64,
         }
-        let top = self.catalog.path(&disk.file);
+        let top = self.catalog.qemu_path(&disk.file)?;
         let out = tokio::task::spawn_blocking(move || {
             let top = top.to_string_lossy().into_owned();
             local::qemu(
@@ -594,7 +614,7 @@ impl Job<'_> {
     /// extents to the ticket with `workers` connections; the bytes sent. Zero extents are not
     /// sent: a new disk reads as zeroes.
     async fn send_chain(&self, ticket: &Ticket, disk: &DiskEntry) -> Result<u64, RunError> {
-        let top = self.catalog.path(&disk.file);
+        let top = self.catalog.qemu_path(&disk.file)?;
         let map_top = top.clone();
         let extents = tokio::task::spawn_blocking(move || local::map(&map_top))
             .await
@@ -953,6 +973,23 @@ async fn parallel_upload(
     Ok(sent.load(Ordering::Relaxed))
 }
 
+/// Creates (or empties) `path` as a `0600` file, not through a link, so that the image
+/// `qemu-img` writes into it is readable by its owner alone whatever the umask.
+fn precreate_private(path: &Path) -> Result<(), RunError> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let file = fs_err::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| RunError::Failed(e.to_string()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| RunError::Failed(e.to_string()))
+}
+
 /// `ovrun merge`: the chain of a point's disk as one qcow2 at `out`, in one pass (`qemu-img
 /// convert` reads through the backing chain), written to a temporary file, synced and renamed.
 ///
@@ -970,6 +1007,7 @@ pub fn merge(top: &Path, out: &Path, compress: bool) -> Result<(), RunError> {
             .ok_or_else(|| RunError::Config(format!("{} is not UTF-8", p.display())))
     };
     let (top_text, temp_text) = (utf8(top)?, utf8(&temp)?);
+    precreate_private(&temp)?;
     let mut args = vec!["convert", "-f", "qcow2", "-O", "qcow2"];
     if compress {
         args.push("-c");
