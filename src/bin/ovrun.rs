@@ -587,6 +587,7 @@ fn restore_command(
 fn exit_code(e: &backup::RunError) -> ExitCode {
     ExitCode::from(match e {
         backup::RunError::Catalog(CatalogError::Busy { .. }) => BUSY,
+        backup::RunError::Catalog(CatalogError::UnsafeVm { .. }) => USAGE_OR_CONFIG,
         backup::RunError::Interrupted => INTERRUPTED,
         backup::RunError::Config(_) => USAGE_OR_CONFIG,
         _ => FAILED,

@@ -146,7 +146,7 @@ async fn an_empty_or_unsafe_vm_name_is_refused_before_the_disk_is_touched() {
         let config = config_for(&sim, dir.path(), vm, "bad.json", keep_one());
         for command in ["backup", "prune", "verify"] {
             let (code, log) = run(&[command, "--config", utf8(&config)]);
-            assert_ne!(code, 0, "{command} {vm:?}: {log}");
+            assert_eq!(code, 2, "{command} {vm:?}: a configuration error: {log}");
             assert!(
                 log.contains("cannot name a backup folder"),
                 "{command}: {log}"
@@ -264,6 +264,20 @@ async fn links_planted_at_every_catalog_path_change_nothing_outside() {
     // The real folder: backups refuse the linked image, prune and verify go on.
     let (code, log) = run(&["backup", "--config", &config_text, "--full"]);
     assert_ne!(code, 0, "a linked image in the folder: {log}");
+    assert!(log.contains("symbolic link"), "{log}");
+    let merged = outside.join("merged.qcow2");
+    let (code, log) = run(&[
+        "merge",
+        "--config",
+        &config_text,
+        "--point",
+        &id,
+        "--disk",
+        "web01_os",
+        "--out",
+        utf8(&merged),
+    ]);
+    assert_ne!(code, 0, "merge beside a linked image: {log}");
     assert!(log.contains("symbolic link"), "{log}");
     let (code, log) = run(&["prune", "--config", &config_text]);
     assert_eq!(code, 0, "{log}");
