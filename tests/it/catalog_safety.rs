@@ -446,3 +446,32 @@ async fn verify_warns_of_leftovers_and_foreign_files_and_the_next_backup_removes
     }
     sim.running.shutdown().await;
 }
+
+#[test]
+fn qemu_nbd_keeps_its_socket_and_log_in_a_private_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir_all(&run_dir).expect("run dir");
+    // Another user's link at the old fixed log name, pointing where a file would be created.
+    let planted = dir.path().join("outside-created");
+    symlink(&planted, run_dir.join("qemu-nbd.log")).expect("link");
+    let image = dir.path().join("disk.qcow2");
+    ovbackup::run::local::create(&image, 1 << 20, None).expect("qemu-img create");
+    let writer = ovbackup::run::local::Writer::open(&image, &run_dir).expect("qemu-nbd");
+    writer
+        .connect()
+        .expect("connect")
+        .write_at(0, &[7u8; 4096])
+        .expect("write");
+    writer.close().expect("close");
+    assert!(!planted.exists(), "nothing was created through the link");
+    let left: Vec<_> = std::fs::read_dir(&run_dir)
+        .expect("run dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        left,
+        ["qemu-nbd.log"],
+        "the private folder is gone, the link untouched"
+    );
+}
