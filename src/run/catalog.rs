@@ -126,8 +126,9 @@ pub enum CatalogError {
     },
     /// A symbolic link (or no regular file) where the catalog holds its own files.
     #[error(
-        "{path} is a symbolic link or not a regular file: ovrun never follows links in the \
-         backup directory; remove it (and find out who put it there)"
+        "{path} is a symbolic link, or not the kind of entry the catalog keeps there (a regular \
+         file; a folder for a VM): ovrun never follows links in the backup directory; remove \
+         it (and find out who put it there)"
     )]
     Link {
         /// The link.
