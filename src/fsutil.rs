@@ -365,6 +365,19 @@ impl Folder {
         self.sync()
     }
 
+    /// Takes group and other permissions off the regular file `name`.
+    ///
+    /// # Errors
+    /// It cannot be opened (`ELOOP` for a link) or changed.
+    pub fn restrict(&self, name: &str) -> std::io::Result<()> {
+        let fd = open_beneath(self.fd.as_fd(), name, OFlags::RDONLY, Mode::empty())?;
+        let mode = rustix::fs::fstat(&fd)?.st_mode;
+        if mode & 0o077 != 0 {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o700))?;
+        }
+        Ok(())
+    }
+
     /// Removes `name` (a link is removed itself, not what it points to).
     ///
     /// # Errors

@@ -39,7 +39,8 @@
 //! file; relative backing file names resolve in the same folder.
 //!
 //! **Modes.** Files are `0600` and folders `0700`, whatever the umask: VM disks are readable
-//! only by the backup user.
+//! only by the backup user. A folder adopted from an earlier `ovrun` has group and other
+//! permissions taken off it and its catalog files.
 //!
 //! **Locking.** One `ovrun` works on a VM's folder at a time: an advisory lock on its `.lock`.
 //!
@@ -366,6 +367,7 @@ impl Catalog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let owner = self.manifest_owner()?;
                 if owner.is_none() {
+                    self.restrict_files()?;
                     let record = serde_json::to_vec(&Owner {
                         vm: self.vm.clone(),
                     })
@@ -386,6 +388,25 @@ impl Catalog {
             vm: self.vm.clone(),
             owner,
         })
+    }
+
+    /// Takes group and other permissions off the catalog's files in a folder it adopts (an
+    /// earlier `ovrun` left them as
+    /// the umask made them, VM disks readable by all under cron's 022).
+    fn restrict_files(&self) -> Result<(), CatalogError> {
+        let entries = self
+            .folder
+            .entries()
+            .map_err(io(format!("reading {}", self.dir().display())))?;
+        for (name, kind) in entries {
+            let ours = SchemeName::parse(&name).is_some() || OWN_DOTFILES.contains(&name.as_str());
+            if ours && kind == EntryKind::File {
+                self.folder
+                    .restrict(&name)
+                    .map_err(io_at("restricting", self.path(&name)))?;
+            }
+        }
+        Ok(())
     }
 
     /// Another VM a manifest in the folder names, if any.
@@ -874,6 +895,28 @@ mod tests {
             );
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_adopted_folder_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("web01");
+        std::fs::create_dir(&folder).unwrap();
+        let image = folder.join("20261129T020000Z.full.os.qcow2");
+        let foreign = folder.join("notes.txt");
+        for file in [&folder, &image, &foreign] {
+            if file != &folder {
+                std::fs::write(file, b"x").unwrap();
+            }
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Catalog::open(dir.path(), "web01").unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&image), 0o700, "group and other bits taken off");
+        assert_eq!(mode(&foreign), 0o755, "not the catalog's: untouched");
+        assert_eq!(mode(&folder.join(OWNER_FILE)), 0o600);
     }
 
     #[test]
