@@ -391,8 +391,8 @@ impl Catalog {
     }
 
     /// Takes group and other permissions off the catalog's files in a folder it adopts (an
-    /// earlier `ovrun` left them as
-    /// the umask made them, VM disks readable by all under cron's 022).
+    /// earlier `ovrun` left them as the umask made them: VM disks readable by all under cron's
+    /// 022).
     fn restrict_files(&self) -> Result<(), CatalogError> {
         let entries = self
             .folder
