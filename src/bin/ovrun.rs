@@ -78,7 +78,10 @@ impl Failure {
 fn catalog_code(e: &CatalogError) -> u8 {
     match e {
         CatalogError::Busy { .. } => BUSY,
-        CatalogError::Io { .. } | CatalogError::Manifest { .. } => FAILED,
+        CatalogError::Io { .. } | CatalogError::Manifest { .. } | CatalogError::Link { .. } => {
+            FAILED
+        }
+        // UnsafeVm, Foreign: the runner config names a VM that cannot have this folder.
         _ => USAGE_OR_CONFIG,
     }
 }
@@ -750,7 +753,8 @@ fn merge_command(
             .find(|d| d.alias == alias)
             .ok_or_else(|| Failure::config(format!("point {point} has no disk {alias:?}")))?,
     };
-    restore::merge(&catalog.path(&entry.file), out, compress).map_err(|e| Failure {
+    let top = catalog.qemu_path(&entry.file)?;
+    restore::merge(&top, out, compress).map_err(|e| Failure {
         code: run_code(&e),
         message: Some(format!("merging point {point}: {e}")),
     })?;

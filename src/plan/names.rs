@@ -32,6 +32,23 @@ pub const MONTHS: [&str; 12] = [
 /// Disk interfaces the engine knows (API `DiskInterface`), in its spelling.
 pub const DISK_INTERFACES: [&str; 5] = ["virtio_scsi", "virtio", "sata", "ide", "spapr_vscsi"];
 
+/// Why a VM name cannot name a backup folder or unit (`None` when it can): empty, `.`, `..`,
+/// or holding `/` or a control character. `ovplan` refuses such a name in the policy, and
+/// `ovrun` in a runner config.
+pub fn unsafe_vm_name(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("it is empty")
+    } else if name.contains('/') {
+        Some("it holds `/`")
+    } else if name == "." || name == ".." {
+        Some("it is a relative directory name")
+    } else if name.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else {
+        None
+    }
+}
+
 /// The weekday a policy name stands for.
 pub fn weekday(name: &str) -> Option<Weekday> {
     let index = WEEKDAYS.iter().position(|w| *w == name)?;

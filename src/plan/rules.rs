@@ -156,18 +156,7 @@ impl Rules {
     }
 
     fn vm_name(&mut self, name: &str, pointer: &str) {
-        let why = if name.trim().is_empty() {
-            Some("it is empty")
-        } else if name.contains('/') {
-            Some("it holds `/`")
-        } else if name == "." || name == ".." {
-            Some("it is a relative directory name")
-        } else if name.chars().any(char::is_control) {
-            Some("it holds a control character")
-        } else {
-            None
-        };
-        if let Some(why) = why {
+        if let Some(why) = names::unsafe_vm_name(name) {
             self.push(
                 Diagnostic::new(Code::UnsafeVmName, pointer, format!("VM name `{}` cannot name a backup folder or unit: {why}", name.escape_debug()))
                     .mark(Mark::Key)

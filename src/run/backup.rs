@@ -26,7 +26,6 @@ use super::imageio::{Extent, ImageioError, Ticket};
 use super::local::{self, LocalError, Writer};
 use super::retry::{self, Wait};
 use super::workers::{Ranges, join_all};
-use crate::fsutil;
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
 
@@ -181,28 +180,12 @@ fn record_success(
 /// its files. A failure to remove is logged: the next run's leftover sweep removes the rest.
 fn withdraw(catalog: &Catalog, manifest: &Manifest) {
     tracing::warn!(point = %manifest.point, "withdrawing the point: its run could not be recorded");
-    if let Err(e) = fs_err::remove_file(catalog.path(&manifest.file_name())) {
+    if let Err(e) = catalog.remove(&manifest.file_name()) {
         tracing::warn!("{e}");
     }
-    remove_point_files(catalog, &manifest.point);
+    catalog.remove_point_files(&manifest.point);
 }
 
-/// Removes the files of `point`, which has no manifest (yet, or any more).
-fn remove_point_files(catalog: &Catalog, point: &str) {
-    let Ok(leftovers) = catalog.leftovers() else {
-        return;
-    };
-    let prefix = format!("{point}.");
-    for path in leftovers.iter().filter(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(&prefix))
-    }) {
-        if let Err(e) = fs_err::remove_file(path) {
-            tracing::warn!("{e}");
-        }
-    }
-}
 
 /// Writes the point's checkpoint to the `checkpoints_file`. The manifests are the truth and the
 /// file an export for the predecessor's tools, so a failure is a warning: the point counts,
@@ -548,7 +531,7 @@ impl Attempt<'_> {
         let disks = match (transferred, finalized) {
             (Ok(disks), Ok(checkpoint)) => (disks, checkpoint),
             (Err(e), _) | (Ok(_), Err(e)) => {
-                remove_point_files(self.catalog, &point);
+                self.catalog.remove_point_files(&point);
                 return Err(e);
             }
         };
@@ -569,7 +552,7 @@ impl Attempt<'_> {
             disks,
         };
         if let Err(e) = self.catalog.commit(&manifest) {
-            remove_point_files(self.catalog, &point);
+            self.catalog.remove_point_files(&point);
             return Err(e.into());
         }
         Ok(manifest)
@@ -697,8 +680,10 @@ impl Attempt<'_> {
         parent: Option<&DiskEntry>,
     ) -> Result<DiskEntry, RunError> {
         let size = source.disk.provisioned_size.unwrap_or(0);
-        let path = self.catalog.path(file);
-        let backing = parent.map(|p| self.catalog.path(&p.file));
+        let path = self.catalog.create_image(file)?;
+        let backing = parent
+            .map(|p| self.catalog.qemu_path(&p.file))
+            .transpose()?;
         local::create(&path, size, backing.as_deref())?;
         let transfer: ImageTransfer = self
             .client
@@ -722,18 +707,8 @@ impl Attempt<'_> {
         let (bytes, sums) = moved?;
         finished?;
         let blocks = file.replace(".qcow2", ".sums");
-        fsutil::write_atomic(&self.catalog.path(&blocks), &sums.to_bytes()).map_err(|e| {
-            LocalError::Io {
-                what: "writing the block digests".into(),
-                source: e,
-            }
-        })?;
-        let file_size = fs_err::metadata(&path)
-            .map_err(|e| LocalError::Io {
-                what: "reading the image's size".into(),
-                source: e,
-            })?
-            .len();
+        self.catalog.write_file(&blocks, &sums.to_bytes())?;
+        let file_size = self.catalog.file_size(file)?;
         Ok(DiskEntry {
             id: source.disk.id.clone(),
             alias: source.disk.label().to_owned(),

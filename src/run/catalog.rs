@@ -2,24 +2,68 @@
 //! VM, holding each point's disk images and, written last and durably, its manifest:
 //!
 //! ```text
+//! BACKUP_DIR/web01/.vm.json                                      (whose folder it is)
 //! BACKUP_DIR/web01/20261129T020000Z.full.web01_os.qcow2
+//! BACKUP_DIR/web01/20261129T020000Z.full.web01_os.sums           (its block digests)
 //! BACKUP_DIR/web01/20261129T020000Z.full.manifest.json
-//! BACKUP_DIR/web01/20261130T020000Z.incremental.web01_os.qcow2   (backing: the file above)
+//! BACKUP_DIR/web01/20261130T020000Z.incremental.web01_os.qcow2   (backing: the full's file)
+//! BACKUP_DIR/web01/20261130T020000Z.incremental.web01_os.sums
 //! BACKUP_DIR/web01/20261130T020000Z.incremental.manifest.json
+//! BACKUP_DIR/web01/.lock  .status.json
 //! BACKUP_DIR/checkpoints.json                                    (checkpoints_file)
 //! ```
 //!
-//! File names sort by time and say the kind and the disk. A point is its manifest: files of a
-//! point without one are leftovers of a run that did not finish, removed by the next run. One
-//! `ovrun` works on a VM's folder at a time (an advisory lock on `.lock` in it).
+//! **Folders.** A VM's folder is named by [`folder_name`], an injective encoding of its name:
+//! the name itself, with `%`, `/`, control characters and a leading `.` percent-encoded, so
+//! that `web01`, `db 01` and `é-x` keep their plain names and no two VMs share a folder
+//! (`.x` is `%2Ex`, `_.x` stays `_.x`). The folder records whose it is in `.vm.json`, written
+//! crash-safely when the folder is made; [`Catalog::open`] refuses a folder recorded as another
+//! VM's, and adopts one without the record (a catalog of an earlier `ovrun`) unless one of its
+//! manifests names another VM. `ovrun` refuses an empty or unsafe VM name
+//! ([`crate::plan::names::unsafe_vm_name`], as `ovplan` does) before it touches the disk.
+//!
+//! **Names.** Every file of a point is named from its point id, its kind and its disk
+//! (`{point}.{kind}.{disk}.qcow2`, `.sums` beside it, `{point}.{kind}.manifest.json`);
+//! [`misnamed`] checks a manifest against that scheme. A manifest naming any other file (a
+//! `../x`, a `/x`, another point's file) is damage: such a point is left out of
+//! [`Catalog::points`] (so no backup builds on it, and `prune` deletes nothing it names), and
+//! `ovrun verify` reports it.
+//!
+//! **No links.** The folder is opened beneath the backup directory without following a link
+//! (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), and every file in it is opened,
+//! written, renamed or removed through the folder's descriptor, by its single name, never
+//! following a link ([`crate::fsutil::Folder`]). A link anywhere in the catalog is refused with
+//! an error naming it; nothing is read, written or removed through it. `qemu-img` and
+//! `qemu-nbd` get images as `/proc/<pid>/fd/<folder>/<name>`, after the image files were
+//! created by `ovrun` itself (`O_EXCL`) and every image of the folder was seen to be a regular
+//! file; relative backing file names resolve in the same folder.
+//!
+//! **Modes.** Files are `0600` and folders `0700`, whatever the umask: VM disks are readable
+//! only by the backup user. A folder adopted from an earlier `ovrun` has group and other
+//! permissions taken off it and its catalog files.
+//!
+//! **Locking.** One `ovrun` works on a VM's folder at a time: an advisory lock on its `.lock`.
+//!
+//! **Recovery.** A point is its manifest, written last (temporary file, fsync, rename, fsync of
+//! the folder). Files of the naming scheme whose point has no manifest, and temporary files
+//! (`.tmp-*`), are leftovers of a run that did not finish: the next backup removes them, and
+//! `ovrun verify` lists them as warnings. Any other file (a foreign file, a dotfile, a link, a
+//! folder) is never removed; `ovrun verify` lists it. Retention removes a point's manifest
+//! first, then its files, so a crash in between leaves only leftovers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{EntryKind, Folder, is_symlink_error};
+
+mod naming;
+
+pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
 
 /// The manifest format this `ovrun` writes and reads.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -57,6 +101,40 @@ pub enum CatalogError {
         /// Why.
         why: String,
     },
+    /// A VM name that cannot name a folder.
+    #[error(
+        "VM name {vm:?} cannot name a backup folder: {why}; give the runner config's `vm` the \
+         VM's name as the engine shows it (ovplan build writes it so)"
+    )]
+    UnsafeVm {
+        /// The name.
+        vm: String,
+        /// Why not.
+        why: &'static str,
+    },
+    /// The VM's folder is another VM's.
+    #[error(
+        "{folder} belongs to VM {owner:?}, not to {vm:?}: two VMs cannot share a folder; move \
+         the folder away, or correct the runner config's `vm`"
+    )]
+    Foreign {
+        /// The folder.
+        folder: PathBuf,
+        /// The VM this run is for.
+        vm: String,
+        /// The VM it belongs to.
+        owner: String,
+    },
+    /// A symbolic link (or no regular file) where the catalog holds its own files.
+    #[error(
+        "{path} is a symbolic link, or not the kind of entry the catalog keeps there (a regular \
+         file; a folder for a VM): ovrun never follows links in the backup directory; remove \
+         it (and find out who put it there)"
+    )]
+    Link {
+        /// The link.
+        path: PathBuf,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CatalogError {
@@ -64,6 +142,20 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CatalogError {
     move |source| CatalogError::Io { what, source }
 }
 
+/// [`io`], but a link met is [`CatalogError::Link`].
+fn io_at(what: impl Into<String>, path: PathBuf) -> impl FnOnce(std::io::Error) -> CatalogError {
+    let what = what.into();
+    move |source| {
+        if is_symlink_error(&source) || source.kind() == std::io::ErrorKind::NotADirectory {
+            CatalogError::Link { path }
+        } else {
+            CatalogError::Io {
+                what: format!("{what} {}", path.display()),
+                source,
+            }
+        }
+    }
+}
 /// A point's record, written last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,27 +254,6 @@ impl Manifest {
     }
 }
 
-/// The point id for a backup started at `at`.
-pub fn point_id(at: DateTime<Utc>) -> String {
-    at.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-/// A disk alias as a file-name part: letters, digits, `-`, `_` and unicode letters kept, the
-/// rest `_`.
-pub fn safe_name(alias: &str) -> String {
-    let name: String = alias
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() { "disk".into() } else { name }
-}
-
 /// The file in a VM's folder that records how its last runs went.
 pub const STATUS_FILE: &str = ".status.json";
 
@@ -201,11 +272,46 @@ pub struct RunStatus {
     pub last_error: Option<String>,
 }
 
+/// The VM's lock file in its folder.
+pub const LOCK_FILE: &str = ".lock";
+
+/// The file in a VM's folder that records whose folder it is.
+pub const OWNER_FILE: &str = ".vm.json";
+
+/// The file in a VM's folder that lists what a restore in progress made in DR (see
+/// `run::restore`): present only while a restore runs, or after one was killed.
+pub const JOURNAL_FILE: &str = ".restore-journal.json";
+
+/// The catalog's own dotfiles (neither leftovers nor foreign).
+const OWN_DOTFILES: [&str; 4] = [LOCK_FILE, STATUS_FILE, OWNER_FILE, JOURNAL_FILE];
+
+/// What [`OWNER_FILE`] holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Owner {
+    vm: String,
+}
+
+/// What a VM's folder holds, sorted by kind (see the module doc).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The complete points, oldest first.
+    pub points: Vec<Manifest>,
+    /// Manifests that name files outside the scheme: file name, and how.
+    pub misnamed: Vec<(String, Vec<String>)>,
+    /// Files of the scheme whose point has no manifest, and temporary files: the next backup
+    /// removes them.
+    pub leftovers: Vec<String>,
+    /// Entries of the scheme that are no regular files (links, folders): never followed.
+    pub unsafe_entries: Vec<String>,
+    /// Everything else: not the catalog's, never read or removed.
+    pub foreign: Vec<String>,
+}
+
 /// A VM's folder in the backup directory.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     vm: String,
-    dir: PathBuf,
+    folder: Folder,
 }
 
 /// The VM's lock; released on drop.
@@ -215,45 +321,128 @@ pub struct VmLock {
 }
 
 impl Catalog {
-    /// The folder of `vm` under `backup_dir` (made if missing). The VM's name is the folder's
-    /// name, with `/` replaced (names may hold spaces and any letters).
+    /// The folder of `vm` under `backup_dir` (see the module doc): made `0700` if missing,
+    /// opened without following a link, and checked to be this VM's.
     ///
     /// # Errors
-    /// The folder cannot be made.
+    /// An unsafe VM name (before anything is touched), a folder that is a link or another
+    /// VM's, or one that cannot be made or read.
     pub fn open(backup_dir: &Path, vm: &str) -> Result<Self, CatalogError> {
-        let folder = vm.replace('/', "_");
-        let folder = if folder.starts_with('.') {
-            format!("_{folder}")
-        } else {
-            folder
-        };
-        let dir = backup_dir.join(folder);
-        fs_err::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        Ok(Self {
+        if let Some(why) = crate::plan::names::unsafe_vm_name(vm) {
+            return Err(CatalogError::UnsafeVm {
+                vm: vm.to_owned(),
+                why,
+            });
+        }
+        if !backup_dir.is_dir() {
+            // fs-err has no DirBuilder; the error names the path through `io`.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(backup_dir)
+                .map_err(io(format!("creating {}", backup_dir.display())))?;
+        }
+        let name = folder_name(vm);
+        let folder =
+            Folder::open_in(backup_dir, &name).map_err(io_at("opening", backup_dir.join(&name)))?;
+        let catalog = Self {
             vm: vm.to_owned(),
-            dir,
+            folder,
+        };
+        catalog.claim()?;
+        Ok(catalog)
+    }
+
+    /// Checks the folder's owner record, or writes it for a folder without one (new, or of an
+    /// earlier `ovrun`) after checking that no manifest in it names another VM.
+    fn claim(&self) -> Result<(), CatalogError> {
+        let owner = match self.folder.read(OWNER_FILE) {
+            Ok(bytes) => {
+                serde_json::from_slice::<Owner>(&bytes)
+                    .map_err(|e| CatalogError::Manifest {
+                        path: self.path(OWNER_FILE),
+                        why: format!(
+                            "not the folder's owner record ({e}); remove it to adopt the folder"
+                        ),
+                    })?
+                    .vm
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let owner = self.manifest_owner()?;
+                if owner.is_none() {
+                    self.restrict_files()?;
+                    let record = serde_json::to_vec(&Owner {
+                        vm: self.vm.clone(),
+                    })
+                    .expect("an owner record serializes");
+                    self.folder
+                        .write_atomic(OWNER_FILE, &record)
+                        .map_err(io_at("writing", self.path(OWNER_FILE)))?;
+                }
+                owner.unwrap_or_else(|| self.vm.clone())
+            }
+            Err(e) => return Err(io_at("reading", self.path(OWNER_FILE))(e)),
+        };
+        if owner == self.vm {
+            return Ok(());
+        }
+        Err(CatalogError::Foreign {
+            folder: self.folder.path().to_owned(),
+            vm: self.vm.clone(),
+            owner,
         })
+    }
+
+    /// Takes group and other permissions off the catalog's files in a folder it adopts (an
+    /// earlier `ovrun` left them as the umask made them: VM disks readable by all under cron's
+    /// 022).
+    fn restrict_files(&self) -> Result<(), CatalogError> {
+        let entries = self
+            .folder
+            .entries()
+            .map_err(io(format!("reading {}", self.dir().display())))?;
+        for (name, kind) in entries {
+            let ours = SchemeName::parse(&name).is_some() || OWN_DOTFILES.contains(&name.as_str());
+            if ours && kind == EntryKind::File {
+                self.folder
+                    .restrict(&name)
+                    .map_err(io_at("restricting", self.path(&name)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Another VM a manifest in the folder names, if any.
+    fn manifest_owner(&self) -> Result<Option<String>, CatalogError> {
+        Ok(self
+            .scan()?
+            .points
+            .into_iter()
+            .map(|m| m.vm)
+            .find(|vm| *vm != self.vm))
+    }
+
+    /// The VM's name.
+    pub fn vm(&self) -> &str {
+        &self.vm
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.folder.path()
     }
 
     /// Takes the VM's lock, waiting up to `wait` for another `ovrun` to release it.
     ///
     /// # Errors
-    /// Still held after `wait`, or the lock file cannot be opened.
+    /// Still held after `wait`, or the lock file cannot be opened (a link there is refused).
     pub fn lock(&self, wait: Duration) -> Result<VmLock, CatalogError> {
-        let path = self.dir.join(".lock");
-        let file = fs_err::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io(format!("opening {}", path.display())))?
-            .into_parts()
-            .0;
+        let path = self.path(LOCK_FILE);
+        let file = self
+            .folder
+            .open_or_create(LOCK_FILE)
+            .map_err(io_at("opening", path.clone()))?;
         let started = Instant::now();
         loop {
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
@@ -273,84 +462,158 @@ impl Catalog {
         }
     }
 
-    fn entries(&self) -> Result<Vec<String>, CatalogError> {
-        let mut names = Vec::new();
-        for entry in
-            fs_err::read_dir(&self.dir).map_err(io(format!("reading {}", self.dir.display())))?
-        {
-            let entry = entry.map_err(io("reading the VM folder"))?;
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_owned());
+    /// Sorts the folder's entries (see [`Scan`]).
+    ///
+    /// # Errors
+    /// The folder or a manifest cannot be read.
+    pub fn scan(&self) -> Result<Scan, CatalogError> {
+        let entries = self
+            .folder
+            .entries()
+            .map_err(io(format!("reading {}", self.dir().display())))?;
+        let with_manifest: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|(name, _)| SchemeName::parse(name))
+            .filter(|n| n.disk.is_none())
+            .map(|n| n.point)
+            .collect();
+        let mut scan = Scan::default();
+        for (name, kind) in &entries {
+            let scheme = SchemeName::parse(name);
+            match (scheme, kind) {
+                (Some(n), EntryKind::File) if n.disk.is_none() => {
+                    self.read_point(name, &mut scan)?
+                }
+                (Some(n), EntryKind::File) if !with_manifest.contains(n.point) => {
+                    scan.leftovers.push(name.clone());
+                }
+                (Some(_), EntryKind::File) => {}
+                (Some(_), _) => scan.unsafe_entries.push(name.clone()),
+                (None, EntryKind::File) if name.starts_with(".tmp-") => {
+                    scan.leftovers.push(name.clone());
+                }
+                (None, EntryKind::File) if OWN_DOTFILES.contains(&name.as_str()) => {}
+                (None, _) if OWN_DOTFILES.contains(&name.as_str()) => {
+                    scan.unsafe_entries.push(name.clone());
+                }
+                (None, _) => scan.foreign.push(name.clone()),
             }
         }
-        names.sort();
-        Ok(names)
+        scan.points.sort_by(|a, b| a.point.cmp(&b.point));
+        Ok(scan)
     }
 
-    /// The complete points, oldest first.
+    /// Reads the manifest `name` into the scan: a point, or misnamed.
+    fn read_point(&self, name: &str, scan: &mut Scan) -> Result<(), CatalogError> {
+        let path = self.path(name);
+        let bytes = self
+            .folder
+            .read(name)
+            .map_err(io_at("reading the manifest", path.clone()))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| CatalogError::Manifest {
+                path,
+                why: e.to_string(),
+            })?;
+        let mut wrong = misnamed(&manifest);
+        if wrong.is_empty() && manifest.file_name() != name {
+            wrong.push(format!(
+                "the manifest is of point {} ({}), not of its file's name",
+                manifest.point, manifest.kind
+            ));
+        }
+        if wrong.is_empty() {
+            scan.points.push(manifest);
+        } else {
+            scan.misnamed.push((name.to_owned(), wrong));
+        }
+        Ok(())
+    }
+
+    /// The complete points, oldest first (a misnamed manifest's point is not one: see
+    /// [`misnamed`]; `ovrun verify` reports it).
     ///
     /// # Errors
     /// The folder or a manifest cannot be read.
     pub fn points(&self) -> Result<Vec<Manifest>, CatalogError> {
-        let mut points = Vec::new();
-        for name in self.entries()? {
-            if name.starts_with('.') || !name.ends_with(".manifest.json") {
-                continue;
-            }
-            let path = self.dir.join(&name);
-            let text = fs_err::read_to_string(&path).map_err(io("reading a manifest"))?;
-            let manifest: Manifest =
-                serde_json::from_str(&text).map_err(|e| CatalogError::Manifest {
-                    path: path.clone(),
-                    why: e.to_string(),
-                })?;
-            points.push(manifest);
+        let scan = self.scan()?;
+        for (name, why) in &scan.misnamed {
+            tracing::warn!(
+                "{}: ignored, it names files outside the catalog's scheme ({}); run ovrun verify",
+                self.path(name).display(),
+                why.join("; ")
+            );
         }
-        points.sort_by(|a, b| a.point.cmp(&b.point));
-        Ok(points)
+        Ok(scan.points)
     }
 
-    /// Files that belong to no complete point (a run that died before its manifest), and
-    /// temporary files of interrupted writes.
+    /// Files of the scheme that belong to no complete point (a run that died before its
+    /// manifest), and temporary files of interrupted writes.
     ///
     /// # Errors
     /// The folder cannot be read.
     pub fn leftovers(&self) -> Result<Vec<PathBuf>, CatalogError> {
-        let complete: Vec<String> = self.points()?.into_iter().map(|p| p.point).collect();
         Ok(self
-            .entries()?
-            .into_iter()
-            .filter(|name| {
-                name != ".lock" && name != STATUS_FILE && name != super::restore::JOURNAL
-            })
-            .filter(|name| {
-                name.starts_with(".tmp-")
-                    || !complete.iter().any(|p| name.starts_with(&format!("{p}.")))
-            })
-            .map(|name| self.dir.join(name))
+            .scan()?
+            .leftovers
+            .iter()
+            .map(|name| self.path(name))
             .collect())
     }
 
-    /// Removes the leftovers; the paths removed.
+    /// Removes the leftovers (regular files of the scheme only; see the module doc); the paths
+    /// removed.
     ///
     /// # Errors
     /// One cannot be removed.
     pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>, CatalogError> {
-        let leftovers = self.leftovers()?;
-        for path in &leftovers {
-            fs_err::remove_file(path).map_err(io("removing a leftover"))?;
+        let leftovers = self.scan()?.leftovers;
+        for name in &leftovers {
+            self.remove(name)?;
         }
         if !leftovers.is_empty() {
-            crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
+            self.sync()?;
         }
-        Ok(leftovers)
+        Ok(leftovers.iter().map(|name| self.path(name)).collect())
+    }
+
+    /// Removes the leftover files of point `point` (a run that failed before its manifest).
+    pub fn remove_point_files(&self, point: &str) {
+        let Ok(scan) = self.scan() else { return };
+        for name in scan.leftovers {
+            if SchemeName::parse(&name).is_some_and(|n| n.point == point) {
+                let _ = self.remove(&name);
+            }
+        }
+        let _ = self.sync();
+    }
+
+    /// Removes the file `name` (a link is removed itself, never followed); an absent file is
+    /// no error.
+    ///
+    /// # Errors
+    /// It cannot be removed.
+    pub fn remove(&self, name: &str) -> Result<(), CatalogError> {
+        match self.folder.remove(name) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(format!("removing {}", self.path(name).display()))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn sync(&self) -> Result<(), CatalogError> {
+        self.folder
+            .sync()
+            .map_err(io(format!("syncing {}", self.dir().display())))
     }
 
     /// How the last runs went (default when never recorded or unreadable).
     pub fn run_status(&self) -> RunStatus {
-        fs_err::read_to_string(self.dir.join(STATUS_FILE))
+        self.folder
+            .read(STATUS_FILE)
             .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
     }
 
@@ -376,13 +639,90 @@ impl Catalog {
             }
         }
         let text = serde_json::to_string_pretty(&status).expect("a status serializes");
-        crate::fsutil::write_atomic(&self.dir.join(STATUS_FILE), text.as_bytes())
-            .map_err(io("writing the run status"))
+        self.write_file(STATUS_FILE, text.as_bytes())
     }
 
-    /// The path of a file in the folder.
+    /// The path of a file in the folder, for messages (files are reached through the folder's
+    /// descriptor, and tools through [`Catalog::qemu_path`]).
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.folder.path().join(name)
+    }
+
+    /// Writes the file `name` atomically and durably, `0600`, replacing (never following) a
+    /// link there.
+    ///
+    /// # Errors
+    /// The write fails.
+    pub fn write_file(&self, name: &str, content: &[u8]) -> Result<(), CatalogError> {
+        self.folder
+            .write_atomic(name, content)
+            .map_err(io_at("writing", self.path(name)))
+    }
+
+    /// Opens the file `name` for reading: a regular file, not through a link.
+    ///
+    /// # Errors
+    /// It is missing, a link, or cannot be read.
+    pub fn open_file(&self, name: &str) -> Result<std::fs::File, CatalogError> {
+        self.folder
+            .open(name)
+            .map_err(io_at("opening", self.path(name)))
+    }
+
+    /// Whether `name` is in the folder (a link counts, and is not followed).
+    pub fn exists(&self, name: &str) -> bool {
+        self.folder.exists(name)
+    }
+
+    /// The path under which `qemu-img` and `qemu-nbd` open image `name` and its backing chain:
+    /// through the folder's descriptor, once `name` and every other image in the folder were
+    /// seen to be regular files (so no chain can lead through a link).
+    ///
+    /// # Errors
+    /// `name` or another image of the folder is a link or no regular file.
+    pub fn qemu_path(&self, name: &str) -> Result<PathBuf, CatalogError> {
+        let entries = self
+            .folder
+            .entries()
+            .map_err(io(format!("reading {}", self.dir().display())))?;
+        let unsafe_image = entries.iter().find(|(entry, kind)| {
+            *kind != EntryKind::File && (entry == name || entry.ends_with(".qcow2"))
+        });
+        if let Some((entry, _)) = unsafe_image {
+            return Err(CatalogError::Link {
+                path: self.path(entry),
+            });
+        }
+        if !entries.iter().any(|(entry, _)| entry == name) {
+            return Err(io(format!("opening {}", self.path(name).display()))(
+                std::io::ErrorKind::NotFound.into(),
+            ));
+        }
+        Ok(self.folder.proc_path(name))
+    }
+
+    /// Creates image file `name` (it must not exist: `O_EXCL`, not through a link), empty and
+    /// `0600`, for `qemu-img create` to fill; its [`Catalog::qemu_path`].
+    ///
+    /// # Errors
+    /// It exists, or cannot be made.
+    pub fn create_image(&self, name: &str) -> Result<PathBuf, CatalogError> {
+        self.folder
+            .create_new(name)
+            .map_err(io_at("creating", self.path(name)))?;
+        self.qemu_path(name)
+    }
+
+    /// The size of file `name` (not through a link).
+    ///
+    /// # Errors
+    /// It cannot be opened.
+    pub fn file_size(&self, name: &str) -> Result<u64, CatalogError> {
+        let file = self.open_file(name)?;
+        file.metadata().map(|m| m.len()).map_err(io(format!(
+            "reading the size of {}",
+            self.path(name).display()
+        )))
     }
 
     /// A point's recorded block digests of `disk` for a disk of `size` bytes; `None` when it
@@ -394,7 +734,7 @@ impl Catalog {
         size: u64,
     ) -> Option<crate::run::blocksum::BlockSums> {
         let content = disk.content.as_ref()?;
-        let bytes = fs_err::read(self.path(&content.blocks)).ok()?;
+        let bytes = self.folder.read(&content.blocks).ok()?;
         crate::run::blocksum::BlockSums::from_bytes(size, &bytes)
             .filter(|sums| sums.checksum() == content.checksum)
     }
@@ -406,8 +746,7 @@ impl Catalog {
     /// The write fails.
     pub fn commit(&self, manifest: &Manifest) -> Result<(), CatalogError> {
         let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
-        crate::fsutil::write_atomic(&self.path(&manifest.file_name()), text.as_bytes())
-            .map_err(io("writing the manifest"))
+        self.write_file(&manifest.file_name(), text.as_bytes())
     }
 
     /// The chain of `point`: its full first, `point` last.
@@ -432,7 +771,8 @@ impl Catalog {
     /// Applies retention (policy.md section 4): plans with [`crate::plan::retention::plan`],
     /// then, unless `dry_run`, deletes the points it marks, newest first (a child before its
     /// parent), each manifest before its files: a crash leaves only leftovers, never a point
-    /// whose parent is gone.
+    /// whose parent is gone. Only the names derived from a point are removed (a misnamed
+    /// manifest is no point: see [`Catalog::points`]).
     ///
     /// # Errors
     /// The catalog cannot be read or a file cannot be removed.
@@ -460,35 +800,34 @@ impl Catalog {
             let Some(manifest) = points.iter().find(|m| &m.point == id) else {
                 continue;
             };
-            fs_err::remove_file(self.path(&manifest.file_name()))
-                .map_err(io("removing a manifest"))?;
-            crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
+            self.remove(&manifest.file_name())?;
+            self.sync()?;
             for file in manifest.disks.iter().flat_map(DiskEntry::files) {
-                match fs_err::remove_file(self.path(file)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io("removing a pruned image")(e)),
+                if SchemeName::parse(file).is_some_and(|n| n.point == manifest.point) {
+                    self.remove(file)?;
                 }
             }
         }
         if !verdict.delete.is_empty() {
-            crate::fsutil::sync_dir(&self.dir).map_err(io("syncing the VM folder"))?;
+            self.sync()?;
         }
         Ok(verdict)
     }
 }
 
 /// The predecessor's `checkpoints_file`: per VM, the checkpoint the next incremental starts
-/// from. Updated under a lock (several VMs' runs share it), durably.
+/// from. Updated under a lock (several VMs' runs share it), durably, `0600`; neither the file
+/// nor its lock is opened through a link (a link there is refused).
 ///
 /// # Errors
-/// The file cannot be read, locked or written.
+/// The file cannot be read, locked or written, or it or its lock is a link.
 pub fn record_checkpoint(
     path: &Path,
     vm: &str,
     checkpoint: Option<&str>,
     point: &str,
 ) -> Result<(), CatalogError> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir).map_err(io("creating the checkpoints file's folder"))?;
     }
@@ -497,16 +836,15 @@ pub fn record_checkpoint(
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
-        .map_err(io(format!("opening {}", lock_path.display())))?
+        .map_err(io_at("opening", lock_path.clone()))?
         .into_parts()
         .0;
     flock(&lock, FlockOperation::LockExclusive)
         .map_err(|e| io(format!("locking {}", lock_path.display()))(e.into()))?;
-    let mut all: serde_json::Map<String, serde_json::Value> = fs_err::read_to_string(path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default();
+    let mut all = read_checkpoints(path)?;
     all.insert(
         vm.to_owned(),
         serde_json::json!({
@@ -519,19 +857,95 @@ pub fn record_checkpoint(
     crate::fsutil::write_atomic(path, text.as_bytes()).map_err(io("writing the checkpoints file"))
 }
 
+/// The checkpoints file's entries (none when it is missing or not a JSON object).
+fn read_checkpoints(
+    path: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, CatalogError> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
+    let opened = fs_err::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(serde_json::Map::new()),
+        Err(e) => return Err(io_at("opening", path.to_owned())(e)),
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(CatalogError::Link {
+            path: path.to_owned(),
+        });
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(io(format!("reading {}", path.display())))?;
+    Ok(serde_json::from_str(&text).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn names_sort_by_time_and_keep_letters() {
-        let at = DateTime::parse_from_rfc3339("2026-11-29T02:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(point_id(at), "20261129T020000Z");
-        assert_eq!(safe_name("web 01/os"), "web_01_os");
-        assert_eq!(safe_name("dísco-1"), "dísco-1");
-        assert_eq!(safe_name(""), "disk");
+    fn unsafe_names_are_refused_before_the_disk_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        for vm in ["", " ", ".", "..", "a/b", "a\nb"] {
+            assert!(
+                matches!(
+                    Catalog::open(dir.path(), vm),
+                    Err(CatalogError::UnsafeVm { .. })
+                ),
+                "{vm:?}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_adopted_folder_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("web01");
+        std::fs::create_dir(&folder).unwrap();
+        let image = folder.join("20261129T020000Z.full.os.qcow2");
+        let foreign = folder.join("notes.txt");
+        for file in [&folder, &image, &foreign] {
+            if file != &folder {
+                std::fs::write(file, b"x").unwrap();
+            }
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Catalog::open(dir.path(), "web01").unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&image), 0o700, "group and other bits taken off");
+        assert_eq!(mode(&foreign), 0o755, "not the catalog's: untouched");
+        assert_eq!(mode(&folder.join(OWNER_FILE)), 0o600);
+    }
+
+    #[test]
+    fn a_folder_is_its_vms_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        Catalog::open(dir.path(), "web01").unwrap();
+        std::fs::rename(dir.path().join("web01"), dir.path().join("db01")).unwrap();
+        let err = Catalog::open(dir.path(), "db01").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("belongs to VM \"web01\", not to \"db01\""),
+            "{err}"
+        );
+        // A folder of an earlier ovrun (no record) is adopted unless a manifest names another.
+        std::fs::remove_file(dir.path().join("db01").join(OWNER_FILE)).unwrap();
+        let adopted = Catalog::open(dir.path(), "db01").unwrap();
+        adopted
+            .commit(&point("20260101T000000Z", "full", None, 1))
+            .unwrap();
+        std::fs::remove_file(dir.path().join("db01").join(OWNER_FILE)).unwrap();
+        std::fs::rename(dir.path().join("db01"), dir.path().join("web01")).unwrap();
+        assert!(matches!(
+            Catalog::open(dir.path(), "web01"),
+            Err(CatalogError::Foreign { .. })
+        ));
     }
 
     #[test]
@@ -556,6 +970,10 @@ mod tests {
         std::fs::write(catalog.path("20261129T020000Z.full.os.qcow2"), b"x").unwrap();
         catalog.commit(&manifest).unwrap();
         std::fs::write(catalog.path("20261130T020000Z.incremental.os.qcow2"), b"y").unwrap();
+        std::fs::write(catalog.path("notes.txt"), b"mine").unwrap();
+        std::fs::write(catalog.path(".hidden"), b"mine").unwrap();
+        let link = "20261130T020000Z.incremental.data.qcow2";
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), catalog.path(link)).unwrap();
         let _lock = catalog.lock(Duration::ZERO).unwrap();
         assert_eq!(
             catalog.leftovers().unwrap(),
@@ -567,10 +985,13 @@ mod tests {
         ));
         catalog.remove_leftovers().unwrap();
         assert_eq!(catalog.points().unwrap(), vec![manifest]);
-        assert!(catalog.leftovers().unwrap().is_empty());
+        let scan = catalog.scan().unwrap();
+        assert!(scan.leftovers.is_empty());
+        assert_eq!(scan.foreign, [".hidden", "notes.txt"], "never removed");
+        assert_eq!(scan.unsafe_entries, [link], "a link is never removed");
     }
 
-    fn point(id: &str, kind: &str, parent: Option<&str>, days_ago: i64) -> Manifest {
+    pub(super) fn point(id: &str, kind: &str, parent: Option<&str>, days_ago: i64) -> Manifest {
         Manifest {
             format: MANIFEST_FORMAT,
             vm: "db".into(),

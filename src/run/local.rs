@@ -99,6 +99,9 @@ pub fn create(path: &Path, size: u64, backing: Option<&Path>) -> Result<(), Loca
 pub struct Writer {
     export: Option<NbdExport>,
     socket: PathBuf,
+    /// A `0700` folder of this writer's own in the run folder, for the socket and
+    /// `qemu-nbd`'s log: no fixed name another user could plant a link at. Removed on drop.
+    _private: tempfile::TempDir,
     /// Held for the writer's life: `qemu-nbd` runs while a client is connected, and exits with
     /// this process's connections if `ovrun` dies.
     keeper: Option<Connection>,
@@ -123,16 +126,15 @@ impl Writer {
 
     fn serve(image: &Path, run_dir: &Path, read_only: bool) -> Result<Self, LocalError> {
         fs_err::create_dir_all(run_dir).map_err(io("creating the run folder"))?;
-        let name = format!(
-            "ovrun-{}-{}.sock",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let socket = run_dir.join(name);
+        let private = tempfile::Builder::new()
+            .prefix(&format!("ovrun-{}-", std::process::id()))
+            .tempdir_in(run_dir)
+            .map_err(io(format!("creating a folder in {}", run_dir.display())))?;
+        let socket = private.path().join("nbd.sock");
         let export = NbdExport::start(
             image,
             &socket,
-            &socket.with_extension("log"),
+            &private.path().join("qemu-nbd.log"),
             &ExportOptions {
                 read_only,
                 bitmap: None,
@@ -149,6 +151,7 @@ impl Writer {
         let mut writer = Self {
             export: Some(export),
             socket,
+            _private: private,
             keeper: None,
         };
         writer.keeper = Some(writer.connect()?);

@@ -40,7 +40,7 @@ use super::backup::{
     Options, Pacer, RunError, finish_transfer, human_bytes, progress_bar, wait_transferring,
 };
 use super::blocksum;
-use super::catalog::{self, Catalog, DiskEntry, Manifest};
+use super::catalog::{self, Catalog, CatalogError, DiskEntry, Manifest};
 use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, url_encode};
 use super::imageio::Ticket;
 use super::local::{self, Writer};
@@ -261,7 +261,15 @@ impl RestoreLog {
 
     /// The entries, oldest first (unreadable lines skipped).
     pub fn entries(&self) -> Vec<LogEntry> {
-        fs_err::read_to_string(&self.path)
+        use fs_err::os::unix::fs::OpenOptionsExt;
+        fs_err::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+            .and_then(|mut file| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut file, &mut text).map(|_| text)
+            })
             .map(|text| {
                 text.lines()
                     .filter_map(|line| serde_json::from_str(line).ok())
@@ -279,20 +287,32 @@ impl RestoreLog {
             .filter(|e| e.point == point)
     }
 
-    /// Appends one line, durably (O_APPEND: concurrent restores of other VMs do not mix).
+    /// Appends one line, durably (O_APPEND: concurrent restores of other VMs do not mix). The
+    /// log is never opened through a link (`ELOOP`), and is made `0600` in a `0700` folder.
     ///
     /// # Errors
-    /// The folder or file cannot be written.
+    /// The folder or file cannot be written, or the log is a link.
     pub fn append(&self, entry: &LogEntry) -> std::io::Result<()> {
+        use fs_err::os::unix::fs::OpenOptionsExt;
         use std::io::Write;
-        if let Some(dir) = self.path.parent() {
-            fs_err::create_dir_all(dir)?;
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(dir) = self.path.parent().filter(|dir| !dir.is_dir()) {
+            // fs-err has no DirBuilder; the error is given the folder's name here.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
+                })?;
         }
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let mut file = fs_err::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&self.path)?;
         file.write_all(&line)?;
         file.sync_all()
@@ -311,13 +331,13 @@ struct Job<'a> {
 }
 
 /// The journal's file name in the VM's catalog folder.
-pub(crate) const JOURNAL: &str = ".restore-journal.json";
+pub(crate) const JOURNAL: &str = super::catalog::JOURNAL_FILE;
 
 /// What a restore in progress made in DR, on disk: written after each thing made, removed when
 /// the restore ended (done, or undone). Found at the start of a restore, it is what a killed
 /// restore left behind.
 struct Journal {
-    path: PathBuf,
+    catalog: Catalog,
     engine: String,
 }
 
@@ -332,7 +352,7 @@ struct Journaled {
 impl Journal {
     fn new(catalog: &Catalog, engine: &str) -> Self {
         Self {
-            path: catalog.path(JOURNAL),
+            catalog: catalog.clone(),
             engine: engine.to_owned(),
         }
     }
@@ -345,32 +365,45 @@ impl Journal {
             made: made.clone(),
         };
         let text = serde_json::to_vec_pretty(&journaled).expect("a journal serializes");
-        if let Err(e) = crate::fsutil::write_atomic(&self.path, &text) {
+        if let Err(e) = self.catalog.write_file(JOURNAL, &text) {
             tracing::warn!(
-                "writing the restore journal {}: {e}; a restore killed now leaves what it made \
-                 in DR",
-                self.path.display()
+                "writing the restore journal: {e}; a restore killed now leaves what it made in DR"
             );
         }
     }
 
     /// What a restore that did not end left in this engine, if any.
     fn left(&self) -> Option<Made> {
-        let text = fs_err::read(&self.path).ok()?;
-        match serde_json::from_slice::<Journaled>(&text) {
+        if !self.catalog.exists(JOURNAL) {
+            return None;
+        }
+        let path = self.catalog.path(JOURNAL);
+        let text = match self.catalog.open_file(JOURNAL).and_then(|file| {
+            std::io::read_to_string(file).map_err(|source| CatalogError::Io {
+                what: format!("reading {}", path.display()),
+                source,
+            })
+        }) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!("{e}: a restore killed before may have left disks in DR");
+                return None;
+            }
+        };
+        match serde_json::from_str::<Journaled>(&text) {
             Ok(j) if j.engine == self.engine => Some(j.made).filter(|m| !m.is_empty()),
             Ok(j) => {
                 tracing::warn!(
                     "{} lists what a restore made in {}, not in {}: not undone here; check that \
                      engine by hand",
-                    self.path.display(),
+                    path.display(),
                     j.engine,
                     self.engine
                 );
                 None
             }
             Err(e) => {
-                tracing::warn!("{} cannot be read: {e}", self.path.display());
+                tracing::warn!("{} cannot be read: {e}", path.display());
                 None
             }
         }
@@ -378,10 +411,8 @@ impl Journal {
 
     /// The restore ended: nothing of it is left to undo.
     fn clear(&self) {
-        match fs_err::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!("{e}"),
+        if let Err(e) = self.catalog.remove(JOURNAL) {
+            tracing::warn!("{e}");
         }
     }
 }
@@ -663,7 +694,7 @@ impl Job<'_> {
         struct Measure {
             required: u64,
         }
-        let top = self.catalog.path(&disk.file);
+        let top = self.catalog.qemu_path(&disk.file)?;
         let out = tokio::task::spawn_blocking(move || {
             let top = top.to_string_lossy().into_owned();
             local::qemu(
@@ -690,7 +721,7 @@ impl Job<'_> {
     /// extents to the ticket with `workers` connections; the bytes sent. Zero extents are not
     /// sent: a new disk reads as zeroes.
     async fn send_chain(&self, ticket: &Ticket, disk: &DiskEntry) -> Result<u64, RunError> {
-        let top = self.catalog.path(&disk.file);
+        let top = self.catalog.qemu_path(&disk.file)?;
         let map_top = top.clone();
         let extents = tokio::task::spawn_blocking(move || local::map(&map_top))
             .await
@@ -1076,6 +1107,23 @@ async fn parallel_upload(
     Ok(sent.load(Ordering::Relaxed))
 }
 
+/// Creates (or empties) `path` as a `0600` file, not through a link, so that the image
+/// `qemu-img` writes into it is readable by its owner alone whatever the umask.
+fn precreate_private(path: &Path) -> Result<(), RunError> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let file = fs_err::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| RunError::Failed(e.to_string()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| RunError::Failed(e.to_string()))
+}
+
 /// `ovrun merge`: the chain of a point's disk as one qcow2 at `out`, in one pass (`qemu-img
 /// convert` reads through the backing chain), written to a temporary file, synced and renamed.
 ///
@@ -1093,6 +1141,7 @@ pub fn merge(top: &Path, out: &Path, compress: bool) -> Result<(), RunError> {
             .ok_or_else(|| RunError::Config(format!("{} is not UTF-8", p.display())))
     };
     let (top_text, temp_text) = (utf8(top)?, utf8(&temp)?);
+    precreate_private(&temp)?;
     let mut args = vec!["convert", "-f", "qcow2", "-O", "qcow2"];
     if compress {
         args.push("-c");

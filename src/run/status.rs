@@ -69,8 +69,8 @@ impl VmStatus {
 
 /// Reads a VM's status from its folder: the manifests and the recorded run status.
 ///
-/// The VM's name is the newest manifest's; without points it is the folder's name (which
-/// differs from the VM's name only when that holds a `/` or starts with a `.`).
+/// The VM's name is the newest manifest's; without points it is the name the catalog was
+/// opened for.
 ///
 /// # Errors
 /// The folder or a manifest cannot be read.
@@ -94,11 +94,7 @@ pub fn collect(catalog: &Catalog) -> Result<VmStatus, CatalogError> {
 fn vm_name(catalog: &Catalog, last: Option<&Manifest>) -> String {
     match last {
         Some(manifest) => manifest.vm.clone(),
-        None => catalog
-            .dir()
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        None => catalog.vm().to_owned(),
     }
 }
 
@@ -372,7 +368,7 @@ mod tests {
         vm: &str,
         taken: &str,
         parent: Option<&str>,
-        disks: Vec<DiskEntry>,
+        mut disks: Vec<DiskEntry>,
     ) -> String {
         let taken_at = at(taken);
         let id = crate::run::catalog::point_id(taken_at);
@@ -381,6 +377,9 @@ mod tests {
         } else {
             "full"
         };
+        for disk in &mut disks {
+            disk.file = format!("{id}.{kind}.{}.qcow2", disk.alias);
+        }
         catalog
             .commit(&Manifest {
                 format: MANIFEST_FORMAT,

@@ -14,10 +14,16 @@
 //!
 //! Each file is inspected on its own (`qemu-img` is given the file with `"backing": null`), so a
 //! missing or wrong backing file is reported once, as a broken link, and does not hide the state
-//! of the files that point to it. Files of no complete point (leftovers) are listed too.
+//! of the files that point to it. A manifest that names a file outside the catalog's naming
+//! scheme ([`super::catalog::misnamed`]: `../x`, `/x`, another point's file) is damage, and so is
+//! a link or folder where the scheme puts a file; neither is followed.
+//!
+//! Leftovers of a run that did not finish (files of the scheme without a manifest, temporary
+//! files) are warnings, not damage: the next backup removes them. Files that are not the
+//! catalog's (foreign files, dotfiles) are warnings too: `ovrun` neither reads nor removes them.
 //!
 //! Every finding is a [`Problem`]; verification goes on after one, so the [`Report`] lists all
-//! of them. Only what stops verification itself (an unreadable folder or manifest, `qemu-img`
+//! of them (damage in `problems`, the rest in `warnings`). Only what stops verification itself (an unreadable folder or manifest, `qemu-img`
 //! not installed) is an error. The caller holds the VM's lock ([`Catalog::lock`]) so that a
 //! backup being written does not look like damage, and runs this blocking code off the async
 //! workers.
@@ -31,7 +37,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::blocksum::{self, BlockSums};
-use super::catalog::{Catalog, CatalogError, DiskEntry, Manifest};
+use super::catalog::{Catalog, CatalogError, DiskEntry, Manifest, Scan};
 use super::local::{self, LocalError, Writer};
 
 /// What to do when a point cannot be restored any more.
@@ -66,10 +72,25 @@ impl Problem {
     }
 
     fn leftover(file: &str) -> Self {
+        Self::of_name(
+            file,
+            "leftover of an unfinished run; the next backup removes it",
+        )
+    }
+
+    fn foreign(file: &str) -> Self {
+        Self::of_name(
+            file,
+            "not a file of the catalog: ovrun neither reads nor removes it; move it out of the \
+             VM's folder",
+        )
+    }
+
+    fn of_name(file: &str, what: impl Into<String>) -> Self {
         Self {
             point: None,
             file: Some(file.to_owned()),
-            what: "leftover of an unfinished run; the next backup removes it".into(),
+            what: what.into(),
         }
     }
 }
@@ -95,12 +116,15 @@ pub struct Report {
     pub points: usize,
     /// The disk files their manifests list.
     pub files: usize,
-    /// Everything wrong, points oldest first, then leftovers.
+    /// Damage: points oldest first, then misnamed manifests and links.
     pub problems: Vec<Problem>,
+    /// What is not damage but should be known: leftovers (the next backup removes them) and
+    /// foreign files (never touched).
+    pub warnings: Vec<Problem>,
 }
 
 impl Report {
-    /// Whether nothing is wrong.
+    /// Whether no damage was found (warnings may remain).
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
@@ -117,11 +141,18 @@ impl fmt::Display for Report {
             counted(self.files, "file")
         )?;
         if self.is_clean() {
-            return f.write_str("no damage found");
+            f.write_str("no damage found")?;
+        } else {
+            f.write_str(&counted(self.problems.len(), "problem"))?;
         }
-        f.write_str(&counted(self.problems.len(), "problem"))?;
+        if !self.warnings.is_empty() {
+            write!(f, ", {}", counted(self.warnings.len(), "warning"))?;
+        }
         for problem in &self.problems {
             write!(f, "\n  - {problem}")?;
+        }
+        for warning in &self.warnings {
+            write!(f, "\n  - warning: {warning}")?;
         }
         Ok(())
     }
@@ -141,34 +172,56 @@ fn counted(n: usize, what: &str) -> String {
 /// # Errors
 /// The folder or a manifest cannot be read, or `qemu-img` cannot be run.
 pub fn verify(catalog: &Catalog) -> Result<Report, CatalogError> {
-    let points = catalog.points()?;
+    let scan = catalog.scan()?;
+    let points = &scan.points;
     let mut problems = Vec::new();
     let mut files = 0;
-    for point in &points {
-        problems.extend(check_parent(&points, point));
+    for point in points {
+        problems.extend(check_parent(points, point));
         for disk in &point.disks {
             files += 1;
-            problems.extend(check_disk(catalog, &points, point, disk)?);
+            problems.extend(check_disk(catalog, points, point, disk)?);
         }
     }
-    for path in catalog.leftovers()? {
-        problems.push(Problem::leftover(&file_name(&path)));
-    }
+    problems.extend(unsafe_names(&scan));
+    let warnings = scan
+        .leftovers
+        .iter()
+        .map(|name| Problem::leftover(name))
+        .chain(scan.foreign.iter().map(|name| Problem::foreign(name)))
+        .collect();
     let vm = points
         .last()
-        .map_or_else(|| file_name(catalog.dir()), |newest| newest.vm.clone());
+        .map_or_else(|| catalog.vm().to_owned(), |newest| newest.vm.clone());
     Ok(Report {
         vm,
         points: points.len(),
         files,
         problems,
+        warnings,
     })
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// Misnamed manifests, and links or folders where the scheme puts a file.
+fn unsafe_names(scan: &Scan) -> Vec<Problem> {
+    let misnamed = scan.misnamed.iter().map(|(name, why)| {
+        Problem::of_name(
+            name,
+            format!(
+                "{}: ovrun ignores this point (no backup builds on it, prune removes none of \
+                 its files); remove the manifest, or {TAKE_A_FULL}",
+                why.join("; ")
+            ),
+        )
+    });
+    let links = scan.unsafe_entries.iter().map(|name| {
+        Problem::of_name(
+            name,
+            "a symbolic link or no regular file where the catalog keeps its own files: ovrun \
+             never follows it; remove it (and find out who put it there)",
+        )
+    });
+    misnamed.chain(links).collect()
 }
 
 /// The point's parent must be a complete point.
@@ -193,11 +246,13 @@ fn check_disk(
     point: &Manifest,
     disk: &DiskEntry,
 ) -> Result<Vec<Problem>, CatalogError> {
-    let path = catalog.path(&disk.file);
     let mut found = check_link(catalog, points, point, disk);
-    match std::fs::metadata(&path) {
-        Ok(meta) => {
-            found.extend(check_bytes(&path, meta.len(), disk));
+    let opened = catalog
+        .open_file(&disk.file)
+        .and_then(|file| Ok((file, catalog.qemu_path(&disk.file)?)));
+    match opened {
+        Ok((file, path)) => {
+            found.extend(check_bytes(file, disk));
             let image = check_image(&path, &disk.file)?;
             let sound = image.is_empty();
             found.extend(image);
@@ -206,13 +261,15 @@ fn check_disk(
                 found.extend(check_content(catalog, points, disk));
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => found.insert(
+        Err(CatalogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            found.insert(
             0,
             format!(
                 "missing; this point and the later ones of its chain cannot be restored: put it \
                  back from a copy, or {TAKE_A_FULL}"
             ),
-        ),
+        );
+        }
         Err(e) => found.insert(0, format!("cannot be read: {e}")),
     }
     Ok(found
@@ -244,7 +301,7 @@ fn check_link(
             point.parent.as_deref().unwrap_or("none")
         ));
     }
-    if !catalog.path(backing).exists() {
+    if !catalog.exists(backing) {
         found.push(format!(
             "chain broken: its backing file {backing} is missing; this point cannot be restored; \
              {TAKE_A_FULL}"
@@ -270,7 +327,11 @@ fn in_chain(points: &[Manifest], point: &Manifest, id: &str, backing: &str) -> O
 }
 
 /// The file's size and SHA-256 against the manifest's (the hash only when the size matches).
-fn check_bytes(path: &Path, size: u64, disk: &DiskEntry) -> Option<String> {
+fn check_bytes(file: std::fs::File, disk: &DiskEntry) -> Option<String> {
+    let size = match file.metadata() {
+        Ok(meta) => meta.len(),
+        Err(e) => return Some(format!("cannot be read: {e}")),
+    };
     if size != disk.file_size {
         return Some(format!(
             "size mismatch: {size} bytes, the manifest says {}: the file was cut short or \
@@ -279,7 +340,7 @@ fn check_bytes(path: &Path, size: u64, disk: &DiskEntry) -> Option<String> {
         ));
     }
     let recorded = disk.sha256.as_deref()?;
-    match sha256(path) {
+    match sha256(file) {
         Ok(sha) if sha == recorded => None,
         Ok(sha) => Some(format!(
             "sha256 mismatch: {sha}, the manifest says {recorded}: the file's bytes changed \
@@ -297,7 +358,16 @@ fn check_content(catalog: &Catalog, points: &[Manifest], disk: &DiskEntry) -> Ve
         return Vec::new();
     };
     let size = disk.provisioned_size;
-    let sums = match fs_err::read(catalog.path(&content.blocks)) {
+    let read = catalog.open_file(&content.blocks).and_then(|mut file| {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map(|_| bytes)
+            .map_err(|source| CatalogError::Io {
+                what: format!("reading {}", content.blocks),
+                source,
+            })
+    });
+    let sums = match read {
         Ok(bytes) => BlockSums::from_bytes(size, &bytes),
         Err(e) => {
             return vec![format!(
@@ -327,7 +397,11 @@ fn check_content(catalog: &Catalog, points: &[Manifest], disk: &DiskEntry) -> Ve
         )];
     }
     let base = backing_sums(catalog, points, disk);
-    match content_mismatches(&catalog.path(&disk.file), &sums, base.as_ref()) {
+    let image = match catalog.qemu_path(&disk.file) {
+        Ok(image) => image,
+        Err(e) => return vec![format!("its content cannot be read: {e}")],
+    };
+    match content_mismatches(&image, &sums, base.as_ref()) {
         Ok(bad) if bad.is_empty() => Vec::new(),
         Ok(bad) => vec![format!(
             "content mismatch in {} (first at offset {}): the image's bytes changed since the \
@@ -392,8 +466,7 @@ fn content_mismatches(
 }
 
 /// The SHA-256 of a file, in lowercase hex, read in 1 MiB pieces.
-fn sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = fs_err::File::open(path)?;
+fn sha256(mut file: std::fs::File) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
@@ -622,6 +695,7 @@ mod tests {
             points: 2,
             files: 4,
             problems: vec![broken],
+            warnings: Vec::new(),
         };
         assert_eq!(
             report.to_string(),

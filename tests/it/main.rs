@@ -3,6 +3,7 @@
 
 mod build;
 mod captures;
+mod catalog_safety;
 mod cert;
 mod dataplane;
 mod engine;
