@@ -186,7 +186,6 @@ fn withdraw(catalog: &Catalog, manifest: &Manifest) {
     catalog.remove_point_files(&manifest.point);
 }
 
-
 /// Writes the point's checkpoint to the `checkpoints_file`. The manifests are the truth and the
 /// file an export for the predecessor's tools, so a failure is a warning: the point counts,
 /// and the run (and the restore that follows it) goes on.

@@ -244,6 +244,7 @@ pub fn select<'a>(points: &'a [Manifest], selector: &Selector) -> Result<&'a Man
 #[derive(Debug, Clone)]
 pub struct RestoreLog {
     path: PathBuf,
+    vm: String,
 }
 
 impl RestoreLog {
@@ -251,6 +252,7 @@ impl RestoreLog {
     pub fn new(dir: &Path, vm: &str) -> Self {
         Self {
             path: dir.join(format!("{}.jsonl", catalog::safe_name(vm))),
+            vm: vm.to_owned(),
         }
     }
 
@@ -259,7 +261,9 @@ impl RestoreLog {
         &self.path
     }
 
-    /// The entries, oldest first (unreadable lines skipped).
+    /// The VM's entries, oldest first (unreadable lines skipped). Names that differ only where
+    /// a file name cannot (`a b`, `a_b`) share one file: each line names its VM, and only this
+    /// VM's lines count.
     pub fn entries(&self) -> Vec<LogEntry> {
         use fs_err::os::unix::fs::OpenOptionsExt;
         fs_err::OpenOptions::new()
@@ -272,7 +276,8 @@ impl RestoreLog {
             })
             .map(|text| {
                 text.lines()
-                    .filter_map(|line| serde_json::from_str(line).ok())
+                    .filter_map(|line| serde_json::from_str::<LogEntry>(line).ok())
+                    .filter(|entry| entry.vm == self.vm)
                     .collect()
             })
             .unwrap_or_default()
@@ -1255,5 +1260,35 @@ mod tests {
         );
         assert_eq!(log.entries().len(), 4);
         assert!(log.path().ends_with("web_01.jsonl") || log.path().exists());
+    }
+
+    #[test]
+    fn vms_whose_logs_share_a_file_see_only_their_own_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let spaced = RestoreLog::new(dir.path(), "web 01");
+        let underscored = RestoreLog::new(dir.path(), "web_01");
+        assert_eq!(spaced.path(), underscored.path(), "one file name for both");
+        let entry = LogEntry {
+            started: Utc::now(),
+            seconds: 1.0,
+            vm: "web_01".into(),
+            point: "p1".into(),
+            taken_at: Utc::now(),
+            restored_as: "web_dr".into(),
+            vm_id: None,
+            result: "ok".into(),
+            error: None,
+            disks: Vec::new(),
+            bytes: 0,
+            replaced: None,
+            started_vm: false,
+        };
+        underscored.append(&entry).unwrap();
+        assert!(underscored.last_success("p1", "web_dr").is_some());
+        assert!(
+            spaced.last_success("p1", "web_dr").is_none(),
+            "web 01 never restored p1: web_01 did"
+        );
+        assert!(spaced.entries().is_empty());
     }
 }
