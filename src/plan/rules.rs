@@ -15,7 +15,9 @@ use super::source::escape_token;
 
 /// Runs every rule on a decoded policy.
 pub fn check(doc: &Value, duplicate_keys: &[DuplicateKey]) -> Vec<Diagnostic> {
-    let mut rules = Rules::default();
+    let mut rules = Rules {
+        found: super::safety::check(doc),
+    };
     rules.duplicate_keys(duplicate_keys);
     if let Some(root) = doc.as_object() {
         rules.engines(root);
@@ -27,6 +29,10 @@ pub fn check(doc: &Value, duplicate_keys: &[DuplicateKey]) -> Vec<Diagnostic> {
     }
     rules.found
 }
+
+/// The longest escaped VM name whose units' names fit systemd's 255 bytes
+/// (`ovrun-restore-` and `.service` around it).
+const MAX_ESCAPED_NAME: usize = 255 - "ovrun-restore-.service".len();
 
 #[derive(Default)]
 struct Rules {
@@ -164,6 +170,10 @@ impl Rules {
             Some("it is a relative directory name")
         } else if name.chars().any(char::is_control) {
             Some("it holds a control character")
+        } else if super::compile::systemd_escape(name).len() > MAX_ESCAPED_NAME {
+            Some(
+                "it is too long for a unit name once escaped (`ovrun-restore-<escaped>.service` is at most 255 bytes)",
+            )
         } else {
             None
         };
@@ -171,7 +181,7 @@ impl Rules {
             self.push(
                 Diagnostic::new(Code::UnsafeVmName, pointer, format!("VM name `{}` cannot name a backup folder or unit: {why}", name.escape_debug()))
                     .mark(Mark::Key)
-                    .help("use the VM's name as the engine shows it; it must not be empty, `.`, `..`, or hold `/` or control characters"),
+                    .help("use the VM's name as the engine shows it; it must not be empty, `.`, `..`, or hold `/` or control characters, and its unit name must fit 255 bytes"),
             );
         }
     }
