@@ -271,6 +271,12 @@ fn build(file: &PathBuf, out: &std::path::Path, options: &BuildOptions, check: b
     };
     let bundle = match compile::compile(&policy, options) {
         Ok(bundle) => bundle,
+        Err(e @ compile::CompileError::Option { .. }) => {
+            eprintln!(
+                "error: {e}\nhelp: give an absolute path in normal form, without control characters"
+            );
+            return ExitCode::from(USAGE_OR_IO);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(INVALID);

@@ -9,6 +9,7 @@
 
 pub mod calendar;
 pub mod compile;
+pub mod compose;
 pub mod cron;
 pub mod diagnostic;
 pub mod diff;
