@@ -1,12 +1,15 @@
 //! The one integration test binary: runs the real binaries on fixtures and snapshots what a
 //! person or CI would read.
 
+mod artifact_syntax;
 mod build;
+mod bundle_meaning;
 mod captures;
 mod cert;
 mod dataplane;
 mod engine;
 mod engine_client;
+mod injection;
 mod normalize;
 mod official_clients;
 mod ovrun_backup;
