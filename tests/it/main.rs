@@ -4,6 +4,7 @@
 mod artifact_syntax;
 mod build;
 mod bundle_meaning;
+mod bundle_runs;
 mod captures;
 mod cert;
 mod dataplane;
