@@ -114,8 +114,10 @@ pub fn unusable(path: &str) -> Option<&'static str> {
         Some("it has a `.` or `..` component")
     } else if components.iter().any(|c| c.len() > NAME_MAX) {
         Some("a component is longer than 255 bytes")
-    } else if path.ends_with(|c: char| c.is_whitespace() || c == '\\') {
-        Some("it ends in white space or `\\`, which a unit file line drops or joins to the next")
+    } else if path.ends_with([' ', '\\']) {
+        // systemd strips ASCII white space (the rest is refused as control characters) from
+        // a line's end and joins a line ending in `\` to the next.
+        Some("it ends in a space or `\\`, which a unit file line drops or joins to the next")
     } else {
         None
     }

@@ -20,8 +20,11 @@ pub enum UnitLine {
 /// that a value ended the line early.
 pub fn unit_lines(text: &str) -> Result<Vec<UnitLine>, String> {
     let mut lines = Vec::new();
+    // systemd's WHITESPACE is ASCII only; a Unicode space is part of a value.
+    let trim = |s: &str| s.trim_matches([' ', '\t', '\n', '\r']).to_owned();
     for raw in text.lines() {
-        let line = raw.trim();
+        let line = trim(raw);
+        let line = line.as_str();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
@@ -31,10 +34,7 @@ pub fn unit_lines(text: &str) -> Result<Vec<UnitLine>, String> {
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             lines.push(UnitLine::Section(name.to_owned()));
         } else if let Some((key, value)) = line.split_once('=') {
-            lines.push(UnitLine::Assignment(
-                key.trim().to_owned(),
-                value.trim().to_owned(),
-            ));
+            lines.push(UnitLine::Assignment(trim(key), trim(value)));
         } else {
             return Err(format!("neither a section nor an assignment: {raw:?}"));
         }

@@ -66,7 +66,7 @@ fn path() -> impl Strategy<Value = String> {
             })
             .collect();
         let mut path = format!("/{}", parts.join("/"));
-        if path.ends_with(|c: char| c.is_whitespace() || c == '\\') {
+        if path.ends_with([' ', '\\']) {
             path.push('x');
         }
         path
