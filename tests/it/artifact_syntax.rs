@@ -167,11 +167,16 @@ pub fn cron_unescape(command: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// A cron line of `/etc/cron.d`: five time fields, the user, the command.
+/// A cron line of `/etc/cron.d`: five time fields (or one `@` macro), the user, the command.
 pub fn cron_fields(line: &str) -> Option<(Vec<&str>, &str, &str)> {
     let mut rest = line;
     let mut fields = Vec::new();
-    for _ in 0..6 {
+    let count = if line.trim_start().starts_with('@') {
+        2
+    } else {
+        6
+    };
+    for _ in 0..count {
         let trimmed = rest.trim_start_matches([' ', '\t']);
         let end = trimmed.find([' ', '\t'])?;
         fields.push(&trimmed[..end]);
@@ -179,6 +184,12 @@ pub fn cron_fields(line: &str) -> Option<(Vec<&str>, &str, &str)> {
     }
     let user = fields.pop()?;
     Some((fields, user, rest.trim_start_matches([' ', '\t'])))
+}
+
+/// Whether a cron line is a schedule line (not a comment, an empty or an environment line).
+pub fn is_schedule_line(line: &str) -> bool {
+    line.trim_start()
+        .starts_with(|c: char| c.is_ascii_digit() || c == '*' || c == '@')
 }
 
 /// The words and operators of a command in the subset of sh the compiler writes: single-quoted

@@ -15,7 +15,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::artifact_syntax::{UnitLine, cron_fields, cron_unescape, exec_argv, unit_lines};
+use crate::artifact_syntax::{
+    UnitLine, cron_fields, cron_unescape, exec_argv, is_schedule_line, unit_lines,
+};
 use crate::support::{json_names, ovplan};
 
 /// The temp layout the bundle is compiled for and run in.
@@ -228,10 +230,7 @@ fn every_command_of_the_example_bundle_runs_through_the_real_ovrun() {
     }
 
     let cron = fs_err::read_to_string(layout.out.join("cron/ovbackup")).expect("cron file");
-    for line in cron
-        .lines()
-        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit() || c == '*'))
-    {
+    for line in cron.lines().filter(|l| is_schedule_line(l)) {
         let (_, _, command) = cron_fields(line).expect("cron line");
         let command = cron_unescape(command).expect("cron % handling");
         let out = Command::new("/bin/sh")

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
-use crate::artifact_syntax::{cron_fields, cron_unescape};
+use crate::artifact_syntax::{cron_fields, cron_unescape, is_schedule_line};
 use crate::bundle_meaning::check_meaning;
 
 /// The codes a hostile string may be refused with.
@@ -375,10 +375,7 @@ impl FakeTools {
             ],
         ]);
         let mut seen = Vec::new();
-        for line in cron
-            .lines()
-            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit() || c == '*'))
-        {
+        for line in cron.lines().filter(|l| is_schedule_line(l)) {
             let (_, _, command) = cron_fields(line).expect("cron line");
             let command = cron_unescape(command).expect("cron command");
             let _ = fs_err::remove_file(&self.record);
