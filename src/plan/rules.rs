@@ -481,7 +481,16 @@ pub fn parse_time(text: &str) -> Option<chrono::NaiveTime> {
 
 /// `YYYY-MM-DD`, a real calendar date.
 pub fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
-    let shaped = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
+    // Digits where digits belong: chrono's `%Y` also takes a sign (`-024-02-29` is the year
+    // -24), which normalizes to `-0024-02-29`, a text this check would then refuse.
+    let digits =
+        |range: std::ops::Range<usize>| text.as_bytes()[range].iter().all(u8::is_ascii_digit);
+    let shaped = text.len() == 10
+        && text.as_bytes()[4] == b'-'
+        && text.as_bytes()[7] == b'-'
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10);
     shaped
         .then(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .flatten()
@@ -504,6 +513,11 @@ mod tests {
         assert!(parse_date("2024-02-29").is_some());
         assert!(parse_date("2023-02-29").is_none());
         assert!(parse_date("2024-1-01").is_none());
+        assert!(
+            parse_date("-024-02-29").is_none(),
+            "a signed year (found by the fuzzer)"
+        );
+        assert!(parse_date("+024-02-29").is_none());
     }
 
     #[test]
