@@ -79,6 +79,9 @@ enum Command {
         /// Where the bundle's runner configs are installed on the backup host.
         #[arg(long, default_value = "/etc/ovbackup")]
         config_dir: String,
+        /// Where the cron jobs append their output on the backup host.
+        #[arg(long, default_value = "/var/log/ovbackup")]
+        log_dir: String,
     },
     /// Show what a policy change does, VM by VM; exit 1 when something changed.
     Diff {
@@ -130,11 +133,13 @@ fn main() -> ExitCode {
             check,
             ovrun,
             config_dir,
+            log_dir,
         } => {
             let mut options = BuildOptions::new(file.display().to_string());
             options.targets = targets(target);
             options.ovrun = ovrun;
             options.config_dir = config_dir;
+            options.log_dir = log_dir;
             build(&file, &out, &options, check)
         }
         Command::Diff { old, new, from } => diff(&old, &new, from.as_deref()),
@@ -271,6 +276,12 @@ fn build(file: &PathBuf, out: &std::path::Path, options: &BuildOptions, check: b
     };
     let bundle = match compile::compile(&policy, options) {
         Ok(bundle) => bundle,
+        Err(e @ compile::CompileError::Option { .. }) => {
+            eprintln!(
+                "error: {e}\nhelp: give an absolute path in normal form, without control characters"
+            );
+            return ExitCode::from(USAGE_OR_IO);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(INVALID);

@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::calendar;
+use super::compose;
 use super::cron::CronProblem;
 use super::model::{Policy, VmPolicy};
 use super::runner::{RunnerConfig, runner_config};
@@ -75,6 +76,16 @@ pub enum CompileError {
         /// Why.
         #[source]
         source: minijinja::Error,
+    },
+    /// A build option that would not reach the bundle's files exactly as given.
+    #[error("--{option} `{value}` cannot be used: {why}", value = value.escape_debug())]
+    Option {
+        /// Which option.
+        option: &'static str,
+        /// Its value.
+        value: String,
+        /// Why not.
+        why: &'static str,
     },
     /// A cron expression validation let through.
     #[error("VM `{vm}`: {problem}", problem = problem.message)]
@@ -149,6 +160,7 @@ fn environment() -> Environment<'static> {
 /// # Errors
 /// Only when validation let through what cannot be compiled (a bug).
 pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, CompileError> {
+    check_options(options)?;
     let env = environment();
     let render = |template: &'static str, ctx: minijinja::Value| {
         env.get_template(template)
@@ -197,6 +209,45 @@ pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, Compil
     Ok(bundle)
 }
 
+/// The options reach units, cron lines and compose values as the policy's strings do, so they
+/// are held to the same rules: no control character, absolute paths in normal form, and no
+/// `$` in `ovrun`'s path (systemd does not expand the executable's path, so `$$` would stay).
+fn check_options(options: &BuildOptions) -> Result<(), CompileError> {
+    let refuse = |option, value: &String, why| {
+        Err(CompileError::Option {
+            option,
+            value: value.clone(),
+            why,
+        })
+    };
+    if options.policy_file.chars().any(char::is_control) {
+        return refuse(
+            "policy-file",
+            &options.policy_file,
+            "it holds a control character",
+        );
+    }
+    for (option, value) in [
+        ("ovrun", &options.ovrun),
+        ("config-dir", &options.config_dir),
+        ("log-dir", &options.log_dir),
+    ] {
+        if value.chars().any(char::is_control) {
+            return refuse(option, value, "it holds a control character");
+        }
+        if !value.starts_with('/') {
+            return refuse(option, value, "it is not an absolute path");
+        }
+        if let Some(why) = super::safety::unusable(value) {
+            return refuse(option, value, why);
+        }
+    }
+    if options.ovrun.contains('$') {
+        return refuse("ovrun", &options.ovrun, "it holds `$`");
+    }
+    Ok(())
+}
+
 /// One VM's runner config and, for the systemd target, its units.
 fn vm_files(
     policy: &Policy,
@@ -232,7 +283,7 @@ fn hex(bytes: &[u8]) -> String {
 fn common(options: &BuildOptions, policy: &Policy) -> minijinja::Value {
     context! {
         policy_file => &options.policy_file,
-        ovrun => &options.ovrun,
+        ovrun_arg => systemd_word(&options.ovrun),
         runner_dir_arg => systemd_quote(&runner_dir(options)),
         backup_directory_arg => systemd_quote(&policy.backup_directory),
     }
@@ -263,7 +314,7 @@ fn systemd_units(
         })?;
     let ctx = context! {
         policy_file => &options.policy_file,
-        ovrun => &options.ovrun,
+        ovrun_arg => systemd_word(&options.ovrun),
         vm_unit_text => vm.name.replace('%', "%%"),
         config_arg => systemd_quote(&config_path(options, &vm.name)),
         backup_directory_arg => systemd_quote(&config.backup_directory),
@@ -362,22 +413,7 @@ fn cron_command(vm: &VmPolicy, options: &BuildOptions) -> String {
     cron_escape(&command)
 }
 
-#[derive(Serialize)]
-struct Certificate {
-    side: &'static str,
-    variable: String,
-    path: String,
-    path_json: String,
-}
-
-#[derive(Serialize)]
-struct Secret {
-    side: &'static str,
-    name: String,
-    variable: String,
-    path_json: String,
-}
-
+/// The compose file's volumes and secrets, and the `.env.example` entries of its secrets.
 fn compose_context(policy: &Policy, vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
     let restores = vms.iter().any(|vm| vm.auto_restore);
     let sides: Vec<(&'static str, &super::model::Engine)> =
@@ -390,41 +426,88 @@ fn compose_context(policy: &Policy, vms: &[&VmPolicy], options: &BuildOptions) -
                     .map(|t| ("target", t)),
             )
             .collect();
-    let certificates: Vec<Certificate> = sides
+    let file = compose_file(policy, &sides, options);
+    let secret_variables: Vec<(&str, String)> = sides
         .iter()
-        .filter_map(|(side, engine)| {
-            let path = engine.cert_path.clone()?;
-            Some(Certificate {
-                side,
-                variable: format!("{}_CA_FILE", side.to_uppercase()),
-                path_json: json_string(&path),
-                path,
-            })
-        })
-        .collect();
-    let secrets: Vec<Secret> = sides
-        .iter()
-        .map(|(side, engine)| {
-            let path = engine
-                .password_file
-                .clone()
-                .unwrap_or_else(|| super::runner::default_password_file(&options.config_dir, side));
-            Secret {
-                side,
-                name: format!("{side}_password"),
-                variable: format!("{}_PASSWORD_FILE", side.to_uppercase()),
-                path_json: json_string(&path),
-            }
-        })
+        .map(|(side, _)| (*side, secret_variable(side)))
         .collect();
     context! {
         policy_file => &options.policy_file,
-        ovrun => &options.ovrun,
-        backup_directory => &policy.backup_directory,
-        backup_directory_json => json_string(&policy.backup_directory),
-        runner_dir_json => json_string(&runner_dir(options)),
-        certificates => minijinja::Value::from(minijinja::value::Serde(&certificates)),
-        secrets => minijinja::Value::from(minijinja::value::Serde(&secrets)),
+        ovrun_json => json_string(&options.ovrun),
+        body => compose::to_yaml(&file),
+        secrets => secret_variables,
+    }
+}
+
+fn secret_variable(side: &str) -> String {
+    format!("{}_PASSWORD_FILE", side.to_uppercase())
+}
+
+fn compose_file(
+    policy: &Policy,
+    sides: &[(&'static str, &super::model::Engine)],
+    options: &BuildOptions,
+) -> compose::ComposeFile {
+    use compose::{Build, ComposeFile, SecretFile, SecretMount, Service, Volume, compose_escape};
+    let same = |path: &str| (compose_escape(path), compose_escape(path));
+    let (backup_source, backup_target) = same(&policy.backup_directory);
+    let mut volumes = vec![
+        Volume::bind(backup_source, backup_target, false),
+        Volume::bind(
+            "../runner".into(),
+            compose_escape(&runner_dir(options)),
+            true,
+        ),
+        Volume::bind(
+            "../cron/ovbackup".into(),
+            "/etc/cron.d/ovbackup".into(),
+            true,
+        ),
+        Volume::bind(
+            "${LOG_DIR:-./logs}".into(),
+            "/var/log/ovbackup".into(),
+            false,
+        ),
+    ];
+    for (_, engine) in sides {
+        if let Some(ca) = &engine.cert_path {
+            let (source, target) = same(ca);
+            volumes.push(Volume::bind(source, target, true));
+        }
+    }
+    let mut mounts = Vec::new();
+    let mut secrets = BTreeMap::new();
+    for (side, engine) in sides {
+        let path = engine
+            .password_file
+            .clone()
+            .unwrap_or_else(|| super::runner::default_password_file(&options.config_dir, side));
+        let name = format!("{side}_password");
+        mounts.push(SecretMount {
+            source: name.clone(),
+            target: compose_escape(&path),
+            mode: 0o400,
+        });
+        let file = format!("${{{}:-./secrets/{side}.password}}", secret_variable(side));
+        secrets.insert(name, SecretFile { file });
+    }
+    let service = Service {
+        build: Build {
+            context: ".",
+            dockerfile: "Dockerfile",
+            additional_contexts: BTreeMap::from([("source", "${OVBACKUP_SOURCE:-../..}")]),
+        },
+        image: "ovbackup/ovrun:local",
+        restart: "unless-stopped",
+        init: true,
+        environment: BTreeMap::from([("TZ", "${TZ:-UTC}")]),
+        volumes,
+        secrets: mounts,
+    };
+    ComposeFile {
+        name: "ovbackup",
+        services: BTreeMap::from([("scheduler", service)]),
+        secrets,
     }
 }
 
@@ -459,14 +542,32 @@ pub fn systemd_quote(text: &str) -> String {
     format!("\"{escaped}\"")
 }
 
+/// One `ExecStart=` word: as it is when systemd would read it back unchanged, else quoted.
+pub fn systemd_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._:+,=@-".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        systemd_quote(text)
+    }
+}
+
 /// One shell word, single-quoted.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-/// A cron command: `%` means newline to cron, so it is escaped.
+/// A cron command: an unescaped `%` ends the command (cron feeds the rest to its standard
+/// input), so each is written `\%`, which cron reads back as `%`. Cron has no escape for `\`
+/// itself: a `\` before a `%` would make it `\\%`, which cron reads as `\\` and an unescaped
+/// `%`. Such a `\` can only stand inside a single-quoted shell word (the `\` of `'\''` is
+/// followed by `'`, and the fixed parts have none), so `''` (an empty quoted string to the
+/// shell) is put between them.
 fn cron_escape(command: &str) -> String {
-    command.replace('%', "\\%")
+    command.replace("\\%", "\\''%").replace('%', "\\%")
 }
 
 #[cfg(test)]
@@ -487,5 +588,8 @@ mod tests {
         assert_eq!(systemd_quote("/a b/100%$x\"y"), "\"/a b/100%%$$x\\\"y\"");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(cron_escape("date +%s"), "date +\\%s");
+        assert_eq!(cron_escape("'a\\%b'"), "'a\\''\\%b'");
+        assert_eq!(systemd_word("/usr/local/bin/ovrun"), "/usr/local/bin/ovrun");
+        assert_eq!(systemd_word("/opt/my ovrun"), "\"/opt/my ovrun\"");
     }
 }

@@ -79,11 +79,19 @@ pub enum Code {
     UnknownDiskInterface,
     /// `auto_restore` without a DR engine to restore into.
     MissingRestoreTarget,
+    /// A control character in a string (it could split a line of a generated file).
+    ControlCharacter,
+    /// A relative path where an absolute one is needed.
+    RelativePath,
+    /// An absolute path that systemd would not pass on unchanged (`..`, `//`, trailing `/`).
+    UnusablePath,
+    /// The file starts with a UTF-8 byte order mark.
+    ByteOrderMark,
 }
 
 impl Code {
     /// Every code, for documentation and for the test that each has a fixture.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 32] = [
         Code::Syntax,
         Code::BadJsonText,
         Code::DuplicateKey,
@@ -112,6 +120,10 @@ impl Code {
         Code::KeepsEverything,
         Code::UnknownDiskInterface,
         Code::MissingRestoreTarget,
+        Code::ControlCharacter,
+        Code::RelativePath,
+        Code::UnusablePath,
+        Code::ByteOrderMark,
     ];
 
     /// The stable code, as shown to operators and in JSON output.
@@ -145,6 +157,10 @@ impl Code {
             Code::KeepsEverything => "ovplan::keeps-everything",
             Code::UnknownDiskInterface => "ovplan::unknown-disk-interface",
             Code::MissingRestoreTarget => "ovplan::missing-restore-target",
+            Code::ControlCharacter => "ovplan::control-character",
+            Code::RelativePath => "ovplan::relative-path",
+            Code::UnusablePath => "ovplan::unusable-path",
+            Code::ByteOrderMark => "ovplan::byte-order-mark",
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod calendar;
 pub mod compile;
+pub mod compose;
 pub mod cron;
 pub mod diagnostic;
 pub mod diff;
@@ -22,6 +23,7 @@ mod raw;
 pub mod retention;
 pub mod rules;
 pub mod runner;
+pub mod safety;
 pub mod schedule;
 pub mod schema;
 pub mod source;
@@ -69,7 +71,11 @@ impl Checked {
 
 /// Checks a policy file: every problem at once, and the policy when there is no error.
 pub fn check(source: &Source) -> Checked {
-    let document = match parse::parse(&source.text) {
+    let parsed = match byte_order_mark(&source.text) {
+        Some(bom) => Err(Box::new(bom)),
+        None => parse::parse(&source.text),
+    };
+    let document = match parsed {
         Ok(document) => document,
         Err(syntax) => {
             let spans = SpanIndex::default();
@@ -107,6 +113,21 @@ pub fn check(source: &Source) -> Checked {
         }
     }
     checked
+}
+
+/// A file that starts with a UTF-8 byte order mark: JSON (RFC 8259) forbids it, and to a
+/// parser it is an unexpected character that the snippet does not even show, so it is named.
+fn byte_order_mark(text: &str) -> Option<Diagnostic> {
+    let bom = '\u{feff}';
+    text.starts_with(bom).then(|| {
+        Diagnostic::new(
+            diagnostic::Code::ByteOrderMark,
+            "",
+            "the file starts with a UTF-8 byte order mark (BOM), which JSON does not allow",
+        )
+        .mark(Mark::File(0..bom.len_utf8()))
+        .help("save the file as UTF-8 without a BOM (e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`)")
+    })
 }
 
 /// Every diagnostic of a parsed document. A schema error at or under a place that a rule

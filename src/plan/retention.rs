@@ -17,9 +17,9 @@
 //! 5. everything else is deleted.
 //!
 //! All `keep_*` zero means no calendar rule thins the points out: every point is kept by rule 2,
-//! so with no age limit everything is kept. Section 4 is silent on all zero *with* an age limit;
-//! we read it as "keep every point not older than a days" (an age limit alone is a retention, as
-//! `ovplan validate`'s `KeepsEverything` help says), not as "keep only the newest".
+//! so with no age limit everything is kept. With an age limit, section 4 says it plainly: every
+//! point younger than a days is kept (rule 2 is "keep all", rule 3 limits it), with the chains
+//! those points need (rule 4); see the test `age_limit_alone_keeps_every_young_point_and_its_chain`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -447,6 +447,39 @@ mod tests {
         assert_eq!(
             run(&chain, retention(0, 0, 0, 0), Tz::UTC, NOW),
             "a=N b=A c=A | "
+        );
+    }
+
+    /// policy.md section 4: "All `keep_*` zero: with an age limit a > 0, every point younger
+    /// than a days is kept (rule 2 is then "keep all", and rule 3 limits it)". Rule 4 still
+    /// keeps the chains the kept points need, however old; the newest is kept by rule 1.
+    #[test]
+    fn age_limit_alone_keeps_every_young_point_and_its_chain() {
+        let shape = points(&[
+            // Younger than 7 days: all kept, two of one day included (no thinning per day).
+            ("i4", "2025-03-31T06:00:00Z", Some("i3")),
+            ("i3", "2025-03-30T18:00:00Z", Some("i2")),
+            ("i2", "2025-03-30T06:00:00Z", Some("f1")),
+            ("g", "2025-03-26T12:00:00Z", None),
+            // Older than 7 days: f1 is the full the young chain needs; the rest go.
+            ("f1", "2025-03-20T12:00:00Z", None),
+            ("j1", "2025-03-19T12:00:00Z", Some("f0")),
+            ("f0", "2025-03-01T12:00:00Z", None),
+        ]);
+        assert_eq!(
+            run(&shape, retention(0, 0, 0, 7), Tz::UTC, NOW),
+            "i4=N i3=A i2=A g=A f1=^i4 | j1 f0"
+        );
+        // One second past the limit is out; one second inside is in (a = 5 days from NOW:
+        // 03-26 12:00 is exactly 5 days old).
+        let edge = fulls(&[
+            ("new", "2025-03-31T00:00:00Z"),
+            ("in", "2025-03-26T12:00:01Z"),
+            ("out", "2025-03-26T11:59:59Z"),
+        ]);
+        assert_eq!(
+            run(&edge, retention(0, 0, 0, 5), Tz::UTC, NOW),
+            "new=N in=A | out"
         );
     }
 

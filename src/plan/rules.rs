@@ -15,7 +15,9 @@ use super::source::escape_token;
 
 /// Runs every rule on a decoded policy.
 pub fn check(doc: &Value, duplicate_keys: &[DuplicateKey]) -> Vec<Diagnostic> {
-    let mut rules = Rules::default();
+    let mut rules = Rules {
+        found: super::safety::check(doc),
+    };
     rules.duplicate_keys(duplicate_keys);
     if let Some(root) = doc.as_object() {
         rules.engines(root);
@@ -27,6 +29,10 @@ pub fn check(doc: &Value, duplicate_keys: &[DuplicateKey]) -> Vec<Diagnostic> {
     }
     rules.found
 }
+
+/// The longest escaped VM name whose units' names fit systemd's 255 bytes
+/// (`ovrun-restore-` and `.service` around it).
+const MAX_ESCAPED_NAME: usize = 255 - "ovrun-restore-.service".len();
 
 #[derive(Default)]
 struct Rules {
@@ -156,11 +162,16 @@ impl Rules {
     }
 
     fn vm_name(&mut self, name: &str, pointer: &str) {
-        if let Some(why) = names::unsafe_vm_name(name) {
+        let too_long = || {
+            (super::compile::systemd_escape(name).len() > MAX_ESCAPED_NAME).then_some(
+                "it is too long for a unit name once escaped (`ovrun-restore-<escaped>.service` is at most 255 bytes)",
+            )
+        };
+        if let Some(why) = names::unsafe_vm_name(name).or_else(too_long) {
             self.push(
                 Diagnostic::new(Code::UnsafeVmName, pointer, format!("VM name `{}` cannot name a backup folder or unit: {why}", name.escape_debug()))
                     .mark(Mark::Key)
-                    .help("use the VM's name as the engine shows it; it must not be empty, `.`, `..`, or hold `/` or control characters"),
+                    .help("use the VM's name as the engine shows it; it must not be empty, `.`, `..`, or hold `/` or control characters, and its unit name must fit 255 bytes"),
             );
         }
     }
@@ -460,7 +471,16 @@ pub fn parse_time(text: &str) -> Option<chrono::NaiveTime> {
 
 /// `YYYY-MM-DD`, a real calendar date.
 pub fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
-    let shaped = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
+    // Digits where digits belong: chrono's `%Y` also takes a sign (`-024-02-29` is the year
+    // -24), which normalizes to `-0024-02-29`, a text this check would then refuse.
+    let digits =
+        |range: std::ops::Range<usize>| text.as_bytes()[range].iter().all(u8::is_ascii_digit);
+    let shaped = text.len() == 10
+        && text.as_bytes()[4] == b'-'
+        && text.as_bytes()[7] == b'-'
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10);
     shaped
         .then(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .flatten()
@@ -483,6 +503,11 @@ mod tests {
         assert!(parse_date("2024-02-29").is_some());
         assert!(parse_date("2023-02-29").is_none());
         assert!(parse_date("2024-1-01").is_none());
+        assert!(
+            parse_date("-024-02-29").is_none(),
+            "a signed year (found by the fuzzer)"
+        );
+        assert!(parse_date("+024-02-29").is_none());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The one integration test binary: runs the real binaries on fixtures and snapshots what a
 //! person or CI would read.
 
+mod artifact_syntax;
 mod build;
+mod bundle_meaning;
+mod bundle_runs;
 mod captures;
 mod catalog_safety;
 mod cert;
@@ -9,6 +12,7 @@ mod dataplane;
 mod engine;
 mod engine_client;
 mod exit_codes;
+mod injection;
 mod normalize;
 mod official_clients;
 mod ovrun_backup;
