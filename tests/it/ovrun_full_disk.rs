@@ -160,12 +160,12 @@ fn status_and_metrics(config: &Path, dir: &Path) -> (String, String) {
     )
 }
 
-/// The names in the VM's folder that belong to a point (not the lock, not the status).
+/// The names in the VM's folder that belong to a point (not the lock, the status or the owner record).
 fn point_files(vm_dir: &Path) -> Vec<String> {
     std::fs::read_dir(vm_dir)
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n != ".lock" && n != ".status.json")
+                .filter(|n| n != ".lock" && n != ".status.json" && n != ".vm.json")
                 .collect()
         })
         .unwrap_or_default()
@@ -205,9 +205,9 @@ async fn a_full_disk_at_each_step_leaves_no_point_files_and_a_recorded_failure()
         let (status, metrics) = status_and_metrics(&config, dir.path());
         let says = match *step {
             "image" => "No space left on device in the backup directory",
-            "sums" => "writing the block digests: No space left on device",
-            "manifest" => "writing the manifest: No space left on device",
-            "status" => "writing the run status: No space left on device",
+            "sums" => ".sums: No space left on device",
+            "manifest" => ".manifest.json: No space left on device",
+            "status" => ".status.json: No space left on device",
             _ => "the checkpoints file",
         };
         assert!(
