@@ -242,6 +242,20 @@ async fn connect_and_back_up(
     result
 }
 
+/// Now, or the next second when a point already has this second's id (a point's id is its UTC
+/// second: a second backup within one second must not collide with the first).
+async fn unused_second(points: &[Manifest]) -> DateTime<Utc> {
+    loop {
+        let now = Utc::now();
+        let id = catalog::point_id(now);
+        if !points.iter().any(|p| p.point == id) {
+            return now;
+        }
+        let into_second = u64::from(now.timestamp_subsec_millis());
+        tokio::time::sleep(Duration::from_millis(1001 - into_second.min(1000))).await;
+    }
+}
+
 async fn backup(
     client: &EngineClient,
     config: &RunnerConfig,
@@ -252,7 +266,7 @@ async fn backup(
     finalize_stale_backups(client, &vm.id, options).await?;
     let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
     let points = catalog.points()?;
-    let taken_at = Utc::now();
+    let taken_at = unused_second(&points).await;
     let (kind, reason, parent) =
         choose_kind(client, config, options, &vm.id, &points, &sources, taken_at).await?;
     let attempt = Attempt {
