@@ -156,6 +156,16 @@ pub async fn run(
             config.vm
         ))
     })?;
+    // The configuration is checked whole before the catalog is read.
+    let target = config.target.as_ref().ok_or_else(|| {
+        RunError::Config(format!(
+            "VM {} has no DR engine (target) settings: add the target engine to variables.json \
+             and rebuild",
+            config.vm
+        ))
+    })?;
+    let password = super::engine::read_password(target)?;
+    let client = EngineClient::new(target, password)?;
     let catalog = Catalog::open(Path::new(&config.backup_directory), &config.vm)?;
     let lock_wait = options.lock_wait;
     let lock_catalog = catalog.clone();
@@ -187,15 +197,6 @@ pub async fn run(
             restored_as: done.restored_as,
         });
     }
-    let target = config.target.as_ref().ok_or_else(|| {
-        RunError::Config(format!(
-            "VM {} has no DR engine (target) settings: add the target engine to variables.json \
-             and rebuild",
-            config.vm
-        ))
-    })?;
-    let password = super::engine::read_password(target)?;
-    let client = EngineClient::new(target, password)?;
     let job = Job {
         client: &client,
         options,
@@ -230,13 +231,18 @@ pub fn select<'a>(points: &'a [Manifest], selector: &Selector) -> Result<&'a Man
             .map(|p| p.point.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        RunError::Config(match selector {
-            Selector::Newest => "no backup point to restore: run `ovrun backup` first".into(),
-            Selector::Point(id) => format!("no point {id}; the points are: {known}"),
-            Selector::At(at) => {
-                format!("no point taken at or before {at}; the points are: {known}")
+        match selector {
+            // The catalog has nothing yet: a state to fix by backing up, not a usage error.
+            Selector::Newest => {
+                RunError::Failed("no backup point to restore: run `ovrun backup` first".into())
             }
-        })
+            Selector::Point(id) => {
+                RunError::Config(format!("no point {id}; the points are: {known}"))
+            }
+            Selector::At(at) => RunError::Config(format!(
+                "no point taken at or before {at}; the points are: {known}"
+            )),
+        }
     })
 }
 

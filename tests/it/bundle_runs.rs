@@ -4,7 +4,7 @@
 //! copies of the runner configs whose backup directories are empty temp folders and whose
 //! engines are a closed local port. Maintenance (`prune`, `verify --config-dir`) must exit 0;
 //! a backup must fail on the engine only (not exit 2, naming the engine's address); a restore
-//! must fail on the engine or on the empty catalog (it runs only after a successful backup:
+//! must fail on the engine or on the empty catalog (exit 1; it runs only after a successful backup:
 //! `OnSuccess=`, cron `&&`), never on its usage. The compose file runs no command of its own:
 //! its scheduler runs the cron file, which it must bind.
 
@@ -150,7 +150,7 @@ fn judge(what: &str, kind: Kind, code: i32, output: &str, engine: &str) -> Resul
     let fine = match kind {
         Kind::Maintenance => code == 0,
         Kind::Backup => on_engine,
-        Kind::Restore => on_engine || (code != 0 && output.contains("no backup point to restore")),
+        Kind::Restore => on_engine || (code == 1 && output.contains("no backup point to restore")),
     };
     if fine && !usage {
         Ok(())
