@@ -49,9 +49,15 @@ impl NbdExport {
         log: &Path,
         options: &ExportOptions,
     ) -> Result<Self, SimError> {
+        // qemu-nbd writes its pid file only once the socket listens (the socket file appears
+        // at bind, before listen: a client connecting then is refused), so readiness is the
+        // pid file, never the socket.
+        let ready = socket.with_extension("pid");
         let _ = fs_err::remove_file(socket);
+        let _ = fs_err::remove_file(&ready);
         let mut command = Command::new("qemu-nbd");
         command.arg(format!("--socket={}", socket.display()));
+        command.arg(format!("--pid-file={}", ready.display()));
         if !options.exit_with_last_client {
             command.arg("--persistent");
         }
@@ -76,7 +82,7 @@ impl NbdExport {
         wait_until(
             &mut process,
             Duration::from_secs(20),
-            || socket.exists().then_some(()),
+            || ready.exists().then_some(()),
             log,
         )?;
         Ok(Self {
