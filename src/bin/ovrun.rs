@@ -91,6 +91,7 @@ fn run_code(e: &backup::RunError) -> u8 {
     match e {
         backup::RunError::Catalog(e) => catalog_code(e),
         backup::RunError::Interrupted => INTERRUPTED,
+        backup::RunError::Panic(_) => FAILED,
         backup::RunError::Config(_) => USAGE_OR_CONFIG,
         backup::RunError::Engine(e) if e.is_config() => USAGE_OR_CONFIG,
         _ => FAILED,

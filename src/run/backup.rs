@@ -7,114 +7,25 @@
 //! point that exists is complete and a run that failed leaves nothing that looks like a point.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::blocksum::{self, BlockSums};
-use super::catalog::{
-    self, Catalog, CatalogError, ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest,
-};
+use super::catalog::{self, Catalog, ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest};
+use super::download::{self, Source, file_names};
 use super::engine::{
     Backup, Checkpoints, Disk, DiskAttachments, EngineClient, EngineError, ImageTransfer,
 };
-use super::imageio::{Extent, ImageioError, Ticket};
-use super::local::{self, LocalError, Writer};
+pub use super::job::{Options, Outcome, RunError};
+use super::job::{locked_catalog, sleep_or_stop};
+use super::local;
 use super::retry::{self, Wait};
-use super::workers::{Ranges, join_all};
+use super::transfer::{finish_transfer, wait_transferring};
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
-
-/// How a run behaves.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Take a full backup whatever the policy says.
-    pub force_full: bool,
-    /// Parallel connections per disk.
-    pub workers: usize,
-    /// How long to wait for another `ovrun` on the same VM.
-    pub lock_wait: Duration,
-    /// How long to wait for a locked VM or disk on the engine.
-    pub engine_lock_wait: Duration,
-    /// How often to poll the engine.
-    pub poll_interval: Duration,
-    /// Where `qemu-nbd` sockets go.
-    pub run_dir: PathBuf,
-    /// Set to stop the run (SIGTERM, Ctrl-C): it finalizes and exits.
-    pub stop: Arc<AtomicBool>,
-    /// Draw a progress bar (bytes, rate, ETA) on standard error: for a person at a terminal.
-    pub progress: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            force_full: false,
-            workers: 4,
-            lock_wait: Duration::from_secs(60),
-            engine_lock_wait: Duration::from_secs(600),
-            poll_interval: Duration::from_secs(1),
-            run_dir: std::env::temp_dir(),
-            stop: Arc::new(AtomicBool::new(false)),
-            progress: false,
-        }
-    }
-}
-
-/// Why a run failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// The runner config or the environment is wrong.
-    #[error("{0}")]
-    Config(String),
-    /// The engine refused or did not answer.
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    /// The data plane failed.
-    #[error(transparent)]
-    Imageio(#[from] ImageioError),
-    /// Writing the local image failed.
-    #[error(transparent)]
-    Local(#[from] LocalError),
-    /// The backup directory failed.
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    /// The VM or a disk stayed locked.
-    #[error("{0}")]
-    Locked(String),
-    /// The engine's backup failed.
-    #[error("{0}")]
-    Failed(String),
-    /// Stopped by a signal.
-    #[error("stopped by a signal; the engine's transfers and backup were finalized or cancelled")]
-    Interrupted,
-}
-
-/// What a successful run made.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The new point.
-    pub manifest: Manifest,
-    /// Leftovers of an earlier, unfinished run that were removed.
-    pub removed_leftovers: Vec<PathBuf>,
-    /// Why an incremental became a full, if it did.
-    pub fallback: Option<String>,
-    /// Points removed by retention afterwards.
-    pub pruned: Vec<String>,
-}
-
-/// A disk to back up, as attached to the VM.
-#[derive(Debug, Clone)]
-struct Source {
-    disk: Disk,
-    interface: String,
-    bootable: bool,
-}
 
 /// Runs one backup of the VM in `config`.
 ///
@@ -122,12 +33,7 @@ struct Source {
 /// Any step fails; the engine's backup and transfers are finalized and the point's files
 /// removed before this returns.
 pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, RunError> {
-    let catalog = Catalog::open(Path::new(&config.backup_directory), &config.vm)?;
-    let lock_wait = options.lock_wait;
-    let lock_catalog = catalog.clone();
-    let _lock = tokio::task::spawn_blocking(move || lock_catalog.lock(lock_wait))
-        .await
-        .map_err(|e| RunError::Config(e.to_string()))??;
+    let (catalog, _lock) = locked_catalog(config, options).await?;
     let removed_leftovers = catalog.remove_leftovers()?;
     for path in &removed_leftovers {
         tracing::warn!(
@@ -382,52 +288,6 @@ async fn wait_for_disks(
         tracing::info!("disks locked: {}; waiting", locked.join(", "));
         sleep_or_stop(options).await?;
     }
-}
-
-/// The pace of polling an engine phase: 50 ms first, doubling up to `poll_interval`, so a
-/// phase that takes one engine step is seen within a fraction of a second while a long wait
-/// costs the engine at most one call per `poll_interval`.
-pub(crate) struct Pacer {
-    next: Duration,
-    max: Duration,
-}
-
-impl Pacer {
-    pub(crate) fn new(options: &Options) -> Self {
-        Self {
-            next: Duration::from_millis(50).min(options.poll_interval),
-            max: options.poll_interval,
-        }
-    }
-
-    /// Waits before the next poll.
-    pub(crate) async fn pause(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(self.max);
-    }
-
-    /// Waits before the next poll, unless the run is being stopped.
-    pub(crate) async fn wait(&mut self, options: &Options) -> Result<(), RunError> {
-        if options.stop.load(Ordering::Relaxed) {
-            return Err(RunError::Interrupted);
-        }
-        self.pause().await;
-        if options.stop.load(Ordering::Relaxed) {
-            return Err(RunError::Interrupted);
-        }
-        Ok(())
-    }
-}
-
-async fn sleep_or_stop(options: &Options) -> Result<(), RunError> {
-    if options.stop.load(Ordering::Relaxed) {
-        return Err(RunError::Interrupted);
-    }
-    tokio::time::sleep(options.poll_interval).await;
-    if options.stop.load(Ordering::Relaxed) {
-        return Err(RunError::Interrupted);
-    }
-    Ok(())
 }
 
 /// Full or incremental, why, and the point an incremental builds on.
@@ -767,8 +627,7 @@ impl Attempt<'_> {
         sums
     }
 
-    /// Reads what must be read into the local image; the bytes read, and the disk's block
-    /// digests at this point (from the data as it passed, and the parent's).
+    /// Reads what must be read into the local image: [`download::download`].
     async fn download(
         &self,
         url: &str,
@@ -777,136 +636,16 @@ impl Attempt<'_> {
         start_sums: Option<BlockSums>,
         source: &Source,
     ) -> Result<(u64, BlockSums), RunError> {
-        let ticket = Ticket::new(self.client.http().clone(), url);
-        let extents = ticket
-            .extents(if incremental { "dirty" } else { "zero" })
-            .await?;
-        let size = source.disk.provisioned_size.unwrap_or(0);
-        let (data, zeroes) = plan_reads(&extents, incremental);
-        let total: u64 = data.iter().map(|e| e.length).sum();
-        tracing::info!(
-            disk = %source.disk.label(),
-            "{} to read ({}), {} zero ranges",
-            human_bytes(total),
-            if incremental { "changed blocks" } else { "data" },
-            zeroes.len()
-        );
-        let writer = Arc::new(Writer::open(path, &self.options.run_dir)?);
-        let bar = progress_bar(self.options.progress, total, source.disk.label());
-        let began = std::time::Instant::now();
-        let copied = parallel_copy(&ticket, &writer, &data, size, self.options, &bar).await;
-        bar.finish_and_clear();
-        let sums = match copied {
-            Ok(copied) => {
-                let seconds = began.elapsed().as_secs_f64().max(0.001);
-                tracing::info!(
-                    disk = %source.disk.label(),
-                    bytes_read = copied.bytes,
-                    "read {} in {seconds:.1} s ({}/s)",
-                    human_bytes(copied.bytes),
-                    human_bytes((copied.bytes as f64 / seconds) as u64)
-                );
-                let (writer, bytes) = (writer.clone(), copied.bytes);
-                let workers = self.options.workers;
-                tokio::task::spawn_blocking(move || {
-                    finish_local(&writer, &copied, &zeroes, start_sums, size, workers)
-                })
-                .await
-                .map_err(|e| RunError::Config(e.to_string()))
-                .and_then(|r| r.map(|sums| (bytes, sums)))
-            }
-            Err(e) => Err(e),
-        };
-        let writer = Arc::try_unwrap(writer)
-            .map_err(|_| RunError::Config("a writer outlived its download".into()))?;
-        let closed = tokio::task::spawn_blocking(move || writer.close())
-            .await
-            .map_err(|e| RunError::Config(e.to_string()))?;
-        let sums = sums?;
-        closed?;
-        Ok(sums)
-    }
-}
-
-/// Waits until a transfer is `transferring` (at most [`retry::PHASE_WAIT`]); its data-plane
-/// URL.
-pub(crate) async fn wait_transferring(
-    client: &EngineClient,
-    options: &Options,
-    href: &str,
-) -> Result<String, RunError> {
-    let mut wait = Wait::new(
-        options,
-        format!("transfer {href} to start"),
-        retry::PHASE_WAIT,
-    );
-    loop {
-        let now: ImageTransfer = client.get(href).await?;
-        match now.phase.as_deref() {
-            Some("transferring") => {
-                return now
-                    .transfer_url
-                    .or(now.proxy_url)
-                    .ok_or_else(|| RunError::Failed(format!("transfer {href} has no URL")));
-            }
-            Some(phase @ ("initializing" | "resuming")) => {
-                wait.next(&format!("phase {phase}")).await?;
-            }
-            other => {
-                return Err(RunError::Failed(format!(
-                    "transfer {href} is {}",
-                    other.unwrap_or("in an unknown phase")
-                )));
-            }
-        }
-    }
-}
-
-/// Finalizes a transfer (retried: [`retry::action`]) and waits for `finished_success` (an
-/// upload's disk is then checked by the engine; a download changes nothing). A finalize whose
-/// answer was lost but which the engine did carry out is seen in the phase and is fine.
-pub(crate) async fn finish_transfer(
-    client: &EngineClient,
-    options: &Options,
-    href: &str,
-) -> Result<(), RunError> {
-    let asked = retry::action(client, &format!("{href}/finalize")).await;
-    if let Err(e) = &asked {
-        tracing::warn!("finalizing {href}: {e}");
-    }
-    let why = |phase: &str| match &asked {
-        Err(e) => format!("transfer {href} is {phase}: finalizing it failed: {e}"),
-        Ok(()) => format!(
-            "transfer {href} ended {phase} (the engine cancels a transfer whose client is idle \
-             longer than its inactivity_timeout, or whose disk failed its check)"
-        ),
-    };
-    let mut wait = Wait::new(
-        options,
-        format!("transfer {href} to finish"),
-        retry::PHASE_WAIT,
-    )
-    .unstoppable();
-    loop {
-        let last = match client.get::<ImageTransfer>(href).await {
-            Ok(t) => {
-                let phase = t.phase.unwrap_or_default();
-                if phase == "finished_success" {
-                    return Ok(());
-                }
-                if phase.starts_with("finished") || phase.starts_with("cancelled") {
-                    return Err(RunError::Failed(why(&phase)));
-                }
-                if asked.is_err() && phase == "transferring" {
-                    return Err(RunError::Failed(why(&phase)));
-                }
-                format!("phase {phase}")
-            }
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) if retry::is_transient(&e) => e.to_string(),
-            Err(e) => return Err(e.into()),
-        };
-        wait.next(&last).await?;
+        download::download(
+            self.client,
+            self.options,
+            url,
+            path,
+            incremental,
+            start_sums,
+            source,
+        )
+        .await
     }
 }
 
@@ -996,282 +735,6 @@ async fn finalize_backup(
     }
 }
 
-/// Extents to read, and (incremental only) dirty ranges that read as zero, to zero locally.
-fn plan_reads(extents: &[Extent], incremental: bool) -> (Vec<Extent>, Vec<Extent>) {
-    let wanted = |e: &&Extent| !incremental || e.dirty;
-    let data = extents
-        .iter()
-        .filter(wanted)
-        .filter(|e| !e.zero)
-        .copied()
-        .collect();
-    let zeroes = extents
-        .iter()
-        .filter(wanted)
-        .filter(|e| incremental && e.zero)
-        .copied()
-        .collect();
-    (data, zeroes)
-}
-
-/// A progress bar for one disk (hidden when not drawing).
-pub(crate) fn progress_bar(draw: bool, total: u64, disk: &str) -> indicatif::ProgressBar {
-    if !draw {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_message(disk.to_owned());
-    bar
-}
-
-/// What the parallel copy did.
-struct Copied {
-    bytes: u64,
-    /// Digests of the blocks that one read covered whole, hashed as they passed.
-    hashed: Vec<(usize, blocksum::Digest)>,
-    /// The blocks that reads covered only in part (hashed from the image afterwards).
-    partial: Vec<usize>,
-}
-
-/// How much of a streamed read is buffered before it is written and hashed (each worker's
-/// buffer): two checksum blocks, so 4 workers' buffers stay well inside the memory target.
-const READ_SPAN: u64 = 2 * blocksum::BLOCK;
-
-/// The most one ranged read asks for (128 MiB): long requests keep the daemon streaming (the
-/// official client asks for whole extents; 8 MiB requests made the full backup 10% slower),
-/// short enough to share a disk's data among the workers.
-const REQUEST_SPAN: u64 = 16 * READ_SPAN;
-
-/// A streamed read cut into segments that end at multiples of [`READ_SPAN`]: each is written
-/// to the image and the checksum blocks it holds whole are hashed from it.
-struct Segments<'a> {
-    connection: &'a mut local::Connection,
-    hashed: &'a mut Vec<(usize, blocksum::Digest)>,
-    buffer: &'a mut Vec<u8>,
-    /// The image offset of `buffer[0]`.
-    at: u64,
-    end: u64,
-    size: u64,
-    read: &'a AtomicU64,
-    bar: &'a indicatif::ProgressBar,
-}
-
-impl Segments<'_> {
-    /// Takes the next bytes of the stream.
-    fn push(&mut self, mut piece: &[u8]) -> Result<(), RunError> {
-        while !piece.is_empty() {
-            let cut = ((self.at / READ_SPAN + 1) * READ_SPAN).min(self.end);
-            let segment = usize::try_from(cut - self.at).unwrap_or(usize::MAX);
-            let take = (segment - self.buffer.len()).min(piece.len());
-            self.buffer.extend_from_slice(&piece[..take]);
-            piece = &piece[take..];
-            if self.buffer.len() == segment {
-                self.write_segment()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn write_segment(&mut self) -> Result<(), RunError> {
-        let length = self.buffer.len() as u64;
-        tokio::task::block_in_place(|| -> Result<(), RunError> {
-            self.connection.write_at(self.at, self.buffer)?;
-            for (index, place) in blocksum::whole_blocks_in(self.size, self.at, length) {
-                self.hashed
-                    .push((index, blocksum::digest(&self.buffer[place])));
-            }
-            Ok(())
-        })?;
-        self.at += length;
-        self.buffer.clear();
-        self.read.fetch_add(length, Ordering::Relaxed);
-        self.bar.inc(length);
-        Ok(())
-    }
-}
-
-/// Copies `data` ranges from the ticket into the image with `options.workers` connections:
-/// each takes requests of up to [`REQUEST_SPAN`] and streams them through its buffer of
-/// [`READ_SPAN`] into the image, hashing the checksum blocks that a segment holds whole.
-async fn parallel_copy(
-    ticket: &Ticket,
-    writer: &Arc<Writer>,
-    data: &[Extent],
-    size: u64,
-    options: &Options,
-    bar: &indicatif::ProgressBar,
-) -> Result<Copied, RunError> {
-    let pieces: Vec<(u64, u64)> = data
-        .iter()
-        .flat_map(|e| blocksum::split_at_multiples(e.start, e.length, READ_SPAN))
-        .collect();
-    let partial = pieces
-        .iter()
-        .flat_map(|&(start, length)| {
-            let whole: Vec<usize> = blocksum::whole_blocks_in(size, start, length)
-                .into_iter()
-                .map(|(index, _)| index)
-                .collect();
-            blocksum::touched(size, start, length).filter(move |i| !whole.contains(i))
-        })
-        .collect();
-    let requests = data
-        .iter()
-        .flat_map(|e| blocksum::split_at_multiples(e.start, e.length, REQUEST_SPAN))
-        .collect();
-    let queue = Ranges::new(requests, options.stop.clone());
-    let read = Arc::new(AtomicU64::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..options.workers.max(1) {
-        let (ticket, writer, queue, read, bar) = (
-            ticket.clone(),
-            writer.clone(),
-            queue.clone(),
-            read.clone(),
-            bar.clone(),
-        );
-        workers.spawn(async move {
-            let mut connection = writer.connect()?;
-            let mut hashed = Vec::new();
-            let mut buffer = Vec::with_capacity(usize::try_from(READ_SPAN).unwrap_or(0));
-            loop {
-                let Some((offset, length)) = queue.next()? else {
-                    return Ok(hashed);
-                };
-                let mut segments = Segments {
-                    connection: &mut connection,
-                    hashed: &mut hashed,
-                    buffer: &mut buffer,
-                    at: offset,
-                    end: offset + length,
-                    size,
-                    read: &read,
-                    bar: &bar,
-                };
-                let mut local_failure = None;
-                let streamed = ticket
-                    .read(offset, length, |_, piece| {
-                        segments.push(&piece).map_err(|e| {
-                            let text = e.to_string();
-                            local_failure = Some(e);
-                            std::io::Error::other(text)
-                        })
-                    })
-                    .await;
-                if let Some(e) = local_failure {
-                    return Err(e);
-                }
-                streamed?;
-            }
-        });
-    }
-    let hashed = join_all(workers).await?.concat();
-    Ok(Copied {
-        bytes: read.load(Ordering::Relaxed),
-        hashed,
-        partial,
-    })
-}
-
-/// After the copy: zeroes the dirty ranges that read as zero, and completes the block digests:
-/// the hashed blocks, zero blocks, and the blocks only partly read, hashed from the image
-/// (where the backing chain fills the rest). With no starting digests every block is hashed.
-fn finish_local(
-    writer: &Writer,
-    copied: &Copied,
-    zeroes: &[Extent],
-    start: Option<BlockSums>,
-    size: u64,
-    workers: usize,
-) -> Result<BlockSums, RunError> {
-    let mut connection = writer.connect()?;
-    for zero in zeroes {
-        connection.zero(zero.start, zero.length)?;
-    }
-    let (mut sums, stale) = settle_sums(start, size, copied, zeroes);
-    let stale: Vec<usize> = stale.into_iter().collect();
-    let threads = workers.clamp(1, stale.len().max(1));
-    let hashed: Vec<Result<Vec<(usize, blocksum::Digest)>, RunError>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = stale
-                .chunks(stale.len().div_ceil(threads).max(1))
-                .map(|share| {
-                    scope.spawn(move || -> Result<_, RunError> {
-                        Ok(writer.connect()?.block_digests(size, share)?)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(RunError::Config("a hashing thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-    for share in hashed {
-        for (index, digest) in share? {
-            sums.set(index, digest);
-        }
-    }
-    Ok(sums)
-}
-
-/// The block digests that are known without reading the image, and the blocks to hash from it.
-fn settle_sums(
-    start: Option<BlockSums>,
-    size: u64,
-    copied: &Copied,
-    zeroes: &[Extent],
-) -> (BlockSums, std::collections::BTreeSet<usize>) {
-    let mut stale = std::collections::BTreeSet::new();
-    let mut sums = start.unwrap_or_else(|| {
-        let all = BlockSums::zeroes(size);
-        stale.extend(0..all.len());
-        all
-    });
-    stale.extend(copied.partial.iter().copied());
-    for zero in zeroes {
-        for (start, length) in blocksum::split_at_blocks(zero.start, zero.length) {
-            match blocksum::whole_block(size, start, length) {
-                Some(index) => sums.set(index, blocksum::zero_digest(length)),
-                None => stale.extend(sums.touched(start, length)),
-            }
-        }
-    }
-    for &(index, digest) in &copied.hashed {
-        sums.set(index, digest);
-    }
-    (sums, stale)
-}
-
-/// Unique file-name parts for the disks: the alias, made safe; the disk id added on a clash.
-fn file_names(sources: &[Source]) -> BTreeMap<String, String> {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for s in sources {
-        *seen.entry(catalog::safe_name(s.disk.label())).or_default() += 1;
-    }
-    sources
-        .iter()
-        .map(|s| {
-            let name = catalog::safe_name(s.disk.label());
-            let unique = if seen[&name] > 1 {
-                format!("{name}-{}", s.disk.id.chars().take(8).collect::<String>())
-            } else {
-                name
-            };
-            (s.disk.id.clone(), unique)
-        })
-        .collect()
-}
-
 /// `1.5 GiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -1291,57 +754,6 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn block_digests_come_from_reads_zeroes_and_the_parent_and_the_rest_is_rehashed() {
-        const B: u64 = blocksum::BLOCK;
-        let size = 4 * B + 4096;
-        let mut parent = BlockSums::zeroes(size);
-        parent.set(3, blocksum::digest(b"parent's block 3"));
-        let copied = Copied {
-            bytes: B + 10,
-            hashed: vec![(0, blocksum::digest(b"block 0"))],
-            partial: vec![2],
-        };
-        let zero = |start, length| Extent {
-            start,
-            length,
-            zero: true,
-            dirty: true,
-        };
-        // Block 1 zeroed whole; the short last block zeroed in part.
-        let zeroes = [zero(B, B), zero(4 * B, 512)];
-        let (sums, stale) = settle_sums(Some(parent.clone()), size, &copied, &zeroes);
-        assert_eq!(sums.get(0), &blocksum::digest(b"block 0"));
-        assert_eq!(sums.get(1), &blocksum::zero_digest(B));
-        assert_eq!(sums.get(3), parent.get(3), "untouched: the parent's");
-        assert_eq!(stale.into_iter().collect::<Vec<_>>(), [2, 4]);
-
-        // Without the parent's digests every block is read back.
-        let (_, stale) = settle_sums(None, size, &copied, &zeroes);
-        assert_eq!(stale.len(), 5);
-    }
-
-    #[test]
-    fn only_data_is_read_and_only_dirty_in_an_incremental() {
-        let e = |start, zero, dirty| Extent {
-            start,
-            length: 1,
-            zero,
-            dirty,
-        };
-        let extents = [
-            e(0, false, true),
-            e(1, true, true),
-            e(2, false, false),
-            e(3, true, false),
-        ];
-        let (data, zeroes) = plan_reads(&extents, false);
-        assert_eq!((data.len(), zeroes.len()), (2, 0));
-        let (data, zeroes) = plan_reads(&extents, true);
-        assert_eq!(data, vec![e(0, false, true)]);
-        assert_eq!(zeroes, vec![e(1, true, true)]);
-    }
 
     #[test]
     fn sizes_for_people() {

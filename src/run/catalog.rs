@@ -51,7 +51,7 @@
 //! folder) is never removed; `ovrun verify` lists it. Retention removes a point's manifest
 //! first, then its files, so a crash in between leaves only leftovers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -749,21 +749,9 @@ impl Catalog {
         self.write_file(&manifest.file_name(), text.as_bytes())
     }
 
-    /// The chain of `point`: its full first, `point` last.
+    /// The chain of `point`: its full first, `point` last ([`crate::run::chain::ancestry`]).
     pub fn chain<'a>(points: &'a [Manifest], point: &str) -> Vec<&'a Manifest> {
-        let by_id: BTreeMap<&str, &Manifest> =
-            points.iter().map(|p| (p.point.as_str(), p)).collect();
-        let mut chain = Vec::new();
-        let mut at = by_id.get(point).copied();
-        while let Some(manifest) = at {
-            chain.push(manifest);
-            at = manifest
-                .parent
-                .as_deref()
-                .and_then(|p| by_id.get(p).copied());
-        }
-        chain.reverse();
-        chain
+        crate::run::chain::ancestry(points, point)
     }
 }
 

@@ -26,38 +26,30 @@
 //! runs after each backup).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::backup::{
-    Options, Pacer, RunError, finish_transfer, human_bytes, progress_bar, wait_transferring,
-};
-use super::blocksum;
-use super::catalog::{self, Catalog, CatalogError, DiskEntry, Manifest};
+mod journal;
+mod log;
+
+use self::journal::{Journal, Made, OldVm};
+pub use self::log::{LogEntry, RestoreLog, RestoredDisk};
+use super::backup::human_bytes;
+use super::catalog::{Catalog, DiskEntry, Manifest};
+use super::chain;
+pub use super::chain::{Selector, select};
 use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, url_encode};
 use super::imageio::Ticket;
-use super::local::{self, Writer};
+use super::job::{Options, Pacer, RunError, locked_catalog};
+use super::local;
 use super::retry::{self, Wait};
-use super::workers::{Ranges, join_all};
+use super::transfer::{finish_transfer, wait_transferring};
+use super::upload;
 use crate::plan::runner::{RestoreConfig, RunnerConfig};
-
-/// Which point to restore.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    /// The newest point (skipped when already restored under the same name).
-    Newest,
-    /// A point by its id.
-    Point(String),
-    /// The newest point taken at or before this instant.
-    At(DateTime<Utc>),
-}
 
 /// What to restore and how.
 #[derive(Debug, Clone)]
@@ -70,57 +62,6 @@ pub struct Request {
     pub dry_run: bool,
     /// Restore the newest point even if the log says it was restored already.
     pub force: bool,
-}
-
-/// One disk as restored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RestoredDisk {
-    /// Its alias.
-    pub alias: String,
-    /// The production disk's id.
-    pub source_id: String,
-    /// The new disk's id in DR.
-    pub disk_id: String,
-    /// Bytes sent.
-    pub bytes: u64,
-    /// Seconds the upload took (create to finalized).
-    pub seconds: f64,
-    /// The content checksum both sides agreed on.
-    pub checksum: Option<String>,
-}
-
-/// One line of a VM's restore log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogEntry {
-    /// When the restore started.
-    pub started: DateTime<Utc>,
-    /// Seconds it took.
-    pub seconds: f64,
-    /// The production VM.
-    pub vm: String,
-    /// The point restored.
-    pub point: String,
-    /// When the point was taken.
-    pub taken_at: DateTime<Utc>,
-    /// The VM's name in DR.
-    pub restored_as: String,
-    /// Its id in DR (a successful restore).
-    #[serde(default)]
-    pub vm_id: Option<String>,
-    /// `ok` or `failed`.
-    pub result: String,
-    /// Why it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The disks uploaded.
-    pub disks: Vec<RestoredDisk>,
-    /// Bytes sent in all.
-    pub bytes: u64,
-    /// What happened to a VM that had the name: `renamed to X`, `removed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaced: Option<String>,
-    /// Whether the VM was started.
-    pub started_vm: bool,
 }
 
 /// What a restore did.
@@ -166,16 +107,10 @@ pub async fn run(
     })?;
     let password = super::engine::read_password(target)?;
     let client = EngineClient::new(target, password)?;
-    let catalog = Catalog::open(Path::new(&config.backup_directory), &config.vm)?;
-    let lock_wait = options.lock_wait;
-    let lock_catalog = catalog.clone();
-    let _lock = tokio::task::spawn_blocking(move || lock_catalog.lock(lock_wait))
-        .await
-        .map_err(|e| RunError::Config(e.to_string()))??;
+    let (catalog, _lock) = locked_catalog(config, options).await?;
     let points = catalog.points()?;
     let point = select(&points, &request.selector)?;
-    let chain = Catalog::chain(&points, &point.point);
-    if chain.first().is_none_or(|first| first.parent.is_some()) {
+    if chain::is_broken(&chain::ancestry(&points, &point.point)) {
         return Err(RunError::Failed(format!(
             "point {} cannot be restored: its chain is broken (run `ovrun verify`); pick \
              another point with --point",
@@ -215,121 +150,6 @@ pub async fn run(
     result
 }
 
-/// The point a selector names.
-///
-/// # Errors
-/// No such point.
-pub fn select<'a>(points: &'a [Manifest], selector: &Selector) -> Result<&'a Manifest, RunError> {
-    let found = match selector {
-        Selector::Newest => points.last(),
-        Selector::Point(id) => points.iter().find(|p| &p.point == id),
-        Selector::At(at) => points.iter().rev().find(|p| p.taken_at <= *at),
-    };
-    found.ok_or_else(|| {
-        let known = points
-            .iter()
-            .map(|p| p.point.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        match selector {
-            // The catalog has nothing yet: a state to fix by backing up, not a usage error.
-            Selector::Newest => {
-                RunError::Failed("no backup point to restore: run `ovrun backup` first".into())
-            }
-            Selector::Point(id) => {
-                RunError::Config(format!("no point {id}; the points are: {known}"))
-            }
-            Selector::At(at) => RunError::Config(format!(
-                "no point taken at or before {at}; the points are: {known}"
-            )),
-        }
-    })
-}
-
-/// The VM's restore log: `<restore_log_directory>/<vm>.jsonl`, one JSON line per restore.
-#[derive(Debug, Clone)]
-pub struct RestoreLog {
-    path: PathBuf,
-    vm: String,
-}
-
-impl RestoreLog {
-    /// The log of VM `vm` in `dir`.
-    pub fn new(dir: &Path, vm: &str) -> Self {
-        Self {
-            path: dir.join(format!("{}.jsonl", catalog::safe_name(vm))),
-            vm: vm.to_owned(),
-        }
-    }
-
-    /// Its file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The VM's entries, oldest first (unreadable lines skipped). Names that differ only where
-    /// a file name cannot (`a b`, `a_b`) share one file: each line names its VM, and only this
-    /// VM's lines count.
-    pub fn entries(&self) -> Vec<LogEntry> {
-        use fs_err::os::unix::fs::OpenOptionsExt;
-        fs_err::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)
-            .and_then(|mut file| {
-                let mut text = String::new();
-                std::io::Read::read_to_string(&mut file, &mut text).map(|_| text)
-            })
-            .map(|text| {
-                text.lines()
-                    .filter_map(|line| serde_json::from_str::<LogEntry>(line).ok())
-                    .filter(|entry| entry.vm == self.vm)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The last successful restore of `point` as `name`, if it is the last restore as `name`.
-    pub fn last_success(&self, point: &str, name: &str) -> Option<LogEntry> {
-        self.entries()
-            .into_iter()
-            .rev()
-            .find(|e| e.restored_as == name && e.result == "ok")
-            .filter(|e| e.point == point)
-    }
-
-    /// Appends one line, durably (O_APPEND: concurrent restores of other VMs do not mix). The
-    /// log is never opened through a link (`ELOOP`), and is made `0600` in a `0700` folder.
-    ///
-    /// # Errors
-    /// The folder or file cannot be written, or the log is a link.
-    pub fn append(&self, entry: &LogEntry) -> std::io::Result<()> {
-        use fs_err::os::unix::fs::OpenOptionsExt;
-        use std::io::Write;
-        use std::os::unix::fs::DirBuilderExt;
-        if let Some(dir) = self.path.parent().filter(|dir| !dir.is_dir()) {
-            // fs-err has no DirBuilder; the error is given the folder's name here.
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
-                })?;
-        }
-        let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let mut file = fs_err::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)?;
-        file.write_all(&line)?;
-        file.sync_all()
-    }
-}
-
 /// One restore in progress.
 struct Job<'a> {
     client: &'a EngineClient,
@@ -339,121 +159,6 @@ struct Job<'a> {
     point: &'a Manifest,
     name: String,
     journal: Journal,
-}
-
-/// The journal's file name in the VM's catalog folder.
-pub(crate) const JOURNAL: &str = super::catalog::JOURNAL_FILE;
-
-/// What a restore in progress made in DR, on disk: written after each thing made, removed when
-/// the restore ended (done, or undone). Found at the start of a restore, it is what a killed
-/// restore left behind.
-struct Journal {
-    catalog: Catalog,
-    engine: String,
-}
-
-/// The journal's content: the DR engine (a journal of another engine is not undone there) and
-/// what was made.
-#[derive(Debug, Serialize, Deserialize)]
-struct Journaled {
-    engine: String,
-    made: Made,
-}
-
-impl Journal {
-    fn new(catalog: &Catalog, engine: &str) -> Self {
-        Self {
-            catalog: catalog.clone(),
-            engine: engine.to_owned(),
-        }
-    }
-
-    /// Records what is made so far (crash-safe). A journal that cannot be written is a warning:
-    /// the restore itself still undoes on failure.
-    fn save(&self, made: &Made) {
-        let journaled = Journaled {
-            engine: self.engine.clone(),
-            made: made.clone(),
-        };
-        let text = serde_json::to_vec_pretty(&journaled).expect("a journal serializes");
-        if let Err(e) = self.catalog.write_file(JOURNAL, &text) {
-            tracing::warn!(
-                "writing the restore journal: {e}; a restore killed now leaves what it made in DR"
-            );
-        }
-    }
-
-    /// What a restore that did not end left in this engine, if any.
-    fn left(&self) -> Option<Made> {
-        if !self.catalog.exists(JOURNAL) {
-            return None;
-        }
-        let path = self.catalog.path(JOURNAL);
-        let text = match self.catalog.open_file(JOURNAL).and_then(|file| {
-            std::io::read_to_string(file).map_err(|source| CatalogError::Io {
-                what: format!("reading {}", path.display()),
-                source,
-            })
-        }) {
-            Ok(text) => text,
-            Err(e) => {
-                tracing::warn!("{e}: a restore killed before may have left disks in DR");
-                return None;
-            }
-        };
-        match serde_json::from_str::<Journaled>(&text) {
-            Ok(j) if j.engine == self.engine => Some(j.made).filter(|m| !m.is_empty()),
-            Ok(j) => {
-                tracing::warn!(
-                    "{} lists what a restore made in {}, not in {}: not undone here; check that \
-                     engine by hand",
-                    path.display(),
-                    j.engine,
-                    self.engine
-                );
-                None
-            }
-            Err(e) => {
-                tracing::warn!("{} cannot be read: {e}", path.display());
-                None
-            }
-        }
-    }
-
-    /// The restore ended: nothing of it is left to undo.
-    fn clear(&self) {
-        if let Err(e) = self.catalog.remove(JOURNAL) {
-            tracing::warn!("{e}");
-        }
-    }
-}
-
-/// What was made or changed in DR so far, to undo on failure.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Made {
-    disks: Vec<String>,
-    transfer: Option<String>,
-    vm: Option<String>,
-    moved_old: Option<OldVm>,
-}
-
-impl Made {
-    fn is_empty(&self) -> bool {
-        self.disks.is_empty()
-            && self.transfer.is_none()
-            && self.vm.is_none()
-            && self.moved_old.is_none()
-    }
-}
-
-/// A VM that had the target name, moved out of the way.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OldVm {
-    id: String,
-    name: String,
-    renamed_to: String,
-    was_up: bool,
-    renamed: bool,
 }
 
 impl Job<'_> {
@@ -728,62 +433,18 @@ impl Job<'_> {
         Ok(measure.required)
     }
 
-    /// Reads the point's chain of `disk` through a read-only `qemu-nbd` and writes its data
-    /// extents to the ticket with `workers` connections; the bytes sent. Zero extents are not
-    /// sent: a new disk reads as zeroes.
+    /// Sends the point's chain of `disk` to the ticket: [`upload::send_chain`].
     async fn send_chain(&self, ticket: &Ticket, disk: &DiskEntry) -> Result<u64, RunError> {
-        let top = self.catalog.qemu_path(&disk.file)?;
-        let map_top = top.clone();
-        let extents = tokio::task::spawn_blocking(move || local::map(&map_top))
-            .await
-            .map_err(|e| RunError::Config(e.to_string()))??;
-        let pieces: Vec<(u64, u64)> = extents
-            .iter()
-            .filter(|e| e.data)
-            .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
-            .collect();
-        let total: u64 = pieces.iter().map(|p| p.1).sum();
-        tracing::info!(disk = %disk.alias, "{} of data to send", human_bytes(total));
-        let reader = Arc::new(Writer::open_read_only(&top, &self.options.run_dir)?);
-        let bar = progress_bar(self.options.progress, total, &disk.alias);
-        let sent = parallel_upload(ticket, &reader, pieces, self.options, &bar).await;
-        bar.finish_and_clear();
-        let reader = Arc::try_unwrap(reader)
-            .map_err(|_| RunError::Config("a chain reader outlived its upload".into()))?;
-        let closed = tokio::task::spawn_blocking(move || reader.close())
-            .await
-            .map_err(|e| RunError::Config(e.to_string()))?;
-        let sent = sent?;
-        closed?;
-        Ok(sent)
+        upload::send_chain(self.catalog, self.options, ticket, disk).await
     }
 
-    /// imageio's checksum of the uploaded disk against the point's; `None` for a point that
-    /// recorded none (taken by an older `ovrun`).
+    /// imageio's checksum of the uploaded disk against the point's: [`upload::compare_checksum`].
     async fn compare_checksum(
         &self,
         ticket: &Ticket,
         disk: &DiskEntry,
     ) -> Result<Option<String>, RunError> {
-        let Some(recorded) = &disk.content else {
-            tracing::warn!(
-                disk = %disk.alias,
-                "point {} recorded no content checksum: the upload is not compared",
-                self.point.point
-            );
-            return Ok(None);
-        };
-        let remote = ticket
-            .checksum(&recorded.algorithm, recorded.block_size)
-            .await?;
-        if remote != recorded.checksum {
-            return Err(RunError::Failed(format!(
-                "disk {}: the DR engine's checksum of the uploaded disk is {remote}, the point \
-                 recorded {}: the upload is discarded (run `ovrun verify` on the catalog)",
-                disk.alias, recorded.checksum
-            )));
-        }
-        Ok(Some(remote))
+        upload::compare_checksum(ticket, disk, &self.point.point).await
     }
 
     /// Stops (if running now) and renames the VM that has the target name; recorded in `made`
@@ -1081,43 +742,6 @@ async fn named(client: &EngineClient, kind: &str, name: &str) -> Result<Vec<Name
         .collect())
 }
 
-/// Sends `pieces` of the chain served by `reader` to the ticket with `workers` connections.
-async fn parallel_upload(
-    ticket: &Ticket,
-    reader: &Arc<Writer>,
-    pieces: Vec<(u64, u64)>,
-    options: &Options,
-    bar: &indicatif::ProgressBar,
-) -> Result<u64, RunError> {
-    let queue = Ranges::new(pieces, options.stop.clone());
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..options.workers.max(1) {
-        let (ticket, reader, queue, sent, bar) = (
-            ticket.clone(),
-            reader.clone(),
-            queue.clone(),
-            sent.clone(),
-            bar.clone(),
-        );
-        workers.spawn(async move {
-            let mut connection = reader.connect()?;
-            loop {
-                let Some((offset, length)) = queue.next()? else {
-                    return Ok(());
-                };
-                let mut buffer = vec![0u8; usize::try_from(length).unwrap_or(0)];
-                tokio::task::block_in_place(|| connection.read_at(offset, &mut buffer))?;
-                ticket.write(offset, Bytes::from(buffer)).await?;
-                sent.fetch_add(length, Ordering::Relaxed);
-                bar.inc(length);
-            }
-        });
-    }
-    join_all(workers).await?;
-    Ok(sent.load(Ordering::Relaxed))
-}
-
 /// Creates (or empties) `path` as a `0600` file, not through a link, so that the image
 /// `qemu-img` writes into it is readable by its owner alone whatever the umask.
 fn precreate_private(path: &Path) -> Result<(), RunError> {
@@ -1175,126 +799,4 @@ pub fn merge(top: &Path, out: &Path, compress: bool) -> Result<(), RunError> {
         crate::fsutil::sync_dir(dir).map_err(io("syncing the output folder"))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn point(id: &str, hours_ago: i64) -> Manifest {
-        serde_json::from_value(json!({
-            "format": 1, "vm": "web", "vm_id": "v", "point": id, "kind": "full",
-            "reason": "first", "taken_at": (Utc::now() - chrono::Duration::hours(hours_ago)),
-            "parent": null, "backup_id": "b", "from_checkpoint": null, "checkpoint": null,
-            "disks": []
-        }))
-        .expect("manifest")
-    }
-
-    #[test]
-    fn a_selector_picks_newest_by_id_or_at_or_before_an_instant() {
-        let points = [point("a", 48), point("b", 24), point("c", 1)];
-        assert_eq!(select(&points, &Selector::Newest).unwrap().point, "c");
-        assert_eq!(
-            select(&points, &Selector::Point("a".into())).unwrap().point,
-            "a"
-        );
-        let at = Utc::now() - chrono::Duration::hours(12);
-        assert_eq!(select(&points, &Selector::At(at)).unwrap().point, "b");
-        let before_all = Utc::now() - chrono::Duration::hours(100);
-        let error = select(&points, &Selector::At(before_all))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("the points are: a, b, c"), "{error}");
-        assert!(select(&points, &Selector::Point("x".into())).is_err());
-        assert!(select(&[], &Selector::Newest).is_err());
-    }
-
-    #[test]
-    fn a_journal_lists_what_was_made_until_cleared_and_only_for_its_engine() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), "web").unwrap();
-        let journal = Journal::new(&catalog, "https://dr/ovirt-engine/api");
-        assert!(journal.left().is_none(), "no journal: nothing left");
-        let made = Made {
-            disks: vec!["d1".into()],
-            transfer: Some("/imagetransfers/t1".into()),
-            ..Made::default()
-        };
-        journal.save(&made);
-        let left = journal.left().expect("a killed restore's journal");
-        assert_eq!(left.disks, ["d1"]);
-        assert_eq!(left.transfer.as_deref(), Some("/imagetransfers/t1"));
-        let elsewhere = Journal::new(&catalog, "https://other/ovirt-engine/api");
-        assert!(elsewhere.left().is_none(), "not undone in another engine");
-        journal.save(&Made::default());
-        assert!(journal.left().is_none(), "nothing made: nothing to undo");
-        journal.clear();
-        assert!(!catalog.path(JOURNAL).exists());
-        journal.clear();
-    }
-
-    #[test]
-    fn the_log_knows_the_last_restore_under_a_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = RestoreLog::new(dir.path(), "web 01");
-        let entry = |point: &str, name: &str, result: &str| LogEntry {
-            started: Utc::now(),
-            seconds: 1.0,
-            vm: "web 01".into(),
-            point: point.into(),
-            taken_at: Utc::now(),
-            restored_as: name.into(),
-            vm_id: None,
-            result: result.into(),
-            error: None,
-            disks: Vec::new(),
-            bytes: 0,
-            replaced: None,
-            started_vm: false,
-        };
-        assert!(log.last_success("p1", "web_dr").is_none());
-        log.append(&entry("p1", "web_dr", "ok")).unwrap();
-        log.append(&entry("p2", "web_dr", "failed")).unwrap();
-        log.append(&entry("p9", "other", "ok")).unwrap();
-        assert_eq!(log.last_success("p1", "web_dr").unwrap().point, "p1");
-        assert!(log.last_success("p2", "web_dr").is_none(), "p2 failed");
-        log.append(&entry("p2", "web_dr", "ok")).unwrap();
-        assert!(
-            log.last_success("p1", "web_dr").is_none(),
-            "p2 was restored since"
-        );
-        assert_eq!(log.entries().len(), 4);
-        assert!(log.path().ends_with("web_01.jsonl") || log.path().exists());
-    }
-
-    #[test]
-    fn vms_whose_logs_share_a_file_see_only_their_own_restores() {
-        let dir = tempfile::tempdir().unwrap();
-        let spaced = RestoreLog::new(dir.path(), "web 01");
-        let underscored = RestoreLog::new(dir.path(), "web_01");
-        assert_eq!(spaced.path(), underscored.path(), "one file name for both");
-        let entry = LogEntry {
-            started: Utc::now(),
-            seconds: 1.0,
-            vm: "web_01".into(),
-            point: "p1".into(),
-            taken_at: Utc::now(),
-            restored_as: "web_dr".into(),
-            vm_id: None,
-            result: "ok".into(),
-            error: None,
-            disks: Vec::new(),
-            bytes: 0,
-            replaced: None,
-            started_vm: false,
-        };
-        underscored.append(&entry).unwrap();
-        assert!(underscored.last_success("p1", "web_dr").is_some());
-        assert!(
-            spaced.last_success("p1", "web_dr").is_none(),
-            "web 01 never restored p1: web_01 did"
-        );
-        assert!(spaced.entries().is_empty());
-    }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 
-use super::backup::{Options, Pacer, RunError};
 use super::engine::{EngineClient, EngineError};
+use super::job::{Options, Pacer, RunError};
 
 /// How long an engine phase that normally takes seconds (a transfer starting or finishing, a
 /// backup becoming ready or finalizing, a new disk becoming ok) is waited for.
