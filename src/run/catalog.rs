@@ -50,8 +50,12 @@
 //! `ovrun verify` lists them as warnings. Any other file (a foreign file, a dotfile, a link, a
 //! folder) is never removed; `ovrun verify` lists it. Retention removes a point's manifest
 //! first, then its files, so a crash in between leaves only leftovers.
+//!
+//! **Rooms.** This file: the folder, its lock, its files and the run status. `naming`: the
+//! names; `manifest`: a point's record; `scan`: the folder sorted, and leftovers removed;
+//! `prune`: retention carried out; `checkpoints`: the predecessor's checkpoints file; `error`:
+//! [`CatalogError`].
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -59,200 +63,21 @@ use chrono::{DateTime, Utc};
 use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{EntryKind, Folder, is_symlink_error};
+use crate::fsutil::{EntryKind, Folder};
 
+mod checkpoints;
+mod error;
+mod manifest;
 mod naming;
+mod prune;
+mod scan;
 
+pub use checkpoints::record_checkpoint;
+pub use error::CatalogError;
+use error::{io, io_at};
+pub use manifest::{ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest};
 pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
-
-/// The manifest format this `ovrun` writes and reads.
-pub const MANIFEST_FORMAT: u32 = 1;
-
-/// What can go wrong in the backup directory.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CatalogError {
-    /// I/O.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Another `ovrun` holds the VM.
-    #[error(
-        "another ovrun is working on {vm} (lock {lock}); waited {waited:?}: let it finish, or stop it"
-    )]
-    Busy {
-        /// The VM.
-        vm: String,
-        /// The lock file.
-        lock: PathBuf,
-        /// How long this one waited.
-        waited: Duration,
-    },
-    /// A manifest that cannot be read.
-    #[error("{path}: not a manifest: {why}")]
-    Manifest {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// A VM name that cannot name a folder.
-    #[error(
-        "VM name {vm:?} cannot name a backup folder: {why}; give the runner config's `vm` the \
-         VM's name as the engine shows it (ovplan build writes it so)"
-    )]
-    UnsafeVm {
-        /// The name.
-        vm: String,
-        /// Why not.
-        why: &'static str,
-    },
-    /// The VM's folder is another VM's.
-    #[error(
-        "{folder} belongs to VM {owner:?}, not to {vm:?}: two VMs cannot share a folder; move \
-         the folder away, or correct the runner config's `vm`"
-    )]
-    Foreign {
-        /// The folder.
-        folder: PathBuf,
-        /// The VM this run is for.
-        vm: String,
-        /// The VM it belongs to.
-        owner: String,
-    },
-    /// A symbolic link (or no regular file) where the catalog holds its own files.
-    #[error(
-        "{path} is a symbolic link, or not the kind of entry the catalog keeps there (a regular \
-         file; a folder for a VM): ovrun never follows links in the backup directory; remove \
-         it (and find out who put it there)"
-    )]
-    Link {
-        /// The link.
-        path: PathBuf,
-    },
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CatalogError {
-    let what = what.into();
-    move |source| CatalogError::Io { what, source }
-}
-
-/// [`io`], but a link met is [`CatalogError::Link`].
-fn io_at(what: impl Into<String>, path: PathBuf) -> impl FnOnce(std::io::Error) -> CatalogError {
-    let what = what.into();
-    move |source| {
-        if is_symlink_error(&source) || source.kind() == std::io::ErrorKind::NotADirectory {
-            CatalogError::Link { path }
-        } else {
-            CatalogError::Io {
-                what: format!("{what} {}", path.display()),
-                source,
-            }
-        }
-    }
-}
-/// A point's record, written last.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    /// [`MANIFEST_FORMAT`].
-    pub format: u32,
-    /// The VM's name.
-    pub vm: String,
-    /// The VM's id on the source engine.
-    pub vm_id: String,
-    /// The point's id (its UTC time, `20261129T020000Z`).
-    pub point: String,
-    /// `full` or `incremental`.
-    pub kind: String,
-    /// Why this kind (policy.md section 3).
-    pub reason: String,
-    /// When the backup started.
-    pub taken_at: DateTime<Utc>,
-    /// The point this one builds on (`None` for a full).
-    pub parent: Option<String>,
-    /// The engine's backup id.
-    pub backup_id: String,
-    /// The checkpoint this backup started from.
-    pub from_checkpoint: Option<String>,
-    /// The checkpoint it created (the next incremental starts there).
-    pub checkpoint: Option<String>,
-    /// The VM's memory in bytes when the backup started (a restore gives the new VM as much).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<u64>,
-    /// The disks.
-    pub disks: Vec<DiskEntry>,
-}
-
-/// One disk of a point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiskEntry {
-    /// The disk's id.
-    pub id: String,
-    /// Its alias.
-    pub alias: String,
-    /// `virtio_scsi`, `virtio`, ...
-    pub interface: String,
-    /// The boot disk.
-    pub bootable: bool,
-    /// Virtual size in bytes.
-    pub provisioned_size: u64,
-    /// `full` or `incremental` (an incremental point may hold a full disk).
-    pub mode: String,
-    /// The image's file name in the VM's folder.
-    pub file: String,
-    /// Its backing file's name (an incremental disk), in the same folder.
-    pub backing: Option<String>,
-    /// Bytes read from the engine for it.
-    pub bytes_transferred: u64,
-    /// The file's size.
-    pub file_size: u64,
-    /// SHA-256 of the file (points taken before content checksums; none since).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    /// The checksum of the disk's content at this point, as imageio's checksum API gives it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<ContentSum>,
-}
-
-/// A disk's content checksum ([`crate::run::blocksum`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContentSum {
-    /// `sha256`.
-    pub algorithm: String,
-    /// Bytes per block.
-    pub block_size: u64,
-    /// The checksum, lowercase hex.
-    pub checksum: String,
-    /// The file of per-block digests, in the VM's folder.
-    pub blocks: String,
-}
-
-impl DiskEntry {
-    /// The point's files for this disk: the image and its block digests.
-    pub fn files(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.file.as_str()).chain(self.content.as_ref().map(|c| c.blocks.as_str()))
-    }
-}
-
-impl Manifest {
-    /// Whether it is a full point.
-    pub fn is_full(&self) -> bool {
-        self.kind == "full"
-    }
-
-    /// The manifest's file name.
-    pub fn file_name(&self) -> String {
-        format!("{}.{}.manifest.json", self.point, self.kind)
-    }
-}
+pub use scan::Scan;
 
 /// The file in a VM's folder that records how its last runs went.
 pub const STATUS_FILE: &str = ".status.json";
@@ -289,22 +114,6 @@ const OWN_DOTFILES: [&str; 4] = [LOCK_FILE, STATUS_FILE, OWNER_FILE, JOURNAL_FIL
 #[derive(Debug, Serialize, Deserialize)]
 struct Owner {
     vm: String,
-}
-
-/// What a VM's folder holds, sorted by kind (see the module doc).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scan {
-    /// The complete points, oldest first.
-    pub points: Vec<Manifest>,
-    /// Manifests that name files outside the scheme: file name, and how.
-    pub misnamed: Vec<(String, Vec<String>)>,
-    /// Files of the scheme whose point has no manifest, and temporary files: the next backup
-    /// removes them.
-    pub leftovers: Vec<String>,
-    /// Entries of the scheme that are no regular files (links, folders): never followed.
-    pub unsafe_entries: Vec<String>,
-    /// Everything else: not the catalog's, never read or removed.
-    pub foreign: Vec<String>,
 }
 
 /// A VM's folder in the backup directory.
@@ -460,132 +269,6 @@ impl Catalog {
                 Err(e) => return Err(io(format!("locking {}", path.display()))(e.into())),
             }
         }
-    }
-
-    /// Sorts the folder's entries (see [`Scan`]).
-    ///
-    /// # Errors
-    /// The folder or a manifest cannot be read.
-    pub fn scan(&self) -> Result<Scan, CatalogError> {
-        let entries = self
-            .folder
-            .entries()
-            .map_err(io(format!("reading {}", self.dir().display())))?;
-        let with_manifest: BTreeSet<&str> = entries
-            .iter()
-            .filter_map(|(name, _)| SchemeName::parse(name))
-            .filter(|n| n.disk.is_none())
-            .map(|n| n.point)
-            .collect();
-        let mut scan = Scan::default();
-        for (name, kind) in &entries {
-            let scheme = SchemeName::parse(name);
-            match (scheme, kind) {
-                (Some(n), EntryKind::File) if n.disk.is_none() => {
-                    self.read_point(name, &mut scan)?
-                }
-                (Some(n), EntryKind::File) if !with_manifest.contains(n.point) => {
-                    scan.leftovers.push(name.clone());
-                }
-                (Some(_), EntryKind::File) => {}
-                (Some(_), _) => scan.unsafe_entries.push(name.clone()),
-                (None, EntryKind::File) if name.starts_with(".tmp-") => {
-                    scan.leftovers.push(name.clone());
-                }
-                (None, EntryKind::File) if OWN_DOTFILES.contains(&name.as_str()) => {}
-                (None, _) if OWN_DOTFILES.contains(&name.as_str()) => {
-                    scan.unsafe_entries.push(name.clone());
-                }
-                (None, _) => scan.foreign.push(name.clone()),
-            }
-        }
-        scan.points.sort_by(|a, b| a.point.cmp(&b.point));
-        Ok(scan)
-    }
-
-    /// Reads the manifest `name` into the scan: a point, or misnamed.
-    fn read_point(&self, name: &str, scan: &mut Scan) -> Result<(), CatalogError> {
-        let path = self.path(name);
-        let bytes = self
-            .folder
-            .read(name)
-            .map_err(io_at("reading the manifest", path.clone()))?;
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| CatalogError::Manifest {
-                path,
-                why: e.to_string(),
-            })?;
-        let mut wrong = misnamed(&manifest);
-        if wrong.is_empty() && manifest.file_name() != name {
-            wrong.push(format!(
-                "the manifest is of point {} ({}), not of its file's name",
-                manifest.point, manifest.kind
-            ));
-        }
-        if wrong.is_empty() {
-            scan.points.push(manifest);
-        } else {
-            scan.misnamed.push((name.to_owned(), wrong));
-        }
-        Ok(())
-    }
-
-    /// The complete points, oldest first (a misnamed manifest's point is not one: see
-    /// [`misnamed`]; `ovrun verify` reports it).
-    ///
-    /// # Errors
-    /// The folder or a manifest cannot be read.
-    pub fn points(&self) -> Result<Vec<Manifest>, CatalogError> {
-        let scan = self.scan()?;
-        for (name, why) in &scan.misnamed {
-            tracing::warn!(
-                "{}: ignored, it names files outside the catalog's scheme ({}); run ovrun verify",
-                self.path(name).display(),
-                why.join("; ")
-            );
-        }
-        Ok(scan.points)
-    }
-
-    /// Files of the scheme that belong to no complete point (a run that died before its
-    /// manifest), and temporary files of interrupted writes.
-    ///
-    /// # Errors
-    /// The folder cannot be read.
-    pub fn leftovers(&self) -> Result<Vec<PathBuf>, CatalogError> {
-        Ok(self
-            .scan()?
-            .leftovers
-            .iter()
-            .map(|name| self.path(name))
-            .collect())
-    }
-
-    /// Removes the leftovers (regular files of the scheme only; see the module doc); the paths
-    /// removed.
-    ///
-    /// # Errors
-    /// One cannot be removed.
-    pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>, CatalogError> {
-        let leftovers = self.scan()?.leftovers;
-        for name in &leftovers {
-            self.remove(name)?;
-        }
-        if !leftovers.is_empty() {
-            self.sync()?;
-        }
-        Ok(leftovers.iter().map(|name| self.path(name)).collect())
-    }
-
-    /// Removes the leftover files of point `point` (a run that failed before its manifest).
-    pub fn remove_point_files(&self, point: &str) {
-        let Ok(scan) = self.scan() else { return };
-        for name in scan.leftovers {
-            if SchemeName::parse(&name).is_some_and(|n| n.point == point) {
-                let _ = self.remove(&name);
-            }
-        }
-        let _ = self.sync();
     }
 
     /// Removes the file `name` (a link is removed itself, never followed); an absent file is
@@ -755,121 +438,6 @@ impl Catalog {
     }
 }
 
-impl Catalog {
-    /// Applies retention (policy.md section 4): plans with [`crate::plan::retention::plan`],
-    /// then, unless `dry_run`, deletes the points it marks, newest first (a child before its
-    /// parent), each manifest before its files: a crash leaves only leftovers, never a point
-    /// whose parent is gone. Only the names derived from a point are removed (a misnamed
-    /// manifest is no point: see [`Catalog::points`]).
-    ///
-    /// # Errors
-    /// The catalog cannot be read or a file cannot be removed.
-    pub fn prune(
-        &self,
-        retention: &crate::plan::runner::Retention,
-        zone: chrono_tz::Tz,
-        now: DateTime<Utc>,
-        dry_run: bool,
-    ) -> Result<crate::plan::retention::Verdict, CatalogError> {
-        let points = self.points()?;
-        let planned: Vec<crate::plan::retention::Point> = points
-            .iter()
-            .map(|m| crate::plan::retention::Point {
-                id: m.point.clone(),
-                taken_at: m.taken_at,
-                parent: m.parent.clone(),
-            })
-            .collect();
-        let verdict = crate::plan::retention::plan(&planned, retention, zone, now);
-        if dry_run {
-            return Ok(verdict);
-        }
-        for id in &verdict.delete {
-            let Some(manifest) = points.iter().find(|m| &m.point == id) else {
-                continue;
-            };
-            self.remove(&manifest.file_name())?;
-            self.sync()?;
-            for file in manifest.disks.iter().flat_map(DiskEntry::files) {
-                if SchemeName::parse(file).is_some_and(|n| n.point == manifest.point) {
-                    self.remove(file)?;
-                }
-            }
-        }
-        if !verdict.delete.is_empty() {
-            self.sync()?;
-        }
-        Ok(verdict)
-    }
-}
-
-/// The predecessor's `checkpoints_file`: per VM, the checkpoint the next incremental starts
-/// from. Updated under a lock (several VMs' runs share it), durably, `0600`; neither the file
-/// nor its lock is opened through a link (a link there is refused).
-///
-/// # Errors
-/// The file cannot be read, locked or written, or it or its lock is a link.
-pub fn record_checkpoint(
-    path: &Path,
-    vm: &str,
-    checkpoint: Option<&str>,
-    point: &str,
-) -> Result<(), CatalogError> {
-    use fs_err::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir).map_err(io("creating the checkpoints file's folder"))?;
-    }
-    let lock_path = path.with_extension("lock");
-    let lock = fs_err::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&lock_path)
-        .map_err(io_at("opening", lock_path.clone()))?
-        .into_parts()
-        .0;
-    flock(&lock, FlockOperation::LockExclusive)
-        .map_err(|e| io(format!("locking {}", lock_path.display()))(e.into()))?;
-    let mut all = read_checkpoints(path)?;
-    all.insert(
-        vm.to_owned(),
-        serde_json::json!({
-            "checkpoint_id": checkpoint,
-            "point": point,
-            "updated_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        }),
-    );
-    let text = serde_json::to_string_pretty(&all).expect("a JSON map serializes");
-    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(io("writing the checkpoints file"))
-}
-
-/// The checkpoints file's entries (none when it is missing or not a JSON object).
-fn read_checkpoints(
-    path: &Path,
-) -> Result<serde_json::Map<String, serde_json::Value>, CatalogError> {
-    use fs_err::os::unix::fs::OpenOptionsExt;
-    let opened = fs_err::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path);
-    let mut file = match opened {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(serde_json::Map::new()),
-        Err(e) => return Err(io_at("opening", path.to_owned())(e)),
-    };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(CatalogError::Link {
-            path: path.to_owned(),
-        });
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text)
-        .map_err(io(format!("reading {}", path.display())))?;
-    Ok(serde_json::from_str(&text).unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,49 +504,6 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn leftovers_are_files_of_points_without_a_manifest() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), "web 01").unwrap();
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT,
-            vm: "web 01".into(),
-            vm_id: "1".into(),
-            point: "20261129T020000Z".into(),
-            kind: "full".into(),
-            reason: "no chain".into(),
-            taken_at: Utc::now(),
-            parent: None,
-            backup_id: "b".into(),
-            from_checkpoint: None,
-            checkpoint: Some("c".into()),
-            memory: None,
-            disks: Vec::new(),
-        };
-        std::fs::write(catalog.path("20261129T020000Z.full.os.qcow2"), b"x").unwrap();
-        catalog.commit(&manifest).unwrap();
-        std::fs::write(catalog.path("20261130T020000Z.incremental.os.qcow2"), b"y").unwrap();
-        std::fs::write(catalog.path("notes.txt"), b"mine").unwrap();
-        std::fs::write(catalog.path(".hidden"), b"mine").unwrap();
-        let link = "20261130T020000Z.incremental.data.qcow2";
-        std::os::unix::fs::symlink(dir.path().join("elsewhere"), catalog.path(link)).unwrap();
-        let _lock = catalog.lock(Duration::ZERO).unwrap();
-        assert_eq!(
-            catalog.leftovers().unwrap(),
-            vec![catalog.path("20261130T020000Z.incremental.os.qcow2")]
-        );
-        assert!(matches!(
-            catalog.lock(Duration::ZERO),
-            Err(CatalogError::Busy { .. })
-        ));
-        catalog.remove_leftovers().unwrap();
-        assert_eq!(catalog.points().unwrap(), vec![manifest]);
-        let scan = catalog.scan().unwrap();
-        assert!(scan.leftovers.is_empty());
-        assert_eq!(scan.foreign, [".hidden", "notes.txt"], "never removed");
-        assert_eq!(scan.unsafe_entries, [link], "a link is never removed");
-    }
-
     pub(super) fn point(id: &str, kind: &str, parent: Option<&str>, days_ago: i64) -> Manifest {
         Manifest {
             format: MANIFEST_FORMAT,
@@ -1008,64 +533,5 @@ mod tests {
                 content: None,
             }],
         }
-    }
-
-    #[test]
-    fn prune_deletes_what_retention_marks_manifest_first_and_keeps_chains() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), "db").unwrap();
-        let points = [
-            point("20260101T000000Z", "full", None, 60),
-            point(
-                "20260102T000000Z",
-                "incremental",
-                Some("20260101T000000Z"),
-                59,
-            ),
-            point("20261101T000000Z", "full", None, 2),
-            point(
-                "20261102T000000Z",
-                "incremental",
-                Some("20261101T000000Z"),
-                1,
-            ),
-        ];
-        for p in &points {
-            std::fs::write(catalog.path(&p.disks[0].file), b"x").unwrap();
-            catalog.commit(p).unwrap();
-        }
-        let retention = crate::plan::runner::Retention {
-            keep_daily: 1,
-            keep_weekly: 0,
-            keep_monthly: 0,
-            max_backup_age_days: 30,
-        };
-        let dry = catalog
-            .prune(&retention, chrono_tz::UTC, Utc::now(), true)
-            .unwrap();
-        assert_eq!(dry.delete, ["20260102T000000Z", "20260101T000000Z"]);
-        assert_eq!(
-            catalog.points().unwrap().len(),
-            4,
-            "a dry run deletes nothing"
-        );
-        catalog
-            .prune(&retention, chrono_tz::UTC, Utc::now(), false)
-            .unwrap();
-        let left: Vec<String> = catalog
-            .points()
-            .unwrap()
-            .into_iter()
-            .map(|p| p.point)
-            .collect();
-        assert_eq!(
-            left,
-            ["20261101T000000Z", "20261102T000000Z"],
-            "the kept chain is whole"
-        );
-        assert!(
-            catalog.leftovers().unwrap().is_empty(),
-            "the pruned files went too"
-        );
     }
 }
