@@ -27,18 +27,22 @@
 //! not installed) is an error. The caller holds the VM's lock ([`Catalog::lock`]) so that a
 //! backup being written does not look like damage, and runs this blocking code off the async
 //! workers.
+//!
+//! This file walks the points and their files; `content` checks a disk's bytes against its
+//! block digests, `image` reads `qemu-img check` and `qemu-img info`.
+
+mod content;
+mod image;
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
-use std::process::Command;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::blocksum::{self, BlockSums};
+use self::content::check_content;
+use self::image::{check_image, check_info};
+
 use super::catalog::{Catalog, CatalogError, DiskEntry, Manifest, Scan};
-use super::local::{self, LocalError, Writer};
 
 /// What to do when a point cannot be restored any more.
 const TAKE_A_FULL: &str = "take a full backup (ovrun backup --full)";
@@ -350,121 +354,6 @@ fn check_bytes(file: std::fs::File, disk: &DiskEntry) -> Option<String> {
     }
 }
 
-/// The disk's content against its recorded block digests (nothing to check for a point of an
-/// older `ovrun`, which recorded the file's SHA-256). Only run on a file that is otherwise
-/// sound, since it reads through the backing chain.
-fn check_content(catalog: &Catalog, points: &[Manifest], disk: &DiskEntry) -> Vec<String> {
-    let Some(content) = &disk.content else {
-        return Vec::new();
-    };
-    let size = disk.provisioned_size;
-    let read = catalog.open_file(&content.blocks).and_then(|mut file| {
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map(|_| bytes)
-            .map_err(|source| CatalogError::Io {
-                what: format!("reading {}", content.blocks),
-                source,
-            })
-    });
-    let sums = match read {
-        Ok(bytes) => BlockSums::from_bytes(size, &bytes),
-        Err(e) => {
-            return vec![format!(
-                "its block digests {} cannot be read ({e}): the content cannot be checked; \
-                 {TAKE_A_FULL}",
-                content.blocks
-            )];
-        }
-    };
-    let Some(sums) = sums else {
-        return vec![format!(
-            "its block digests {} do not fit a disk of {size} bytes; {TAKE_A_FULL}",
-            content.blocks
-        )];
-    };
-    if content.algorithm != blocksum::ALGORITHM || content.block_size != blocksum::BLOCK {
-        return vec![format!(
-            "its checksum is {} in blocks of {}, which this ovrun does not compute",
-            content.algorithm, content.block_size
-        )];
-    }
-    if sums.checksum() != content.checksum {
-        return vec![format!(
-            "its block digests {} do not give the manifest's checksum: the digests file \
-             changed since the backup; {TAKE_A_FULL}",
-            content.blocks
-        )];
-    }
-    let base = backing_sums(catalog, points, disk);
-    let image = match catalog.qemu_path(&disk.file) {
-        Ok(image) => image,
-        Err(e) => return vec![format!("its content cannot be read: {e}")],
-    };
-    match content_mismatches(&image, &sums, base.as_ref()) {
-        Ok(bad) if bad.is_empty() => Vec::new(),
-        Ok(bad) => vec![format!(
-            "content mismatch in {} (first at offset {}): the image's bytes changed since the \
-             backup; {TAKE_A_FULL}",
-            counted(bad.len(), "block"),
-            sums.range(bad[0]).0
-        )],
-        Err(e) => vec![format!("its content cannot be read: {e}")],
-    }
-}
-
-/// The digests the blocks a file does not hold must have: its backing file's, or zeroes'
-/// without one; `None` when the backing file has none, or damaged ones (every block is then
-/// read, and the damage is reported on the backing file alone).
-fn backing_sums(catalog: &Catalog, points: &[Manifest], disk: &DiskEntry) -> Option<BlockSums> {
-    let Some(backing) = disk.backing.as_deref() else {
-        return Some(BlockSums::zeroes(disk.provisioned_size));
-    };
-    let parent = points
-        .iter()
-        .flat_map(|p| &p.disks)
-        .find(|d| d.file == backing)?;
-    catalog.block_sums(parent, disk.provisioned_size)
-}
-
-/// The blocks whose content does not hash to `sums`: those the image itself holds are read
-/// (through its chain); the others must carry `base`'s digest.
-fn content_mismatches(
-    image: &Path,
-    sums: &BlockSums,
-    base: Option<&BlockSums>,
-) -> Result<Vec<usize>, LocalError> {
-    let mut own = vec![base.is_none(); sums.len()];
-    for extent in local::map(image)? {
-        if extent.depth == 0 && extent.present {
-            for index in sums.touched(extent.start, extent.length) {
-                own[index] = true;
-            }
-        }
-    }
-    let run_dir = tempfile::Builder::new()
-        .prefix("ovrun-verify-")
-        .tempdir()
-        .map_err(|source| LocalError::Io {
-            what: "making a folder for qemu-nbd's socket".into(),
-            source,
-        })?;
-    let read: Vec<usize> = (0..sums.len()).filter(|&i| own[i]).collect();
-    let reader = Writer::open_read_only(image, run_dir.path())?;
-    let hashed = reader.connect()?.block_digests(sums.size(), &read)?;
-    reader.close()?;
-    let mut bad: Vec<usize> = hashed
-        .into_iter()
-        .filter(|(index, digest)| digest != sums.get(*index))
-        .map(|(index, _)| index)
-        .collect();
-    if let Some(base) = base {
-        bad.extend((0..sums.len()).filter(|&i| !own[i] && base.get(i) != sums.get(i)));
-    }
-    bad.sort_unstable();
-    Ok(bad)
-}
-
 /// The SHA-256 of a file, in lowercase hex, read in 1 MiB pieces.
 fn sha256(mut file: std::fs::File) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
@@ -483,124 +372,11 @@ fn sha256(mut file: std::fs::File) -> std::io::Result<String> {
         .collect())
 }
 
-/// The file alone as `qemu-img` opens it: qcow2, its backing file not opened.
-fn image_spec(path: &Path) -> Result<String, CatalogError> {
-    let absolute = std::path::absolute(path).map_err(|source| CatalogError::Io {
-        what: format!("locating {}", path.display()),
-        source,
-    })?;
-    let spec = serde_json::json!({
-        "file": {"driver": "file", "filename": absolute.to_string_lossy()},
-        "backing": null,
-    });
-    Ok(format!("json:{spec}"))
-}
-
-fn no_qemu_img(source: std::io::Error) -> CatalogError {
-    CatalogError::Io {
-        what: "running qemu-img (install qemu-utils)".into(),
-        source,
-    }
-}
-
-/// `qemu-img check`: corruptions, leaked clusters, a check that could not complete.
-///
-/// Run directly rather than through [`local::qemu`]: it exits non-zero (2 corruptions, 3
-/// leaks) exactly when its JSON report matters.
-fn check_image(path: &Path, file: &str) -> Result<Vec<String>, CatalogError> {
-    let spec = image_spec(path)?;
-    let out = Command::new("qemu-img")
-        .args(["check", "-f", "qcow2", "--output=json", &spec])
-        .output()
-        .map_err(no_qemu_img)?;
-    let Ok(report) = serde_json::from_slice::<Value>(&out.stdout) else {
-        let why = String::from_utf8_lossy(&out.stderr).replace(&spec, file);
-        return Ok(vec![format!(
-            "qemu-img check error: cannot check it: {}; {TAKE_A_FULL}",
-            why.trim()
-        )]);
-    };
-    Ok(check_findings(&report))
-}
-
-/// The problems in a `qemu-img check --output=json` report.
-fn check_findings(report: &Value) -> Vec<String> {
-    let count = |key: &str| report.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let mut found = Vec::new();
-    if count("corruptions") > 0 {
-        found.push(format!(
-            "qemu-img check error: {} corruptions: the image is damaged; {TAKE_A_FULL}",
-            count("corruptions")
-        ));
-    }
-    if count("check-errors") > 0 {
-        found.push(format!(
-            "qemu-img check error: {} errors while checking (the check did not complete); \
-             {TAKE_A_FULL}",
-            count("check-errors")
-        ));
-    }
-    if count("leaks") > 0 {
-        found.push(format!(
-            "{} leaked clusters (harmless, repairable with qemu-img check -r leaks)",
-            count("leaks")
-        ));
-    }
-    found
-}
-
-/// `qemu-img info`: the virtual size and the backing file the image itself names.
-fn check_info(path: &Path, disk: &DiskEntry) -> Result<Vec<String>, CatalogError> {
-    let spec = image_spec(path)?;
-    let info = match local::qemu("qemu-img", &["info", "-f", "qcow2", "--output=json", &spec]) {
-        Ok(out) => serde_json::from_slice::<Value>(&out).unwrap_or(Value::Null),
-        Err(LocalError::Io { source, .. }) => return Err(no_qemu_img(source)),
-        Err(e) => {
-            let why = match e {
-                LocalError::Tool { why, .. } => why.replace(&spec, &disk.file),
-                other => other.to_string(),
-            };
-            return Ok(vec![format!("qemu-img info cannot read it: {why}")]);
-        }
-    };
-    Ok(info_findings(&info, disk))
-}
-
-/// The problems in a `qemu-img info --output=json` report of a disk's file.
-fn info_findings(info: &Value, disk: &DiskEntry) -> Vec<String> {
-    let mut found = Vec::new();
-    let size = info.get("virtual-size").and_then(Value::as_u64);
-    if size != Some(disk.provisioned_size) {
-        found.push(format!(
-            "virtual size {}, the manifest says {} (the disk's provisioned size)",
-            size.map_or_else(|| "unknown".into(), |s| s.to_string()),
-            disk.provisioned_size
-        ));
-    }
-    let backing = info.get("backing-filename").and_then(Value::as_str);
-    match (backing, disk.backing.as_deref()) {
-        (None, None) => {}
-        (Some(actual), Some(expected)) if actual == expected => {}
-        (Some(actual), None) => found.push(format!(
-            "backing mismatch: a full image with backing file {actual}, the manifest names none"
-        )),
-        (None, Some(expected)) => found.push(format!(
-            "backing mismatch: no backing file, the manifest says {expected}; {TAKE_A_FULL}"
-        )),
-        (Some(actual), Some(expected)) => found.push(format!(
-            "backing mismatch: backing file {actual}, the manifest says {expected}; \
-             `qemu-img rebase -u -b {expected} -F qcow2 {}` in the VM's folder restores the link",
-            disk.file
-        )),
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn disk(backing: Option<&str>) -> DiskEntry {
+    pub(super) fn disk(backing: Option<&str>) -> DiskEntry {
         DiskEntry {
             id: "d1".into(),
             alias: "web01_os".into(),
@@ -703,32 +479,5 @@ mod tests {
              parent X missing"
         );
         assert!(!report.is_clean());
-    }
-
-    #[test]
-    fn check_reports_say_what_is_damaged_and_what_is_harmless() {
-        let report = serde_json::json!({"check-errors": 0, "corruptions": 3, "leaks": 2});
-        let found = check_findings(&report);
-        assert_eq!(found.len(), 2);
-        assert!(found[0].contains("3 corruptions"), "{found:?}");
-        assert_eq!(
-            found[1],
-            "2 leaked clusters (harmless, repairable with qemu-img check -r leaks)"
-        );
-        assert!(check_findings(&serde_json::json!({"check-errors": 0})).is_empty());
-    }
-
-    #[test]
-    fn info_compares_size_and_backing_with_the_manifest() {
-        let base = "20261129T020000Z.full.web01_os.qcow2";
-        let sound = serde_json::json!({"virtual-size": 64 << 20, "backing-filename": base});
-        assert!(info_findings(&sound, &disk(Some(base))).is_empty());
-        let found = info_findings(&sound, &disk(None));
-        assert_eq!(found.len(), 1);
-        assert!(found[0].starts_with("backing mismatch: a full image"));
-        let moved = serde_json::json!({"virtual-size": 1, "backing-filename": "other.qcow2"});
-        let found = info_findings(&moved, &disk(Some(base)));
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[1].contains("other.qcow2") && found[1].contains(base));
     }
 }
