@@ -1,0 +1,236 @@
+//! The statuses as metrics: the Prometheus text exposition format, for node_exporter's textfile
+//! collector, and the file written so that the collector never reads half of one.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::VmStatus;
+
+/// A metric family: its name, its help, and a VM's sample (none when unknown).
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    value: fn(&VmStatus) -> Option<f64>,
+}
+
+/// A timestamp as Unix seconds (milliseconds kept as a fraction).
+fn seconds(at: Option<DateTime<Utc>>) -> Option<f64> {
+    at.map(|at| at.timestamp_millis() as f64 / 1000.0)
+}
+
+const FAMILIES: [Family; 8] = [
+    Family {
+        name: "ovbackup_last_success_timestamp_seconds",
+        help: "When the last successful backup run started, in Unix seconds.",
+        value: |s| seconds(s.run.last_success),
+    },
+    Family {
+        name: "ovbackup_last_failure_timestamp_seconds",
+        help: "When the last failed backup run started, in Unix seconds.",
+        value: |s| seconds(s.run.last_failure),
+    },
+    Family {
+        name: "ovbackup_last_point_timestamp_seconds",
+        help: "When the newest backup point was taken, in Unix seconds.",
+        value: |s| seconds(s.last_point_at),
+    },
+    Family {
+        name: "ovbackup_chain_length",
+        help: "Points in the newest point's chain, its full included.",
+        value: |s| Some(s.chain_length as f64),
+    },
+    Family {
+        name: "ovbackup_points",
+        help: "Complete backup points in the VM's folder.",
+        value: |s| Some(s.points as f64),
+    },
+    Family {
+        name: "ovbackup_bytes_on_disk",
+        help: "Bytes of disk images over all points.",
+        value: |s| Some(s.bytes_on_disk as f64),
+    },
+    Family {
+        name: "ovbackup_last_point_bytes_transferred",
+        help: "Bytes read from the engine for the newest point.",
+        value: |s| Some(s.last_point_bytes_transferred as f64),
+    },
+    Family {
+        name: "ovbackup_last_run_failed",
+        help: "1 if the last backup run failed or none ever succeeded, else 0.",
+        value: |s| Some(if s.last_run_failed() { 1.0 } else { 0.0 }),
+    },
+];
+
+/// A label value escaped for the text format: `\` as `\\`, `"` as `\"`, newline as `\n`.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The statuses in the Prometheus text exposition format (version 0.0.4): per metric a `HELP`
+/// and a `TYPE gauge` line, then one sample per VM labelled `vm="..."`; timestamps that are
+/// unknown have no sample. Ends with a newline, as the format requires.
+pub fn prometheus(statuses: &[VmStatus]) -> String {
+    let mut out = String::new();
+    for family in &FAMILIES {
+        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE {} gauge", family.name);
+        for status in statuses {
+            if let Some(value) = (family.value)(status) {
+                let vm = escape_label(&status.vm);
+                let _ = writeln!(out, "{}{{vm=\"{vm}\"}} {value}", family.name);
+            }
+        }
+    }
+    out
+}
+
+/// Writes metrics for node_exporter's textfile collector to `path` (which must end in `.prom`
+/// for the collector to read it) atomically: written to a temporary file in the same folder,
+/// fsynced and renamed over `path`, so the collector sees the old file or the new one, never
+/// half of one.
+///
+/// The file is readable by all (0644) from the moment it appears, since node_exporter usually
+/// runs as another user than `ovrun` ([`crate::fsutil::write_atomic`] makes its files 0600,
+/// hence this variant of it); the temporary file's name starts with `.tmp-` and does not end
+/// in `.prom`, so the collector ignores it.
+///
+/// # Errors
+/// Any I/O error.
+pub fn write_metrics(text: &str, path: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    temp.write_all(text.as_bytes())?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(METRICS_MODE))?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    crate::fsutil::sync_dir(dir)
+}
+
+/// The metrics file's mode: node_exporter must be able to read it.
+const METRICS_MODE: u32 = 0o644;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::catalog::Catalog;
+    use crate::run::status::collect;
+    use crate::run::status::tests::{at, two_vms};
+
+    /// Splits a sample line into its name, its `vm` label's unescaped value and its value.
+    fn parse_sample(line: &str) -> (String, String, f64) {
+        let (name, rest) = line.split_once("{vm=\"").expect("name{vm=\"...");
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "metric name {name:?}"
+        );
+        let mut label = String::new();
+        let mut chars = rest.chars();
+        loop {
+            match chars.next().expect("an unterminated label value") {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('\\') => label.push('\\'),
+                    Some('"') => label.push('"'),
+                    Some('n') => label.push('\n'),
+                    other => panic!("bad escape {other:?} in {line:?}"),
+                },
+                '\n' => panic!("a raw newline in {line:?}"),
+                c => label.push(c),
+            }
+        }
+        let rest: String = chars.collect();
+        let value = rest
+            .strip_prefix("} ")
+            .unwrap_or_else(|| panic!("no `}} value` in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|e| panic!("value {value:?}: {e}"));
+        (name.to_owned(), label, value)
+    }
+
+    #[test]
+    fn prometheus_text_parses_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut statuses = two_vms(dir.path());
+        statuses[1].vm = "we\"b 02\\x\ny".into();
+        let text = prometheus(&statuses);
+        assert!(text.ends_with('\n'));
+        let mut samples = Vec::new();
+        let mut typed = Vec::new();
+        for line in text.lines() {
+            if let Some(comment) = line.strip_prefix("# ") {
+                let mut words = comment.splitn(3, ' ');
+                let (keyword, name) = (words.next().unwrap(), words.next().unwrap());
+                assert!(matches!(keyword, "HELP" | "TYPE"), "{line}");
+                assert!(name.starts_with("ovbackup_"), "{line}");
+                if keyword == "TYPE" {
+                    assert_eq!(words.next(), Some("gauge"));
+                    typed.push(name.to_owned());
+                }
+                continue;
+            }
+            let (name, vm, value) = parse_sample(line);
+            assert_eq!(typed.last(), Some(&name), "a sample outside its family");
+            samples.push((name, vm, value));
+        }
+        assert_eq!(typed.len(), FAMILIES.len());
+        let get = |name: &str, vm: &str| {
+            samples
+                .iter()
+                .find(|(n, v, _)| n == name && v == vm)
+                .map(|s| s.2)
+        };
+        let odd = "we\"b 02\\x\ny";
+        assert_eq!(get("ovbackup_last_run_failed", odd), Some(1.0));
+        assert_eq!(get("ovbackup_last_run_failed", "web01"), Some(0.0));
+        assert_eq!(get("ovbackup_chain_length", "web01"), Some(3.0));
+        assert_eq!(
+            get("ovbackup_last_success_timestamp_seconds", "web01"),
+            Some(at("2026-12-01T03:00:00Z").timestamp() as f64)
+        );
+        // A VM that never ran has no timestamps, but every other metric.
+        statuses[0] = collect(&Catalog::open(dir.path(), "new01").unwrap()).unwrap();
+        let text = prometheus(&statuses);
+        assert!(!text.contains("timestamp_seconds{vm=\"new01\"}"));
+        assert!(text.contains("ovbackup_points{vm=\"new01\"} 0\n"));
+        assert!(text.contains("ovbackup_last_run_failed{vm=\"new01\"} 1\n"));
+    }
+
+    #[test]
+    fn metrics_are_replaced_whole_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ovbackup.prom");
+        write_metrics("old 1\n", &path).unwrap();
+        write_metrics("new 2\n", &path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new 2\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["ovbackup.prom"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+}
