@@ -5,25 +5,26 @@
 //! first; the engine's backup and each transfer are always finalized, also on errors and on
 //! interruption; the point's manifest is written last, and only then the checkpoints file, so a
 //! point that exists is complete and a run that failed leaves nothing that looks like a point.
+//!
+//! This file is the run's story and its engine steps; `disks` reads each disk of the point
+//! (the data path itself is [`super::download`]), `record` is what follows a point (status,
+//! checkpoints file, retention).
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod disks;
+mod record;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::blocksum::{self, BlockSums};
-use super::catalog::{self, Catalog, ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest};
-use super::download::{self, Source, file_names};
-use super::engine::{
-    Backup, Checkpoints, Disk, DiskAttachments, EngineClient, EngineError, ImageTransfer,
-};
+use self::record::{export_checkpoint, prune_after_backup, record_success};
+use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest};
+use super::download::Source;
+use super::engine::{Backup, Checkpoints, DiskAttachments, EngineClient, EngineError};
 pub use super::job::{Options, Outcome, RunError};
 use super::job::{locked_catalog, sleep_or_stop};
-use super::local;
 use super::retry::{self, Wait};
-use super::transfer::{finish_transfer, wait_transferring};
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
 
@@ -63,77 +64,6 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ru
         fallback,
         pruned,
     })
-}
-
-/// Records a run that made a point in the VM's status. A status that cannot be written (a full
-/// disk) withdraws the point, whose files then free the space for recording the failure: a
-/// point that `ovrun status` and the metrics do not show would be a success nobody sees.
-fn record_success(
-    catalog: &Catalog,
-    started: DateTime<Utc>,
-    done: (Manifest, Option<String>),
-) -> Result<(Manifest, Option<String>), RunError> {
-    match catalog.record_run(started, Ok(&done.0.point)) {
-        Ok(()) => Ok(done),
-        Err(e) => {
-            withdraw(catalog, &done.0);
-            Err(e.into())
-        }
-    }
-}
-
-/// Removes a committed point: its manifest first (from then on its files are leftovers), then
-/// its files. A failure to remove is logged: the next run's leftover sweep removes the rest.
-fn withdraw(catalog: &Catalog, manifest: &Manifest) {
-    tracing::warn!(point = %manifest.point, "withdrawing the point: its run could not be recorded");
-    if let Err(e) = catalog.remove(&manifest.file_name()) {
-        tracing::warn!("{e}");
-    }
-    catalog.remove_point_files(&manifest.point);
-}
-
-/// Writes the point's checkpoint to the `checkpoints_file`. The manifests are the truth and the
-/// file an export for the predecessor's tools, so a failure is a warning: the point counts,
-/// and the run (and the restore that follows it) goes on.
-fn export_checkpoint(config: &RunnerConfig, manifest: &Manifest) {
-    let path = Path::new(&config.checkpoints_file);
-    if let Err(e) = catalog::record_checkpoint(
-        path,
-        &config.vm,
-        manifest.checkpoint.as_deref(),
-        &manifest.point,
-    ) {
-        tracing::warn!(
-            point = %manifest.point,
-            "the point is complete, but the checkpoints file {} was not updated: {e}; the \
-             next backup writes it again (check that it can be written)",
-            path.display()
-        );
-    }
-}
-
-/// Retention after a successful backup; a failure to prune is logged, not fatal (the backup
-/// is good, and the next run prunes again).
-fn prune_after_backup(config: &RunnerConfig, catalog: &Catalog) -> Vec<String> {
-    let zone = match zone_of(config) {
-        Ok(zone) => zone,
-        Err(e) => {
-            tracing::warn!("not pruning: {e}");
-            return Vec::new();
-        }
-    };
-    match catalog.prune(&config.retention, zone, Utc::now(), false) {
-        Ok(verdict) => {
-            for id in &verdict.delete {
-                tracing::info!(point = %id, "pruned by retention");
-            }
-            verdict.delete
-        }
-        Err(e) => {
-            tracing::warn!("pruning failed (the next run tries again): {e}");
-            Vec::new()
-        }
-    }
 }
 
 async fn connect_and_back_up(
@@ -505,147 +435,6 @@ impl Attempt<'_> {
     /// Finalizes the engine's backup and waits for `succeeded`; the checkpoint it created.
     async fn finalize(&self, backup: &str) -> Result<Option<String>, RunError> {
         finalize_backup(self.client, self.vm_id, backup, self.options).await
-    }
-
-    async fn transfer_all(
-        &self,
-        started: &Backup,
-        point: &str,
-        kind: Kind,
-        parent: Option<&Manifest>,
-    ) -> Result<Vec<DiskEntry>, RunError> {
-        let modes: Vec<Disk> = self
-            .client
-            .get::<super::engine::Disks>(&format!(
-                "/vms/{}/backups/{}/disks",
-                self.vm_id, started.id
-            ))
-            .await?
-            .disk;
-        let mode_of: BTreeMap<&str, &str> = modes
-            .iter()
-            .map(|d| (d.id.as_str(), d.backup_mode.as_deref().unwrap_or("full")))
-            .collect();
-        let names = file_names(self.sources);
-        let mut entries = Vec::new();
-        for source in self.sources {
-            let incremental = kind == Kind::Incremental
-                && mode_of.get(source.disk.id.as_str()) == Some(&"incremental");
-            let parent_disk = parent
-                .filter(|_| incremental)
-                .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id));
-            let file = format!("{point}.{}.{}.qcow2", kind.as_str(), names[&source.disk.id]);
-            let entry = self
-                .transfer_disk(started, source, &file, parent_disk)
-                .await?;
-            entries.push(entry);
-        }
-        Ok(entries)
-    }
-
-    /// One disk: an image transfer of the backup, its extents, the data ranges read in
-    /// parallel into a local qcow2; the transfer always finalized.
-    async fn transfer_disk(
-        &self,
-        started: &Backup,
-        source: &Source,
-        file: &str,
-        parent: Option<&DiskEntry>,
-    ) -> Result<DiskEntry, RunError> {
-        let size = source.disk.provisioned_size.unwrap_or(0);
-        let path = self.catalog.create_image(file)?;
-        let backing = parent
-            .map(|p| self.catalog.qemu_path(&p.file))
-            .transpose()?;
-        local::create(&path, size, backing.as_deref())?;
-        let transfer: ImageTransfer = self
-            .client
-            .post(
-                "/imagetransfers",
-                &json!({"disk": {"id": source.disk.id}, "backup": {"id": started.id},
-                        "direction": "download", "format": "raw",
-                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
-            )
-            .await?;
-        let href = format!("/imagetransfers/{}", transfer.id);
-        let start_sums = self.parent_sums(parent, size);
-        let moved = match wait_transferring(self.client, self.options, &href).await {
-            Ok(url) => {
-                self.download(&url, &path, parent.is_some(), start_sums, source)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        let finished = finish_transfer(self.client, self.options, &href).await;
-        let (bytes, sums) = moved?;
-        finished?;
-        let blocks = file.replace(".qcow2", ".sums");
-        self.catalog.write_file(&blocks, &sums.to_bytes())?;
-        let file_size = self.catalog.file_size(file)?;
-        Ok(DiskEntry {
-            id: source.disk.id.clone(),
-            alias: source.disk.label().to_owned(),
-            interface: source.interface.clone(),
-            bootable: source.bootable,
-            provisioned_size: size,
-            mode: if parent.is_some() {
-                "incremental"
-            } else {
-                "full"
-            }
-            .into(),
-            file: file.to_owned(),
-            backing: parent.map(|p| p.file.clone()),
-            bytes_transferred: bytes,
-            file_size,
-            sha256: None,
-            content: Some(ContentSum {
-                algorithm: blocksum::ALGORITHM.into(),
-                block_size: blocksum::BLOCK,
-                checksum: sums.checksum(),
-                blocks,
-            }),
-        })
-    }
-
-    /// Where a disk's block digests start: zeroes for a new image, the parent's for an
-    /// incremental; `None` when the parent has none usable (older `ovrun`, damaged), and then
-    /// every block is hashed from the finished chain.
-    fn parent_sums(&self, parent: Option<&DiskEntry>, size: u64) -> Option<BlockSums> {
-        let Some(parent) = parent else {
-            return Some(BlockSums::zeroes(size));
-        };
-        let blocks = &parent.content.as_ref()?.blocks;
-        let sums = self.catalog.block_sums(parent, size);
-        if sums.is_none() {
-            tracing::warn!(
-                disk = %parent.alias,
-                "{blocks} cannot be read, does not fit the disk's size or does not give its \
-                 manifest's checksum: hashing every block of the chain"
-            );
-        }
-        sums
-    }
-
-    /// Reads what must be read into the local image: [`download::download`].
-    async fn download(
-        &self,
-        url: &str,
-        path: &Path,
-        incremental: bool,
-        start_sums: Option<BlockSums>,
-        source: &Source,
-    ) -> Result<(u64, BlockSums), RunError> {
-        download::download(
-            self.client,
-            self.options,
-            url,
-            path,
-            incremental,
-            start_sums,
-            source,
-        )
-        .await
     }
 }
 

@@ -1,0 +1,159 @@
+//! A point's disks, one after the other: for each, an image transfer of the engine's backup,
+//! read into a new local qcow2 (backed by the parent's file for an incremental) through
+//! [`download`], and the manifest's entry for it with its block digests.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::Attempt;
+use crate::plan::full::Kind;
+use crate::run::blocksum::{self, BlockSums};
+use crate::run::catalog::{ContentSum, DiskEntry, Manifest};
+use crate::run::download::{self, Source, file_names};
+use crate::run::engine::{Backup, Disk, Disks, ImageTransfer};
+use crate::run::job::RunError;
+use crate::run::local;
+use crate::run::transfer::{finish_transfer, wait_transferring};
+
+impl Attempt<'_> {
+    /// Every disk of the point, in the VM's order; their manifest entries.
+    pub(super) async fn transfer_all(
+        &self,
+        started: &Backup,
+        point: &str,
+        kind: Kind,
+        parent: Option<&Manifest>,
+    ) -> Result<Vec<DiskEntry>, RunError> {
+        let modes: Vec<Disk> = self
+            .client
+            .get::<Disks>(&format!("/vms/{}/backups/{}/disks", self.vm_id, started.id))
+            .await?
+            .disk;
+        let mode_of: BTreeMap<&str, &str> = modes
+            .iter()
+            .map(|d| (d.id.as_str(), d.backup_mode.as_deref().unwrap_or("full")))
+            .collect();
+        let names = file_names(self.sources);
+        let mut entries = Vec::new();
+        for source in self.sources {
+            let incremental = kind == Kind::Incremental
+                && mode_of.get(source.disk.id.as_str()) == Some(&"incremental");
+            let parent_disk = parent
+                .filter(|_| incremental)
+                .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id));
+            let file = format!("{point}.{}.{}.qcow2", kind.as_str(), names[&source.disk.id]);
+            let entry = self
+                .transfer_disk(started, source, &file, parent_disk)
+                .await?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// One disk: an image transfer of the backup, its extents, the data ranges read in
+    /// parallel into a local qcow2; the transfer always finalized.
+    async fn transfer_disk(
+        &self,
+        started: &Backup,
+        source: &Source,
+        file: &str,
+        parent: Option<&DiskEntry>,
+    ) -> Result<DiskEntry, RunError> {
+        let size = source.disk.provisioned_size.unwrap_or(0);
+        let path = self.catalog.create_image(file)?;
+        let backing = parent
+            .map(|p| self.catalog.qemu_path(&p.file))
+            .transpose()?;
+        local::create(&path, size, backing.as_deref())?;
+        let transfer: ImageTransfer = self
+            .client
+            .post(
+                "/imagetransfers",
+                &json!({"disk": {"id": source.disk.id}, "backup": {"id": started.id},
+                        "direction": "download", "format": "raw",
+                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
+            )
+            .await?;
+        let href = format!("/imagetransfers/{}", transfer.id);
+        let start_sums = self.parent_sums(parent, size);
+        let moved = match wait_transferring(self.client, self.options, &href).await {
+            Ok(url) => {
+                let incremental = parent.is_some();
+                download::download(
+                    self.client,
+                    self.options,
+                    &url,
+                    &path,
+                    incremental,
+                    start_sums,
+                    source,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let finished = finish_transfer(self.client, self.options, &href).await;
+        let (bytes, sums) = moved?;
+        finished?;
+        let blocks = file.replace(".qcow2", ".sums");
+        self.catalog.write_file(&blocks, &sums.to_bytes())?;
+        let file_size = self.catalog.file_size(file)?;
+        let content = ContentSum {
+            algorithm: blocksum::ALGORITHM.into(),
+            block_size: blocksum::BLOCK,
+            checksum: sums.checksum(),
+            blocks,
+        };
+        Ok(disk_entry(source, file, parent, bytes, file_size, content))
+    }
+
+    /// Where a disk's block digests start: zeroes for a new image, the parent's for an
+    /// incremental; `None` when the parent has none usable (older `ovrun`, damaged), and then
+    /// every block is hashed from the finished chain.
+    fn parent_sums(&self, parent: Option<&DiskEntry>, size: u64) -> Option<BlockSums> {
+        let Some(parent) = parent else {
+            return Some(BlockSums::zeroes(size));
+        };
+        let blocks = &parent.content.as_ref()?.blocks;
+        let sums = self.catalog.block_sums(parent, size);
+        if sums.is_none() {
+            tracing::warn!(
+                disk = %parent.alias,
+                "{blocks} cannot be read, does not fit the disk's size or does not give its \
+                 manifest's checksum: hashing every block of the chain"
+            );
+        }
+        sums
+    }
+}
+
+/// The manifest's entry of a disk read into `file` (from `parent`'s file for an incremental).
+fn disk_entry(
+    source: &Source,
+    file: &str,
+    parent: Option<&DiskEntry>,
+    bytes_transferred: u64,
+    file_size: u64,
+    content: ContentSum,
+) -> DiskEntry {
+    DiskEntry {
+        id: source.disk.id.clone(),
+        alias: source.disk.label().to_owned(),
+        interface: source.interface.clone(),
+        bootable: source.bootable,
+        provisioned_size: source.disk.provisioned_size.unwrap_or(0),
+        mode: if parent.is_some() {
+            "incremental"
+        } else {
+            "full"
+        }
+        .into(),
+        file: file.to_owned(),
+        backing: parent.map(|p| p.file.clone()),
+        bytes_transferred,
+        file_size,
+        sha256: None,
+        content: Some(content),
+    }
+}
