@@ -7,7 +7,7 @@
 //! point that exists is complete and a run that failed leaves nothing that looks like a point.
 //!
 //! This file is the run's story and its engine steps; `disks` reads each disk of the point
-//! (the data path itself is [`super::download`]), `record` is what follows a point (status,
+//! (the data path itself is `run::download`), `record` is what follows a point (status,
 //! checkpoints file, retention).
 
 mod disks;

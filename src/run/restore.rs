@@ -24,6 +24,10 @@
 //! Every restore, good or bad, appends a JSON line to the VM's log in `restore_log_directory`;
 //! that log is also how a newest point already restored is recognized (the automatic DR unit
 //! runs after each backup).
+//!
+//! This file is the restore's story and its engine steps; `log` is the restore log, `journal`
+//! what a restore made in DR, `dry_run` the steps `--dry-run` prints. The data path is
+//! `run::upload`, and which point and chain are restored [`super::chain`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +37,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod dry_run;
 mod journal;
 mod log;
 
@@ -167,50 +172,6 @@ impl Job<'_> {
         let mut disks: Vec<&DiskEntry> = self.point.disks.iter().collect();
         disks.sort_by_key(|d| !d.bootable);
         disks
-    }
-
-    /// Checks the DR side and says what a restore would do.
-    async fn plan(&self) -> Result<Vec<String>, RunError> {
-        let existing = self.preflight().await?;
-        let mut steps = vec![format!(
-            "restore point {} ({}, taken {}) of {} as VM {:?} in cluster {}",
-            self.point.point,
-            self.point.kind,
-            self.point.taken_at,
-            self.point.vm,
-            self.name,
-            self.restore.target_cluster_name
-        )];
-        for disk in self.disks() {
-            steps.push(format!(
-                "upload disk {} ({} virtual, from {}) into storage domain {}, attached as {}{}",
-                disk.alias,
-                human_bytes(disk.provisioned_size),
-                disk.file,
-                self.restore.target_storage_domain_name,
-                self.restore.disk_interface,
-                if disk.bootable { ", bootable" } else { "" }
-            ));
-        }
-        if let Some(old) = existing {
-            steps.push(if self.restore.backup_old_vm {
-                format!(
-                    "rename the existing VM {:?} ({}) to {:?} and keep it",
-                    old.name,
-                    old.id,
-                    self.old_name()
-                )
-            } else {
-                format!(
-                    "remove the existing VM {:?} ({}) and its disks",
-                    old.name, old.id
-                )
-            });
-        }
-        if self.restore.auto_start_restored_vm {
-            steps.push("start the restored VM".into());
-        }
-        Ok(steps)
     }
 
     /// The cluster and storage domain exist; the VM now named `name`, if any (refused unless

@@ -1,0 +1,64 @@
+//! `ovrun restore --dry-run`: the DR side checked as a restore would check it, and the steps a
+//! restore would take, in words; nothing is made.
+
+use super::Job;
+use crate::run::backup::human_bytes;
+use crate::run::catalog::DiskEntry;
+use crate::run::engine::Vm;
+use crate::run::job::RunError;
+
+impl Job<'_> {
+    /// Checks the DR side and says what a restore would do.
+    pub(super) async fn plan(&self) -> Result<Vec<String>, RunError> {
+        let existing = self.preflight().await?;
+        let mut steps = vec![self.point_step()];
+        steps.extend(self.disks().into_iter().map(|disk| self.upload_step(disk)));
+        if let Some(old) = existing {
+            steps.push(self.old_vm_step(&old));
+        }
+        if self.restore.auto_start_restored_vm {
+            steps.push("start the restored VM".into());
+        }
+        Ok(steps)
+    }
+
+    fn point_step(&self) -> String {
+        format!(
+            "restore point {} ({}, taken {}) of {} as VM {:?} in cluster {}",
+            self.point.point,
+            self.point.kind,
+            self.point.taken_at,
+            self.point.vm,
+            self.name,
+            self.restore.target_cluster_name
+        )
+    }
+
+    fn upload_step(&self, disk: &DiskEntry) -> String {
+        format!(
+            "upload disk {} ({} virtual, from {}) into storage domain {}, attached as {}{}",
+            disk.alias,
+            human_bytes(disk.provisioned_size),
+            disk.file,
+            self.restore.target_storage_domain_name,
+            self.restore.disk_interface,
+            if disk.bootable { ", bootable" } else { "" }
+        )
+    }
+
+    fn old_vm_step(&self, old: &Vm) -> String {
+        if self.restore.backup_old_vm {
+            format!(
+                "rename the existing VM {:?} ({}) to {:?} and keep it",
+                old.name,
+                old.id,
+                self.old_name()
+            )
+        } else {
+            format!(
+                "remove the existing VM {:?} ({}) and its disks",
+                old.name, old.id
+            )
+        }
+    }
+}
