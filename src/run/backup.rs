@@ -7,10 +7,11 @@
 //! point that exists is complete and a run that failed leaves nothing that looks like a point.
 //!
 //! This file is the run's story and its engine steps; `disks` reads each disk of the point
-//! (the data path itself is `run::download`), `record` is what follows a point (status,
+//! (the data path itself is `download`), `record` is what follows a point (status,
 //! checkpoints file, retention).
 
 mod disks;
+mod download;
 mod record;
 
 use std::time::Duration;
@@ -18,9 +19,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use self::download::Source;
 use self::record::{export_checkpoint, prune_after_backup, record_success};
 use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest};
-use super::download::Source;
 use super::engine::{Backup, Checkpoints, DiskAttachments, EngineClient, EngineError};
 pub use super::job::{Options, Outcome, RunError};
 use super::job::{locked_catalog, sleep_or_stop};

@@ -431,11 +431,6 @@ impl Catalog {
         let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
         self.write_file(&manifest.file_name(), text.as_bytes())
     }
-
-    /// The chain of `point`: its full first, `point` last ([`crate::run::chain::ancestry`]).
-    pub fn chain<'a>(points: &'a [Manifest], point: &str) -> Vec<&'a Manifest> {
-        crate::run::chain::ancestry(points, point)
-    }
 }
 
 #[cfg(test)]

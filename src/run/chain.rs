@@ -6,8 +6,16 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::catalog::Manifest;
+use super::catalog::{Catalog, Manifest};
 use super::job::RunError;
+
+impl Catalog {
+    /// The chain of `point`: its full first, `point` last ([`ancestry`]; kept here so that the
+    /// catalog does not depend on the chain rules).
+    pub fn chain<'a>(points: &'a [Manifest], point: &str) -> Vec<&'a Manifest> {
+        ancestry(points, point)
+    }
+}
 
 /// The chain of `point`: its full first, `point` last; empty when no point has that id. A
 /// parent that is gone ends the walk, so the chain then starts at an incremental (broken).

@@ -5,18 +5,31 @@
 //! - [`imageio`]: the ovirt-imageio data plane: extents, ranged reads, writes.
 //! - [`local`]: local qcow2 images written through `qemu-nbd`.
 //! - [`catalog`]: the backup directory: points, manifests, the checkpoints file, the VM lock.
-//! - [`backup`]: one backup run (policy.md section 3, API page section 13.1).
+//! - [`chain`]: the chain rules, pure: a point's ancestry, a broken chain, which point a
+//!   restore's selector names.
+//! - [`job`]: what a backup and a restore share: `Options`, `RunError`, the preamble (the VM's
+//!   catalog under its lock), the pace of polls.
+//! - [`backup`]: one backup run (policy.md section 3, API page section 13.1); its data path is
+//!   `backup::download` (the engine's transfer into a local qcow2, hashed as it passes).
+//! - [`restore`]: one restore into the DR engine (policy.md section 5), and `merge`; its data
+//!   path is `restore::upload` (the local chain into the DR engine's transfer).
+//! - `transfer`: an image transfer's two ends (until `transferring`; finalized), both
+//!   directions; `workers`: the parallel connections over a queue of ranges that `download`
+//!   and `upload` both run.
 //! - [`blocksum`]: content checksums as imageio computes them, block by block.
-//! - [`restore`]: one restore into the DR engine (policy.md section 5), and `merge`.
+//! - [`verify`]: whether a VM's points can still be restored.
+//! - [`status`]: how each VM's backups stand, as a table, JSON or Prometheus metrics.
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
 //! - `retry`: finalize and cancel retried with a bounded backoff; every poll bounded.
+//!
+//! No module here imports another that imports it back: the dependencies run from the
+//! commands (`backup`, `restore`) down to `job`, `catalog` and the engine's client.
 
 pub mod backup;
 pub mod blocksum;
 pub mod catalog;
 pub mod cert;
 pub mod chain;
-mod download;
 pub mod engine;
 pub mod imageio;
 pub mod job;
@@ -26,6 +39,5 @@ mod retry;
 pub mod status;
 mod transfer;
 pub mod transport;
-mod upload;
 pub mod verify;
 mod workers;

@@ -27,7 +27,7 @@
 //!
 //! This file is the restore's story and its engine steps; `log` is the restore log, `journal`
 //! what a restore made in DR, `dry_run` the steps `--dry-run` prints. The data path is
-//! `run::upload`, and which point and chain are restored [`super::chain`].
+//! `upload`, and which point and chain are restored [`super::chain`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +40,7 @@ use serde_json::{Value, json};
 mod dry_run;
 mod journal;
 mod log;
+mod upload;
 
 use self::journal::{Journal, Made, OldVm};
 pub use self::log::{LogEntry, RestoreLog, RestoredDisk};
@@ -53,7 +54,6 @@ use super::job::{Options, Pacer, RunError, locked_catalog};
 use super::local;
 use super::retry::{self, Wait};
 use super::transfer::{finish_transfer, wait_transferring};
-use super::upload;
 use crate::plan::runner::{RestoreConfig, RunnerConfig};
 
 /// What to restore and how.

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::Attempt;
+use super::download::{self, Source, file_names};
 use crate::plan::full::Kind;
 use crate::run::blocksum::{self, BlockSums};
 use crate::run::catalog::{ContentSum, DiskEntry, Manifest};
-use crate::run::download::{self, Source, file_names};
 use crate::run::engine::{Backup, Disk, Disks, ImageTransfer};
 use crate::run::job::RunError;
 use crate::run::local;

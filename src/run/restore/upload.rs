@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::backup::human_bytes;
-use super::blocksum;
-use super::catalog::{Catalog, DiskEntry};
-use super::imageio::Ticket;
-use super::job::{Options, RunError, panicked};
-use super::local::{self, Writer};
-use super::workers::{self, Ranges, progress_bar};
+use crate::run::backup::human_bytes;
+use crate::run::blocksum;
+use crate::run::catalog::{Catalog, DiskEntry};
+use crate::run::imageio::Ticket;
+use crate::run::job::{Options, RunError, panicked};
+use crate::run::local::{self, Writer};
+use crate::run::workers::{self, Ranges, progress_bar};
 
 /// Reads the point's chain of `disk` through a read-only `qemu-nbd` and writes its data
 /// extents to the ticket with `options.workers` connections; the bytes sent. Zero extents are

@@ -7,14 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::backup::human_bytes;
-use super::blocksum::{self, BlockSums};
-use super::catalog;
-use super::engine::{Disk, EngineClient};
-use super::imageio::{Extent, Ticket};
-use super::job::{Options, RunError, panicked};
-use super::local::{self, Writer};
-use super::workers::{self, progress_bar};
+use super::human_bytes;
+use crate::run::blocksum::{self, BlockSums};
+use crate::run::catalog;
+use crate::run::engine::{Disk, EngineClient};
+use crate::run::imageio::{Extent, Ticket};
+use crate::run::job::{Options, RunError, panicked};
+use crate::run::local::{self, Writer};
+use crate::run::workers::{self, progress_bar};
 
 /// A disk to back up, as attached to the VM.
 #[derive(Debug, Clone)]
