@@ -51,6 +51,25 @@ pub enum Selector {
     At(DateTime<Utc>),
 }
 
+/// The point a selector names, if its chain can be restored.
+///
+/// # Errors
+/// No such point, or its chain is broken.
+pub fn restorable<'a>(
+    points: &'a [Manifest],
+    selector: &Selector,
+) -> Result<&'a Manifest, RunError> {
+    let point = select(points, selector)?;
+    if is_broken(&ancestry(points, &point.point)) {
+        return Err(RunError::Failed(format!(
+            "point {} cannot be restored: its chain is broken (run `ovrun verify`); pick \
+             another point with --point",
+            point.point
+        )));
+    }
+    Ok(point)
+}
+
 /// The point a selector names.
 ///
 /// # Errors
@@ -135,6 +154,16 @@ mod tests {
         assert_eq!(ids(ancestry(&points, "d")), ["d"]);
         assert!(ancestry(&points, "x").is_empty());
         assert!(!is_broken(&ancestry(&points, "c")));
+    }
+
+    #[test]
+    fn a_point_whose_chain_is_broken_is_not_restorable() {
+        let points = [point("a", 3), child("b", "a"), child("d", "c")];
+        let by_id = |id: &str| Selector::Point(id.into());
+        assert_eq!(restorable(&points, &by_id("b")).unwrap().point, "b");
+        let error = restorable(&points, &by_id("d")).unwrap_err().to_string();
+        assert!(error.contains("its chain is broken"), "{error}");
+        assert!(restorable(&points, &by_id("x")).is_err());
     }
 
     #[test]

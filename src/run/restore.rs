@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -54,7 +54,7 @@ use super::job::{Options, Pacer, RunError, locked_catalog};
 use super::local;
 use super::retry::{self, Wait};
 use super::transfer::{finish_transfer, wait_transferring};
-use crate::plan::runner::{RestoreConfig, RunnerConfig};
+use crate::plan::runner::{EngineAccess, RestoreConfig, RunnerConfig};
 
 /// What to restore and how.
 #[derive(Debug, Clone)]
@@ -95,33 +95,12 @@ pub async fn run(
     options: &Options,
     request: &Request,
 ) -> Result<Outcome, RunError> {
-    let restore = config.restore.as_ref().ok_or_else(|| {
-        RunError::Config(format!(
-            "VM {} has no restore settings: give it a restore section (target cluster and \
-             storage domain) in variables.json and rebuild",
-            config.vm
-        ))
-    })?;
-    // The configuration is checked whole before the catalog is read.
-    let target = config.target.as_ref().ok_or_else(|| {
-        RunError::Config(format!(
-            "VM {} has no DR engine (target) settings: add the target engine to variables.json \
-             and rebuild",
-            config.vm
-        ))
-    })?;
+    let (restore, target) = settings(config)?;
     let password = super::engine::read_password(target)?;
     let client = EngineClient::new(target, password)?;
     let (catalog, _lock) = locked_catalog(config, options).await?;
     let points = catalog.points()?;
-    let point = select(&points, &request.selector)?;
-    if chain::is_broken(&chain::ancestry(&points, &point.point)) {
-        return Err(RunError::Failed(format!(
-            "point {} cannot be restored: its chain is broken (run `ovrun verify`); pick \
-             another point with --point",
-            point.point
-        )));
-    }
+    let point = chain::restorable(&points, &request.selector)?;
     let name = request
         .name
         .clone()
@@ -153,6 +132,26 @@ pub async fn run(
     };
     client.logout().await;
     result
+}
+
+/// The VM's restore section and DR engine, both required: the configuration is checked whole
+/// before the catalog is read.
+fn settings(config: &RunnerConfig) -> Result<(&RestoreConfig, &EngineAccess), RunError> {
+    let restore = config.restore.as_ref().ok_or_else(|| {
+        RunError::Config(format!(
+            "VM {} has no restore settings: give it a restore section (target cluster and \
+             storage domain) in variables.json and rebuild",
+            config.vm
+        ))
+    })?;
+    let target = config.target.as_ref().ok_or_else(|| {
+        RunError::Config(format!(
+            "VM {} has no DR engine (target) settings: add the target engine to variables.json \
+             and rebuild",
+            config.vm
+        ))
+    })?;
+    Ok((restore, target))
 }
 
 /// One restore in progress.
@@ -240,7 +239,22 @@ impl Job<'_> {
             self.undo(made).await;
         }
         self.journal.clear();
-        let entry = LogEntry {
+        let entry = self.log_entry(started, clock, &result, disks);
+        if let Err(e) = log.append(&entry) {
+            tracing::warn!("writing the restore log {}: {e}", log.path().display());
+        }
+        result.map(|_| Outcome::Restored(Box::new(entry)))
+    }
+
+    /// The restore log's line of this restore, which started at `started` (`clock`).
+    fn log_entry(
+        &self,
+        started: DateTime<Utc>,
+        clock: Instant,
+        result: &Result<Done, RunError>,
+        disks: Vec<RestoredDisk>,
+    ) -> LogEntry {
+        LogEntry {
             started,
             seconds: clock.elapsed().as_secs_f64(),
             vm: self.point.vm.clone(),
@@ -254,11 +268,7 @@ impl Job<'_> {
             disks,
             replaced: result.as_ref().ok().and_then(|d| d.replaced.clone()),
             started_vm: result.as_ref().is_ok_and(|d| d.started),
-        };
-        if let Err(e) = log.append(&entry) {
-            tracing::warn!("writing the restore log {}: {e}", log.path().display());
         }
-        result.map(|_| Outcome::Restored(Box::new(entry)))
     }
 
     async fn restore(

@@ -2,7 +2,7 @@
 //! `transferring` (its data-plane URL), and finishing it (finalize, then the final phase). A
 //! backup's downloads and a restore's uploads run between the two.
 
-use super::engine::{EngineClient, ImageTransfer};
+use super::engine::{EngineClient, EngineError, ImageTransfer};
 use super::job::{Options, RunError};
 use super::retry::{self, Wait};
 
@@ -52,13 +52,6 @@ pub(crate) async fn finish_transfer(
     if let Err(e) = &asked {
         tracing::warn!("finalizing {href}: {e}");
     }
-    let why = |phase: &str| match &asked {
-        Err(e) => format!("transfer {href} is {phase}: finalizing it failed: {e}"),
-        Ok(()) => format!(
-            "transfer {href} ended {phase} (the engine cancels a transfer whose client is idle \
-             longer than its inactivity_timeout, or whose disk failed its check)"
-        ),
-    };
     let mut wait = Wait::new(
         options,
         format!("transfer {href} to finish"),
@@ -69,14 +62,8 @@ pub(crate) async fn finish_transfer(
         let last = match client.get::<ImageTransfer>(href).await {
             Ok(t) => {
                 let phase = t.phase.unwrap_or_default();
-                if phase == "finished_success" {
-                    return Ok(());
-                }
-                if phase.starts_with("finished") || phase.starts_with("cancelled") {
-                    return Err(RunError::Failed(why(&phase)));
-                }
-                if asked.is_err() && phase == "transferring" {
-                    return Err(RunError::Failed(why(&phase)));
+                if let Some(end) = ended(href, &phase, &asked) {
+                    return end;
                 }
                 format!("phase {phase}")
             }
@@ -85,5 +72,29 @@ pub(crate) async fn finish_transfer(
             Err(e) => return Err(e.into()),
         };
         wait.next(&last).await?;
+    }
+}
+
+/// Whether a transfer whose finalize was `asked` has ended, seen in its `phase`: `Ok` on
+/// success; a failure when it ended otherwise, or still transfers after its finalize failed;
+/// `None` while it is finalizing.
+fn ended(href: &str, phase: &str, asked: &Result<(), EngineError>) -> Option<Result<(), RunError>> {
+    if phase == "finished_success" {
+        return Some(Ok(()));
+    }
+    let failed = phase.starts_with("finished")
+        || phase.starts_with("cancelled")
+        || (asked.is_err() && phase == "transferring");
+    failed.then(|| Err(RunError::Failed(why_ended(href, phase, asked))))
+}
+
+/// Why a transfer ended in `phase` rather than `finished_success`.
+fn why_ended(href: &str, phase: &str, asked: &Result<(), EngineError>) -> String {
+    match asked {
+        Err(e) => format!("transfer {href} is {phase}: finalizing it failed: {e}"),
+        Ok(()) => format!(
+            "transfer {href} ended {phase} (the engine cancels a transfer whose client is idle \
+             longer than its inactivity_timeout, or whose disk failed its check)"
+        ),
     }
 }

@@ -66,16 +66,7 @@ impl Attempt<'_> {
             .map(|p| self.catalog.qemu_path(&p.file))
             .transpose()?;
         local::create(&path, size, backing.as_deref())?;
-        let transfer: ImageTransfer = self
-            .client
-            .post(
-                "/imagetransfers",
-                &json!({"disk": {"id": source.disk.id}, "backup": {"id": started.id},
-                        "direction": "download", "format": "raw",
-                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
-            )
-            .await?;
-        let href = format!("/imagetransfers/{}", transfer.id);
+        let href = self.open_transfer(started, source).await?;
         let start_sums = self.parent_sums(parent, size);
         let moved = match wait_transferring(self.client, self.options, &href).await {
             Ok(url) => {
@@ -106,6 +97,20 @@ impl Attempt<'_> {
             blocks,
         };
         Ok(disk_entry(source, file, parent, bytes, file_size, content))
+    }
+
+    /// A download transfer of the disk from the engine's backup; its href.
+    async fn open_transfer(&self, started: &Backup, source: &Source) -> Result<String, RunError> {
+        let transfer: ImageTransfer = self
+            .client
+            .post(
+                "/imagetransfers",
+                &json!({"disk": {"id": source.disk.id}, "backup": {"id": started.id},
+                        "direction": "download", "format": "raw",
+                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
+            )
+            .await?;
+        Ok(format!("/imagetransfers/{}", transfer.id))
     }
 
     /// Where a disk's block digests start: zeroes for a new image, the parent's for an

@@ -46,13 +46,7 @@ pub(crate) async fn download(
     let size = source.disk.provisioned_size.unwrap_or(0);
     let (data, zeroes) = plan_reads(&extents, incremental);
     let total: u64 = data.iter().map(|e| e.length).sum();
-    tracing::info!(
-        disk = %source.disk.label(),
-        "{} to read ({}), {} zero ranges",
-        human_bytes(total),
-        if incremental { "changed blocks" } else { "data" },
-        zeroes.len()
-    );
+    log_plan(source.disk.label(), total, incremental, zeroes.len());
     let writer = Arc::new(Writer::open(path, &options.run_dir)?);
     let bar = progress_bar(options.progress, total, source.disk.label());
     let began = std::time::Instant::now();
@@ -76,6 +70,17 @@ pub(crate) async fn download(
     let sums = sums?;
     closed?;
     Ok(sums)
+}
+
+/// Logs what is to be read.
+fn log_plan(disk: &str, total: u64, incremental: bool, zero_ranges: usize) {
+    tracing::info!(
+        disk = %disk,
+        "{} to read ({}), {} zero ranges",
+        human_bytes(total),
+        if incremental { "changed blocks" } else { "data" },
+        zero_ranges
+    );
 }
 
 /// Logs how much was read and how fast.

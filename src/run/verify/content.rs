@@ -45,16 +45,7 @@ pub(super) fn check_content(
 /// The disk's recorded block digests, read and checked against its manifest; the problem
 /// when they cannot be used.
 fn recorded_sums(catalog: &Catalog, size: u64, content: &ContentSum) -> Result<BlockSums, String> {
-    let read = catalog.open_file(&content.blocks).and_then(|mut file| {
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map(|_| bytes)
-            .map_err(|source| CatalogError::Io {
-                what: format!("reading {}", content.blocks),
-                source,
-            })
-    });
-    let sums = match read {
+    let sums = match read_file(catalog, &content.blocks) {
         Ok(bytes) => BlockSums::from_bytes(size, &bytes),
         Err(e) => {
             return Err(format!(
@@ -84,6 +75,19 @@ fn recorded_sums(catalog: &Catalog, size: u64, content: &ContentSum) -> Result<B
         ));
     }
     Ok(sums)
+}
+
+/// The bytes of the catalog's file `name`.
+fn read_file(catalog: &Catalog, name: &str) -> Result<Vec<u8>, CatalogError> {
+    catalog.open_file(name).and_then(|mut file| {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map(|_| bytes)
+            .map_err(|source| CatalogError::Io {
+                what: format!("reading {name}"),
+                source,
+            })
+    })
 }
 
 /// The digests the blocks a file does not hold must have: its backing file's, or zeroes'
