@@ -333,24 +333,8 @@ fn check_bundle(out: &std::path::Path, bundle: &compile::Bundle) -> Outcome {
     let existing = fsutil::read_tree(out)
         .map_err(|e| Failure::usage(format!("reading {}: {e}", out.display())))?
         .unwrap_or_default();
-    let mut stale = false;
-    let mut paths: Vec<&String> = bundle.keys().chain(existing.keys()).collect();
-    paths.sort();
-    paths.dedup();
-    for path in paths {
-        let want = bundle.get(path).map(String::as_str);
-        let have = existing
-            .get(path)
-            .map(|b| String::from_utf8_lossy(b).into_owned());
-        if want == have.as_deref() {
-            continue;
-        }
-        stale = true;
-        let diff = similar::TextDiff::from_lines(have.as_deref().unwrap_or(""), want.unwrap_or(""));
-        let (a, b) = (format!("a/{path}"), format!("b/{path}"));
-        print!("{}", diff.unified_diff().context_radius(3).header(&a, &b));
-    }
-    if stale {
+    if let Some(diff) = plan::stale::stale_diff(bundle, &existing) {
+        print!("{diff}");
         eprintln!(
             "{} is stale: run `ovplan build` again and commit the result",
             out.display()
