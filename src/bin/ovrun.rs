@@ -639,16 +639,21 @@ fn init_logging() {
     }
 }
 
-fn backup_command(args: &BackupArgs) -> Outcome {
-    init_logging();
-    let options = backup::Options {
+/// The backup's options from its command line.
+fn backup_options(args: &BackupArgs) -> backup::Options {
+    backup::Options {
         force_full: args.full,
         workers: args.workers,
         lock_wait: Duration::from_secs(args.lock_wait),
         engine_lock_wait: Duration::from_secs(args.engine_lock_wait),
         progress: progress_bar(),
         ..backup::Options::default()
-    };
+    }
+}
+
+fn backup_command(args: &BackupArgs) -> Outcome {
+    init_logging();
+    let options = backup_options(args);
     let path = args.config.as_path();
     let config = load(path)?;
     if config.due_guard.is_some() && !args.now && !options.force_full {

@@ -201,6 +201,28 @@ async fn shutdown_signal() {
     }
 }
 
+/// A file of a running instance's state folder.
+fn read_state(state: &std::path::Path, name: &str) -> Result<String, String> {
+    fs_err::read_to_string(state.join(name)).map_err(|e| {
+        format!(
+            "{e} (is an ovsim serving with --state {}?)",
+            state.display()
+        )
+    })
+}
+
+/// A running instance's URL and its admin's password, from its state folder.
+fn admin_login(state: &std::path::Path) -> Result<(String, String), String> {
+    let url = read_state(state, "url")?;
+    let users: std::collections::HashMap<String, String> =
+        serde_json::from_str(&read_state(state, "users.json")?)
+            .map_err(|e| format!("users.json: {e}"))?;
+    let password = users
+        .get("admin@internal")
+        .ok_or("users.json has no admin@internal")?;
+    Ok((url, password.clone()))
+}
+
 /// Sends one admin request to the instance whose state folder is `state`.
 fn admin(state: &std::path::Path, action: AdminAction, request: &str) -> Result<ExitCode, Failure> {
     tokio::runtime::Runtime::new()
@@ -218,23 +240,10 @@ async fn send_admin(
     action: AdminAction,
     request: &str,
 ) -> Result<(), String> {
-    let read = |name: &str| {
-        fs_err::read_to_string(state.join(name)).map_err(|e| {
-            format!(
-                "{e} (is an ovsim serving with --state {}?)",
-                state.display()
-            )
-        })
-    };
-    let url = read("url")?;
-    let users: std::collections::HashMap<String, String> =
-        serde_json::from_str(&read("users.json")?).map_err(|e| format!("users.json: {e}"))?;
-    let password = users
-        .get("admin@internal")
-        .ok_or("users.json has no admin@internal")?;
+    let (url, password) = admin_login(state)?;
     let body: serde_json::Value =
         serde_json::from_str(request).map_err(|e| format!("the request is not JSON: {e}"))?;
-    let ca = reqwest::Certificate::from_pem(read("pki/ca.pem")?.as_bytes())
+    let ca = reqwest::Certificate::from_pem(read_state(state, "pki/ca.pem")?.as_bytes())
         .map_err(|e| format!("pki/ca.pem: {e}"))?;
     let http = reqwest::Client::builder()
         .tls_certs_only([ca])

@@ -98,7 +98,10 @@ fn man_pages_render_with_man_and_name_every_subcommand() {
         succeed(binary, &["man", "--dir", dir_arg]);
         let main = dir.path().join(format!("{}.1", name(binary)));
         for rendered in [&page, &main] {
-            let out = succeed("man", &["-l", "-P", "cat", rendered.to_str().expect("utf-8")]);
+            let out = succeed(
+                "man",
+                &["-l", "-P", "cat", rendered.to_str().expect("utf-8")],
+            );
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(text.contains("NAME"), "{}:\n{text}", rendered.display());
             for subcommand in subcommands {
