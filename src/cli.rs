@@ -13,7 +13,8 @@ use clap_complete::Shell;
 /// subcommands (`#[command(flatten)]`).
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SelfDescription {
-    /// Print a shell completion script, e.g. `completions bash > /usr/share/bash-completion/completions/NAME`.
+    /// Print a shell completion script (bash, zsh, fish...), e.g. `completions bash >
+    /// /usr/share/bash-completion/completions/NAME`.
     Completions {
         /// The shell the script is for.
         #[arg(value_enum)]
