@@ -200,3 +200,51 @@ fn precreate_private(path: &Path) -> Result<(), WriteError> {
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(WriteError::Create)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A point whose disks have these aliases.
+    fn point(aliases: &[&str]) -> Manifest {
+        let disks: Vec<_> = aliases
+            .iter()
+            .map(|alias| {
+                json!({
+                    "id": format!("id-{alias}"), "alias": alias, "interface": "virtio_scsi",
+                    "bootable": false, "provisioned_size": 1, "mode": "full",
+                    "file": format!("p.{alias}.qcow2"), "backing": null,
+                    "bytes_transferred": 0, "file_size": 0
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "format": 1, "vm": "web", "vm_id": "v", "point": "p", "kind": "full",
+            "reason": "first", "taken_at": "2026-01-01T00:00:00Z", "parent": null,
+            "backup_id": "b", "from_checkpoint": null, "checkpoint": null, "disks": disks
+        }))
+        .expect("manifest")
+    }
+
+    #[test]
+    fn the_disk_is_the_named_one_or_the_only_one() {
+        assert_eq!(pick_disk(&point(&["os"]), None).unwrap().alias, "os");
+        let two = point(&["os", "data"]);
+        assert_eq!(pick_disk(&two, Some("data")).unwrap().alias, "data");
+        let which = pick_disk(&two, None).unwrap_err().to_string();
+        assert_eq!(
+            which,
+            "point p has 2 disks: name one with --disk (os, data)"
+        );
+        let none = pick_disk(&two, Some("swap")).unwrap_err().to_string();
+        assert_eq!(none, "point p has no disk \"swap\"");
+    }
+
+    #[test]
+    fn an_output_path_without_a_file_name_is_a_usage_error() {
+        let error = write_merged(Path::new("/top.qcow2"), Path::new("/"), false).unwrap_err();
+        assert!(error.is_usage(), "{error}");
+        assert_eq!(error.to_string(), "--out / names no file");
+    }
+}
