@@ -4,6 +4,7 @@
 //!   (later) systemd units, cron entries, runner configs and a compose bundle.
 //! - [`report`] (edge): how `ovplan` shows diagnostics to a person (miette) or to CI (JSON).
 
+pub mod cli;
 pub mod fsutil;
 pub mod host;
 pub mod plan;

@@ -8,7 +8,8 @@
 //! - [`catalog`]: the backup directory: points, manifests, the checkpoints file, the VM lock.
 //! - [`backup`]: one backup run (policy.md section 3, API page section 13.1).
 //! - [`blocksum`]: content checksums as imageio computes them, block by block.
-//! - [`restore`]: one restore into the DR engine (policy.md section 5), and `merge`.
+//! - [`restore`]: one restore into the DR engine (policy.md section 5).
+//! - [`merge`]: a point's disk chain written as one standalone qcow2 image (`ovrun merge`).
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
 //! - `retry`: how long a phase is waited for, and a run's side of `wait_until` (its pace, its
 //!   stop flag, its errors).
@@ -20,6 +21,7 @@ pub mod cert;
 pub mod engine;
 pub mod imageio;
 pub mod local;
+pub mod merge;
 pub mod restore;
 mod retry;
 pub mod status;

@@ -1057,65 +1057,6 @@ async fn parallel_upload(
     Ok(sent.load(Ordering::Relaxed))
 }
 
-/// Creates (or empties) `path` as a `0600` file, not through a link, so that the image
-/// `qemu-img` writes into it is readable by its owner alone whatever the umask.
-fn precreate_private(path: &Path) -> Result<(), RunError> {
-    use fs_err::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::fs::PermissionsExt;
-    let file = fs_err::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| RunError::Failed(e.to_string()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| RunError::Failed(e.to_string()))
-}
-
-/// `ovrun merge`: the chain of a point's disk as one qcow2 at `out`, in one pass (`qemu-img
-/// convert` reads through the backing chain), written to a temporary file, synced and renamed.
-///
-/// # Errors
-/// `qemu-img` fails or the file cannot be written.
-pub fn merge(top: &Path, out: &Path, compress: bool) -> Result<(), RunError> {
-    let name = out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| RunError::Config(format!("--out {} names no file", out.display())))?;
-    let temp = out.with_file_name(format!(".tmp-{name}"));
-    let utf8 = |p: &Path| {
-        p.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| RunError::Config(format!("{} is not UTF-8", p.display())))
-    };
-    let (top_text, temp_text) = (utf8(top)?, utf8(&temp)?);
-    precreate_private(&temp)?;
-    let mut args = vec!["convert", "-f", "qcow2", "-O", "qcow2"];
-    if compress {
-        args.push("-c");
-    }
-    args.extend([top_text.as_str(), temp_text.as_str()]);
-    let converted = local::qemu("qemu-img", &args);
-    if let Err(e) = converted {
-        let _ = fs_err::remove_file(&temp);
-        return Err(e.into());
-    }
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |source| super::local::LocalError::Io { what, source }
-    };
-    fs_err::File::open(&temp)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing the merged image"))?;
-    fs_err::rename(&temp, out).map_err(io("renaming the merged image"))?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::fsutil::sync_dir(dir).map_err(io("syncing the output folder"))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
