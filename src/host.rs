@@ -16,9 +16,8 @@ pub fn zone() -> Tz {
         .unwrap_or(Tz::UTC)
 }
 
-/// The zone of a schedule: its own, else the host's.
-pub fn schedule_zone(schedule_zone: Option<&str>) -> Tz {
-    schedule_zone
-        .and_then(|z| z.parse().ok())
-        .unwrap_or_else(zone)
+/// The zone of a schedule: its own (already a known zone: the runner config is checked when
+/// read), else the host's. The one fallback `ovrun` uses, through `RunnerConfig::zone`.
+pub fn schedule_zone(schedule_zone: Option<Tz>) -> Tz {
+    schedule_zone.unwrap_or_else(zone)
 }

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
-use ovbackup::host;
 use ovbackup::plan::retention::Keep;
 use ovbackup::plan::runner::{EngineAccess, RunnerConfig};
-use ovbackup::plan::schedule::{Calendar, due};
+use ovbackup::plan::schedule::due;
 use ovbackup::run::catalog::{Catalog, CatalogError};
 use ovbackup::run::cert::CertError;
 use ovbackup::run::{backup, restore};
@@ -575,16 +574,7 @@ fn warn_if_ca_expires(config: &RunnerConfig) {
 
 fn prune_command(path: &Path, dry_run: bool, lock_wait: Duration) -> Outcome {
     let config = load(path)?;
-    let zone = match config.timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
-        Some(Ok(zone)) => zone,
-        Some(Err(_)) => {
-            return Err(Failure::config(format!(
-                "{}: unknown time zone",
-                path.display()
-            )));
-        }
-        None => host::zone(),
-    };
+    let zone = config.zone();
     let catalog = open_catalog(&config)?;
     let _lock = catalog.lock(lock_wait)?;
     let verdict = catalog.prune(&config.retention, zone, Utc::now(), dry_run)?;
@@ -823,7 +813,7 @@ fn load(path: &Path) -> Result<RunnerConfig, Failure> {
             "{e}\nhelp: give the runner config `ovplan build` wrote for the VM"
         ))
     })?;
-    serde_json::from_str(&text).map_err(|e| {
+    RunnerConfig::from_json(&text).map_err(|e| {
         Failure::config(format!(
             "{}: not a runner config: {e}\nhelp: rebuild the bundle with `ovplan build`",
             path.display()
@@ -837,16 +827,11 @@ fn due_verdict(
     path: &Path,
     at: DateTime<Utc>,
 ) -> Result<ovbackup::plan::schedule::Due, Failure> {
-    let zone = host::schedule_zone(config.timezone.as_deref());
-    let (schedule, guard) = config
-        .schedule()
-        .and_then(|s| Ok((s, config.guard()?)))
-        .map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
-    let calendar = Calendar::new(&schedule, zone)
+    let calendar = config
+        .calendar()
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
-    let superset = guard
-        .map(|g| Calendar::new(&g, zone))
-        .transpose()
+    let superset = config
+        .guard_calendar()
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
     Ok(due(&calendar, superset.as_ref(), at))
 }
