@@ -328,7 +328,7 @@ fn month_day(raw: &RawDay) -> Result<MonthDay, NormalizeError> {
     match raw {
         RawDay::Number(n) if (1..=31).contains(n) => Ok(MonthDay::Day(*n)),
         RawDay::Word(w) if w == "last" => Ok(MonthDay::Last),
-        other => Err(gap(format!("day of month {other:?}"))),
+        other => Err(gap(format!("day of month {}", day_text(other)))),
     }
 }
 
@@ -336,7 +336,14 @@ fn week_of_month(raw: &RawDay) -> Result<WeekOfMonth, NormalizeError> {
     match raw {
         RawDay::Number(n) if (1..=5).contains(n) => Ok(WeekOfMonth::Nth(*n)),
         RawDay::Word(w) if w == "last" => Ok(WeekOfMonth::Last),
-        other => Err(gap(format!("week of month {other:?}"))),
+        other => Err(gap(format!("week of month {}", day_text(other)))),
+    }
+}
+
+fn day_text(raw: &RawDay) -> String {
+    match raw {
+        RawDay::Number(n) => n.to_string(),
+        RawDay::Word(w) => format!("`{w}`"),
     }
 }
 

@@ -147,7 +147,7 @@ impl RunnerConfig {
         let config: Self =
             serde_path_to_error::deserialize(&mut reader).map_err(RunnerConfigError::new)?;
         reader.end().map_err(|e| RunnerConfigError {
-            field: ".".into(),
+            field: None,
             message: e.to_string(),
         })?;
         Ok(config)
@@ -193,19 +193,24 @@ impl RunnerConfig {
 
 /// A runner config that could not be read: the field at fault and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
-#[error("field `{field}`: {message}")]
+#[error("{}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct RunnerConfigError {
-    /// The field's path (`backup.full_backup_frequency`; `.` for the whole file).
-    pub field: String,
+    /// The field's path (`backup.full_backup_frequency`); `None` for the file as a whole (not
+    /// JSON, a field missing).
+    pub field: Option<String>,
     /// What is wrong (serde's words, with the line and column).
     pub message: String,
 }
 
 impl RunnerConfigError {
     fn new(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        // Text that is not JSON has no field to blame (its path ends in `?`).
+        let whole_file = field == "." || inner.is_syntax() || inner.is_eof();
         Self {
-            field: e.path().to_string(),
-            message: e.into_inner().to_string(),
+            field: (!whole_file).then_some(field),
+            message: inner.to_string(),
         }
     }
 }
@@ -324,23 +329,6 @@ mod policy_date {
 
 /// Builds the runner config of one VM.
 pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> RunnerConfig {
-    let restore = vm.auto_restore.then(|| {
-        let r = &policy.restore;
-        RestoreConfig {
-            vm_name: format!("{}{}", vm.name, r.vm_name_suffix),
-            target_cluster_name: r.target_cluster_name.clone(),
-            target_storage_domain_name: r.target_storage_domain_name.clone().unwrap_or_default(),
-            disk_interface: r.disk_interface,
-            timeout_minutes: r.timeout_minutes,
-            auto_start_restored_vm: r.auto_start_restored_vm,
-            replace_existing_vm: r.replace_existing_vm,
-            backup_old_vm: r.backup_old_vm,
-            restore_log_directory: format!(
-                "{}/restore_logs",
-                policy.backup_directory.trim_end_matches('/')
-            ),
-        }
-    });
     let superset = guard_superset(&vm.schedule.rule).map(|rule| {
         let mut schedule = vm.schedule.clone();
         schedule.rule = rule;
@@ -358,23 +346,46 @@ pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> Runner
         backup_directory: policy.backup_directory.clone(),
         checkpoints_file: policy.checkpoints_file.clone(),
         schedule: RunnerSchedule::new(&vm.schedule),
+        // Validation refused an unknown zone, so none is dropped here.
         timezone: vm.schedule.timezone.as_deref().and_then(|z| z.parse().ok()),
         due_guard: superset,
-        backup: BackupPolicy {
-            incremental_enabled: vm.full.incremental_enabled,
-            full_backup_frequency: vm.full.frequency,
-            full_backup_day: vm.full.day,
-            anchor_date: vm.full.anchor,
-            max_incremental_chain_length: vm.full.max_chain_length,
-            force_full_backup_days: vm.full.force_full_after_days,
-        },
+        backup: backup_policy(&vm.full),
         retention: Retention {
             keep_daily: vm.keep.daily,
             keep_weekly: vm.keep.weekly,
             keep_monthly: vm.keep.monthly,
             max_backup_age_days: vm.keep.max_age_days,
         },
-        restore,
+        restore: vm.auto_restore.then(|| restore_config(policy, vm)),
+    }
+}
+
+fn backup_policy(full: &FullPolicy) -> BackupPolicy {
+    BackupPolicy {
+        incremental_enabled: full.incremental_enabled,
+        full_backup_frequency: full.frequency,
+        full_backup_day: full.day,
+        anchor_date: full.anchor,
+        max_incremental_chain_length: full.max_chain_length,
+        force_full_backup_days: full.force_full_after_days,
+    }
+}
+
+fn restore_config(policy: &Policy, vm: &VmPolicy) -> RestoreConfig {
+    let r = &policy.restore;
+    RestoreConfig {
+        vm_name: format!("{}{}", vm.name, r.vm_name_suffix),
+        target_cluster_name: r.target_cluster_name.clone(),
+        target_storage_domain_name: r.target_storage_domain_name.clone().unwrap_or_default(),
+        disk_interface: r.disk_interface,
+        timeout_minutes: r.timeout_minutes,
+        auto_start_restored_vm: r.auto_start_restored_vm,
+        replace_existing_vm: r.replace_existing_vm,
+        backup_old_vm: r.backup_old_vm,
+        restore_log_directory: format!(
+            "{}/restore_logs",
+            policy.backup_directory.trim_end_matches('/')
+        ),
     }
 }
 
@@ -388,5 +399,59 @@ fn access(engine: &Engine, side: &str, config_dir: &str) -> EngineAccess {
             .unwrap_or_else(|| default_password_file(config_dir, side)),
         password_credential: format!("{side}-password"),
         ca_file: engine.cert_path.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveTime;
+
+    use super::*;
+
+    fn config_text() -> String {
+        fs_err::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/out/runner/billing01.json"
+        ))
+        .expect("the committed bundle")
+    }
+
+    #[test]
+    fn a_cron_schedule_reads_back_equal_whatever_its_time() {
+        let schedule = Schedule {
+            rule: Rule::Cron("30 1 * * 1-5".into()),
+            time: NaiveTime::from_hms_opt(3, 0, 0).expect("a time"),
+            timezone: Some("Europe/Berlin".into()),
+        };
+        let written = RunnerSchedule::new(&schedule);
+        let json = serde_json::to_value(&written).expect("JSON");
+        assert_eq!(json, schedule_json(&schedule));
+        let read: RunnerSchedule = serde_json::from_value(json).expect("reads");
+        assert_eq!(read, written);
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let text = config_text();
+        let config = RunnerConfig::from_json(&text).expect("reads");
+        assert_eq!(config.zone(), chrono_tz::Europe::Lisbon);
+        for (from, to, field) in [
+            ("\"monthly\"", "\"yearly\"", "backup.full_backup_frequency"),
+            ("\"sunday\"", "\"Sunday\"", "backup.full_backup_day"),
+            ("\"2024-01-01\"", "\"-024-01-01\"", "backup.anchor_date"),
+            (
+                "\"timezone\": \"Europe/Lisbon\",\n  \"due",
+                "\"timezone\": \"Lisbon\",\n  \"due",
+                "timezone",
+            ),
+            ("\"type\": \"advanced\"", "\"type\": \"custom\"", "schedule"),
+        ] {
+            let bad = text.replacen(from, to, 1);
+            assert_ne!(bad, text, "{from}");
+            let error = RunnerConfig::from_json(&bad).expect_err(field);
+            assert_eq!(error.field.as_deref(), Some(field), "{error}");
+        }
+        let error = RunnerConfig::from_json("{").expect_err("not JSON");
+        assert_eq!(error.field, None, "{error}");
     }
 }
