@@ -13,18 +13,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 
 use super::blocksum::{self, BlockSums};
 use super::catalog::{
     self, Catalog, CatalogError, ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest,
 };
+use super::engine::wait::{Seen, WaitError, wait_until};
 use super::engine::{
-    Backup, Checkpoints, Disk, DiskAttachments, EngineClient, EngineError, ImageTransfer,
+    Backup, BackupMode, BackupPhase, BackupRequest, CheckpointState, ContentType, Disk, DiskStatus,
+    EngineClient, EngineError, StorageType, TransferPhase, TransferRequest, Vm, shown,
 };
 use super::imageio::{Extent, ImageioError, Ticket};
 use super::local::{self, LocalError, Writer};
-use super::retry::{self, Wait};
+use super::retry;
 use super::workers::{Ranges, join_all};
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
@@ -273,10 +274,7 @@ async fn backup(
         taken_at,
     };
     match attempt.take(kind, &reason, parent).await {
-        Err(RunError::Failed(why))
-        | Err(RunError::Engine(EngineError::Fault { detail: why, .. }))
-            if parent.is_some() && fallback_worthy(&why) =>
-        {
+        Err(RunError::Engine(EngineError::NeedsFull { reason: why, .. })) if parent.is_some() => {
             let fallback = format!("incremental backup not possible ({why}); taking a full backup");
             tracing::warn!("{fallback}");
             let manifest = attempt
@@ -288,36 +286,29 @@ async fn backup(
     }
 }
 
-/// Errors after which the engine wants a full backup (section 6.8 of the API page).
-fn fallback_worthy(why: &str) -> bool {
-    why.contains("Checkpoint ID")
-        || why.contains("FULL_VM_BACKUP_NEEDED")
-        || why.contains("backup failed")
-        || why.contains("not included in the previous VM backup")
-        || why.contains("Incremental backup is disabled")
+/// The VM, once it is not locked (up to `engine_lock_wait`).
+async fn wait_for_vm(client: &EngineClient, name: &str, options: &Options) -> Result<Vm, RunError> {
+    let patience = retry::stoppable(options, options.engine_lock_wait).steady();
+    let what = format!("VM {name} to be unlocked");
+    let waited = wait_until(&what, patience, async || unlocked_vm(client, name).await).await;
+    waited.map_err(|e| match e {
+        WaitError::TimedOut { last, .. } => RunError::Locked(format!(
+            "VM {name} is still {last} after {:?}; if no task holds it, unlock it on the engine (unlock_entity.sh -t vm)",
+            options.engine_lock_wait
+        )),
+        other => other.into(),
+    })
 }
 
-/// The VM, once it is not locked (up to `engine_lock_wait`).
-async fn wait_for_vm(
-    client: &EngineClient,
-    name: &str,
-    options: &Options,
-) -> Result<super::engine::Vm, RunError> {
-    let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
-    loop {
-        let vm = client.vm_by_name(name).await?;
-        let status = vm.status.clone().unwrap_or_default();
-        if status != "image_locked" && status != "locked" {
-            return Ok(vm);
+/// The VM named `name` if it is not locked; else its status.
+async fn unlocked_vm(client: &EngineClient, name: &str) -> Result<Seen<Vm>, RunError> {
+    let vm = client.vm_by_name(name).await?;
+    match vm.status.as_ref().filter(|s| s.is_locked()) {
+        None => Ok(Seen::Done(vm)),
+        Some(status) => {
+            tracing::info!("VM {name} is {status}; waiting");
+            Ok(Seen::Waiting(status.to_string()))
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(RunError::Locked(format!(
-                "VM {name} is still {status} after {:?}; if no task holds it, unlock it on the engine (unlock_entity.sh -t vm)",
-                options.engine_lock_wait
-            )));
-        }
-        tracing::info!("VM {name} is {status}; waiting");
-        sleep_or_stop(options).await?;
     }
 }
 
@@ -328,99 +319,70 @@ async fn wait_for_disks(
     vm_name: &str,
     options: &Options,
 ) -> Result<Vec<Source>, RunError> {
-    let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
-    loop {
-        let attachments: DiskAttachments = client
-            .get(&format!("/vms/{vm_id}/diskattachments?follow=disk"))
-            .await?;
-        let mut sources = Vec::new();
-        for attachment in attachments.disk_attachment {
-            if attachment.active == Some(false) {
-                continue;
-            }
-            let disk = match attachment.disk {
-                Some(disk) if disk.provisioned_size.is_some() => disk,
-                _ => client.get(&format!("/disks/{}", attachment.id)).await?,
-            };
-            let image = disk.storage_type.as_deref().is_none_or(|t| t == "image");
-            let data = disk.content_type.as_deref().is_none_or(|t| t == "data");
-            if image && data {
-                sources.push(Source {
-                    disk,
-                    interface: attachment.interface.unwrap_or_else(|| "virtio_scsi".into()),
-                    bootable: attachment.bootable.unwrap_or(false),
-                });
-            }
-        }
-        if sources.is_empty() {
-            return Err(RunError::Config(format!(
-                "VM {vm_name} has no active image disk to back up"
-            )));
-        }
-        let locked: Vec<&str> = sources
-            .iter()
-            .filter(|s| s.disk.status.as_deref() == Some("locked"))
-            .map(|s| s.disk.label())
-            .collect();
-        if locked.is_empty() {
-            return Ok(sources);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(RunError::Locked(format!(
-                "disks of VM {vm_name} still locked after {:?}: {}; if no task holds them, unlock them on the engine (unlock_entity.sh -t disk)",
-                options.engine_lock_wait,
-                locked.join(", ")
-            )));
-        }
-        tracing::info!("disks locked: {}; waiting", locked.join(", "));
-        sleep_or_stop(options).await?;
-    }
+    let patience = retry::stoppable(options, options.engine_lock_wait).steady();
+    let what = format!("the disks of VM {vm_name} to be unlocked");
+    let poll = async || unlocked_sources(client, vm_id, vm_name).await;
+    wait_until(&what, patience, poll).await.map_err(|e| match e {
+        WaitError::TimedOut { last, .. } => RunError::Locked(format!(
+            "disks of VM {vm_name} still locked after {:?}: {last}; if no task holds them, unlock them on the engine (unlock_entity.sh -t disk)",
+            options.engine_lock_wait,
+        )),
+        other => other.into(),
+    })
 }
 
-/// The pace of polling an engine phase: 50 ms first, doubling up to `poll_interval`, so a
-/// phase that takes one engine step is seen within a fraction of a second while a long wait
-/// costs the engine at most one call per `poll_interval`.
-pub(crate) struct Pacer {
-    next: Duration,
-    max: Duration,
+/// The VM's backed-up disks if none is locked; else the locked ones' names.
+async fn unlocked_sources(
+    client: &EngineClient,
+    vm_id: &str,
+    vm_name: &str,
+) -> Result<Seen<Vec<Source>>, RunError> {
+    let sources = sources_of(client, vm_id).await?;
+    if sources.is_empty() {
+        return Err(RunError::Config(format!(
+            "VM {vm_name} has no active image disk to back up"
+        )));
+    }
+    let locked: Vec<&str> = sources
+        .iter()
+        .filter(|s| s.disk.status == Some(DiskStatus::Locked))
+        .map(|s| s.disk.label())
+        .collect();
+    if locked.is_empty() {
+        return Ok(Seen::Done(sources));
+    }
+    tracing::info!("disks locked: {}; waiting", locked.join(", "));
+    Ok(Seen::Waiting(locked.join(", ")))
 }
 
-impl Pacer {
-    pub(crate) fn new(options: &Options) -> Self {
-        Self {
-            next: Duration::from_millis(50).min(options.poll_interval),
-            max: options.poll_interval,
+/// The VM's active image data disks, as attached.
+async fn sources_of(client: &EngineClient, vm_id: &str) -> Result<Vec<Source>, RunError> {
+    let mut sources = Vec::new();
+    for attachment in client.disk_attachments(vm_id).await? {
+        if attachment.active == Some(false) {
+            continue;
+        }
+        let disk = match attachment.disk {
+            Some(disk) if disk.provisioned_size.is_some() => disk,
+            _ => client.disk(&attachment.id).await?,
+        };
+        let image = disk
+            .storage_type
+            .as_ref()
+            .is_none_or(|t| *t == StorageType::Image);
+        let data = disk
+            .content_type
+            .as_ref()
+            .is_none_or(|t| *t == ContentType::Data);
+        if image && data {
+            sources.push(Source {
+                disk,
+                interface: attachment.interface.unwrap_or_else(|| "virtio_scsi".into()),
+                bootable: attachment.bootable.unwrap_or(false),
+            });
         }
     }
-
-    /// Waits before the next poll.
-    pub(crate) async fn pause(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(self.max);
-    }
-
-    /// Waits before the next poll, unless the run is being stopped.
-    pub(crate) async fn wait(&mut self, options: &Options) -> Result<(), RunError> {
-        if options.stop.load(Ordering::Relaxed) {
-            return Err(RunError::Interrupted);
-        }
-        self.pause().await;
-        if options.stop.load(Ordering::Relaxed) {
-            return Err(RunError::Interrupted);
-        }
-        Ok(())
-    }
-}
-
-async fn sleep_or_stop(options: &Options) -> Result<(), RunError> {
-    if options.stop.load(Ordering::Relaxed) {
-        return Err(RunError::Interrupted);
-    }
-    tokio::time::sleep(options.poll_interval).await;
-    if options.stop.load(Ordering::Relaxed) {
-        return Err(RunError::Interrupted);
-    }
-    Ok(())
+    Ok(sources)
 }
 
 /// Full or incremental, why, and the point an incremental builds on.
@@ -485,12 +447,12 @@ async fn chain_unusable(
     if ours != now {
         return Ok(Some("the VM's disk set changed".into()));
     }
-    let known: Checkpoints = client.get(&format!("/vms/{vm_id}/checkpoints")).await?;
-    match known.checkpoint.iter().find(|c| &c.id == checkpoint) {
+    let known = client.checkpoints(vm_id).await?;
+    match known.iter().find(|c| &c.id == checkpoint) {
         None => Ok(Some(format!(
             "the engine does not know checkpoint {checkpoint} any more"
         ))),
-        Some(c) if c.state.as_deref() == Some("invalid") => Ok(Some(format!(
+        Some(c) if c.state == Some(CheckpointState::Invalid) => Ok(Some(format!(
             "the engine marked checkpoint {checkpoint} invalid"
         ))),
         Some(_) => Ok(None),
@@ -553,20 +515,13 @@ impl Attempt<'_> {
         Ok(manifest)
     }
 
-    /// `POST /vms/{id}/backups`, then polls until `ready`.
+    /// Starts the engine's backup, then polls until it is ready.
     async fn start(&self, parent: Option<&Manifest>) -> Result<Backup, RunError> {
-        let disks: Vec<Value> = self
-            .sources
-            .iter()
-            .map(|s| json!({"id": s.disk.id}))
-            .collect();
-        let mut request = json!({
-            "description": format!("ovrun {}", catalog::point_id(self.taken_at)),
-            "disks": {"disk": disks},
-        });
-        if let Some(from) = parent.and_then(|p| p.checkpoint.as_deref()) {
-            request["from_checkpoint_id"] = json!(from);
-        }
+        let request = BackupRequest {
+            description: format!("ovrun {}", catalog::point_id(self.taken_at)),
+            disks: self.sources.iter().map(|s| s.disk.id.as_str()).collect(),
+            from_checkpoint: parent.and_then(|p| p.checkpoint.as_deref()),
+        };
         let backup = self.post_backup(&request).await?;
         let ready = self.wait_ready(&backup.id).await;
         if ready.is_err()
@@ -577,48 +532,48 @@ impl Attempt<'_> {
         ready
     }
 
-    /// Polls the engine's backup until `ready` (at most [`retry::PHASE_WAIT`]).
+    /// Polls the engine's backup until it is ready (at most [`retry::PHASE_WAIT`]).
     async fn wait_ready(&self, backup: &str) -> Result<Backup, RunError> {
-        let path = format!("/vms/{}/backups/{backup}", self.vm_id);
-        let mut wait = Wait::new(
-            self.options,
-            format!("backup {backup} to be ready"),
-            retry::PHASE_WAIT,
-        );
-        loop {
-            let now: Backup = match self.client.get(&path).await {
-                Ok(now) => now,
-                Err(e) if e.is_not_found() => {
-                    return Err(RunError::Failed(format!("backup {backup} vanished")));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            match now.phase.as_deref() {
-                Some("ready") => return Ok(now),
-                Some("failed") => {
-                    return Err(RunError::Failed(format!(
-                        "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)"
-                    )));
-                }
-                phase => {
-                    wait.next(&format!("phase {}", phase.unwrap_or("unknown")))
-                        .await?
-                }
+        let what = format!("backup {backup} to reach phase {}", BackupPhase::Ready);
+        let patience = retry::stoppable(self.options, retry::PHASE_WAIT);
+        let poll = async || self.ready_backup(backup).await;
+        Ok(wait_until(&what, patience, poll).await?)
+    }
+
+    /// The engine's backup if it is ready; else its phase. A failed backup wants a full one
+    /// (a checkpoint's bitmap was lost).
+    async fn ready_backup(&self, backup: &str) -> Result<Seen<Backup>, RunError> {
+        let now = match self.client.backup(self.vm_id, backup).await {
+            Ok(now) => now,
+            Err(e) if e.is_not_found() => {
+                return Err(RunError::Failed(format!("backup {backup} vanished")));
             }
+            Err(e) => return Err(e.into()),
+        };
+        match &now.phase {
+            Some(BackupPhase::Ready) => Ok(Seen::Done(now)),
+            Some(BackupPhase::Failed) => Err(EngineError::NeedsFull {
+                reason: format!(
+                    "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)"
+                ),
+                fault: None,
+            }
+            .into()),
+            phase => Ok(Seen::Waiting(format!("phase {}", shown(phase.as_ref())))),
         }
     }
 
-    /// `POST /vms/{id}/backups`. A backup left running by an `ovrun` that was killed blocks a
-    /// new one (409 "during a backup operation"): it is finalized, and the start tried again.
-    async fn post_backup(&self, request: &Value) -> Result<Backup, RunError> {
-        let path = format!("/vms/{}/backups?require_consistency=false", self.vm_id);
-        match self.client.post(&path, request).await {
-            Err(e) if e.detail().contains("during a backup operation") => {
+    /// Starts the engine's backup. A backup left running by an `ovrun` that was killed blocks
+    /// a new one (the engine says the VM is locked by a backup): it is finalized, and the start
+    /// tried again.
+    async fn post_backup(&self, request: &BackupRequest<'_>) -> Result<Backup, RunError> {
+        match self.client.start_backup(self.vm_id, request).await {
+            Err(e @ EngineError::Locked { .. }) => {
                 let stale = finalize_stale_backups(self.client, self.vm_id, self.options).await?;
                 if stale == 0 {
                     return Err(e.into());
                 }
-                Ok(self.client.post(&path, request).await?)
+                Ok(self.client.start_backup(self.vm_id, request).await?)
             }
             other => Ok(other?),
         }
@@ -636,23 +591,21 @@ impl Attempt<'_> {
         kind: Kind,
         parent: Option<&Manifest>,
     ) -> Result<Vec<DiskEntry>, RunError> {
-        let modes: Vec<Disk> = self
-            .client
-            .get::<super::engine::Disks>(&format!(
-                "/vms/{}/backups/{}/disks",
-                self.vm_id, started.id
-            ))
-            .await?
-            .disk;
-        let mode_of: BTreeMap<&str, &str> = modes
+        let modes: Vec<Disk> = self.client.backup_disks(self.vm_id, &started.id).await?;
+        let mode_of: BTreeMap<&str, &BackupMode> = modes
             .iter()
-            .map(|d| (d.id.as_str(), d.backup_mode.as_deref().unwrap_or("full")))
+            .map(|d| {
+                (
+                    d.id.as_str(),
+                    d.backup_mode.as_ref().unwrap_or(&BackupMode::Full),
+                )
+            })
             .collect();
         let names = file_names(self.sources);
         let mut entries = Vec::new();
         for source in self.sources {
             let incremental = kind == Kind::Incremental
-                && mode_of.get(source.disk.id.as_str()) == Some(&"incremental");
+                && mode_of.get(source.disk.id.as_str()) == Some(&&BackupMode::Incremental);
             let parent_disk = parent
                 .filter(|_| incremental)
                 .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id));
@@ -674,31 +627,26 @@ impl Attempt<'_> {
         file: &str,
         parent: Option<&DiskEntry>,
     ) -> Result<DiskEntry, RunError> {
-        let size = source.disk.provisioned_size.unwrap_or(0);
+        let size = source.disk.size()?;
         let path = self.catalog.create_image(file)?;
         let backing = parent
             .map(|p| self.catalog.qemu_path(&p.file))
             .transpose()?;
         local::create(&path, size, backing.as_deref())?;
-        let transfer: ImageTransfer = self
-            .client
-            .post(
-                "/imagetransfers",
-                &json!({"disk": {"id": source.disk.id}, "backup": {"id": started.id},
-                        "direction": "download", "format": "raw",
-                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
-            )
-            .await?;
-        let href = format!("/imagetransfers/{}", transfer.id);
+        let request = TransferRequest::Download {
+            disk: &source.disk.id,
+            backup: &started.id,
+        };
+        let transfer = self.client.create_transfer(request).await?;
         let start_sums = self.parent_sums(parent, size);
-        let moved = match wait_transferring(self.client, self.options, &href).await {
+        let moved = match wait_transferring(self.client, self.options, &transfer.id).await {
             Ok(url) => {
                 self.download(&url, &path, parent.is_some(), start_sums, source)
                     .await
             }
             Err(e) => Err(e),
         };
-        let finished = finish_transfer(self.client, self.options, &href).await;
+        let finished = finish_transfer(self.client, self.options, &transfer.id).await;
         let (bytes, sums) = moved?;
         finished?;
         let blocks = file.replace(".qcow2", ".sums");
@@ -763,7 +711,7 @@ impl Attempt<'_> {
         let extents = ticket
             .extents(if incremental { "dirty" } else { "zero" })
             .await?;
-        let size = source.disk.provisioned_size.unwrap_or(0);
+        let size = source.disk.size()?;
         let (data, zeroes) = plan_reads(&extents, incremental);
         let total: u64 = data.iter().map(|e| e.length).sum();
         tracing::info!(
@@ -810,85 +758,95 @@ impl Attempt<'_> {
     }
 }
 
-/// Waits until a transfer is `transferring` (at most [`retry::PHASE_WAIT`]); its data-plane
-/// URL.
+/// Waits until image transfer `id` is transferring (at most [`retry::PHASE_WAIT`]); its
+/// data-plane URL.
 pub(crate) async fn wait_transferring(
     client: &EngineClient,
     options: &Options,
-    href: &str,
+    id: &str,
 ) -> Result<String, RunError> {
-    let mut wait = Wait::new(
-        options,
-        format!("transfer {href} to start"),
-        retry::PHASE_WAIT,
+    let what = format!(
+        "image transfer {id} to reach phase {}",
+        TransferPhase::Transferring
     );
-    loop {
-        let now: ImageTransfer = client.get(href).await?;
-        match now.phase.as_deref() {
-            Some("transferring") => {
-                return now
-                    .transfer_url
-                    .or(now.proxy_url)
-                    .ok_or_else(|| RunError::Failed(format!("transfer {href} has no URL")));
-            }
-            Some(phase @ ("initializing" | "resuming")) => {
-                wait.next(&format!("phase {phase}")).await?;
-            }
-            other => {
-                return Err(RunError::Failed(format!(
-                    "transfer {href} is {}",
-                    other.unwrap_or("in an unknown phase")
-                )));
-            }
+    let patience = retry::stoppable(options, retry::PHASE_WAIT);
+    let poll = async || open_transfer_url(client, id).await;
+    Ok(wait_until(&what, patience, poll).await?)
+}
+
+/// The data-plane URL of image transfer `id` once it is transferring; else its phase while it
+/// is still starting.
+async fn open_transfer_url(client: &EngineClient, id: &str) -> Result<Seen<String>, RunError> {
+    let now = client.transfer(id).await?;
+    match now.phase {
+        Some(TransferPhase::Transferring) => now
+            .transfer_url
+            .or(now.proxy_url)
+            .map(Seen::Done)
+            .ok_or_else(|| RunError::Failed(format!("transfer {id} has no URL"))),
+        Some(phase @ (TransferPhase::Initializing | TransferPhase::Resuming)) => {
+            Ok(Seen::Waiting(format!("phase {phase}")))
         }
+        Some(other) => Err(RunError::Failed(format!("transfer {id} is {other}"))),
+        None => Err(RunError::Failed(format!(
+            "transfer {id} is in an unknown phase"
+        ))),
     }
 }
 
-/// Finalizes a transfer (retried: [`retry::action`]) and waits for `finished_success` (an
-/// upload's disk is then checked by the engine; a download changes nothing). A finalize whose
-/// answer was lost but which the engine did carry out is seen in the phase and is fine.
+/// Finalizes image transfer `id` (retried by the engine operation) and waits for
+/// `finished_success` (an upload's disk is then checked by the engine; a download changes
+/// nothing). A finalize whose answer was lost but which the engine did carry out is seen in
+/// the phase and is fine.
 pub(crate) async fn finish_transfer(
     client: &EngineClient,
     options: &Options,
-    href: &str,
+    id: &str,
 ) -> Result<(), RunError> {
-    let asked = retry::action(client, &format!("{href}/finalize")).await;
+    let asked = client.finalize_transfer(id).await;
     if let Err(e) = &asked {
-        tracing::warn!("finalizing {href}: {e}");
+        tracing::warn!("finalizing transfer {id}: {e}");
     }
-    let why = |phase: &str| match &asked {
-        Err(e) => format!("transfer {href} is {phase}: finalizing it failed: {e}"),
+    let what = format!(
+        "image transfer {id} to reach phase {}",
+        TransferPhase::FinishedSuccess
+    );
+    let patience = retry::unstoppable(options, retry::PHASE_WAIT);
+    let poll = async || transfer_end(client, id, &asked).await;
+    Ok(wait_until(&what, patience, poll).await?)
+}
+
+/// Whether image transfer `id` ended well, failed, or still runs (after its finalize was
+/// `asked`).
+async fn transfer_end(
+    client: &EngineClient,
+    id: &str,
+    asked: &Result<(), EngineError>,
+) -> Result<Seen<()>, RunError> {
+    let phase = match client.transfer(id).await {
+        Ok(t) => t.phase,
+        Err(e) if e.is_not_found() => return Ok(Seen::Done(())),
+        Err(e) if e.is_transient() => return Ok(Seen::Waiting(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    match phase {
+        Some(TransferPhase::FinishedSuccess) => Ok(Seen::Done(())),
+        Some(p) if p.is_unsuccessful_end() => Err(RunError::Failed(ended_why(id, &p, asked))),
+        Some(p @ TransferPhase::Transferring) if asked.is_err() => {
+            Err(RunError::Failed(ended_why(id, &p, asked)))
+        }
+        p => Ok(Seen::Waiting(format!("phase {}", shown(p.as_ref())))),
+    }
+}
+
+/// Why a transfer ended in `phase` instead of succeeding.
+fn ended_why(id: &str, phase: &TransferPhase, asked: &Result<(), EngineError>) -> String {
+    match asked {
+        Err(e) => format!("transfer {id} is {phase}: finalizing it failed: {e}"),
         Ok(()) => format!(
-            "transfer {href} ended {phase} (the engine cancels a transfer whose client is idle \
+            "transfer {id} ended {phase} (the engine cancels a transfer whose client is idle \
              longer than its inactivity_timeout, or whose disk failed its check)"
         ),
-    };
-    let mut wait = Wait::new(
-        options,
-        format!("transfer {href} to finish"),
-        retry::PHASE_WAIT,
-    )
-    .unstoppable();
-    loop {
-        let last = match client.get::<ImageTransfer>(href).await {
-            Ok(t) => {
-                let phase = t.phase.unwrap_or_default();
-                if phase == "finished_success" {
-                    return Ok(());
-                }
-                if phase.starts_with("finished") || phase.starts_with("cancelled") {
-                    return Err(RunError::Failed(why(&phase)));
-                }
-                if asked.is_err() && phase == "transferring" {
-                    return Err(RunError::Failed(why(&phase)));
-                }
-                format!("phase {phase}")
-            }
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) if retry::is_transient(&e) => e.to_string(),
-            Err(e) => return Err(e.into()),
-        };
-        wait.next(&last).await?;
     }
 }
 
@@ -899,11 +857,11 @@ async fn finalize_stale_backups(
     vm_id: &str,
     options: &Options,
 ) -> Result<usize, RunError> {
-    let all: super::engine::Backups = client.get(&format!("/vms/{vm_id}/backups")).await?;
-    let stale: Vec<Backup> = all
-        .backup
+    let stale: Vec<Backup> = client
+        .backups(vm_id)
+        .await?
         .into_iter()
-        .filter(|b| !matches!(b.phase.as_deref(), Some("succeeded" | "failed")))
+        .filter(|b| !b.phase.as_ref().is_some_and(BackupPhase::has_ended))
         .filter(|b| {
             b.description
                 .as_deref()
@@ -922,7 +880,7 @@ async fn finalize_stale_backups(
     Ok(stale.len())
 }
 
-/// Finalizes an engine backup (retried: [`retry::action`]) and waits for `succeeded`; the
+/// Finalizes an engine backup (retried by the engine operation) and waits for `succeeded`; the
 /// checkpoint it created. A finalize whose answer was lost but which the engine did carry out
 /// is seen in the phase, so a backup that was read completely is kept.
 async fn finalize_backup(
@@ -931,51 +889,56 @@ async fn finalize_backup(
     backup: &str,
     options: &Options,
 ) -> Result<Option<String>, RunError> {
-    let path = format!("/vms/{vm_id}/backups/{backup}");
     let ready = client
-        .get::<Backup>(&path)
+        .backup(vm_id, backup)
         .await
         .ok()
         .and_then(|b| b.to_checkpoint_id);
-    let asked = retry::action(client, &format!("{path}/finalize")).await;
+    let asked = client.finalize_backup(vm_id, backup).await;
     if let Err(e) = &asked {
         tracing::warn!("finalizing backup {backup}: {e}");
     }
-    let mut wait = Wait::new(
-        options,
-        format!("backup {backup} to finish finalizing"),
-        retry::PHASE_WAIT,
-    )
-    .unstoppable();
-    loop {
-        let last = match client.get::<Backup>(&path).await {
-            Ok(b) if b.phase.as_deref() == Some("succeeded") => {
-                return Ok(b.to_checkpoint_id.or(ready));
-            }
-            Ok(b) if b.phase.as_deref() == Some("failed") => {
-                return Err(RunError::Failed(format!(
-                    "backup {backup} failed while finalizing"
-                )));
-            }
-            Ok(b) => {
-                let phase = b.phase.unwrap_or_default();
-                if let Err(e) = &asked
-                    && phase != "finalizing"
-                {
-                    return Err(RunError::Failed(format!(
-                        "backup {backup} is still {phase}: finalizing it failed: {e}; the next \
-                         run finalizes it (the VM's disks stay locked until then)"
-                    )));
-                }
-                format!("phase {phase}")
-            }
-            // Engines before 4.4.7 drop a finalized backup.
-            Err(e) if e.is_not_found() => return Ok(ready),
-            Err(e) if retry::is_transient(&e) => e.to_string(),
-            Err(e) => return Err(e.into()),
-        };
-        wait.next(&last).await?;
+    let what = format!("backup {backup} to finish finalizing");
+    let patience = retry::unstoppable(options, retry::PHASE_WAIT);
+    let poll = async || backup_end(client, [vm_id, backup], &asked, &ready).await;
+    Ok(wait_until(&what, patience, poll).await?)
+}
+
+/// Whether backup `[vm_id, backup]` finished finalizing (its checkpoint, else the one it had
+/// when `ready`), failed, or is still finalizing (after its finalize was `asked`).
+async fn backup_end(
+    client: &EngineClient,
+    [vm_id, backup]: [&str; 2],
+    asked: &Result<(), EngineError>,
+    ready: &Option<String>,
+) -> Result<Seen<Option<String>>, RunError> {
+    let b = match client.backup(vm_id, backup).await {
+        Ok(b) => b,
+        // Engines before 4.4.7 drop a finalized backup.
+        Err(e) if e.is_not_found() => return Ok(Seen::Done(ready.clone())),
+        Err(e) if e.is_transient() => return Ok(Seen::Waiting(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let phase = match &b.phase {
+        Some(BackupPhase::Succeeded) => {
+            return Ok(Seen::Done(b.to_checkpoint_id.or_else(|| ready.clone())));
+        }
+        Some(BackupPhase::Failed) => {
+            return Err(RunError::Failed(format!(
+                "backup {backup} failed while finalizing"
+            )));
+        }
+        phase => shown(phase.as_ref()),
+    };
+    if let Err(e) = asked
+        && b.phase != Some(BackupPhase::Finalizing)
+    {
+        return Err(RunError::Failed(format!(
+            "backup {backup} is still {phase}: finalizing it failed: {e}; the next \
+             run finalizes it (the VM's disks stay locked until then)"
+        )));
     }
+    Ok(Seen::Waiting(format!("phase {phase}")))
 }
 
 /// Extents to read, and (incremental only) dirty ranges that read as zero, to zero locally.

@@ -1,7 +1,8 @@
 //! `ovrun`'s library: what the compiled units run against the engines.
 //!
-//! - [`engine`]: the engine's REST API as a client sees it: lenient types and a client with
-//!   SSO login, re-login on 401, the engine's faults, polling.
+//! - [`engine`]: the engine's REST API as a client sees it: the session (SSO login, re-login
+//!   on 401), the wire types with an enum for every phase and status, one typed function per
+//!   operation, and the one bounded poll, `wait_until`.
 //! - [`imageio`]: the ovirt-imageio data plane: extents, ranged reads, writes.
 //! - [`local`]: local qcow2 images written through `qemu-nbd`.
 //! - [`catalog`]: the backup directory: points, manifests, the checkpoints file, the VM lock.
@@ -9,7 +10,8 @@
 //! - [`blocksum`]: content checksums as imageio computes them, block by block.
 //! - [`restore`]: one restore into the DR engine (policy.md section 5), and `merge`.
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
-//! - `retry`: finalize and cancel retried with a bounded backoff; every poll bounded.
+//! - `retry`: how long a phase is waited for, and a run's side of `wait_until` (its pace, its
+//!   stop flag, its errors).
 
 pub mod backup;
 pub mod blocksum;
