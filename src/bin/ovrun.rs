@@ -827,11 +827,12 @@ fn due_verdict(
     path: &Path,
     at: DateTime<Utc>,
 ) -> Result<ovbackup::plan::schedule::Due, Failure> {
+    let zone = config.zone();
     let calendar = config
-        .calendar()
+        .calendar(zone)
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
     let superset = config
-        .guard_calendar()
+        .guard_calendar(zone)
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
     Ok(due(&calendar, superset.as_ref(), at))
 }

@@ -46,7 +46,8 @@ pub struct RunnerConfig {
     pub checkpoints_file: String,
     /// The normalized schedule (modern policy form).
     pub schedule: RunnerSchedule,
-    /// The IANA zone of the schedule; `null` = the host's local time ([`RunnerConfig::zone`]).
+    /// The IANA zone of the schedule; `null` = the host's local time (`RunnerConfig::zone`, in
+    /// src/host.rs, resolves it).
     #[serde(default, with = "zone_name")]
     pub timezone: Option<Tz>,
     /// When the units fire on a superset of the schedule: that superset (modern policy form,
@@ -153,26 +154,20 @@ impl RunnerConfig {
         Ok(config)
     }
 
-    /// The zone the schedule and the retention's days are counted in: the config's own, else
-    /// the host's.
-    pub fn zone(&self) -> Tz {
-        crate::host::schedule_zone(self.timezone)
-    }
-
-    /// The schedule's calendar, in [`RunnerConfig::zone`].
+    /// The schedule's calendar in `zone` (`RunnerConfig::zone`, which src/host.rs defines:
+    /// its fallback is the host's zone, and this core reads nothing from the host).
     ///
     /// # Errors
     /// None for a config read by [`RunnerConfig::from_json`], which checks the cron expression.
-    pub fn calendar(&self) -> Result<Calendar, CronProblem> {
-        Calendar::new(self.schedule.schedule(), self.zone())
+    pub fn calendar(&self, zone: Tz) -> Result<Calendar, CronProblem> {
+        Calendar::new(self.schedule.schedule(), zone)
     }
 
-    /// The due guard's calendar, in [`RunnerConfig::zone`].
+    /// The due guard's calendar in `zone`.
     ///
     /// # Errors
     /// As [`RunnerConfig::calendar`].
-    pub fn guard_calendar(&self) -> Result<Option<Calendar>, CronProblem> {
-        let zone = self.zone();
+    pub fn guard_calendar(&self, zone: Tz) -> Result<Option<Calendar>, CronProblem> {
         let guard = self.due_guard.as_ref();
         guard.map(|g| Calendar::new(g.schedule(), zone)).transpose()
     }
@@ -408,12 +403,9 @@ mod tests {
 
     use super::*;
 
+    /// A runner config of the committed bundle.
     fn config_text() -> String {
-        fs_err::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/out/runner/billing01.json"
-        ))
-        .expect("the committed bundle")
+        include_str!("../../out/runner/billing01.json").to_owned()
     }
 
     #[test]
@@ -434,7 +426,7 @@ mod tests {
     fn a_bad_field_is_named() {
         let text = config_text();
         let config = RunnerConfig::from_json(&text).expect("reads");
-        assert_eq!(config.zone(), chrono_tz::Europe::Lisbon);
+        assert_eq!(config.timezone, Some(chrono_tz::Europe::Lisbon));
         for (from, to, field) in [
             ("\"monthly\"", "\"yearly\"", "backup.full_backup_frequency"),
             ("\"sunday\"", "\"Sunday\"", "backup.full_backup_day"),
