@@ -12,10 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ovbackup::cli::{SelfDescription, instant};
-use ovbackup::host;
 use ovbackup::plan::retention::Keep;
 use ovbackup::plan::runner::{EngineAccess, RunnerConfig};
-use ovbackup::plan::schedule::{Calendar, due};
+use ovbackup::plan::schedule::due;
 use ovbackup::run::catalog::{Catalog, CatalogError};
 use ovbackup::run::cert::CertError;
 use ovbackup::run::merge::{self, MergeError};
@@ -592,16 +591,7 @@ fn warn_if_ca_expires(config: &RunnerConfig) {
 
 fn prune_command(path: &Path, dry_run: bool, lock_wait: Duration) -> Outcome {
     let config = load(path)?;
-    let zone = match config.timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
-        Some(Ok(zone)) => zone,
-        Some(Err(_)) => {
-            return Err(Failure::config(format!(
-                "{}: unknown time zone",
-                path.display()
-            )));
-        }
-        None => host::zone(),
-    };
+    let zone = config.zone();
     let catalog = open_catalog(&config)?;
     let _lock = catalog.lock(lock_wait)?;
     let verdict = catalog.prune(&config.retention, zone, Utc::now(), dry_run)?;
@@ -854,7 +844,7 @@ fn load(path: &Path) -> Result<RunnerConfig, Failure> {
             "{e}\nhelp: give the runner config `ovplan build` wrote for the VM"
         ))
     })?;
-    serde_json::from_str(&text).map_err(|e| {
+    RunnerConfig::from_json(&text).map_err(|e| {
         Failure::config(format!(
             "{}: not a runner config: {e}\nhelp: rebuild the bundle with `ovplan build`",
             path.display()
@@ -868,16 +858,12 @@ fn due_verdict(
     path: &Path,
     at: DateTime<Utc>,
 ) -> Result<ovbackup::plan::schedule::Due, Failure> {
-    let zone = host::schedule_zone(config.timezone.as_deref());
-    let (schedule, guard) = config
-        .schedule()
-        .and_then(|s| Ok((s, config.guard()?)))
-        .map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
-    let calendar = Calendar::new(&schedule, zone)
+    let zone = config.zone();
+    let calendar = config
+        .calendar(zone)
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
-    let superset = guard
-        .map(|g| Calendar::new(&g, zone))
-        .transpose()
+    let superset = config
+        .guard_calendar(zone)
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
     Ok(due(&calendar, superset.as_ref(), at))
 }

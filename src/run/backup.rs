@@ -210,14 +210,7 @@ fn export_checkpoint(config: &RunnerConfig, manifest: &Manifest) {
 /// Retention after a successful backup; a failure to prune is logged, not fatal (the backup
 /// is good, and the next run prunes again).
 fn prune_after_backup(config: &RunnerConfig, catalog: &Catalog) -> Vec<String> {
-    let zone = match zone_of(config) {
-        Ok(zone) => zone,
-        Err(e) => {
-            tracing::warn!("not pruning: {e}");
-            return Vec::new();
-        }
-    };
-    match catalog.prune(&config.retention, zone, Utc::now(), false) {
+    match catalog.prune(&config.retention, config.zone(), Utc::now(), false) {
         Ok(verdict) => {
             for id in &verdict.delete {
                 tracing::info!(point = %id, "pruned by retention");
@@ -402,10 +395,8 @@ async fn choose_kind<'p>(
     sources: &[Source],
     at: DateTime<Utc>,
 ) -> Result<(Kind, String, Option<&'p Manifest>), RunError> {
-    let policy = config
-        .full_policy()
-        .map_err(|e| RunError::Config(e.to_string()))?;
-    let zone = zone_of(config)?;
+    let policy = config.full_policy();
+    let zone = config.zone();
     if options.force_full {
         return Ok((Kind::Full, "--full was given".into(), None));
     }
@@ -423,15 +414,6 @@ async fn choose_kind<'p>(
     let (kind, reason) = decide(&policy, zone, at, chain);
     let parent = (kind == Kind::Incremental).then_some(last);
     Ok((kind, describe(reason), parent))
-}
-
-fn zone_of(config: &RunnerConfig) -> Result<chrono_tz::Tz, RunError> {
-    match &config.timezone {
-        Some(name) => name
-            .parse()
-            .map_err(|_| RunError::Config(format!("unknown time zone {name}"))),
-        None => Ok(crate::host::zone()),
-    }
 }
 
 fn describe(reason: Reason) -> String {

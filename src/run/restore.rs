@@ -846,7 +846,7 @@ impl Job<'_> {
                 .get(restored.source_id.as_str())
                 .is_some_and(|d| d.bootable)
                 || (!any_bootable && index == 0);
-            let interface = &self.restore.disk_interface;
+            let interface = self.restore.disk_interface.as_str();
             self.client
                 .attach_disk(&vm.id, &restored.disk_id, interface, bootable)
                 .await?;
