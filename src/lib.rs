@@ -7,6 +7,7 @@
 pub mod fsutil;
 pub mod host;
 pub mod plan;
+pub mod qemu;
 pub mod report;
 pub mod run;
 pub mod sim;

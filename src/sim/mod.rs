@@ -6,13 +6,14 @@
 //! its control port. The REST control plane (the engine's API) is built on top of it.
 //!
 //! - [`pki`]: the simulator's CA and the daemon's server certificate, made at first start.
-//! - [`process`]: child processes that are stopped when their handle is dropped.
 //! - [`imageio`]: the `ovirt-imageio` daemon and its tickets.
-//! - [`nbd`]: `qemu-nbd` exports of a disk.
 //! - [`disk`]: disks, guest writes, checkpoints, and the point-in-time view a backup reads.
 //! - [`api`], [`body`], [`xml`]: the REST control plane's login, representations and faults.
 //! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources.
 //! - [`faults`]: fault injection and guest activity for tests and drills.
+//!
+//! The qemu tools it runs (`qemu-img`, `qemu-io`, `qemu-nbd`, supervised processes) live in
+//! [`crate::qemu`], which the executor uses too.
 
 pub mod api;
 pub mod backups;
@@ -22,9 +23,7 @@ pub mod faults;
 pub mod imageio;
 pub mod inventory;
 pub mod jobs;
-pub mod nbd;
 pub mod pki;
-pub mod process;
 pub mod resources;
 pub mod server;
 pub mod snapshots;
@@ -45,6 +44,9 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// A qemu tool failed, or a supervised program did not come up.
+    #[error(transparent)]
+    Qemu(#[from] crate::qemu::QemuError),
     /// A helper program did not come up.
     #[error("{program} did not start: {why}")]
     Start {

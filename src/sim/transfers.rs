@@ -30,7 +30,7 @@ use super::body::{Body, Number, Reference};
 use super::disk::DiskImage;
 use super::imageio::{Imageio, Ticket};
 use super::inventory::Inventory;
-use super::nbd::{ExportOptions, NbdExport};
+use crate::qemu::nbd::{ExportOptions, NbdExport};
 
 /// The data plane the transfers use.
 #[derive(Debug)]
