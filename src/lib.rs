@@ -10,4 +10,5 @@ pub mod plan;
 pub mod qemu;
 pub mod report;
 pub mod run;
+#[cfg(feature = "sim")]
 pub mod sim;
