@@ -8,7 +8,11 @@
 //! - [`pki`]: the simulator's CA and the daemon's server certificate, made at first start.
 //! - [`imageio`]: the `ovirt-imageio` daemon and its tickets.
 //! - [`disk`]: disks, guest writes, checkpoints, and the point-in-time view a backup reads.
-//! - [`api`], [`body`], [`xml`]: the REST control plane's login, representations and faults.
+//! - [`state`]: the engine's state (users and tokens, inventory, faults, jobs, the transfers'
+//!   data plane), which knows no route.
+//! - [`api`]: the REST control plane assembled from the routes below and its middleware.
+//! - [`login`]: SSO tokens, logout, the CA, the API root and the login check.
+//! - [`reply`], [`body`], [`xml`]: answers (JSON or XML, faults), request bodies, XML.
 //! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources.
 //! - [`faults`]: fault injection and guest activity for tests and drills.
 //!
@@ -23,10 +27,13 @@ pub mod faults;
 pub mod imageio;
 pub mod inventory;
 pub mod jobs;
+pub mod login;
 pub mod pki;
+pub mod reply;
 pub mod resources;
 pub mod server;
 pub mod snapshots;
+pub mod state;
 pub mod transfers;
 pub mod vms;
 pub mod xml;

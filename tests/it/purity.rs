@@ -137,3 +137,50 @@ fn the_simulator_dependencies_need_the_sim_feature() {
         );
     }
 }
+
+/// `text` without its comment lines (a doc may name the routes that use a module).
+fn code_lines(text: &str) -> String {
+    let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
+    code.collect::<Vec<_>>().join("\n")
+}
+
+/// The simulator's routes depend on the engine's state and not the other way round: nothing
+/// under `src/sim/state` (nor the answers in `reply.rs`) names `api` or a route module.
+#[test]
+fn the_simulator_state_knows_no_route() {
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim");
+    let routes = [
+        "api",
+        "login",
+        "resources",
+        "transfers",
+        "backups",
+        "vms",
+        "snapshots",
+        "jobs",
+        "faults",
+    ];
+    let mut files = rust_files(&sim.join("state"));
+    files.push(sim.join("reply.rs"));
+    let mut found = Vec::new();
+    for path in files {
+        let text = code_lines(&std::fs::read_to_string(&path).expect("source"));
+        // From state/mod.rs and reply.rs, `super::` is `sim`; from state/*.rs, `super::super::`.
+        let parent = if path.ends_with("state/mod.rs") || path.ends_with("reply.rs") {
+            "super::"
+        } else {
+            "super::super::"
+        };
+        for route in routes {
+            for prefix in ["crate::sim::", parent] {
+                if names_module(&text, &format!("{prefix}{route}")) {
+                    found.push(format!("{}: {prefix}{route}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the engine state imports routes: {found:?}"
+    );
+}
