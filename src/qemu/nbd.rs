@@ -56,29 +56,7 @@ impl NbdExport {
         let ready = socket.with_extension("pid");
         let _ = fs_err::remove_file(socket);
         let _ = fs_err::remove_file(&ready);
-        let mut command = Command::new("qemu-nbd");
-        command.arg(format!("--socket={}", socket.display()));
-        command.arg(format!("--pid-file={}", ready.display()));
-        if !options.exit_with_last_client {
-            command.arg("--persistent");
-        }
-        command.args(["--shared=8", "--export-name=", "--format=qcow2"]);
-        if options.read_only {
-            command.arg("--read-only");
-        }
-        if options.detect_zeroes {
-            command.arg("--detect-zeroes=on");
-        }
-        if options.direct_io {
-            command.args(["--cache=none", "--aio=native"]);
-        }
-        if let Some(bitmap) = &options.bitmap {
-            command.arg(format!("--bitmap={bitmap}"));
-        }
-        command.arg(image);
-        if options.die_with_owner {
-            die_with_parent(&mut command);
-        }
+        let mut command = qemu_nbd(image, socket, &ready, options);
         let mut process = Supervised::spawn("qemu-nbd", &mut command, log)?;
         wait_until(
             &mut process,
@@ -101,6 +79,34 @@ impl NbdExport {
     pub fn stop(mut self) {
         self.process.stop();
     }
+}
+
+/// The `qemu-nbd` command line for `options`, writing its pid to `ready` once it listens.
+fn qemu_nbd(image: &Path, socket: &Path, ready: &Path, options: &ExportOptions) -> Command {
+    let mut command = Command::new("qemu-nbd");
+    command.arg(format!("--socket={}", socket.display()));
+    command.arg(format!("--pid-file={}", ready.display()));
+    if !options.exit_with_last_client {
+        command.arg("--persistent");
+    }
+    command.args(["--shared=8", "--export-name=", "--format=qcow2"]);
+    if options.read_only {
+        command.arg("--read-only");
+    }
+    if options.detect_zeroes {
+        command.arg("--detect-zeroes=on");
+    }
+    if options.direct_io {
+        command.args(["--cache=none", "--aio=native"]);
+    }
+    if let Some(bitmap) = &options.bitmap {
+        command.arg(format!("--bitmap={bitmap}"));
+    }
+    command.arg(image);
+    if options.die_with_owner {
+        die_with_parent(&mut command);
+    }
+    command
 }
 
 /// Makes the child receive SIGTERM when the spawning thread ends, and refuse to start if its

@@ -34,14 +34,16 @@ struct TokenRequest {
     password: Option<String>,
 }
 
+/// The SSO's refusal: 400 with its error code and text.
+fn refuse(code: &str, text: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error_code": code, "error": text})),
+    )
+        .into_response()
+}
+
 async fn token(State(engine): State<Arc<Engine>>, Form(request): Form<TokenRequest>) -> Response {
-    let refuse = |code: &str, text: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error_code": code, "error": text})),
-        )
-            .into_response()
-    };
     if request.grant_type.as_deref() != Some("password") {
         return refuse("unsupported_grant_type", "The grant type is not supported.");
     }

@@ -69,10 +69,16 @@ pub async fn faults_as_asked(
     if bytes.is_empty() {
         return Response::from_parts(parts, axum::body::Body::empty());
     }
-    let fault = match serde_json::from_slice::<Value>(&bytes) {
+    xml_fault(status, is_json, &bytes)
+}
+
+/// An error body as the engine's XML: a JSON fault (or action) document as it is, any other
+/// body as the `detail` of a fault with the status's reason.
+fn xml_fault(status: StatusCode, is_json: bool, bytes: &[u8]) -> Response {
+    let fault = match serde_json::from_slice::<Value>(bytes) {
         Ok(value) if is_json => value,
         _ => json!({"reason": status.canonical_reason().unwrap_or("Error"),
-                    "detail": String::from_utf8_lossy(&bytes)}),
+                    "detail": String::from_utf8_lossy(bytes)}),
     };
     let tag = if fault.get("fault").is_some() {
         "action"
