@@ -8,6 +8,8 @@ pub mod cli;
 pub mod fsutil;
 pub mod host;
 pub mod plan;
+pub mod qemu;
 pub mod report;
 pub mod run;
+#[cfg(feature = "sim")]
 pub mod sim;
