@@ -10,4 +10,6 @@ for tool in qemu-img qemu-nbd qemu-io; do
 done
 "$python" -c 'import ovirt_imageio.client' 2> /dev/null \
   || { echo "ovirt-imageio missing from .venv: run scripts/setup.sh" >&2; exit 2; }
-cargo build --release --quiet --bin ovrun --bin ovsim
+# Two builds: ovrun as shipped (without the simulator), then ovsim with the `sim` feature.
+cargo build --release --quiet --bin ovrun
+cargo build --release --quiet --features sim --bin ovsim

@@ -27,6 +27,8 @@ done
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 # pgrep and pkill: tests check that no qemu-nbd outlives its owner.
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+# man: the tests render the binaries' manual pages with `man -l`.
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

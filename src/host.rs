@@ -2,6 +2,8 @@
 
 use chrono_tz::Tz;
 
+use crate::plan::runner::RunnerConfig;
+
 /// The host's time zone: `TZ` when set to an IANA name, else the system's zone, else UTC.
 pub fn zone() -> Tz {
     let from_env = std::env::var("TZ")
@@ -16,9 +18,12 @@ pub fn zone() -> Tz {
         .unwrap_or(Tz::UTC)
 }
 
-/// The zone of a schedule: its own, else the host's.
-pub fn schedule_zone(schedule_zone: Option<&str>) -> Tz {
-    schedule_zone
-        .and_then(|z| z.parse().ok())
-        .unwrap_or_else(zone)
+// Defined here, not beside the type in src/plan: the fallback reads the host, and the plan
+// core reads nothing from it.
+impl RunnerConfig {
+    /// The zone the VM's schedule and retention days are counted in: the config's own
+    /// (checked when the file was read), else the host's. The one way `ovrun` gets a zone.
+    pub fn zone(&self) -> Tz {
+        self.timezone.unwrap_or_else(zone)
+    }
 }

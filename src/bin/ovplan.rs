@@ -1,12 +1,14 @@
-//! `ovplan`: the policy compiler's command line. Parses arguments, reads the file, calls the
-//! pure core in `ovbackup::plan`, prints, and maps the outcome to an exit code.
+//! `ovplan`: the policy compiler's command line. `main` parses the arguments (clap) and calls
+//! [`run`], which reads the file, calls the pure core in `ovbackup::plan` and prints; a
+//! [`Failure`] is the one way a command fails, with its exit code.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use ovbackup::cli::{SelfDescription, instant};
 use ovbackup::plan::compile::{self, BuildOptions, Targets};
 use ovbackup::plan::model::Policy;
 use ovbackup::plan::{self, Checked, source::Source};
@@ -19,6 +21,35 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit codes: 0 valid (warnings allowed), 1 invalid or stale, 2 usage or I/O error.
 const INVALID: u8 = 1;
 const USAGE_OR_IO: u8 = 2;
+
+/// Why a command did not succeed: its exit code, and the message to print after `error: `
+/// (`None` when the diagnostics said it already).
+struct Failure {
+    code: u8,
+    message: Option<String>,
+}
+
+impl Failure {
+    /// A usage or I/O problem (exit 2).
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: USAGE_OR_IO,
+            message: Some(message.into()),
+        }
+    }
+
+    /// Prints the message, if any, and gives the exit code.
+    fn report(self) -> ExitCode {
+        if let Some(message) = self.message {
+            eprintln!("error: {message}");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// What a command gives: an exit code (0, or 1 when it found the policy invalid, the bundle
+/// stale or a change, which its output says), or a failure.
+type Outcome = Result<ExitCode, Failure>;
 
 #[derive(Parser)]
 #[command(
@@ -57,8 +88,8 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         count: usize,
         /// Start after this instant (RFC 3339); default now.
-        #[arg(long)]
-        from: Option<String>,
+        #[arg(long, value_parser = instant)]
+        from: Option<DateTime<Utc>>,
     },
     /// Compile the policy into systemd units, a cron file, runner configs and a compose bundle.
     Build {
@@ -90,9 +121,11 @@ enum Command {
         /// The policy after.
         new: PathBuf,
         /// Compare next runs after this instant (RFC 3339); default now.
-        #[arg(long)]
-        from: Option<String>,
+        #[arg(long, value_parser = instant)]
+        from: Option<DateTime<Utc>>,
     },
+    #[command(flatten)]
+    SelfDescription(SelfDescription),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -117,6 +150,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { USAGE_OR_IO } else { 0 });
         }
     };
+    run(cli).unwrap_or_else(Failure::report)
+}
+
+/// Runs the command line's command.
+///
+/// # Errors
+/// The command failed; the [`Failure`] says how to exit.
+fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Validate { file, format } => validate(&file, format),
         Command::Normalize { file } => normalize(&file),
@@ -125,7 +166,7 @@ fn main() -> ExitCode {
             vm,
             count,
             from,
-        } => next(&file, &vm, count, from.as_deref()),
+        } => next(&file, &vm, count, from),
         Command::Build {
             file,
             out,
@@ -142,17 +183,20 @@ fn main() -> ExitCode {
             options.log_dir = log_dir;
             build(&file, &out, &options, check)
         }
-        Command::Diff { old, new, from } => diff(&old, &new, from.as_deref()),
+        Command::Diff { old, new, from } => diff(&old, &new, from),
+        Command::SelfDescription(what) => what
+            .run(Cli::command())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| Failure::usage(e.to_string())),
     }
 }
 
-fn read(file: &PathBuf) -> Result<Source, ExitCode> {
+fn read(file: &PathBuf) -> Result<Source, Failure> {
     match fs_err::read_to_string(file) {
         Ok(text) => Ok(Source::new(file.display().to_string(), text)),
-        Err(e) => {
-            eprintln!("error: {e}\nhelp: give the path of a readable policy file (variables.json)");
-            Err(ExitCode::from(USAGE_OR_IO))
-        }
+        Err(e) => Err(Failure::usage(format!(
+            "{e}\nhelp: give the path of a readable policy file (variables.json)"
+        ))),
     }
 }
 
@@ -169,11 +213,8 @@ fn exit_for(checked: &Checked) -> ExitCode {
     }
 }
 
-fn validate(file: &PathBuf, format: Format) -> ExitCode {
-    let source = match read(file) {
-        Ok(source) => source,
-        Err(code) => return code,
-    };
+fn validate(file: &PathBuf, format: Format) -> Outcome {
+    let source = read(file)?;
     let checked = plan::check(&source);
     match format {
         Format::Human => eprint!(
@@ -187,24 +228,21 @@ fn validate(file: &PathBuf, format: Format) -> ExitCode {
         ),
         Format::Json => print!("{}", report::json(&checked.diagnostics)),
     }
-    exit_for(&checked)
+    Ok(exit_for(&checked))
 }
 
-fn normalize(file: &PathBuf) -> ExitCode {
-    let policy = match load(file) {
-        Ok(policy) => policy,
-        Err(code) => return code,
-    };
+fn normalize(file: &PathBuf) -> Outcome {
+    let policy = load(file)?;
     let modern = plan::normalize::to_json(&policy);
     println!(
         "{}",
         serde_json::to_string_pretty(&modern).expect("a JSON value serializes")
     );
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads and checks a policy; prints its diagnostics (warnings too) to stderr.
-fn load(file: &PathBuf) -> Result<Policy, ExitCode> {
+fn load(file: &PathBuf) -> Result<Policy, Failure> {
     let source = read(file)?;
     let checked = plan::check(&source);
     if !checked.diagnostics.is_empty() {
@@ -218,33 +256,26 @@ fn load(file: &PathBuf) -> Result<Policy, ExitCode> {
             )
         );
     }
-    let code = exit_for(&checked);
-    checked.policy.ok_or(code)
+    let code = if checked.has_errors() { INVALID } else { 0 };
+    checked.policy.ok_or(Failure {
+        code,
+        message: None,
+    })
 }
 
-fn instant(from: Option<&str>) -> Result<DateTime<Utc>, ExitCode> {
-    match from {
-        None => Ok(Utc::now()),
-        Some(text) => DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
-            eprintln!("error: --from `{text}` is not an RFC 3339 instant: {e}\nhelp: write e.g. 2026-01-31T02:00:00+01:00");
-            ExitCode::from(USAGE_OR_IO)
-        }),
-    }
-}
-
-fn next(file: &PathBuf, vm: &str, count: usize, from: Option<&str>) -> ExitCode {
-    let (policy, from) = match (load(file), instant(from)) {
-        (Ok(policy), Ok(from)) => (policy, from),
-        (Err(code), _) | (_, Err(code)) => return code,
-    };
+fn next(file: &PathBuf, vm: &str, count: usize, from: Option<DateTime<Utc>>) -> Outcome {
+    let policy = load(file)?;
+    let from = from.unwrap_or_else(Utc::now);
     let Some(found) = policy.vms.iter().find(|v| v.name == vm) else {
         let names: Vec<&str> = policy.vms.iter().map(|v| v.name.as_str()).collect();
         let hint = plan::names::did_you_mean(vm, names.iter().copied()).map_or_else(
             || format!("the VMs are: {}", names.join(", ")),
             |near| format!("did you mean `{near}`?"),
         );
-        eprintln!("error: {} has no VM `{vm}`\nhelp: {hint}", file.display());
-        return ExitCode::from(USAGE_OR_IO);
+        return Err(Failure::usage(format!(
+            "{} has no VM `{vm}`\nhelp: {hint}",
+            file.display()
+        )));
     };
     if !found.enabled {
         eprintln!("VM `{vm}` is disabled (\"enabled\": false): it has no runs");
@@ -252,7 +283,7 @@ fn next(file: &PathBuf, vm: &str, count: usize, from: Option<&str>) -> ExitCode 
     for (at, kind) in plan::diff::next(found, from, host::zone(), count) {
         println!("{at} {kind}");
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 fn targets(target: Target) -> Targets {
@@ -269,92 +300,64 @@ fn targets(target: Target) -> Targets {
     }
 }
 
-fn build(file: &PathBuf, out: &std::path::Path, options: &BuildOptions, check: bool) -> ExitCode {
-    let policy = match load(file) {
-        Ok(policy) => policy,
-        Err(code) => return code,
-    };
+fn build(file: &PathBuf, out: &std::path::Path, options: &BuildOptions, check: bool) -> Outcome {
+    let policy = load(file)?;
     let bundle = match compile::compile(&policy, options) {
         Ok(bundle) => bundle,
         Err(e @ compile::CompileError::Option { .. }) => {
-            eprintln!(
-                "error: {e}\nhelp: give an absolute path in normal form, without control characters"
-            );
-            return ExitCode::from(USAGE_OR_IO);
+            return Err(Failure::usage(format!(
+                "{e}\nhelp: give an absolute path in normal form, without control characters"
+            )));
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(INVALID);
+            return Err(Failure {
+                code: INVALID,
+                message: Some(e.to_string()),
+            });
         }
     };
     if check {
         return check_bundle(out, &bundle);
     }
-    match fsutil::replace_tree(out, &bundle) {
-        Ok(()) => {
-            eprintln!("{}: wrote {} files", out.display(), bundle.len());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!(
-                "error: writing {}: {e}\nhelp: check that its parent folder exists and is writable",
-                out.display()
-            );
-            ExitCode::from(USAGE_OR_IO)
-        }
-    }
+    fsutil::replace_tree(out, &bundle).map_err(|e| {
+        Failure::usage(format!(
+            "writing {}: {e}\nhelp: check that its parent folder exists and is writable",
+            out.display()
+        ))
+    })?;
+    eprintln!("{}: wrote {} files", out.display(), bundle.len());
+    Ok(ExitCode::SUCCESS)
 }
 
-fn check_bundle(out: &std::path::Path, bundle: &compile::Bundle) -> ExitCode {
-    let existing = match fsutil::read_tree(out) {
-        Ok(tree) => tree.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("error: reading {}: {e}", out.display());
-            return ExitCode::from(USAGE_OR_IO);
-        }
-    };
-    let mut stale = false;
-    let mut paths: Vec<&String> = bundle.keys().chain(existing.keys()).collect();
-    paths.sort();
-    paths.dedup();
-    for path in paths {
-        let want = bundle.get(path).map(String::as_str);
-        let have = existing
-            .get(path)
-            .map(|b| String::from_utf8_lossy(b).into_owned());
-        if want == have.as_deref() {
-            continue;
-        }
-        stale = true;
-        let diff = similar::TextDiff::from_lines(have.as_deref().unwrap_or(""), want.unwrap_or(""));
-        let (a, b) = (format!("a/{path}"), format!("b/{path}"));
-        print!("{}", diff.unified_diff().context_radius(3).header(&a, &b));
-    }
-    if stale {
+fn check_bundle(out: &std::path::Path, bundle: &compile::Bundle) -> Outcome {
+    let existing = fsutil::read_tree(out)
+        .map_err(|e| Failure::usage(format!("reading {}: {e}", out.display())))?
+        .unwrap_or_default();
+    if let Some(diff) = plan::stale::stale_diff(bundle, &existing) {
+        print!("{diff}");
         eprintln!(
             "{} is stale: run `ovplan build` again and commit the result",
             out.display()
         );
-        ExitCode::from(INVALID)
+        Ok(ExitCode::from(INVALID))
     } else {
         eprintln!("{}: up to date", out.display());
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     }
 }
 
-fn diff(old: &PathBuf, new: &PathBuf, from: Option<&str>) -> ExitCode {
-    let (before, after, from) = match (load(old), load(new), instant(from)) {
-        (Ok(a), Ok(b), Ok(from)) => (a, b, from),
-        (Err(code), _, _) | (_, Err(code), _) | (_, _, Err(code)) => return code,
-    };
-    match plan::diff::diff(&before, &after, from, host::zone()) {
+fn diff(old: &PathBuf, new: &PathBuf, from: Option<DateTime<Utc>>) -> Outcome {
+    // Both are read before either fails, so that both policies' diagnostics are shown.
+    let (before, after) = (load(old), load(new));
+    let (before, after) = (before?, after?);
+    match plan::diff::diff(&before, &after, from.unwrap_or_else(Utc::now), host::zone()) {
         None => {
             eprintln!("no change");
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Some(report) => {
             print!("{report}");
-            ExitCode::from(INVALID)
+            Ok(ExitCode::from(INVALID))
         }
     }
 }

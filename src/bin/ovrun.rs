@@ -1,5 +1,7 @@
-//! `ovrun`: the executor the compiled units invoke. Parses arguments, reads the runner config
-//! and the clock once, calls the library, maps the outcome to an exit code.
+//! `ovrun`: the executor the compiled units invoke. `main` parses the arguments (clap) and calls
+//! [`run`], which reads the runner config and the clock once, calls the library (`ovbackup::run`)
+//! and gives an exit code; [`Failure`] and the [`ExitCoded`] impls are the one mapping from the
+//! library's errors to exit codes.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,20 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::{ArgGroup, Parser, Subcommand};
-use ovbackup::host;
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use ovbackup::cli::{SelfDescription, instant};
 use ovbackup::plan::retention::Keep;
 use ovbackup::plan::runner::{EngineAccess, RunnerConfig};
-use ovbackup::plan::schedule::{Calendar, due};
+use ovbackup::plan::schedule::due;
 use ovbackup::run::catalog::{Catalog, CatalogError};
 use ovbackup::run::cert::CertError;
+use ovbackup::run::merge::{self, MergeError};
 use ovbackup::run::{backup, restore};
 
 /// Exit codes (the README's table): 0 success (or due); 1 the work failed (a backup or restore
 /// failed, `verify` found damage, the engine refused or did not answer, an I/O error in the
 /// backup directory), and for `due`, not due; 2 usage or configuration (the command line, the
 /// runner config, the files it names, the engine URL); 3 another `ovrun` holds the VM; 4 stopped
-/// by a signal. [`Failure`] and its `From` impls are the one mapping from error to code.
+/// by a signal. [`Failure`] and the [`ExitCoded`] impls are the one mapping from error to code.
 const SUCCESS: u8 = 0;
 const NOT_DUE: u8 = 1;
 const FAILED: u8 = 1;
@@ -73,6 +76,21 @@ impl Failure {
     }
 }
 
+/// A library error's exit code: with the [`Failure`] it makes, the one mapping from error to
+/// exit code.
+trait ExitCoded: std::fmt::Display {
+    fn exit_code(&self) -> u8;
+}
+
+impl<E: ExitCoded> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            code: e.exit_code(),
+            message: Some(e.to_string()),
+        }
+    }
+}
+
 /// The code of a catalog error: busy 3; I/O and unreadable manifests 1; anything else (a VM
 /// name or folder the catalog refuses) is the runner config's: 2.
 fn catalog_code(e: &CatalogError) -> u8 {
@@ -98,33 +116,36 @@ fn run_code(e: &backup::RunError) -> u8 {
     }
 }
 
-impl From<CatalogError> for Failure {
-    fn from(e: CatalogError) -> Self {
-        Self {
-            code: catalog_code(&e),
-            message: Some(e.to_string()),
-        }
+impl ExitCoded for CatalogError {
+    fn exit_code(&self) -> u8 {
+        catalog_code(self)
     }
 }
 
-impl From<backup::RunError> for Failure {
-    fn from(e: backup::RunError) -> Self {
-        Self {
-            code: run_code(&e),
-            message: Some(e.to_string()),
-        }
+impl ExitCoded for backup::RunError {
+    fn exit_code(&self) -> u8 {
+        run_code(self)
     }
 }
 
-impl From<CertError> for Failure {
-    fn from(e: CertError) -> Self {
-        let code = match &e {
+impl ExitCoded for CertError {
+    fn exit_code(&self) -> u8 {
+        match self {
             CertError::ApiUrl { .. } | CertError::TrustFile { .. } => USAGE_OR_CONFIG,
             _ => FAILED,
-        };
-        Self {
-            code,
-            message: Some(e.to_string()),
+        }
+    }
+}
+
+impl ExitCoded for MergeError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            MergeError::Catalog(e) => catalog_code(e),
+            MergeError::NoPoint(e) => run_code(e),
+            MergeError::BrokenChain { .. } => FAILED,
+            MergeError::WhichDisk { .. } | MergeError::NoDisk { .. } => USAGE_OR_CONFIG,
+            MergeError::Write { source, .. } if source.is_usage() => USAGE_OR_CONFIG,
+            MergeError::Write { .. } => FAILED,
         }
     }
 }
@@ -151,17 +172,44 @@ enum CertCommand {
     /// there, the download is verified with it (renewal); else it is a first contact: compare
     /// the fingerprint with `openssl x509 -noout -fingerprint -sha256 -in
     /// /etc/pki/ovirt-engine/ca.pem` on the engine.
-    Fetch {
-        /// A runner config naming the engine.
-        #[arg(long)]
-        config: PathBuf,
-        /// `source` (production) or `target` (DR).
-        #[arg(long, value_parser = ["source", "target"])]
-        engine: String,
-        /// Write here instead of the config's `ca_file`.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Fetch(CertFetchArgs),
+}
+
+#[derive(Args)]
+struct CertFetchArgs {
+    /// A runner config naming the engine.
+    #[arg(long)]
+    config: PathBuf,
+    /// `source` (production) or `target` (DR).
+    #[arg(long, value_enum)]
+    engine: EngineSide,
+    /// Write here instead of the config's `ca_file`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Which of the runner config's engines.
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineSide {
+    Source,
+    Target,
+}
+
+impl EngineSide {
+    /// As the runner config names it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Target => "target",
+        }
+    }
+}
+
+/// How `ovrun status` prints.
+#[derive(Clone, Copy, ValueEnum)]
+enum StatusFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -172,58 +220,22 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// The start's instant (RFC 3339); default now.
-        #[arg(long)]
-        at: Option<String>,
+        #[arg(long, value_parser = instant)]
+        at: Option<DateTime<Utc>>,
     },
     /// Back up the VM now: full or incremental as the policy says, into the backup directory.
-    Backup {
-        /// The VM's runner config (written by `ovplan build`).
-        #[arg(long)]
-        config: PathBuf,
-        /// Take a full backup whatever the policy says.
-        #[arg(long)]
-        full: bool,
-        /// Back up even when this start is not due by the schedule: the compiled timers of some
-        /// schedules (monthly on the last day, n-th weekday) fire on a superset of days, and
-        /// `ovrun backup` skips the extra starts (exit 0) unless told this is a manual run.
-        #[arg(long)]
-        now: bool,
-        /// The start's instant for the due check (RFC 3339); default now. For tests and drills.
-        #[arg(long, hide = true)]
-        at: Option<String>,
-        /// Parallel connections per disk.
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
-        /// Seconds to wait for another ovrun working on the same VM.
-        #[arg(long, default_value_t = 60)]
-        lock_wait: u64,
-        /// Seconds to wait for a VM or disk locked on the engine.
-        #[arg(long, default_value_t = 600)]
-        engine_lock_wait: u64,
-    },
+    Backup(BackupArgs),
     /// Check the VM's backup points: every image (qemu-img check), chain links, sizes and
     /// checksums against the manifests. Exit 1 and a list on any damage.
-    #[command(group(ArgGroup::new("vms").required(true).args(["config", "config_dir"])))]
-    Verify {
-        /// The VM's runner config.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
-        /// compiled maintenance units); the exit code is the worst.
-        #[arg(long)]
-        config_dir: Option<PathBuf>,
-        /// Seconds to wait for another ovrun working on the same VM.
-        #[arg(long, default_value_t = 60)]
-        lock_wait: u64,
-    },
+    Verify(VerifyArgs),
     /// Per VM: the last point and its age, chain length, sizes, the last failure.
     Status {
         /// Runner configs (one per VM; repeat).
         #[arg(long = "config", required = true)]
         configs: Vec<PathBuf>,
         /// `human` or `json`.
-        #[arg(long, default_value = "human", value_parser = ["human", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+        format: StatusFormat,
         /// Also write Prometheus text format here (node_exporter's textfile collector).
         #[arg(long)]
         metrics: Option<PathBuf>,
@@ -236,67 +248,120 @@ enum Command {
     /// Restore a backup point into the DR engine as a VM (policy.md section 5). Without --point
     /// or --at: the newest point, unless the restore log says it was restored already under
     /// that name (the automatic DR unit runs this after each backup).
-    Restore {
-        /// The VM's runner config (written by `ovplan build`).
-        #[arg(long)]
-        config: PathBuf,
-        /// The point's id (as `ovrun status` and the manifests name it).
-        #[arg(long, conflicts_with = "at")]
-        point: Option<String>,
-        /// The newest point taken at or before this instant (RFC 3339).
-        #[arg(long)]
-        at: Option<String>,
-        /// The VM's name in DR instead of the configured one.
-        #[arg(long)]
-        name: Option<String>,
-        /// Check the DR engine and say what would be done; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Restore the newest point even if it was restored already.
-        #[arg(long)]
-        force: bool,
-        /// Parallel connections per disk.
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
-        /// Seconds to wait for another ovrun working on the same VM.
-        #[arg(long, default_value_t = 600)]
-        lock_wait: u64,
-    },
+    Restore(RestoreArgs),
     /// Write the chain of a point's disk as one qcow2 image, in one pass (a portable copy).
-    Merge {
-        /// The VM's runner config.
-        #[arg(long)]
-        config: PathBuf,
-        /// The point's id.
-        #[arg(long)]
-        point: String,
-        /// The disk's alias (needed when the point has several disks).
-        #[arg(long)]
-        disk: Option<String>,
-        /// The image to write.
-        #[arg(long)]
-        out: PathBuf,
-        /// Compress the image's clusters (smaller, slower to write and to read).
-        #[arg(long)]
-        compress: bool,
-    },
+    Merge(MergeArgs),
     /// Apply the VM's retention to its backup points (policy.md section 4).
-    #[command(group(ArgGroup::new("vms").required(true).args(["config", "config_dir"])))]
-    Prune {
-        /// The VM's runner config.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
-        /// compiled maintenance units); the exit code is the worst.
-        #[arg(long)]
-        config_dir: Option<PathBuf>,
-        /// Only say what would be deleted.
-        #[arg(long)]
-        dry_run: bool,
-        /// Seconds to wait for another ovrun working on the same VM.
-        #[arg(long, default_value_t = 60)]
-        lock_wait: u64,
-    },
+    Prune(PruneArgs),
+    #[command(flatten)]
+    SelfDescription(SelfDescription),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The VM's runner config (written by `ovplan build`).
+    #[arg(long)]
+    config: PathBuf,
+    /// Take a full backup whatever the policy says.
+    #[arg(long)]
+    full: bool,
+    /// Back up even when this start is not due by the schedule: the compiled timers of some
+    /// schedules (monthly on the last day, n-th weekday) fire on a superset of days, and
+    /// `ovrun backup` skips the extra starts (exit 0) unless told this is a manual run.
+    #[arg(long)]
+    now: bool,
+    /// The start's instant for the due check (RFC 3339); default now. For tests and drills.
+    #[arg(long, hide = true, value_parser = instant)]
+    at: Option<DateTime<Utc>>,
+    /// Parallel connections per disk.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Seconds to wait for another ovrun working on the same VM.
+    #[arg(long, default_value_t = 60)]
+    lock_wait: u64,
+    /// Seconds to wait for a VM or disk locked on the engine.
+    #[arg(long, default_value_t = 600)]
+    engine_lock_wait: u64,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("vms").required(true).args(["config", "config_dir"])))]
+struct VerifyArgs {
+    /// The VM's runner config.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
+    /// compiled maintenance units); the exit code is the worst.
+    #[arg(long)]
+    config_dir: Option<PathBuf>,
+    /// Seconds to wait for another ovrun working on the same VM.
+    #[arg(long, default_value_t = 60)]
+    lock_wait: u64,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The VM's runner config (written by `ovplan build`).
+    #[arg(long)]
+    config: PathBuf,
+    /// The point's id (as `ovrun status` and the manifests name it).
+    #[arg(long, conflicts_with = "at")]
+    point: Option<String>,
+    /// The newest point taken at or before this instant (RFC 3339).
+    #[arg(long, value_parser = instant)]
+    at: Option<DateTime<Utc>>,
+    /// The VM's name in DR instead of the configured one.
+    #[arg(long)]
+    name: Option<String>,
+    /// Check the DR engine and say what would be done; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Restore the newest point even if it was restored already.
+    #[arg(long)]
+    force: bool,
+    /// Parallel connections per disk.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Seconds to wait for another ovrun working on the same VM.
+    #[arg(long, default_value_t = 600)]
+    lock_wait: u64,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The VM's runner config.
+    #[arg(long)]
+    config: PathBuf,
+    /// The point's id.
+    #[arg(long)]
+    point: String,
+    /// The disk's alias (needed when the point has several disks).
+    #[arg(long)]
+    disk: Option<String>,
+    /// The image to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Compress the image's clusters (smaller, slower to write and to read).
+    #[arg(long)]
+    compress: bool,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("vms").required(true).args(["config", "config_dir"])))]
+struct PruneArgs {
+    /// The VM's runner config.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Every VM whose runner config (`*.json`) is in this folder, one after another (the
+    /// compiled maintenance units); the exit code is the worst.
+    #[arg(long)]
+    config_dir: Option<PathBuf>,
+    /// Only say what would be deleted.
+    #[arg(long)]
+    dry_run: bool,
+    /// Seconds to wait for another ovrun working on the same VM.
+    #[arg(long, default_value_t = 60)]
+    lock_wait: u64,
 }
 
 fn main() -> ExitCode {
@@ -307,98 +372,39 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { USAGE_OR_CONFIG } else { 0 });
         }
     };
-    ExitCode::from(run(cli.command).unwrap_or_else(|failure| failure.report(None)))
+    run(cli).unwrap_or_else(|failure| ExitCode::from(failure.report(None)))
 }
 
-fn run(command: Command) -> Outcome {
-    match command {
-        Command::Due { config, at } => due_command(&config, at.as_deref()),
-        Command::Backup {
-            config,
-            full,
-            now,
-            at,
-            workers,
-            lock_wait,
-            engine_lock_wait,
-        } => {
-            init_logging();
-            let options = backup::Options {
-                force_full: full,
-                workers,
-                lock_wait: Duration::from_secs(lock_wait),
-                engine_lock_wait: Duration::from_secs(engine_lock_wait),
-                progress: progress_bar(),
-                ..backup::Options::default()
-            };
-            backup_command(&config, options, now, at.as_deref())
-        }
-        Command::Restore {
-            config,
-            point,
-            at,
-            name,
-            dry_run,
-            force,
-            workers,
-            lock_wait,
-        } => {
-            init_logging();
-            let selector = match (point, at) {
-                (Some(point), _) => restore::Selector::Point(point),
-                (None, Some(at)) => restore::Selector::At(instant("--at", &at)?),
-                (None, None) => restore::Selector::Newest,
-            };
-            let request = restore::Request {
-                selector,
-                name,
-                dry_run,
-                force,
-            };
-            let options = backup::Options {
-                workers,
-                lock_wait: Duration::from_secs(lock_wait),
-                progress: progress_bar(),
-                ..backup::Options::default()
-            };
-            restore_command(&config, &options, &request)
-        }
-        Command::Merge {
-            config,
-            point,
-            disk,
-            out,
-            compress,
-        } => merge_command(&config, &point, disk.as_deref(), &out, compress),
-        Command::Prune {
-            config,
-            config_dir,
-            dry_run,
-            lock_wait,
-        } => each_config(config, config_dir, |path| {
-            prune_command(path, dry_run, Duration::from_secs(lock_wait))
+/// Runs the command line's command.
+///
+/// # Errors
+/// The command failed; the [`Failure`] says how to exit.
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let code = match cli.command {
+        Command::Due { config, at } => due_command(&config, at),
+        Command::Backup(args) => backup_command(&args),
+        Command::Restore(args) => restore_command(&args),
+        Command::Merge(args) => merge_command(&args),
+        Command::Prune(args) => each_config(args.config, args.config_dir, |path| {
+            prune_command(path, args.dry_run, Duration::from_secs(args.lock_wait))
         }),
-        Command::Verify {
-            config,
-            config_dir,
-            lock_wait,
-        } => each_config(config, config_dir, |path| {
-            verify_command(path, Duration::from_secs(lock_wait))
+        Command::Verify(args) => each_config(args.config, args.config_dir, |path| {
+            verify_command(path, Duration::from_secs(args.lock_wait))
         }),
         Command::Status {
             configs,
             format,
             metrics,
-        } => status_command(&configs, &format, metrics.as_deref()),
+        } => status_command(&configs, format, metrics.as_deref()),
         Command::Cert {
-            command:
-                CertCommand::Fetch {
-                    config,
-                    engine,
-                    out,
-                },
-        } => cert_fetch_command(&config, &engine, out),
-    }
+            command: CertCommand::Fetch(args),
+        } => cert_fetch_command(&args.config, args.engine, args.out),
+        Command::SelfDescription(what) => what
+            .run(Cli::command())
+            .map(|()| SUCCESS)
+            .map_err(|e| Failure::failed(e.to_string())),
+    }?;
+    Ok(ExitCode::from(code))
 }
 
 /// A progress bar on a terminal, unless the log is JSON.
@@ -471,13 +477,6 @@ fn worse(a: u8, b: u8) -> u8 {
     if rank(b) > rank(a) { b } else { a }
 }
 
-/// An RFC 3339 instant from an option's value.
-fn instant(option: &str, text: &str) -> Result<DateTime<Utc>, Failure> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Failure::config(format!("{option} `{text}` is not an RFC 3339 instant: {e}")))
-}
-
 fn open_catalog(config: &RunnerConfig) -> Result<Catalog, CatalogError> {
     Catalog::open(Path::new(&config.backup_directory), &config.vm)
 }
@@ -492,7 +491,7 @@ fn verify_command(path: &Path, lock_wait: Duration) -> Outcome {
     Ok(if report.is_clean() { SUCCESS } else { FAILED })
 }
 
-fn status_command(paths: &[PathBuf], format: &str, metrics: Option<&Path>) -> Outcome {
+fn status_command(paths: &[PathBuf], format: StatusFormat, metrics: Option<&Path>) -> Outcome {
     use ovbackup::run::status;
     let mut statuses = Vec::new();
     for path in paths {
@@ -500,8 +499,8 @@ fn status_command(paths: &[PathBuf], format: &str, metrics: Option<&Path>) -> Ou
         statuses.push(status::collect(&open_catalog(&config)?)?);
     }
     match format {
-        "json" => print!("{}", status::json(&statuses)),
-        _ => print!("{}", status::human(&statuses, Utc::now())),
+        StatusFormat::Json => print!("{}", status::json(&statuses)),
+        StatusFormat::Human => print!("{}", status::human(&statuses, Utc::now())),
     }
     if let Some(path) = metrics {
         status::write_metrics(&status::prometheus(&statuses), path)
@@ -510,14 +509,40 @@ fn status_command(paths: &[PathBuf], format: &str, metrics: Option<&Path>) -> Ou
     Ok(SUCCESS)
 }
 
-fn cert_fetch_command(path: &Path, engine: &str, out: Option<PathBuf>) -> Outcome {
+fn cert_fetch_command(path: &Path, engine: EngineSide, out: Option<PathBuf>) -> Outcome {
     use ovbackup::run::cert;
     let config = load(path)?;
-    let access = if engine == "source" {
-        Some(&config.source)
+    let (access, out) = cert_destination(&config, path, engine, out)?;
+    let trust = if out.exists() {
+        cert::Trust::Existing(out.clone())
     } else {
-        config.target.as_ref()
+        cert::Trust::FirstContact
     };
+    let first_contact = matches!(trust, cert::Trust::FirstContact);
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
+    let info = runtime.block_on(cert::fetch(&access.url, trust))?;
+    cert::save(&info, &out)?;
+    print_ca(&info, &out, first_contact);
+    if let Some(warning) = cert::expiry_warning(&info, Utc::now()) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(SUCCESS)
+}
+
+/// The engine `cert fetch` asks and the file its CA goes to (`--out`, else the config's
+/// `ca_file`).
+fn cert_destination<'a>(
+    config: &'a RunnerConfig,
+    path: &Path,
+    engine: EngineSide,
+    out: Option<PathBuf>,
+) -> Result<(&'a EngineAccess, PathBuf), Failure> {
+    let access = match engine {
+        EngineSide::Source => Some(&config.source),
+        EngineSide::Target => config.target.as_ref(),
+    };
+    let engine = engine.name();
     let Some(access) = access else {
         return Err(Failure::config(format!(
             "{} has no {engine} engine (only auto_restore VMs name the target)",
@@ -530,16 +555,11 @@ fn cert_fetch_command(path: &Path, engine: &str, out: Option<PathBuf>) -> Outcom
             path.display()
         )));
     };
-    let trust = if out.exists() {
-        cert::Trust::Existing(out.clone())
-    } else {
-        cert::Trust::FirstContact
-    };
-    let first_contact = matches!(trust, cert::Trust::FirstContact);
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
-    let info = runtime.block_on(cert::fetch(&access.url, trust))?;
-    cert::save(&info, &out)?;
+    Ok((access, out))
+}
+
+/// What `cert fetch` tells the operator about the CA it wrote.
+fn print_ca(info: &ovbackup::run::cert::CaInfo, out: &Path, first_contact: bool) {
     println!("subject:     {}", info.subject);
     println!(
         "expires:     {}",
@@ -553,10 +573,6 @@ fn cert_fetch_command(path: &Path, engine: &str, out: Option<PathBuf>) -> Outcom
              (openssl x509 -noout -fingerprint -sha256 -in /etc/pki/ovirt-engine/ca.pem)"
         );
     }
-    if let Some(warning) = cert::expiry_warning(&info, Utc::now()) {
-        eprintln!("warning: {warning}");
-    }
-    Ok(SUCCESS)
 }
 
 /// Warns (log) when the engine's CA expires within 30 days.
@@ -576,16 +592,7 @@ fn warn_if_ca_expires(config: &RunnerConfig) {
 
 fn prune_command(path: &Path, dry_run: bool, lock_wait: Duration) -> Outcome {
     let config = load(path)?;
-    let zone = match config.timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
-        Some(Ok(zone)) => zone,
-        Some(Err(_)) => {
-            return Err(Failure::config(format!(
-                "{}: unknown time zone",
-                path.display()
-            )));
-        }
-        None => host::zone(),
-    };
+    let zone = config.zone();
     let catalog = open_catalog(&config)?;
     let _lock = catalog.lock(lock_wait)?;
     let verdict = catalog.prune(&config.retention, zone, Utc::now(), dry_run)?;
@@ -623,16 +630,25 @@ fn init_logging() {
     }
 }
 
-fn backup_command(
-    path: &Path,
-    options: backup::Options,
-    manual: bool,
-    at: Option<&str>,
-) -> Outcome {
+/// The backup's options from its command line.
+fn backup_options(args: &BackupArgs) -> backup::Options {
+    backup::Options {
+        force_full: args.full,
+        workers: args.workers,
+        lock_wait: Duration::from_secs(args.lock_wait),
+        engine_lock_wait: Duration::from_secs(args.engine_lock_wait),
+        progress: progress_bar(),
+        ..backup::Options::default()
+    }
+}
+
+fn backup_command(args: &BackupArgs) -> Outcome {
+    init_logging();
+    let options = backup_options(args);
+    let path = args.config.as_path();
     let config = load(path)?;
-    if config.due_guard.is_some() && !manual && !options.force_full {
-        let at = at.map_or_else(|| Ok(Utc::now()), |text| instant("--at", text))?;
-        let verdict = due_verdict(&config, path, at)?;
+    if config.due_guard.is_some() && !args.now && !options.force_full {
+        let verdict = due_verdict(&config, path, args.at.unwrap_or_else(Utc::now))?;
         if !verdict.due {
             tracing::info!(vm = %config.vm, "not due, skipped: {} (--now runs it anyway)", verdict.why);
             return Ok(SUCCESS);
@@ -648,18 +664,7 @@ fn backup_command(
     )?;
     match outcome {
         Ok(outcome) => {
-            let m = &outcome.manifest;
-            let bytes: u64 = m.disks.iter().map(|d| d.bytes_transferred).sum();
-            tracing::info!(
-                vm = %m.vm,
-                point = %m.point,
-                kind = %m.kind,
-                bytes_transferred = bytes,
-                "backup point {} ({}) written: {}",
-                m.point,
-                m.kind,
-                backup::human_bytes(bytes)
-            );
+            log_backup(&outcome.manifest);
             Ok(SUCCESS)
         }
         Err(e) => {
@@ -669,7 +674,44 @@ fn backup_command(
     }
 }
 
-fn restore_command(path: &Path, options: &backup::Options, request: &restore::Request) -> Outcome {
+/// Logs the point a backup wrote.
+fn log_backup(m: &ovbackup::run::catalog::Manifest) {
+    let bytes: u64 = m.disks.iter().map(|d| d.bytes_transferred).sum();
+    tracing::info!(
+        vm = %m.vm,
+        point = %m.point,
+        kind = %m.kind,
+        bytes_transferred = bytes,
+        "backup point {} ({}) written: {}",
+        m.point,
+        m.kind,
+        backup::human_bytes(bytes)
+    );
+}
+
+fn restore_command(args: &RestoreArgs) -> Outcome {
+    init_logging();
+    let selector = match (&args.point, args.at) {
+        (Some(point), _) => restore::Selector::Point(point.clone()),
+        (None, Some(at)) => restore::Selector::At(at),
+        (None, None) => restore::Selector::Newest,
+    };
+    let request = restore::Request {
+        selector,
+        name: args.name.clone(),
+        dry_run: args.dry_run,
+        force: args.force,
+    };
+    let options = backup::Options {
+        workers: args.workers,
+        lock_wait: Duration::from_secs(args.lock_wait),
+        progress: progress_bar(),
+        ..backup::Options::default()
+    };
+    restore_point(&args.config, &options, &request)
+}
+
+fn restore_point(path: &Path, options: &backup::Options, request: &restore::Request) -> Outcome {
     let config = load(path)?;
     if let Some(target) = &config.target {
         https_only(target)?;
@@ -681,7 +723,21 @@ fn restore_command(path: &Path, options: &backup::Options, request: &restore::Re
         restore::run(&config, options, request),
     )?;
     match outcome {
-        Ok(restore::Outcome::Restored(entry)) => {
+        Ok(outcome) => {
+            report_restore(outcome);
+            Ok(SUCCESS)
+        }
+        Err(e) => {
+            tracing::error!("restore of {} failed: {e}", config.vm);
+            Err(Failure::logged(run_code(&e)))
+        }
+    }
+}
+
+/// Logs (or, for a dry run, prints) what a restore did.
+fn report_restore(outcome: restore::Outcome) {
+    match outcome {
+        restore::Outcome::Restored(entry) => {
             tracing::info!(
                 vm = %entry.vm,
                 point = %entry.point,
@@ -699,71 +755,36 @@ fn restore_command(path: &Path, options: &backup::Options, request: &restore::Re
                     .unwrap_or_default()
             );
         }
-        Ok(restore::Outcome::AlreadyRestored { point, restored_as }) => {
+        restore::Outcome::AlreadyRestored { point, restored_as } => {
             tracing::info!(
                 "point {point} is already restored in DR as {restored_as:?}; nothing to do \
                  (--force restores it again)"
             );
         }
-        Ok(restore::Outcome::Planned(steps)) => {
+        restore::Outcome::Planned(steps) => {
             println!("dry run, nothing changed; a restore would:");
             for step in steps {
                 println!("  - {step}");
             }
         }
-        Err(e) => {
-            tracing::error!("restore of {} failed: {e}", config.vm);
-            return Err(Failure::logged(run_code(&e)));
-        }
     }
-    Ok(SUCCESS)
 }
 
-fn merge_command(
-    path: &Path,
-    point: &str,
-    disk: Option<&str>,
-    out: &Path,
-    compress: bool,
-) -> Outcome {
-    let config = load(path)?;
+fn merge_command(args: &MergeArgs) -> Outcome {
+    let config = load(&args.config)?;
     let catalog = open_catalog(&config)?;
-    // Held while reading: retention after a backup must not remove the chain meanwhile.
-    let _lock = catalog.lock(Duration::from_secs(600))?;
-    let points = catalog.points()?;
-    let manifest = restore::select(&points, &restore::Selector::Point(point.to_owned()))?;
-    let chain = Catalog::chain(&points, &manifest.point);
-    if chain.first().is_none_or(|first| first.parent.is_some()) {
-        return Err(Failure::failed(format!(
-            "point {point}'s chain is broken (a parent point is missing; run `ovrun verify`): \
-             it cannot be merged"
-        )));
-    }
-    let entry = match (disk, manifest.disks.as_slice()) {
-        (None, [only]) => only,
-        (None, disks) => {
-            let aliases: Vec<&str> = disks.iter().map(|d| d.alias.as_str()).collect();
-            return Err(Failure::config(format!(
-                "point {point} has {} disks: name one with --disk ({})",
-                disks.len(),
-                aliases.join(", ")
-            )));
-        }
-        (Some(alias), disks) => disks
-            .iter()
-            .find(|d| d.alias == alias)
-            .ok_or_else(|| Failure::config(format!("point {point} has no disk {alias:?}")))?,
+    let request = merge::Request {
+        point: &args.point,
+        disk: args.disk.as_deref(),
+        out: &args.out,
+        compress: args.compress,
     };
-    let top = catalog.qemu_path(&entry.file)?;
-    restore::merge(&top, out, compress).map_err(|e| Failure {
-        code: run_code(&e),
-        message: Some(format!("merging point {point}: {e}")),
-    })?;
+    let alias = merge::merge(&catalog, &request)?;
     println!(
-        "{}: point {point} of {} (disk {}) as one qcow2 image",
-        out.display(),
+        "{}: point {} of {} (disk {alias}) as one qcow2 image",
+        args.out.display(),
+        args.point,
         config.vm,
-        entry.alias
     );
     Ok(SUCCESS)
 }
@@ -824,7 +845,7 @@ fn load(path: &Path) -> Result<RunnerConfig, Failure> {
             "{e}\nhelp: give the runner config `ovplan build` wrote for the VM"
         ))
     })?;
-    serde_json::from_str(&text).map_err(|e| {
+    RunnerConfig::from_json(&text).map_err(|e| {
         Failure::config(format!(
             "{}: not a runner config: {e}\nhelp: rebuild the bundle with `ovplan build`",
             path.display()
@@ -838,24 +859,19 @@ fn due_verdict(
     path: &Path,
     at: DateTime<Utc>,
 ) -> Result<ovbackup::plan::schedule::Due, Failure> {
-    let zone = host::schedule_zone(config.timezone.as_deref());
-    let (schedule, guard) = config
-        .schedule()
-        .and_then(|s| Ok((s, config.guard()?)))
-        .map_err(|e| Failure::config(format!("{}: {e}", path.display())))?;
-    let calendar = Calendar::new(&schedule, zone)
+    let zone = config.zone();
+    let calendar = config
+        .calendar(zone)
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
-    let superset = guard
-        .map(|g| Calendar::new(&g, zone))
-        .transpose()
+    let superset = config
+        .guard_calendar(zone)
         .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
     Ok(due(&calendar, superset.as_ref(), at))
 }
 
-fn due_command(path: &Path, at: Option<&str>) -> Outcome {
+fn due_command(path: &Path, at: Option<DateTime<Utc>>) -> Outcome {
     let config = load(path)?;
-    let at = at.map_or_else(|| Ok(Utc::now()), |text| instant("--at", text))?;
-    let verdict = due_verdict(&config, path, at)?;
+    let verdict = due_verdict(&config, path, at.unwrap_or_else(Utc::now))?;
     println!("VM {}: {}", config.vm, verdict.why);
     Ok(if verdict.due { SUCCESS } else { NOT_DUE })
 }

@@ -1,14 +1,43 @@
-//! `ovsim`: the oVirt engine simulator's command line. Parses arguments, starts the server in a
-//! tokio runtime, and runs until SIGINT or SIGTERM.
+//! `ovsim`: the oVirt engine simulator's command line. `main` parses the arguments (clap) and
+//! calls [`run`]: `serve` starts the server in a tokio runtime and runs until SIGINT or SIGTERM,
+//! `admin` sends one request to a running instance's admin endpoint. A [`Failure`] is the one
+//! way a command fails, with its exit code.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use ovbackup::cli::SelfDescription;
 use ovbackup::sim::imageio::executable;
 use ovbackup::sim::inventory::Seed;
 use ovbackup::sim::server::{ServeOptions, start};
+
+/// Exit codes: 0 success; 1 an admin request failed; 2 usage, or the server could not start.
+const ADMIN_FAILED: u8 = 1;
+const USAGE_OR_START: u8 = 2;
+
+/// Why a command did not succeed: its exit code and the message to print after `error: `.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// The server could not start (exit 2).
+    fn start(message: impl Into<String>) -> Self {
+        Self {
+            code: USAGE_OR_START,
+            message: message.into(),
+        }
+    }
+
+    /// Prints the message and gives the exit code.
+    fn report(self) -> ExitCode {
+        eprintln!("error: {}", self.message);
+        ExitCode::from(self.code)
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -24,25 +53,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the engine API over HTTPS with the simulator's own CA (made at first start).
-    Serve {
-        /// The state folder (PKI, users, disks), kept across restarts.
-        #[arg(long)]
-        state: PathBuf,
-        /// Address to listen on; port 0 picks a free one (printed).
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: SocketAddr,
-        /// Seconds an SSO token lives, so clients must log in again.
-        #[arg(long, default_value_t = 3600)]
-        token_ttl: i64,
-        /// What exists at first start: clusters, storage domains, hosts, VMs and their disks
-        /// (JSON). Ignored once the state folder holds an inventory.
-        #[arg(long)]
-        seed: Option<PathBuf>,
-        /// The ovirt-imageio daemon to run; default $OVSIM_IMAGEIO, else ./.venv/bin/ovirt-imageio
-        /// (what scripts/setup.sh installs), else ovirt-imageio on PATH.
-        #[arg(long)]
-        imageio: Option<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Inject a fault or act as a guest on a running instance (its admin endpoint), e.g.
     /// `ovsim admin --state DIR fault '{"path": "/ovirt-engine/api/vms/*", "status": 500}'`.
     Admin {
@@ -56,6 +67,29 @@ enum Command {
         #[arg(default_value = "{}")]
         request: String,
     },
+    #[command(flatten)]
+    SelfDescription(SelfDescription),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The state folder (PKI, users, disks), kept across restarts.
+    #[arg(long)]
+    state: PathBuf,
+    /// Address to listen on; port 0 picks a free one (printed).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Seconds an SSO token lives, so clients must log in again.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl: i64,
+    /// What exists at first start: clusters, storage domains, hosts, VMs and their disks
+    /// (JSON). Ignored once the state folder holds an inventory.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// The ovirt-imageio daemon to run; default $OVSIM_IMAGEIO, else ./.venv/bin/ovirt-imageio
+    /// (what scripts/setup.sh installs), else ovirt-imageio on PATH.
+    #[arg(long)]
+    imageio: Option<PathBuf>,
 }
 
 /// The admin endpoint's actions.
@@ -93,51 +127,54 @@ impl AdminAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (state, listen, token_ttl, seed, imageio) = match cli.command {
-        Command::Serve {
-            state,
-            listen,
-            token_ttl,
-            seed,
-            imageio,
-        } => (state, listen, token_ttl, seed, imageio),
+    run(cli).unwrap_or_else(Failure::report)
+}
+
+/// Runs the command line's command.
+///
+/// # Errors
+/// The command failed; the [`Failure`] says how to exit.
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
         Command::Admin {
             state,
             action,
             request,
-        } => return admin(&state, action, &request),
-    };
-    let seed = match seed.map(|path| read_seed(&path)).transpose() {
-        Ok(seed) => seed,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        } => admin(&state, action, &request),
+        Command::SelfDescription(what) => what
+            .run(Cli::command())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| Failure {
+                code: ADMIN_FAILED,
+                message: e.to_string(),
+            }),
+    }
+}
+
+/// Serves until SIGINT or SIGTERM.
+fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
+    let seed = args
+        .seed
+        .map(|path| read_seed(&path))
+        .transpose()
+        .map_err(Failure::start)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::start(format!("starting the runtime: {e}")))?;
+    let options = ServeOptions {
+        state: args.state,
+        listen: args.listen,
+        token_ttl: chrono::Duration::seconds(args.token_ttl),
+        seed,
+        imageio: Some(
+            args.imageio
+                .unwrap_or_else(|| executable(&std::env::current_dir().unwrap_or_default())),
+        ),
     };
     runtime.block_on(async {
-        let options = ServeOptions {
-            state,
-            listen,
-            token_ttl: chrono::Duration::seconds(token_ttl),
-            seed,
-            imageio: Some(
-                imageio.unwrap_or_else(|| executable(&std::env::current_dir().unwrap_or_default())),
-            ),
-        };
-        let running = match start(&options).await {
-            Ok(running) => running,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+        let running = start(&options)
+            .await
+            .map_err(|e| Failure::start(e.to_string()))?;
         println!(
             "ovsim: serving {} (CA {}, users in {})",
             running.api_url(),
@@ -146,7 +183,7 @@ fn main() -> ExitCode {
         );
         shutdown_signal().await;
         running.shutdown().await;
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     })
 }
 
@@ -164,18 +201,38 @@ async fn shutdown_signal() {
     }
 }
 
+/// A file of a running instance's state folder.
+fn read_state(state: &std::path::Path, name: &str) -> Result<String, String> {
+    fs_err::read_to_string(state.join(name)).map_err(|e| {
+        format!(
+            "{e} (is an ovsim serving with --state {}?)",
+            state.display()
+        )
+    })
+}
+
+/// A running instance's URL and its admin's password, from its state folder.
+fn admin_login(state: &std::path::Path) -> Result<(String, String), String> {
+    let url = read_state(state, "url")?;
+    let users: std::collections::HashMap<String, String> =
+        serde_json::from_str(&read_state(state, "users.json")?)
+            .map_err(|e| format!("users.json: {e}"))?;
+    let password = users
+        .get("admin@internal")
+        .ok_or("users.json has no admin@internal")?;
+    Ok((url, password.clone()))
+}
+
 /// Sends one admin request to the instance whose state folder is `state`.
-fn admin(state: &std::path::Path, action: AdminAction, request: &str) -> ExitCode {
-    match tokio::runtime::Runtime::new()
+fn admin(state: &std::path::Path, action: AdminAction, request: &str) -> Result<ExitCode, Failure> {
+    tokio::runtime::Runtime::new()
         .map_err(|e| e.to_string())
         .and_then(|runtime| runtime.block_on(send_admin(state, action, request)))
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(1)
-        }
-    }
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(|message| Failure {
+            code: ADMIN_FAILED,
+            message,
+        })
 }
 
 async fn send_admin(
@@ -183,23 +240,10 @@ async fn send_admin(
     action: AdminAction,
     request: &str,
 ) -> Result<(), String> {
-    let read = |name: &str| {
-        fs_err::read_to_string(state.join(name)).map_err(|e| {
-            format!(
-                "{e} (is an ovsim serving with --state {}?)",
-                state.display()
-            )
-        })
-    };
-    let url = read("url")?;
-    let users: std::collections::HashMap<String, String> =
-        serde_json::from_str(&read("users.json")?).map_err(|e| format!("users.json: {e}"))?;
-    let password = users
-        .get("admin@internal")
-        .ok_or("users.json has no admin@internal")?;
+    let (url, password) = admin_login(state)?;
     let body: serde_json::Value =
         serde_json::from_str(request).map_err(|e| format!("the request is not JSON: {e}"))?;
-    let ca = reqwest::Certificate::from_pem(read("pki/ca.pem")?.as_bytes())
+    let ca = reqwest::Certificate::from_pem(read_state(state, "pki/ca.pem")?.as_bytes())
         .map_err(|e| format!("pki/ca.pem: {e}"))?;
     let http = reqwest::Client::builder()
         .tls_certs_only([ca])

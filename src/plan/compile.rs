@@ -325,7 +325,7 @@ fn systemd_units(
         backup_unit => &backup_unit,
         on_calendar => on_calendar,
         guarded => guarded || config.due_guard.is_some(),
-        schedule_text => config.schedule.to_string().replace('%', "%%"),
+        schedule_text => config.schedule.to_json().to_string().replace('%', "%%"),
     };
     bundle.insert(
         format!("systemd/{backup_unit}"),

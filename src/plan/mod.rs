@@ -27,6 +27,7 @@ pub mod safety;
 pub mod schedule;
 pub mod schema;
 pub mod source;
+pub mod stale;
 
 use std::ops::Range;
 

@@ -5,6 +5,7 @@
 //! here is optional that "should be set by now".
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
+use serde::{Deserialize, Serialize};
 
 /// The default `anchor_date` of biweekly schedules and full backups.
 pub fn default_anchor() -> NaiveDate {
@@ -67,8 +68,8 @@ pub struct RestoreSettings {
     pub target_cluster_name: String,
     /// DR storage domain (required by validation when a VM restores automatically).
     pub target_storage_domain_name: Option<String>,
-    /// The engine's spelling: virtio_scsi, virtio, sata, ide, spapr_vscsi.
-    pub disk_interface: String,
+    /// How restored disks are attached.
+    pub disk_interface: DiskInterface,
     /// Restore timeout.
     pub timeout_minutes: u32,
     /// Start the VM after restoring it.
@@ -167,8 +168,56 @@ pub enum WeekOfMonth {
     Last,
 }
 
-/// How often a full backup is due (policy.md section 3, rule 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A disk interface the engine knows (API `DiskInterface`); serialized in the engine's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskInterface {
+    /// `virtio_scsi`, the default.
+    VirtioScsi,
+    /// `virtio`.
+    Virtio,
+    /// `sata`.
+    Sata,
+    /// `ide`.
+    Ide,
+    /// `spapr_vscsi`.
+    SpaprVscsi,
+}
+
+impl DiskInterface {
+    /// The engine's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskInterface::VirtioScsi => "virtio_scsi",
+            DiskInterface::Virtio => "virtio",
+            DiskInterface::Sata => "sata",
+            DiskInterface::Ide => "ide",
+            DiskInterface::SpaprVscsi => "spapr_vscsi",
+        }
+    }
+
+    /// The interface a policy names, in any case (the predecessor wrote `SATA`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "virtio_scsi" => DiskInterface::VirtioScsi,
+            "virtio" => DiskInterface::Virtio,
+            "sata" => DiskInterface::Sata,
+            "ide" => DiskInterface::Ide,
+            "spapr_vscsi" => DiskInterface::SpaprVscsi,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for DiskInterface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How often a full backup is due (policy.md section 3, rule 3); serialized as the policy's word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FullFrequency {
     /// Every run.
     Daily,

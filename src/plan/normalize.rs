@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::model::{
-    BackupSettings, Engine, FullFrequency, FullPolicy, KeepPolicy, MonthDay, Policy,
+    BackupSettings, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy, MonthDay, Policy,
     RestoreSettings, Rule, Schedule, VmPolicy, WeekOfMonth, default_anchor,
 };
 use super::names;
@@ -29,11 +29,10 @@ pub struct NormalizeError {
 }
 
 impl NormalizeError {
-    /// A runner config field that does not hold what `ovplan build` writes.
-    pub fn from_runner(what: String) -> Self {
-        gap(format!(
-            "runner config field `{what}` is not what ovplan writes"
-        ))
+    /// What did not fit, without the "internal error" framing: for a runner config, which is
+    /// read with [`schedule_from_json`] and may have been edited by hand.
+    pub fn detail(&self) -> &str {
+        &self.what
     }
 }
 
@@ -94,7 +93,8 @@ fn backup_settings(raw: &RawPolicy) -> Result<BackupSettings, NormalizeError> {
     })
 }
 
-fn default_time() -> NaiveTime {
+/// The time of day of schedules that give none (and of cron rules, which carry their own).
+pub fn default_time() -> NaiveTime {
     NaiveTime::from_hms_opt(2, 0, 0).expect("02:00 is a time")
 }
 
@@ -113,9 +113,8 @@ fn restore_settings(raw: super::raw::RawRestoreSettings) -> RestoreSettings {
         disk_interface: raw
             .disk_interface
             .as_deref()
-            .and_then(names::disk_interface)
-            .unwrap_or("virtio_scsi")
-            .to_owned(),
+            .and_then(DiskInterface::parse)
+            .unwrap_or(DiskInterface::VirtioScsi),
         timeout_minutes: raw.timeout_minutes.unwrap_or(60),
         auto_start_restored_vm: raw.auto_start_restored_vm.unwrap_or(false),
         vm_name_suffix: raw.vm_name_suffix.unwrap_or_else(|| "_restored".to_owned()),
@@ -329,7 +328,7 @@ fn month_day(raw: &RawDay) -> Result<MonthDay, NormalizeError> {
     match raw {
         RawDay::Number(n) if (1..=31).contains(n) => Ok(MonthDay::Day(*n)),
         RawDay::Word(w) if w == "last" => Ok(MonthDay::Last),
-        other => Err(gap(format!("day of month {other:?}"))),
+        other => Err(gap(format!("day of month {}", day_text(other)))),
     }
 }
 
@@ -337,7 +336,14 @@ fn week_of_month(raw: &RawDay) -> Result<WeekOfMonth, NormalizeError> {
     match raw {
         RawDay::Number(n) if (1..=5).contains(n) => Ok(WeekOfMonth::Nth(*n)),
         RawDay::Word(w) if w == "last" => Ok(WeekOfMonth::Last),
-        other => Err(gap(format!("week of month {other:?}"))),
+        other => Err(gap(format!("week of month {}", day_text(other)))),
+    }
+}
+
+fn day_text(raw: &RawDay) -> String {
+    match raw {
+        RawDay::Number(n) => n.to_string(),
+        RawDay::Word(w) => format!("`{w}`"),
     }
 }
 
@@ -412,7 +418,7 @@ fn restore_json(r: &RestoreSettings) -> Value {
         "target_storage_domain_name",
         r.target_storage_domain_name.as_ref(),
     );
-    map.insert("disk_interface".into(), json!(r.disk_interface));
+    map.insert("disk_interface".into(), json!(r.disk_interface.as_str()));
     map.insert("timeout_minutes".into(), json!(r.timeout_minutes));
     map.insert(
         "auto_start_restored_vm".into(),

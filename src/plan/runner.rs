@@ -2,15 +2,22 @@
 //! for `auto_restore` VMs, to restore it), described by `schemas/runner.schema.json`.
 //!
 //! `ovplan build` writes it, `ovrun` reads it: the one contract between the two. It names
-//! password *files*, never passwords.
+//! password *files*, never passwords. The types here are that contract: the schedule, the zone,
+//! the dates and every closed set are typed, so reading the file ([`RunnerConfig::from_json`])
+//! is the one place a runner config is checked; `ovrun` works from the typed values and never
+//! goes back to the policy's `normalize`.
 
+use chrono::{NaiveDate, Weekday};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::model::{Engine, FullFrequency, FullPolicy, Policy, Schedule, VmPolicy};
-use super::names;
-use super::normalize::{NormalizeError, schedule_from_json, schedule_json};
-use super::schedule::guard_superset;
+use super::model::{
+    DiskInterface, Engine, FullFrequency, FullPolicy, Policy, Rule, Schedule, VmPolicy,
+};
+use super::normalize::{default_time, schedule_from_json, schedule_json};
+use super::schedule::{Calendar, guard_superset};
+use crate::plan::cron::CronProblem;
 
 /// The format version, bumped on any incompatible change.
 pub const FORMAT: u32 = 1;
@@ -38,13 +45,15 @@ pub struct RunnerConfig {
     /// The predecessor's checkpoints file.
     pub checkpoints_file: String,
     /// The normalized schedule (modern policy form).
-    pub schedule: Value,
-    /// The IANA zone of the schedule; `null` = the host's local time.
-    pub timezone: Option<String>,
+    pub schedule: RunnerSchedule,
+    /// The IANA zone of the schedule; `null` = the host's local time (`RunnerConfig::zone`, in
+    /// src/host.rs, resolves it).
+    #[serde(default, with = "zone_name")]
+    pub timezone: Option<Tz>,
     /// When the units fire on a superset of the schedule: that superset (modern policy form,
     /// same times of day). `ovrun` runs only when the latest start of the superset at or before
     /// now is a start of the schedule.
-    pub due_guard: Option<Value>,
+    pub due_guard: Option<RunnerSchedule>,
     /// Full or incremental (policy.md section 3).
     pub backup: BackupPolicy,
     /// What to keep (policy.md section 4).
@@ -77,11 +86,13 @@ pub struct BackupPolicy {
     /// Rule 1.
     pub incremental_enabled: bool,
     /// Rule 3: daily, weekly, biweekly, monthly, never.
-    pub full_backup_frequency: String,
-    /// Rule 3: weekday fulls are due from.
-    pub full_backup_day: String,
-    /// Rule 3, biweekly: a date in an on-week.
-    pub anchor_date: String,
+    pub full_backup_frequency: FullFrequency,
+    /// Rule 3: weekday fulls are due from (`monday` ... `sunday`).
+    #[serde(with = "weekday_name")]
+    pub full_backup_day: Weekday,
+    /// Rule 3, biweekly: a date in an on-week (`YYYY-MM-DD`).
+    #[serde(with = "policy_date")]
+    pub anchor_date: NaiveDate,
     /// Rule 4.
     pub max_incremental_chain_length: u32,
     /// Rule 5; 0 = off.
@@ -112,8 +123,8 @@ pub struct RestoreConfig {
     pub target_cluster_name: String,
     /// DR storage domain.
     pub target_storage_domain_name: String,
-    /// Engine spelling.
-    pub disk_interface: String,
+    /// How the restored disks are attached.
+    pub disk_interface: DiskInterface,
     /// Timeout.
     pub timeout_minutes: u32,
     /// Start after restore.
@@ -127,64 +138,196 @@ pub struct RestoreConfig {
 }
 
 impl RunnerConfig {
-    /// The schedule, back in the model.
+    /// Reads a runner config: the one place it is checked. A schedule, zone, date or closed
+    /// set that is not what `ovplan build` writes is refused here, naming the field.
     ///
     /// # Errors
-    /// A config not written by this version's `ovplan build`.
-    pub fn schedule(&self) -> Result<Schedule, NormalizeError> {
-        schedule_from_json(&self.schedule)
+    /// Text that is not a runner config.
+    pub fn from_json(text: &str) -> Result<Self, RunnerConfigError> {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let config: Self =
+            serde_path_to_error::deserialize(&mut reader).map_err(RunnerConfigError::new)?;
+        reader.end().map_err(|e| RunnerConfigError {
+            field: None,
+            message: e.to_string(),
+        })?;
+        Ok(config)
     }
 
-    /// The due-guard superset, back in the model.
+    /// The schedule's calendar in `zone` (`RunnerConfig::zone`, which src/host.rs defines:
+    /// its fallback is the host's zone, and this core reads nothing from the host).
     ///
     /// # Errors
-    /// A config not written by this version's `ovplan build`.
-    pub fn guard(&self) -> Result<Option<Schedule>, NormalizeError> {
-        self.due_guard.as_ref().map(schedule_from_json).transpose()
+    /// None for a config read by [`RunnerConfig::from_json`], which checks the cron expression.
+    pub fn calendar(&self, zone: Tz) -> Result<Calendar, CronProblem> {
+        Calendar::new(self.schedule.schedule(), zone)
     }
 
-    /// The full-or-incremental policy, back in the model.
+    /// The due guard's calendar in `zone`.
     ///
     /// # Errors
-    /// A config not written by this version's `ovplan build`.
-    pub fn full_policy(&self) -> Result<FullPolicy, NormalizeError> {
+    /// As [`RunnerConfig::calendar`].
+    pub fn guard_calendar(&self, zone: Tz) -> Result<Option<Calendar>, CronProblem> {
+        let guard = self.due_guard.as_ref();
+        guard.map(|g| Calendar::new(g.schedule(), zone)).transpose()
+    }
+
+    /// The full-or-incremental policy, in the model.
+    pub fn full_policy(&self) -> FullPolicy {
         let b = &self.backup;
-        let bad = |what: &str| NormalizeError::from_runner(format!("backup.{what}"));
-        Ok(FullPolicy {
+        FullPolicy {
             incremental_enabled: b.incremental_enabled,
-            frequency: FullFrequency::parse(&b.full_backup_frequency)
-                .ok_or_else(|| bad("full_backup_frequency"))?,
-            day: names::weekday(&b.full_backup_day).ok_or_else(|| bad("full_backup_day"))?,
-            anchor: super::rules::parse_date(&b.anchor_date).ok_or_else(|| bad("anchor_date"))?,
+            frequency: b.full_backup_frequency,
+            day: b.full_backup_day,
+            anchor: b.anchor_date,
             max_chain_length: b.max_incremental_chain_length,
             force_full_after_days: b.force_full_backup_days,
-        })
+        }
+    }
+}
+
+/// A runner config that could not be read: the field at fault and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+pub struct RunnerConfigError {
+    /// The field's path (`backup.full_backup_frequency`); `None` for the file as a whole (not
+    /// JSON, a field missing).
+    pub field: Option<String>,
+    /// What is wrong (serde's words, with the line and column).
+    pub message: String,
+}
+
+impl RunnerConfigError {
+    fn new(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        // Text that is not JSON has no field to blame (its path ends in `?`).
+        let whole_file = field == "." || inner.is_syntax() || inner.is_eof();
+        Self {
+            field: (!whole_file).then_some(field),
+            message: inner.to_string(),
+        }
+    }
+}
+
+/// A schedule as the runner config holds it: the model's [`Schedule`], written in the modern
+/// policy form (`schedule_json`, exactly what `ovplan build` always wrote) and checked when
+/// read: a normalized schedule object, a known zone, a cron expression that parses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub struct RunnerSchedule(Schedule);
+
+impl RunnerSchedule {
+    /// The runner form of a schedule. A cron rule carries its own times, so its `time` is not
+    /// written; it is set to the default here so that writing and reading give the same value.
+    pub fn new(schedule: &Schedule) -> Self {
+        let mut schedule = schedule.clone();
+        if matches!(schedule.rule, Rule::Cron(_)) {
+            schedule.time = default_time();
+        }
+        Self(schedule)
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.0
+    }
+
+    /// Its JSON (modern policy form).
+    pub fn to_json(&self) -> Value {
+        schedule_json(&self.0)
+    }
+}
+
+impl From<RunnerSchedule> for Value {
+    fn from(schedule: RunnerSchedule) -> Self {
+        schedule.to_json()
+    }
+}
+
+impl TryFrom<Value> for RunnerSchedule {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, String> {
+        match value.get("type").and_then(Value::as_str) {
+            Some("simple" | "advanced" | "cron") => {}
+            _ => return Err("not a normalized schedule (type simple, advanced or cron)".into()),
+        }
+        let schedule = schedule_from_json(&value)
+            .map_err(|e| format!("not a schedule ovplan writes: {}", e.detail()))?;
+        if let Some(name) = &schedule.timezone {
+            zone_name::parse(name)?;
+        }
+        Calendar::of_rule(&schedule.rule, schedule.time, Tz::UTC)
+            .map_err(|p| format!("cron expression: {}", p.message))?;
+        Ok(Self::new(&schedule))
+    }
+}
+
+/// `Option<Tz>` as an IANA name or `null`.
+mod zone_name {
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn parse(name: &str) -> Result<Tz, String> {
+        name.parse()
+            .map_err(|_| format!("unknown time zone `{name}` (an IANA name, e.g. Europe/Lisbon)"))
+    }
+
+    pub fn serialize<S: Serializer>(zone: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
+        match zone {
+            Some(zone) => s.serialize_str(zone.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tz>, D::Error> {
+        let name = Option::<String>::deserialize(d)?;
+        name.map(|n| parse(&n).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// A weekday as the policy names it (`monday` ... `sunday`).
+mod weekday_name {
+    use chrono::Weekday;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::plan::names;
+
+    pub fn serialize<S: Serializer>(day: &Weekday, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(names::weekday_name(*day))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Weekday, D::Error> {
+        let name = String::deserialize(d)?;
+        names::weekday(&name)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, &names::WEEKDAYS))
+    }
+}
+
+/// A date as the policy writes it: `YYYY-MM-DD`, four-digit year.
+mod policy_date {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(date: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&date.format("%Y-%m-%d").to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::plan::rules::parse_date(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a date (YYYY-MM-DD)")))
     }
 }
 
 /// Builds the runner config of one VM.
 pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> RunnerConfig {
-    let restore = vm.auto_restore.then(|| {
-        let r = &policy.restore;
-        RestoreConfig {
-            vm_name: format!("{}{}", vm.name, r.vm_name_suffix),
-            target_cluster_name: r.target_cluster_name.clone(),
-            target_storage_domain_name: r.target_storage_domain_name.clone().unwrap_or_default(),
-            disk_interface: r.disk_interface.clone(),
-            timeout_minutes: r.timeout_minutes,
-            auto_start_restored_vm: r.auto_start_restored_vm,
-            replace_existing_vm: r.replace_existing_vm,
-            backup_old_vm: r.backup_old_vm,
-            restore_log_directory: format!(
-                "{}/restore_logs",
-                policy.backup_directory.trim_end_matches('/')
-            ),
-        }
-    });
     let superset = guard_superset(&vm.schedule.rule).map(|rule| {
         let mut schedule = vm.schedule.clone();
         schedule.rule = rule;
-        schedule_json(&schedule)
+        RunnerSchedule::new(&schedule)
     });
     RunnerConfig {
         format: FORMAT,
@@ -197,24 +340,47 @@ pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> Runner
             .map(|t| access(t, "target", config_dir)),
         backup_directory: policy.backup_directory.clone(),
         checkpoints_file: policy.checkpoints_file.clone(),
-        schedule: schedule_json(&vm.schedule),
-        timezone: vm.schedule.timezone.clone(),
+        schedule: RunnerSchedule::new(&vm.schedule),
+        // Validation refused an unknown zone, so none is dropped here.
+        timezone: vm.schedule.timezone.as_deref().and_then(|z| z.parse().ok()),
         due_guard: superset,
-        backup: BackupPolicy {
-            incremental_enabled: vm.full.incremental_enabled,
-            full_backup_frequency: vm.full.frequency.as_str().to_owned(),
-            full_backup_day: names::weekday_name(vm.full.day).to_owned(),
-            anchor_date: vm.full.anchor.format("%Y-%m-%d").to_string(),
-            max_incremental_chain_length: vm.full.max_chain_length,
-            force_full_backup_days: vm.full.force_full_after_days,
-        },
+        backup: backup_policy(&vm.full),
         retention: Retention {
             keep_daily: vm.keep.daily,
             keep_weekly: vm.keep.weekly,
             keep_monthly: vm.keep.monthly,
             max_backup_age_days: vm.keep.max_age_days,
         },
-        restore,
+        restore: vm.auto_restore.then(|| restore_config(policy, vm)),
+    }
+}
+
+fn backup_policy(full: &FullPolicy) -> BackupPolicy {
+    BackupPolicy {
+        incremental_enabled: full.incremental_enabled,
+        full_backup_frequency: full.frequency,
+        full_backup_day: full.day,
+        anchor_date: full.anchor,
+        max_incremental_chain_length: full.max_chain_length,
+        force_full_backup_days: full.force_full_after_days,
+    }
+}
+
+fn restore_config(policy: &Policy, vm: &VmPolicy) -> RestoreConfig {
+    let r = &policy.restore;
+    RestoreConfig {
+        vm_name: format!("{}{}", vm.name, r.vm_name_suffix),
+        target_cluster_name: r.target_cluster_name.clone(),
+        target_storage_domain_name: r.target_storage_domain_name.clone().unwrap_or_default(),
+        disk_interface: r.disk_interface,
+        timeout_minutes: r.timeout_minutes,
+        auto_start_restored_vm: r.auto_start_restored_vm,
+        replace_existing_vm: r.replace_existing_vm,
+        backup_old_vm: r.backup_old_vm,
+        restore_log_directory: format!(
+            "{}/restore_logs",
+            policy.backup_directory.trim_end_matches('/')
+        ),
     }
 }
 
@@ -228,5 +394,56 @@ fn access(engine: &Engine, side: &str, config_dir: &str) -> EngineAccess {
             .unwrap_or_else(|| default_password_file(config_dir, side)),
         password_credential: format!("{side}-password"),
         ca_file: engine.cert_path.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveTime;
+
+    use super::*;
+
+    /// A runner config of the committed bundle.
+    fn config_text() -> String {
+        include_str!("../../out/runner/billing01.json").to_owned()
+    }
+
+    #[test]
+    fn a_cron_schedule_reads_back_equal_whatever_its_time() {
+        let schedule = Schedule {
+            rule: Rule::Cron("30 1 * * 1-5".into()),
+            time: NaiveTime::from_hms_opt(3, 0, 0).expect("a time"),
+            timezone: Some("Europe/Berlin".into()),
+        };
+        let written = RunnerSchedule::new(&schedule);
+        let json = serde_json::to_value(&written).expect("JSON");
+        assert_eq!(json, schedule_json(&schedule));
+        let read: RunnerSchedule = serde_json::from_value(json).expect("reads");
+        assert_eq!(read, written);
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let text = config_text();
+        let config = RunnerConfig::from_json(&text).expect("reads");
+        assert_eq!(config.timezone, Some(chrono_tz::Europe::Lisbon));
+        for (from, to, field) in [
+            ("\"monthly\"", "\"yearly\"", "backup.full_backup_frequency"),
+            ("\"sunday\"", "\"Sunday\"", "backup.full_backup_day"),
+            ("\"2024-01-01\"", "\"-024-01-01\"", "backup.anchor_date"),
+            (
+                "\"timezone\": \"Europe/Lisbon\",\n  \"due",
+                "\"timezone\": \"Lisbon\",\n  \"due",
+                "timezone",
+            ),
+            ("\"type\": \"advanced\"", "\"type\": \"custom\"", "schedule"),
+        ] {
+            let bad = text.replacen(from, to, 1);
+            assert_ne!(bad, text, "{from}");
+            let error = RunnerConfig::from_json(&bad).expect_err(field);
+            assert_eq!(error.field.as_deref(), Some(field), "{error}");
+        }
+        let error = RunnerConfig::from_json("{").expect_err("not JSON");
+        assert_eq!(error.field, None, "{error}");
     }
 }

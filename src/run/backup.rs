@@ -17,15 +17,18 @@ mod record;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 
 use self::download::Source;
 use self::record::{export_checkpoint, prune_after_backup, record_success};
 use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest};
-use super::engine::{Backup, Checkpoints, DiskAttachments, EngineClient, EngineError};
+use super::engine::wait::{Seen, WaitError, wait_until};
+use super::engine::{
+    Backup, BackupPhase, BackupRequest, CheckpointState, ContentType, DiskStatus, EngineClient,
+    EngineError, StorageType, Vm, shown,
+};
+use super::job::locked_catalog;
 pub use super::job::{Options, Outcome, RunError};
-use super::job::{locked_catalog, sleep_or_stop};
-use super::retry::{self, Wait};
+use super::retry;
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
 
@@ -117,10 +120,7 @@ async fn backup(
         taken_at,
     };
     match attempt.take(kind, &reason, parent).await {
-        Err(RunError::Failed(why))
-        | Err(RunError::Engine(EngineError::Fault { detail: why, .. }))
-            if parent.is_some() && fallback_worthy(&why) =>
-        {
+        Err(RunError::Engine(EngineError::NeedsFull { reason: why, .. })) if parent.is_some() => {
             let fallback = format!("incremental backup not possible ({why}); taking a full backup");
             tracing::warn!("{fallback}");
             let manifest = attempt
@@ -132,36 +132,29 @@ async fn backup(
     }
 }
 
-/// Errors after which the engine wants a full backup (section 6.8 of the API page).
-fn fallback_worthy(why: &str) -> bool {
-    why.contains("Checkpoint ID")
-        || why.contains("FULL_VM_BACKUP_NEEDED")
-        || why.contains("backup failed")
-        || why.contains("not included in the previous VM backup")
-        || why.contains("Incremental backup is disabled")
+/// The VM, once it is not locked (up to `engine_lock_wait`).
+async fn wait_for_vm(client: &EngineClient, name: &str, options: &Options) -> Result<Vm, RunError> {
+    let patience = retry::stoppable(options, options.engine_lock_wait).steady();
+    let what = format!("VM {name} to be unlocked");
+    let waited = wait_until(&what, patience, async || unlocked_vm(client, name).await).await;
+    waited.map_err(|e| match e {
+        WaitError::TimedOut { last, .. } => RunError::Locked(format!(
+            "VM {name} is still {last} after {:?}; if no task holds it, unlock it on the engine (unlock_entity.sh -t vm)",
+            options.engine_lock_wait
+        )),
+        other => other.into(),
+    })
 }
 
-/// The VM, once it is not locked (up to `engine_lock_wait`).
-async fn wait_for_vm(
-    client: &EngineClient,
-    name: &str,
-    options: &Options,
-) -> Result<super::engine::Vm, RunError> {
-    let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
-    loop {
-        let vm = client.vm_by_name(name).await?;
-        let status = vm.status.clone().unwrap_or_default();
-        if status != "image_locked" && status != "locked" {
-            return Ok(vm);
+/// The VM named `name` if it is not locked; else its status.
+async fn unlocked_vm(client: &EngineClient, name: &str) -> Result<Seen<Vm>, RunError> {
+    let vm = client.vm_by_name(name).await?;
+    match vm.status.as_ref().filter(|s| s.is_locked()) {
+        None => Ok(Seen::Done(vm)),
+        Some(status) => {
+            tracing::info!("VM {name} is {status}; waiting");
+            Ok(Seen::Waiting(status.to_string()))
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(RunError::Locked(format!(
-                "VM {name} is still {status} after {:?}; if no task holds it, unlock it on the engine (unlock_entity.sh -t vm)",
-                options.engine_lock_wait
-            )));
-        }
-        tracing::info!("VM {name} is {status}; waiting");
-        sleep_or_stop(options).await?;
     }
 }
 
@@ -172,53 +165,70 @@ async fn wait_for_disks(
     vm_name: &str,
     options: &Options,
 ) -> Result<Vec<Source>, RunError> {
-    let deadline = tokio::time::Instant::now() + options.engine_lock_wait;
-    loop {
-        let attachments: DiskAttachments = client
-            .get(&format!("/vms/{vm_id}/diskattachments?follow=disk"))
-            .await?;
-        let mut sources = Vec::new();
-        for attachment in attachments.disk_attachment {
-            if attachment.active == Some(false) {
-                continue;
-            }
-            let disk = match attachment.disk {
-                Some(disk) if disk.provisioned_size.is_some() => disk,
-                _ => client.get(&format!("/disks/{}", attachment.id)).await?,
-            };
-            let image = disk.storage_type.as_deref().is_none_or(|t| t == "image");
-            let data = disk.content_type.as_deref().is_none_or(|t| t == "data");
-            if image && data {
-                sources.push(Source {
-                    disk,
-                    interface: attachment.interface.unwrap_or_else(|| "virtio_scsi".into()),
-                    bootable: attachment.bootable.unwrap_or(false),
-                });
-            }
-        }
-        if sources.is_empty() {
-            return Err(RunError::Config(format!(
-                "VM {vm_name} has no active image disk to back up"
-            )));
-        }
-        let locked: Vec<&str> = sources
-            .iter()
-            .filter(|s| s.disk.status.as_deref() == Some("locked"))
-            .map(|s| s.disk.label())
-            .collect();
-        if locked.is_empty() {
-            return Ok(sources);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(RunError::Locked(format!(
-                "disks of VM {vm_name} still locked after {:?}: {}; if no task holds them, unlock them on the engine (unlock_entity.sh -t disk)",
-                options.engine_lock_wait,
-                locked.join(", ")
-            )));
-        }
-        tracing::info!("disks locked: {}; waiting", locked.join(", "));
-        sleep_or_stop(options).await?;
+    let patience = retry::stoppable(options, options.engine_lock_wait).steady();
+    let what = format!("the disks of VM {vm_name} to be unlocked");
+    let poll = async || unlocked_sources(client, vm_id, vm_name).await;
+    wait_until(&what, patience, poll).await.map_err(|e| match e {
+        WaitError::TimedOut { last, .. } => RunError::Locked(format!(
+            "disks of VM {vm_name} still locked after {:?}: {last}; if no task holds them, unlock them on the engine (unlock_entity.sh -t disk)",
+            options.engine_lock_wait,
+        )),
+        other => other.into(),
+    })
+}
+
+/// The VM's backed-up disks if none is locked; else the locked ones' names.
+async fn unlocked_sources(
+    client: &EngineClient,
+    vm_id: &str,
+    vm_name: &str,
+) -> Result<Seen<Vec<Source>>, RunError> {
+    let sources = sources_of(client, vm_id).await?;
+    if sources.is_empty() {
+        return Err(RunError::Config(format!(
+            "VM {vm_name} has no active image disk to back up"
+        )));
     }
+    let locked: Vec<&str> = sources
+        .iter()
+        .filter(|s| s.disk.status == Some(DiskStatus::Locked))
+        .map(|s| s.disk.label())
+        .collect();
+    if locked.is_empty() {
+        return Ok(Seen::Done(sources));
+    }
+    tracing::info!("disks locked: {}; waiting", locked.join(", "));
+    Ok(Seen::Waiting(locked.join(", ")))
+}
+
+/// The VM's active image data disks, as attached.
+async fn sources_of(client: &EngineClient, vm_id: &str) -> Result<Vec<Source>, RunError> {
+    let mut sources = Vec::new();
+    for attachment in client.disk_attachments(vm_id).await? {
+        if attachment.active == Some(false) {
+            continue;
+        }
+        let disk = match attachment.disk {
+            Some(disk) if disk.provisioned_size.is_some() => disk,
+            _ => client.disk(&attachment.id).await?,
+        };
+        let image = disk
+            .storage_type
+            .as_ref()
+            .is_none_or(|t| *t == StorageType::Image);
+        let data = disk
+            .content_type
+            .as_ref()
+            .is_none_or(|t| *t == ContentType::Data);
+        if image && data {
+            sources.push(Source {
+                disk,
+                interface: attachment.interface.unwrap_or_else(|| "virtio_scsi".into()),
+                bootable: attachment.bootable.unwrap_or(false),
+            });
+        }
+    }
+    Ok(sources)
 }
 
 /// Full or incremental, why, and the point an incremental builds on.
@@ -231,10 +241,8 @@ async fn choose_kind<'p>(
     sources: &[Source],
     at: DateTime<Utc>,
 ) -> Result<(Kind, String, Option<&'p Manifest>), RunError> {
-    let policy = config
-        .full_policy()
-        .map_err(|e| RunError::Config(e.to_string()))?;
-    let zone = zone_of(config)?;
+    let policy = config.full_policy();
+    let zone = config.zone();
     if options.force_full {
         return Ok((Kind::Full, "--full was given".into(), None));
     }
@@ -252,15 +260,6 @@ async fn choose_kind<'p>(
     let (kind, reason) = decide(&policy, zone, at, chain);
     let parent = (kind == Kind::Incremental).then_some(last);
     Ok((kind, describe(reason), parent))
-}
-
-fn zone_of(config: &RunnerConfig) -> Result<chrono_tz::Tz, RunError> {
-    match &config.timezone {
-        Some(name) => name
-            .parse()
-            .map_err(|_| RunError::Config(format!("unknown time zone {name}"))),
-        None => Ok(crate::host::zone()),
-    }
 }
 
 fn describe(reason: Reason) -> String {
@@ -294,12 +293,12 @@ async fn chain_unusable(
     if ours != now {
         return Ok(Some("the VM's disk set changed".into()));
     }
-    let known: Checkpoints = client.get(&format!("/vms/{vm_id}/checkpoints")).await?;
-    match known.checkpoint.iter().find(|c| &c.id == checkpoint) {
+    let known = client.checkpoints(vm_id).await?;
+    match known.iter().find(|c| &c.id == checkpoint) {
         None => Ok(Some(format!(
             "the engine does not know checkpoint {checkpoint} any more"
         ))),
-        Some(c) if c.state.as_deref() == Some("invalid") => Ok(Some(format!(
+        Some(c) if c.state == Some(CheckpointState::Invalid) => Ok(Some(format!(
             "the engine marked checkpoint {checkpoint} invalid"
         ))),
         Some(_) => Ok(None),
@@ -362,20 +361,13 @@ impl Attempt<'_> {
         Ok(manifest)
     }
 
-    /// `POST /vms/{id}/backups`, then polls until `ready`.
+    /// Starts the engine's backup, then polls until it is ready.
     async fn start(&self, parent: Option<&Manifest>) -> Result<Backup, RunError> {
-        let disks: Vec<Value> = self
-            .sources
-            .iter()
-            .map(|s| json!({"id": s.disk.id}))
-            .collect();
-        let mut request = json!({
-            "description": format!("ovrun {}", catalog::point_id(self.taken_at)),
-            "disks": {"disk": disks},
-        });
-        if let Some(from) = parent.and_then(|p| p.checkpoint.as_deref()) {
-            request["from_checkpoint_id"] = json!(from);
-        }
+        let request = BackupRequest {
+            description: format!("ovrun {}", catalog::point_id(self.taken_at)),
+            disks: self.sources.iter().map(|s| s.disk.id.as_str()).collect(),
+            from_checkpoint: parent.and_then(|p| p.checkpoint.as_deref()),
+        };
         let backup = self.post_backup(&request).await?;
         let ready = self.wait_ready(&backup.id).await;
         if ready.is_err()
@@ -386,48 +378,48 @@ impl Attempt<'_> {
         ready
     }
 
-    /// Polls the engine's backup until `ready` (at most [`retry::PHASE_WAIT`]).
+    /// Polls the engine's backup until it is ready (at most [`retry::PHASE_WAIT`]).
     async fn wait_ready(&self, backup: &str) -> Result<Backup, RunError> {
-        let path = format!("/vms/{}/backups/{backup}", self.vm_id);
-        let mut wait = Wait::new(
-            self.options,
-            format!("backup {backup} to be ready"),
-            retry::PHASE_WAIT,
-        );
-        loop {
-            let now: Backup = match self.client.get(&path).await {
-                Ok(now) => now,
-                Err(e) if e.is_not_found() => {
-                    return Err(RunError::Failed(format!("backup {backup} vanished")));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            match now.phase.as_deref() {
-                Some("ready") => return Ok(now),
-                Some("failed") => {
-                    return Err(RunError::Failed(format!(
-                        "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)"
-                    )));
-                }
-                phase => {
-                    wait.next(&format!("phase {}", phase.unwrap_or("unknown")))
-                        .await?
-                }
+        let what = format!("backup {backup} to reach phase {}", BackupPhase::Ready);
+        let patience = retry::stoppable(self.options, retry::PHASE_WAIT);
+        let poll = async || self.ready_backup(backup).await;
+        Ok(wait_until(&what, patience, poll).await?)
+    }
+
+    /// The engine's backup if it is ready; else its phase. A failed backup wants a full one
+    /// (a checkpoint's bitmap was lost).
+    async fn ready_backup(&self, backup: &str) -> Result<Seen<Backup>, RunError> {
+        let now = match self.client.backup(self.vm_id, backup).await {
+            Ok(now) => now,
+            Err(e) if e.is_not_found() => {
+                return Err(RunError::Failed(format!("backup {backup} vanished")));
             }
+            Err(e) => return Err(e.into()),
+        };
+        match &now.phase {
+            Some(BackupPhase::Ready) => Ok(Seen::Done(now)),
+            Some(BackupPhase::Failed) => Err(EngineError::NeedsFull {
+                reason: format!(
+                    "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)"
+                ),
+                fault: None,
+            }
+            .into()),
+            phase => Ok(Seen::Waiting(format!("phase {}", shown(phase.as_ref())))),
         }
     }
 
-    /// `POST /vms/{id}/backups`. A backup left running by an `ovrun` that was killed blocks a
-    /// new one (409 "during a backup operation"): it is finalized, and the start tried again.
-    async fn post_backup(&self, request: &Value) -> Result<Backup, RunError> {
-        let path = format!("/vms/{}/backups?require_consistency=false", self.vm_id);
-        match self.client.post(&path, request).await {
-            Err(e) if e.detail().contains("during a backup operation") => {
+    /// Starts the engine's backup. A backup left running by an `ovrun` that was killed blocks
+    /// a new one (the engine says the VM is locked by a backup): it is finalized, and the start
+    /// tried again.
+    async fn post_backup(&self, request: &BackupRequest<'_>) -> Result<Backup, RunError> {
+        match self.client.start_backup(self.vm_id, request).await {
+            Err(e @ EngineError::Locked { .. }) => {
                 let stale = finalize_stale_backups(self.client, self.vm_id, self.options).await?;
                 if stale == 0 {
                     return Err(e.into());
                 }
-                Ok(self.client.post(&path, request).await?)
+                Ok(self.client.start_backup(self.vm_id, request).await?)
             }
             other => Ok(other?),
         }
@@ -446,11 +438,11 @@ async fn finalize_stale_backups(
     vm_id: &str,
     options: &Options,
 ) -> Result<usize, RunError> {
-    let all: super::engine::Backups = client.get(&format!("/vms/{vm_id}/backups")).await?;
-    let stale: Vec<Backup> = all
-        .backup
+    let stale: Vec<Backup> = client
+        .backups(vm_id)
+        .await?
         .into_iter()
-        .filter(|b| !matches!(b.phase.as_deref(), Some("succeeded" | "failed")))
+        .filter(|b| !b.phase.as_ref().is_some_and(BackupPhase::has_ended))
         .filter(|b| {
             b.description
                 .as_deref()
@@ -469,7 +461,7 @@ async fn finalize_stale_backups(
     Ok(stale.len())
 }
 
-/// Finalizes an engine backup (retried: [`retry::action`]) and waits for `succeeded`; the
+/// Finalizes an engine backup (retried by the engine operation) and waits for `succeeded`; the
 /// checkpoint it created. A finalize whose answer was lost but which the engine did carry out
 /// is seen in the phase, so a backup that was read completely is kept.
 async fn finalize_backup(
@@ -478,51 +470,56 @@ async fn finalize_backup(
     backup: &str,
     options: &Options,
 ) -> Result<Option<String>, RunError> {
-    let path = format!("/vms/{vm_id}/backups/{backup}");
     let ready = client
-        .get::<Backup>(&path)
+        .backup(vm_id, backup)
         .await
         .ok()
         .and_then(|b| b.to_checkpoint_id);
-    let asked = retry::action(client, &format!("{path}/finalize")).await;
+    let asked = client.finalize_backup(vm_id, backup).await;
     if let Err(e) = &asked {
         tracing::warn!("finalizing backup {backup}: {e}");
     }
-    let mut wait = Wait::new(
-        options,
-        format!("backup {backup} to finish finalizing"),
-        retry::PHASE_WAIT,
-    )
-    .unstoppable();
-    loop {
-        let last = match client.get::<Backup>(&path).await {
-            Ok(b) if b.phase.as_deref() == Some("succeeded") => {
-                return Ok(b.to_checkpoint_id.or(ready));
-            }
-            Ok(b) if b.phase.as_deref() == Some("failed") => {
-                return Err(RunError::Failed(format!(
-                    "backup {backup} failed while finalizing"
-                )));
-            }
-            Ok(b) => {
-                let phase = b.phase.unwrap_or_default();
-                if let Err(e) = &asked
-                    && phase != "finalizing"
-                {
-                    return Err(RunError::Failed(format!(
-                        "backup {backup} is still {phase}: finalizing it failed: {e}; the next \
-                         run finalizes it (the VM's disks stay locked until then)"
-                    )));
-                }
-                format!("phase {phase}")
-            }
-            // Engines before 4.4.7 drop a finalized backup.
-            Err(e) if e.is_not_found() => return Ok(ready),
-            Err(e) if retry::is_transient(&e) => e.to_string(),
-            Err(e) => return Err(e.into()),
-        };
-        wait.next(&last).await?;
+    let what = format!("backup {backup} to finish finalizing");
+    let patience = retry::unstoppable(options, retry::PHASE_WAIT);
+    let poll = async || backup_end(client, [vm_id, backup], &asked, &ready).await;
+    Ok(wait_until(&what, patience, poll).await?)
+}
+
+/// Whether backup `[vm_id, backup]` finished finalizing (its checkpoint, else the one it had
+/// when `ready`), failed, or is still finalizing (after its finalize was `asked`).
+async fn backup_end(
+    client: &EngineClient,
+    [vm_id, backup]: [&str; 2],
+    asked: &Result<(), EngineError>,
+    ready: &Option<String>,
+) -> Result<Seen<Option<String>>, RunError> {
+    let b = match client.backup(vm_id, backup).await {
+        Ok(b) => b,
+        // Engines before 4.4.7 drop a finalized backup.
+        Err(e) if e.is_not_found() => return Ok(Seen::Done(ready.clone())),
+        Err(e) if e.is_transient() => return Ok(Seen::Waiting(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let phase = match &b.phase {
+        Some(BackupPhase::Succeeded) => {
+            return Ok(Seen::Done(b.to_checkpoint_id.or_else(|| ready.clone())));
+        }
+        Some(BackupPhase::Failed) => {
+            return Err(RunError::Failed(format!(
+                "backup {backup} failed while finalizing"
+            )));
+        }
+        phase => shown(phase.as_ref()),
+    };
+    if let Err(e) = asked
+        && b.phase != Some(BackupPhase::Finalizing)
+    {
+        return Err(RunError::Failed(format!(
+            "backup {backup} is still {phase}: finalizing it failed: {e}; the next \
+             run finalizes it (the VM's disks stay locked until then)"
+        )));
     }
+    Ok(Seen::Waiting(format!("phase {phase}")))
 }
 
 /// `1.5 GiB`.

@@ -1,10 +1,10 @@
 //! What every job of `ovrun` (a backup, a restore) shares: how it behaves ([`Options`]), how it
-//! fails ([`RunError`]), its preamble (the VM's catalog under its lock), and the pace of its
-//! polls. Backup and restore both start here; nothing here knows either command's steps.
+//! fails ([`RunError`]), and its preamble (the VM's catalog under its lock). Backup and restore
+//! both start here; nothing here knows either command's steps.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::catalog::{Catalog, CatalogError, Manifest, VmLock};
@@ -117,51 +117,4 @@ pub(crate) async fn locked_catalog(
         .await
         .map_err(|e| panicked(&e))??;
     Ok((catalog, lock))
-}
-
-/// The pace of polling an engine phase: 50 ms first, doubling up to `poll_interval`, so a
-/// phase that takes one engine step is seen within a fraction of a second while a long wait
-/// costs the engine at most one call per `poll_interval`.
-pub(crate) struct Pacer {
-    next: Duration,
-    max: Duration,
-}
-
-impl Pacer {
-    pub(crate) fn new(options: &Options) -> Self {
-        Self {
-            next: Duration::from_millis(50).min(options.poll_interval),
-            max: options.poll_interval,
-        }
-    }
-
-    /// Waits before the next poll.
-    pub(crate) async fn pause(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(self.max);
-    }
-
-    /// Waits before the next poll, unless the run is being stopped.
-    pub(crate) async fn wait(&mut self, options: &Options) -> Result<(), RunError> {
-        if options.stop.load(Ordering::Relaxed) {
-            return Err(RunError::Interrupted);
-        }
-        self.pause().await;
-        if options.stop.load(Ordering::Relaxed) {
-            return Err(RunError::Interrupted);
-        }
-        Ok(())
-    }
-}
-
-/// Waits one `poll_interval`, unless the run is being stopped.
-pub(crate) async fn sleep_or_stop(options: &Options) -> Result<(), RunError> {
-    if options.stop.load(Ordering::Relaxed) {
-        return Err(RunError::Interrupted);
-    }
-    tokio::time::sleep(options.poll_interval).await;
-    if options.stop.load(Ordering::Relaxed) {
-        return Err(RunError::Interrupted);
-    }
-    Ok(())
 }

@@ -8,12 +8,13 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nbd::client::{NbdClient, handshake};
 
+use crate::qemu::QemuError;
+use crate::qemu::img;
+use crate::qemu::nbd::{ExportOptions, NbdExport};
 use crate::run::blocksum;
-use crate::sim::nbd::{ExportOptions, NbdExport};
 
 /// What can go wrong with a local image.
 #[derive(Debug, thiserror::Error)]
@@ -43,54 +44,36 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
     move |source| LocalError::Io { what, source }
 }
 
-/// Runs a qemu tool; its standard output.
+/// The qemu tools' errors as a local image's: the same two kinds (the tool cannot start or it
+/// fails), so callers tell a missing tool from a failing one as before.
+impl From<QemuError> for LocalError {
+    fn from(error: QemuError) -> Self {
+        match error {
+            QemuError::Io { what, source } => LocalError::Io { what, source },
+            QemuError::Tool { command, why } => LocalError::Tool { command, why },
+            QemuError::Start { program, why } => LocalError::Tool {
+                command: program,
+                why: format!("did not start: {why}"),
+            },
+        }
+    }
+}
+
+/// Runs a qemu tool; its standard output ([`img::run`]).
 ///
 /// # Errors
 /// It cannot start or exits non-zero.
 pub fn qemu(program: &str, args: &[&str]) -> Result<Vec<u8>, LocalError> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(io(format!("running {program} (install qemu-utils)")))?;
-    if out.status.success() {
-        return Ok(out.stdout);
-    }
-    Err(LocalError::Tool {
-        command: format!("{program} {}", args.join(" ")),
-        why: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-    })
-}
-
-fn utf8(path: &Path) -> Result<&str, LocalError> {
-    path.to_str().ok_or_else(|| LocalError::Tool {
-        command: "ovrun".into(),
-        why: format!("{} is not UTF-8", path.display()),
-    })
+    Ok(img::run(program, args)?)
 }
 
 /// Creates a qcow2 image of `size` bytes at `path`; with `backing`, an overlay whose backing
-/// file is named relative to `path`'s folder (so a catalog can be moved as a whole).
+/// file is named relative to `path`'s folder ([`img::create`]).
 ///
 /// # Errors
 /// `qemu-img` fails.
 pub fn create(path: &Path, size: u64, backing: Option<&Path>) -> Result<(), LocalError> {
-    let size = size.to_string();
-    let mut args = vec!["create", "-q", "-f", "qcow2"];
-    let relative;
-    if let Some(backing) = backing {
-        relative = backing
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| LocalError::Tool {
-                command: "ovrun".into(),
-                why: format!("{} has no UTF-8 file name", backing.display()),
-            })?
-            .to_owned();
-        args.extend(["-b", relative.as_str(), "-F", "qcow2"]);
-    }
-    args.push(utf8(path)?);
-    args.push(&size);
-    qemu("qemu-img", &args).map(|_| ())
+    Ok(img::create(path, size, backing)?)
 }
 
 /// A local image served by `qemu-nbd`: writable for a backup, read-only (its backing chain
@@ -294,35 +277,12 @@ impl Connection {
     }
 }
 
-/// One extent of `qemu-img map --output=json`: what a chain holds where.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub struct MapExtent {
-    /// Offset.
-    pub start: u64,
-    /// Length.
-    pub length: u64,
-    /// 0: in the image itself; 1: in its backing file; ...
-    pub depth: u32,
-    /// Allocated somewhere in the chain (false: reads as zero, nothing holds it).
-    #[serde(default)]
-    pub present: bool,
-    /// Reads as zero.
-    pub zero: bool,
-    /// Holds data.
-    pub data: bool,
-}
+pub use crate::qemu::img::MapExtent;
 
-/// The extents of `image` and its backing chain.
+/// The extents of `image` and its backing chain ([`img::map`]).
 ///
 /// # Errors
 /// `qemu-img` fails or answers something else than its JSON map.
 pub fn map(image: &Path) -> Result<Vec<MapExtent>, LocalError> {
-    let out = qemu(
-        "qemu-img",
-        &["map", "--output=json", "-f", "qcow2", utf8(image)?],
-    )?;
-    serde_json::from_slice(&out).map_err(|e| LocalError::Tool {
-        command: format!("qemu-img map {}", image.display()),
-        why: format!("unexpected output: {e}"),
-    })
+    Ok(img::map(image)?)
 }

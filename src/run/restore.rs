@@ -29,18 +29,17 @@
 //! what a restore made in DR, `dry_run` the steps `--dry-run` prints. The data path is
 //! `upload`, and which point and chain are restored [`super::chain`].
 
+mod dry_run;
+mod journal;
+mod log;
+mod upload;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Value, json};
-
-mod dry_run;
-mod journal;
-mod log;
-mod upload;
 
 use self::journal::{Journal, Made, OldVm};
 pub use self::log::{LogEntry, RestoreLog, RestoredDisk};
@@ -48,11 +47,15 @@ use super::backup::human_bytes;
 use super::catalog::{Catalog, DiskEntry, Manifest};
 use super::chain;
 pub use super::chain::{Selector, select};
-use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, url_encode};
+use super::engine::ops::{VmRequest, transfer_href, transfer_id};
+use super::engine::wait::{Seen, WaitError, wait_until};
+use super::engine::{
+    Collection, DiskRequest, DiskStatus, EngineClient, TransferRequest, Vm, VmStatus, shown,
+};
 use super::imageio::Ticket;
-use super::job::{Options, Pacer, RunError, locked_catalog};
+use super::job::{Options, RunError, locked_catalog, panicked};
 use super::local;
-use super::retry::{self, Wait};
+use super::retry;
 use super::transfer::{finish_transfer, wait_transferring};
 use crate::plan::runner::{EngineAccess, RestoreConfig, RunnerConfig};
 
@@ -176,25 +179,24 @@ impl Job<'_> {
     /// The cluster and storage domain exist; the VM now named `name`, if any (refused unless
     /// replacing).
     async fn preflight(&self) -> Result<Option<Vm>, RunError> {
-        for (kind, name) in [
-            ("clusters", &self.restore.target_cluster_name),
-            ("storagedomains", &self.restore.target_storage_domain_name),
+        for (collection, name, what) in [
+            (
+                Collection::Clusters,
+                &self.restore.target_cluster_name,
+                "cluster",
+            ),
+            (
+                Collection::StorageDomains,
+                &self.restore.target_storage_domain_name,
+                "storage domain",
+            ),
         ] {
-            let found = named(self.client, kind, name).await?;
+            let found = self.client.named(&collection, name).await?;
             if !found.iter().any(|n| &n.name == name) {
                 return Err(RunError::Config(format!(
-                    "the DR engine has no {} named {name:?}: check target_{}_name in \
+                    "the DR engine has no {what} named {name:?}: check target_{}_name in \
                      variables.json",
-                    if kind == "clusters" {
-                        "cluster"
-                    } else {
-                        "storage domain"
-                    },
-                    if kind == "clusters" {
-                        "cluster"
-                    } else {
-                        "storage_domain"
-                    }
+                    what.replace(' ', "_")
                 )));
             }
         }
@@ -286,8 +288,8 @@ impl Job<'_> {
         let vm = self.create_vm(made, disks).await?;
         let started = self.restore.auto_start_restored_vm;
         if started {
-            self.client.action(&format!("/vms/{vm}/start")).await?;
-            self.wait_vm_status(&vm, "up", true).await?;
+            self.client.start_vm(&vm).await?;
+            self.wait_vm_status(&vm, VmStatus::Up, true).await?;
         }
         // The new VM is complete: from here on nothing is undone, also after a crash.
         let moved = made.moved_old.take();
@@ -315,43 +317,30 @@ impl Job<'_> {
     ) -> Result<RestoredDisk, RunError> {
         let clock = Instant::now();
         let initial_size = self.initial_size(disk).await?;
-        let created: Disk = self
-            .client
-            .post(
-                "/disks",
-                &json!({
-                    "name": disk.alias, "alias": disk.alias,
-                    "description": format!("restored by ovrun from {} point {}",
-                                           self.point.vm, self.point.point),
-                    "format": "cow", "sparse": "true", "backup": "incremental",
-                    "provisioned_size": disk.provisioned_size.to_string(),
-                    "initial_size": initial_size.to_string(),
-                    "content_type": "data",
-                    "storage_domains": {"storage_domain": [
-                        {"name": self.restore.target_storage_domain_name}]},
-                }),
-            )
-            .await?;
+        let request = DiskRequest {
+            name: &disk.alias,
+            description: format!(
+                "restored by ovrun from {} point {}",
+                self.point.vm, self.point.point
+            ),
+            provisioned_size: disk.provisioned_size,
+            initial_size,
+            storage_domain: &self.restore.target_storage_domain_name,
+        };
+        let created = self.client.add_disk(&request).await?;
         made.disks.push(created.id.clone());
         self.journal.save(made);
         self.wait_disk_ok(&created.id).await?;
-        let transfer: ImageTransfer = self
-            .client
-            .post(
-                "/imagetransfers",
-                &json!({"disk": {"id": created.id}, "direction": "upload", "format": "raw",
-                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
-            )
-            .await?;
-        let href = format!("/imagetransfers/{}", transfer.id);
-        made.transfer = Some(href.clone());
+        let upload = TransferRequest::Upload { disk: &created.id };
+        let transfer = self.client.create_transfer(upload).await?;
+        made.transfer = Some(transfer_href(&transfer.id));
         self.journal.save(made);
-        let url = wait_transferring(self.client, self.options, &href).await?;
+        let url = wait_transferring(self.client, self.options, &transfer.id).await?;
         let ticket = Ticket::new(self.client.http().clone(), &url);
         let bytes = self.send_chain(&ticket, disk).await?;
         ticket.flush().await?;
         let checksum = self.compare_checksum(&ticket, disk).await?;
-        finish_transfer(self.client, self.options, &href).await?;
+        finish_transfer(self.client, self.options, &transfer.id).await?;
         made.transfer = None;
         self.journal.save(made);
         self.wait_disk_ok(&created.id).await?;
@@ -398,7 +387,7 @@ impl Job<'_> {
             )
         })
         .await
-        .map_err(|e| RunError::Config(e.to_string()))??;
+        .map_err(|e| panicked(&e))??;
         let measure: Measure = serde_json::from_slice(&out)
             .map_err(|e| RunError::Failed(format!("qemu-img measure of {}: {e}", disk.file)))?;
         Ok(measure.required)
@@ -422,8 +411,8 @@ impl Job<'_> {
     /// before anything is done to it, so a failure half-way is undone too.
     async fn move_old(&self, old: Vm, made: &mut Made) -> Result<OldVm, RunError> {
         // Read again: the uploads before this may have taken hours.
-        let now: Vm = self.client.get(&format!("/vms/{}", old.id)).await?;
-        let was_up = now.status.as_deref().is_some_and(|s| s != "down");
+        let now = self.client.vm(&old.id).await?;
+        let was_up = now.status.is_some_and(|s| s != VmStatus::Down);
         let renamed_to = self.old_name();
         made.moved_old = Some(OldVm {
             id: old.id.clone(),
@@ -435,16 +424,10 @@ impl Job<'_> {
         self.journal.save(made);
         if was_up {
             tracing::info!(vm = %old.name, "stopping the VM being replaced");
-            self.client.action(&format!("/vms/{}/stop", old.id)).await?;
-            self.wait_vm_status(&old.id, "down", true).await?;
+            self.client.stop_vm(&old.id).await?;
+            self.wait_vm_status(&old.id, VmStatus::Down, true).await?;
         }
-        self.client
-            .call(
-                reqwest::Method::PUT,
-                &format!("/vms/{}", old.id),
-                Some(&json!({"name": renamed_to})),
-            )
-            .await?;
+        self.client.update_vm_name(&old.id, &renamed_to).await?;
         tracing::info!(vm = %old.name, "renamed to {renamed_to}");
         let moved = made.moved_old.as_mut().map(|m| {
             m.renamed = true;
@@ -457,7 +440,7 @@ impl Job<'_> {
     /// Removes the replaced VM with its disks; a failure is reported, not fatal (the new VM is
     /// complete, the old one stays under its temporary name).
     async fn remove_old(&self, old: &OldVm) -> String {
-        match self.client.delete(&format!("/vms/{}", old.id)).await {
+        match self.client.remove_vm(&old.id).await {
             Ok(()) => "removed".into(),
             Err(e) => {
                 tracing::warn!(
@@ -471,20 +454,16 @@ impl Job<'_> {
 
     /// The VM from the Blank template, its disks attached (boot disk first, bootable).
     async fn create_vm(&self, made: &mut Made, disks: &[RestoredDisk]) -> Result<String, RunError> {
-        let mut request = json!({
-            "name": self.name,
-            "cluster": {"name": self.restore.target_cluster_name},
-            "template": {"name": "Blank"},
-            "description": format!("restored by ovrun from {} point {} (taken {})",
-                                   self.point.vm, self.point.point, self.point.taken_at),
-        });
-        if let Some(memory) = self.point.memory {
-            // The engine's default maximum is not documented: give it explicitly (API page 11.3).
-            request["memory"] = json!(memory.to_string());
-            request["memory_policy"] =
-                json!({"guaranteed": memory.to_string(), "max": memory.to_string()});
-        }
-        let vm: Vm = self.client.post("/vms", &request).await?;
+        let request = VmRequest {
+            name: &self.name,
+            cluster: &self.restore.target_cluster_name,
+            description: format!(
+                "restored by ovrun from {} point {} (taken {})",
+                self.point.vm, self.point.point, self.point.taken_at
+            ),
+            memory: self.point.memory,
+        };
+        let vm = self.client.add_vm(&request).await?;
         made.vm = Some(vm.id.clone());
         self.journal.save(made);
         let sources: BTreeMap<&str, &DiskEntry> = self
@@ -499,14 +478,9 @@ impl Job<'_> {
                 .get(restored.source_id.as_str())
                 .is_some_and(|d| d.bootable)
                 || (!any_bootable && index == 0);
+            let interface = self.restore.disk_interface.as_str();
             self.client
-                .post::<Value>(
-                    &format!("/vms/{}/diskattachments", vm.id),
-                    &json!({"disk": {"id": restored.disk_id},
-                            "interface": self.restore.disk_interface,
-                            "bootable": bootable.to_string(), "active": "true",
-                            "pass_discard": "false"}),
-                )
+                .attach_disk(&vm.id, &restored.disk_id, interface, bootable)
                 .await?;
             made.disks.retain(|d| d != &restored.disk_id);
             self.journal.save(made);
@@ -517,24 +491,10 @@ impl Job<'_> {
 
     /// Waits (at most [`retry::PHASE_WAIT`]) until DR disk `id` is `ok`.
     async fn wait_disk_ok(&self, id: &str) -> Result<(), RunError> {
-        let mut wait = Wait::new(
-            self.options,
-            format!("DR disk {id} to be ok"),
-            retry::PHASE_WAIT,
-        );
-        loop {
-            let disk: Disk = self.client.get(&format!("/disks/{id}")).await?;
-            match disk.status.as_deref() {
-                Some("ok") => return Ok(()),
-                Some("illegal") => {
-                    return Err(RunError::Failed(format!("disk {id} became illegal in DR")));
-                }
-                status => {
-                    wait.next(&format!("status {}", status.unwrap_or("unknown")))
-                        .await?;
-                }
-            }
-        }
+        let what = format!("DR disk {id} to be {}", DiskStatus::Ok);
+        let patience = retry::stoppable(self.options, retry::PHASE_WAIT);
+        let poll = async || disk_ok(self.client, id).await;
+        Ok(wait_until(&what, patience, poll).await?)
     }
 
     /// Waits until VM `id` is `wanted`, at most `engine_lock_wait`; `stoppable`: a stop signal
@@ -542,70 +502,43 @@ impl Job<'_> {
     async fn wait_vm_status(
         &self,
         id: &str,
-        wanted: &str,
+        wanted: VmStatus,
         stoppable: bool,
     ) -> Result<(), RunError> {
-        let deadline = Instant::now() + self.options.engine_lock_wait;
-        let mut pacer = Pacer::new(self.options);
-        loop {
-            let vm: Vm = self.client.get(&format!("/vms/{id}")).await?;
-            if vm.status.as_deref() == Some(wanted) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(RunError::Failed(format!(
-                    "VM {} is {} after {} s, not {wanted}",
-                    vm.name,
-                    vm.status.as_deref().unwrap_or("in an unknown state"),
-                    self.options.engine_lock_wait.as_secs()
-                )));
-            }
-            if stoppable {
-                pacer.wait(self.options).await?;
-            } else {
-                pacer.pause().await;
-            }
-        }
+        let what = format!("VM {id} to be {wanted}");
+        let limit = self.options.engine_lock_wait;
+        let patience = match stoppable {
+            true => retry::stoppable(self.options, limit),
+            false => retry::unstoppable(self.options, limit),
+        };
+        let poll = async || vm_status_is(self.client, id, &wanted).await;
+        Ok(wait_until(&what, patience, poll).await?)
     }
 
     /// Removes the new VM: stopped first if it runs, then deleted (with its disks), then
     /// waited for until it is gone, so its name is free again.
     async fn remove_new_vm(&self, vm: &str) -> Result<(), RunError> {
-        let now: Vm = self.client.get(&format!("/vms/{vm}")).await?;
-        if now.status.as_deref().is_some_and(|s| s != "down") {
-            self.client.action(&format!("/vms/{vm}/stop")).await?;
-            self.wait_vm_status(vm, "down", false).await?;
+        let now = self.client.vm(vm).await?;
+        if now.status.is_some_and(|s| s != VmStatus::Down) {
+            self.client.stop_vm(vm).await?;
+            self.wait_vm_status(vm, VmStatus::Down, false).await?;
         }
-        self.client.delete(&format!("/vms/{vm}")).await?;
-        let mut wait = Wait::new(
-            self.options,
-            format!("VM {vm} to be gone after its removal"),
-            retry::CLEANUP_WAIT,
-        )
-        .unstoppable();
-        loop {
-            match self.client.get::<Vm>(&format!("/vms/{vm}")).await {
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => wait.next(&e).await?,
-                Ok(now) => {
-                    wait.next(&format!(
-                        "status {}",
-                        now.status.as_deref().unwrap_or("unknown")
-                    ))
-                    .await?;
-                }
-            }
-        }
+        self.client.remove_vm(vm).await?;
+        let what = format!("VM {vm} to be gone after its removal");
+        let patience = retry::unstoppable(self.options, retry::CLEANUP_WAIT);
+        let poll = async || vm_gone(self.client, vm).await;
+        Ok(wait_until(&what, patience, poll).await?)
     }
 
     /// Puts DR back as it was, as far as it can; each step's failure is logged and the rest
     /// still tried.
     async fn undo(&self, made: Made) {
         if let Some(href) = &made.transfer {
-            if let Err(e) = retry::action(self.client, &format!("{href}/cancel")).await {
+            let id = transfer_id(href);
+            if let Err(e) = self.client.cancel_transfer(id).await {
                 tracing::warn!("cancelling {href}: {e}");
             }
-            wait_gone(self.client, href, self.options).await;
+            wait_gone(self.client, id, self.options).await;
         }
         if let Some(vm) = &made.vm
             && let Err(e) = self.remove_new_vm(vm).await
@@ -613,8 +546,7 @@ impl Job<'_> {
             tracing::warn!("removing the half-made VM {vm}: {e}; remove it by hand");
         }
         for disk in &made.disks {
-            let path = format!("/disks/{disk}");
-            match self.client.delete(&path).await {
+            match self.client.remove_disk(disk).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => tracing::warn!("removing the half-made disk {disk}: {e}"),
@@ -628,14 +560,7 @@ impl Job<'_> {
     /// The replaced VM under its name again, and running again if it was.
     async fn put_back(&self, old: &OldVm) {
         if old.renamed {
-            let renamed = self
-                .client
-                .call(
-                    reqwest::Method::PUT,
-                    &format!("/vms/{}", old.id),
-                    Some(&json!({"name": old.name})),
-                )
-                .await;
+            let renamed = self.client.update_vm_name(&old.id, &old.name).await;
             match renamed {
                 Ok(_) => tracing::info!(vm = %old.name, "the replaced VM has its name back"),
                 Err(e) => tracing::error!(
@@ -646,11 +571,11 @@ impl Job<'_> {
             }
         }
         if old.was_up {
-            let now: Option<Vm> = self.client.get(&format!("/vms/{}", old.id)).await.ok();
-            let down = now.is_some_and(|vm| vm.status.as_deref() == Some("down"));
+            let now: Option<Vm> = self.client.vm(&old.id).await.ok();
+            let down = now.is_some_and(|vm| vm.status == Some(VmStatus::Down));
             let started = match down {
-                true => match self.client.action(&format!("/vms/{}/start", old.id)).await {
-                    Ok(()) => self.wait_vm_status(&old.id, "up", false).await,
+                true => match self.client.start_vm(&old.id).await {
+                    Ok(()) => self.wait_vm_status(&old.id, VmStatus::Up, false).await,
                     Err(e) => Err(e.into()),
                 },
                 false => Ok(()),
@@ -669,105 +594,60 @@ struct Done {
     started: bool,
 }
 
-/// Waits (at most [`retry::CLEANUP_WAIT`]) until a cancelled transfer has ended, so its disk
-/// is gone; a transfer that does not end is reported.
-async fn wait_gone(client: &EngineClient, href: &str, options: &Options) {
-    let mut wait = Wait::new(
-        options,
-        format!("the cancelled transfer {href} to end"),
-        retry::CLEANUP_WAIT,
-    )
-    .unstoppable();
-    loop {
-        let phase = match client.get::<ImageTransfer>(href).await {
-            Ok(t) => t.phase.unwrap_or_default(),
-            Err(_) => return,
-        };
-        if phase.starts_with("finished") {
-            return;
+/// Waits (at most [`retry::CLEANUP_WAIT`]) until cancelled image transfer `id` has ended, so
+/// its disk is gone; a transfer that does not end is reported.
+async fn wait_gone(client: &EngineClient, id: &str, options: &Options) {
+    let what = format!("the cancelled image transfer {id} to end");
+    let patience = retry::unstoppable(options, retry::CLEANUP_WAIT);
+    let poll = async || {
+        let phase = client.transfer(id).await?.phase;
+        Ok::<_, RunError>(match phase {
+            Some(p) if p.is_finished() => Seen::Done(()),
+            p => Seen::Waiting(format!("phase {}", shown(p.as_ref()))),
+        })
+    };
+    match wait_until(&what, patience, poll).await {
+        Err(WaitError::Poll(_)) | Ok(()) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
+
+/// Whether DR disk `id` is ok; an illegal disk fails the wait.
+async fn disk_ok(client: &EngineClient, id: &str) -> Result<Seen<()>, RunError> {
+    match client.disk(id).await?.status {
+        Some(DiskStatus::Ok) => Ok(Seen::Done(())),
+        Some(DiskStatus::Illegal) => {
+            Err(RunError::Failed(format!("disk {id} became illegal in DR")))
         }
-        if let Err(e) = wait.next(&format!("phase {phase}")).await {
-            tracing::warn!("{e}");
-            return;
-        }
+        status => Ok(Seen::Waiting(format!("status {}", shown(status.as_ref())))),
     }
 }
 
-/// The objects of `kind` (`clusters`, `storagedomains`) named `name`.
-async fn named(client: &EngineClient, kind: &str, name: &str) -> Result<Vec<Named>, RunError> {
-    let query = url_encode(&format!("name={name}"));
-    let list: Value = client.get(&format!("/{kind}?search={query}")).await?;
-    let singular = match kind {
-        "storagedomains" => "storage_domain",
-        other => other.trim_end_matches('s'),
-    };
-    let items = list.get(singular).cloned().unwrap_or(Value::Null);
-    let items = match items {
-        Value::Array(items) => items,
-        Value::Null => Vec::new(),
-        one => vec![one],
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|v| serde_json::from_value(v).ok())
-        .collect())
+/// Whether VM `id` is `wanted`.
+async fn vm_status_is(
+    client: &EngineClient,
+    id: &str,
+    wanted: &VmStatus,
+) -> Result<Seen<()>, RunError> {
+    let vm = client.vm(id).await?;
+    match vm.status {
+        Some(status) if status == *wanted => Ok(Seen::Done(())),
+        status => Ok(Seen::Waiting(format!(
+            "VM {} is {}",
+            vm.name,
+            shown(status.as_ref())
+        ))),
+    }
 }
 
-/// Creates (or empties) `path` as a `0600` file, not through a link, so that the image
-/// `qemu-img` writes into it is readable by its owner alone whatever the umask.
-fn precreate_private(path: &Path) -> Result<(), RunError> {
-    use fs_err::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::fs::PermissionsExt;
-    let file = fs_err::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| RunError::Failed(e.to_string()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| RunError::Failed(e.to_string()))
-}
-
-/// `ovrun merge`: the chain of a point's disk as one qcow2 at `out`, in one pass (`qemu-img
-/// convert` reads through the backing chain), written to a temporary file, synced and renamed.
-///
-/// # Errors
-/// `qemu-img` fails or the file cannot be written.
-pub fn merge(top: &Path, out: &Path, compress: bool) -> Result<(), RunError> {
-    let name = out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| RunError::Config(format!("--out {} names no file", out.display())))?;
-    let temp = out.with_file_name(format!(".tmp-{name}"));
-    let utf8 = |p: &Path| {
-        p.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| RunError::Config(format!("{} is not UTF-8", p.display())))
-    };
-    let (top_text, temp_text) = (utf8(top)?, utf8(&temp)?);
-    precreate_private(&temp)?;
-    let mut args = vec!["convert", "-f", "qcow2", "-O", "qcow2"];
-    if compress {
-        args.push("-c");
+/// Whether VM `id` is gone (404).
+async fn vm_gone(client: &EngineClient, id: &str) -> Result<Seen<()>, RunError> {
+    match client.vm(id).await {
+        Err(e) if e.is_not_found() => Ok(Seen::Done(())),
+        Err(e) => Ok(Seen::Waiting(e.to_string())),
+        Ok(now) => Ok(Seen::Waiting(format!(
+            "status {}",
+            shown(now.status.as_ref())
+        ))),
     }
-    args.extend([top_text.as_str(), temp_text.as_str()]);
-    let converted = local::qemu("qemu-img", &args);
-    if let Err(e) = converted {
-        let _ = fs_err::remove_file(&temp);
-        return Err(e.into());
-    }
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |source| super::local::LocalError::Io { what, source }
-    };
-    fs_err::File::open(&temp)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing the merged image"))?;
-    fs_err::rename(&temp, out).map_err(io("renaming the merged image"))?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::fsutil::sync_dir(dir).map_err(io("syncing the output folder"))?;
-    }
-    Ok(())
 }

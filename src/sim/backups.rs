@@ -19,11 +19,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{
-    API, Engine, Refusal, action_complete, action_fault, created, fault, not_found, represent,
-};
 use super::body::{Body, Reference};
 use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory};
+use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
+use super::state::{API, Engine};
 
 /// The routes of backups and checkpoints.
 pub fn routes() -> Router<Arc<Engine>> {

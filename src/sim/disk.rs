@@ -9,11 +9,11 @@
 //! disk's enabled bitmaps, so the next incremental sees what the guest wrote meanwhile.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Deserialize;
 
 use super::SimError;
+use crate::qemu::img;
 
 /// One qcow2 disk and, during a backup, its overlay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,10 +213,7 @@ struct FormatData {
 }
 
 fn path_str(path: &Path) -> Result<&str, SimError> {
-    path.to_str().ok_or_else(|| SimError::Start {
-        program: "ovsim".into(),
-        why: format!("{} is not UTF-8", path.display()),
-    })
+    Ok(img::utf8(path, "ovsim")?)
 }
 
 fn qemu(program: &str, args: &[&str]) -> Result<(), SimError> {
@@ -224,17 +221,5 @@ fn qemu(program: &str, args: &[&str]) -> Result<(), SimError> {
 }
 
 fn qemu_output(program: &str, args: &[&str]) -> Result<Vec<u8>, SimError> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(SimError::io(format!(
-            "running {program} (scripts/setup.sh installs qemu-utils)"
-        )))?;
-    if out.status.success() {
-        return Ok(out.stdout);
-    }
-    Err(SimError::Start {
-        program: format!("{program} {}", args.join(" ")),
-        why: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-    })
+    Ok(img::run(program, args)?)
 }

@@ -16,7 +16,7 @@
 //! bitmap (or all of them) leaves the disk, as after an unclean shutdown.
 //! `POST /ovsim/admin/checkpoint-state` `{"vm": "…", "checkpoint": "…", "state": "invalid"}`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -26,82 +26,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::api::Engine;
-
-/// One injected fault.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultRule {
-    /// HTTP method, or `*`.
-    #[serde(default = "any")]
-    pub method: String,
-    /// Path pattern; `*` matches one segment.
-    pub path: String,
-    /// How many matching calls fail.
-    #[serde(default = "one")]
-    pub count: u32,
-    /// How many matching calls pass before the first that fails (the second disk's transfer).
-    #[serde(default)]
-    pub after: u32,
-    /// Status to answer; 0 = answer normally (after the delay).
-    #[serde(default)]
-    pub status: u16,
-    /// Body to answer (default: an engine fault document).
-    pub fault: Option<Value>,
-    /// Milliseconds to wait first.
-    #[serde(default)]
-    pub delay_ms: u64,
-    /// Carry the call out, then answer the fault instead of its answer.
-    #[serde(default)]
-    pub lose_answer: bool,
-}
-
-fn any() -> String {
-    "*".into()
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// The injected faults.
-#[derive(Debug, Default)]
-pub struct Faults {
-    rules: Mutex<Vec<FaultRule>>,
-}
-
-impl Faults {
-    /// Adds a fault.
-    pub fn add(&self, rule: FaultRule) {
-        self.rules.lock().expect("faults lock").push(rule);
-    }
-
-    /// Takes one use of the first fault matching a call, if any.
-    fn take(&self, method: &str, path: &str) -> Option<FaultRule> {
-        let mut rules = self.rules.lock().expect("faults lock");
-        let index = rules.iter().position(|r| {
-            r.count > 0
-                && (r.method == "*" || r.method.eq_ignore_ascii_case(method))
-                && path_matches(&r.path, path)
-        })?;
-        if rules[index].after > 0 {
-            rules[index].after -= 1;
-            return None;
-        }
-        rules[index].count -= 1;
-        let rule = rules[index].clone();
-        rules.retain(|r| r.count > 0);
-        Some(rule)
-    }
-}
-
-/// `*` matches exactly one segment.
-fn path_matches(pattern: &str, path: &str) -> bool {
-    let (p, s): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
-    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
-}
+use super::state::Engine;
+use super::state::data_plane::Cut;
+use super::state::faults::FaultRule;
 
 /// The admin routes.
 pub fn routes() -> axum::Router<Arc<Engine>> {
@@ -150,7 +79,7 @@ async fn add(State(engine): State<Arc<Engine>>, Json(rule): Json<FaultRule>) -> 
 }
 
 async fn clear(State(engine): State<Arc<Engine>>) -> Response {
-    engine.faults.rules.lock().expect("faults lock").clear();
+    engine.faults.clear();
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -231,10 +160,7 @@ async fn guest_write(
     }
 }
 
-async fn cut(
-    State(engine): State<Arc<Engine>>,
-    Json(cut): Json<super::transfers::Cut>,
-) -> Response {
+async fn cut(State(engine): State<Arc<Engine>>, Json(cut): Json<Cut>) -> Response {
     let Some(plane) = engine.data_plane.as_ref() else {
         return (StatusCode::CONFLICT, "the data plane is not running").into_response();
     };
@@ -304,44 +230,4 @@ async fn checkpoint_state(
     checkpoint.state = request.state;
     engine.save(&inventory);
     StatusCode::NO_CONTENT.into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patterns_match_one_segment_per_star() {
-        assert!(path_matches(
-            "/ovirt-engine/api/vms/*",
-            "/ovirt-engine/api/vms/1"
-        ));
-        assert!(!path_matches(
-            "/ovirt-engine/api/vms/*",
-            "/ovirt-engine/api/vms/1/diskattachments"
-        ));
-        assert!(path_matches(
-            "/ovirt-engine/api/vms",
-            "/ovirt-engine/api/vms"
-        ));
-    }
-
-    #[test]
-    fn a_fault_is_used_count_times() {
-        let faults = Faults::default();
-        faults.add(FaultRule {
-            method: "GET".into(),
-            path: "/a".into(),
-            count: 2,
-            after: 0,
-            status: 500,
-            fault: None,
-            delay_ms: 0,
-            lose_answer: false,
-        });
-        assert!(faults.take("GET", "/a").is_some());
-        assert!(faults.take("POST", "/a").is_none());
-        assert!(faults.take("get", "/a").is_some());
-        assert!(faults.take("GET", "/a").is_none());
-    }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::SimError;
 use super::pki::PkiFiles;
-use super::process::{Supervised, wait_until};
+use crate::qemu::process::{Supervised, wait_until};
 
 /// A running daemon; stopped when dropped.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! the call was refused), so a client that trusts the first answer is caught out as on a real
 //! engine.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -15,50 +15,9 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, not_found, represent};
-
-/// The engine's jobs.
-#[derive(Debug, Default)]
-pub struct Jobs {
-    list: Mutex<Vec<Job>>,
-}
-
-#[derive(Debug, Clone)]
-struct Job {
-    id: String,
-    correlation_id: String,
-    description: String,
-    status: &'static str,
-    /// What it ends as.
-    outcome: &'static str,
-    start_time: i64,
-    end_time: Option<i64>,
-}
-
-impl Job {
-    fn json(&self) -> Value {
-        let mut body = json!({
-            "id": self.id, "href": format!("{API}/jobs/{}", self.id),
-            "auto_cleared": "true", "description": self.description, "external": "false",
-            "last_updated": self.end_time.unwrap_or(self.start_time),
-            "start_time": self.start_time, "status": self.status,
-        });
-        if let Some(end) = self.end_time {
-            body["end_time"] = json!(end);
-        }
-        body
-    }
-
-    /// Answers its state, then moves on: `started` lasts one poll.
-    fn poll(&mut self) -> Value {
-        let body = self.json();
-        if self.status == "started" {
-            self.status = self.outcome;
-            self.end_time = Some(chrono::Utc::now().timestamp_millis());
-        }
-        body
-    }
-}
+use super::reply::{not_found, represent};
+use super::state::Engine;
+use super::state::jobs::Job;
 
 /// The routes of jobs.
 pub fn routes() -> Router<Arc<Engine>> {

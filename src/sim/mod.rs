@@ -6,13 +6,18 @@
 //! its control port. The REST control plane (the engine's API) is built on top of it.
 //!
 //! - [`pki`]: the simulator's CA and the daemon's server certificate, made at first start.
-//! - [`process`]: child processes that are stopped when their handle is dropped.
 //! - [`imageio`]: the `ovirt-imageio` daemon and its tickets.
-//! - [`nbd`]: `qemu-nbd` exports of a disk.
 //! - [`disk`]: disks, guest writes, checkpoints, and the point-in-time view a backup reads.
-//! - [`api`], [`body`], [`xml`]: the REST control plane's login, representations and faults.
+//! - [`state`]: the engine's state (users and tokens, inventory, faults, jobs, the transfers'
+//!   data plane), which knows no route.
+//! - [`api`]: the REST control plane assembled from the routes below and its middleware.
+//! - [`login`]: SSO tokens, logout, the CA, the API root and the login check.
+//! - [`reply`], [`body`], [`xml`]: answers (JSON or XML, faults), request bodies, XML.
 //! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources.
 //! - [`faults`]: fault injection and guest activity for tests and drills.
+//!
+//! The qemu tools it runs (`qemu-img`, `qemu-io`, `qemu-nbd`, supervised processes) live in
+//! [`crate::qemu`], which the executor uses too.
 
 pub mod api;
 pub mod backups;
@@ -22,12 +27,13 @@ pub mod faults;
 pub mod imageio;
 pub mod inventory;
 pub mod jobs;
-pub mod nbd;
+pub mod login;
 pub mod pki;
-pub mod process;
+pub mod reply;
 pub mod resources;
 pub mod server;
 pub mod snapshots;
+pub mod state;
 pub mod transfers;
 pub mod vms;
 pub mod xml;
@@ -45,6 +51,9 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// A qemu tool failed, or a supervised program did not come up.
+    #[error(transparent)]
+    Qemu(#[from] crate::qemu::QemuError),
     /// A helper program did not come up.
     #[error("{program} did not start: {why}")]
     Start {

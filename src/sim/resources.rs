@@ -12,9 +12,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, created, fault, not_found, represent};
 use super::body::{Body, Number, Reference};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
+use super::reply::{created, fault, not_found, represent};
+use super::state::{API, Engine};
 
 /// The routes of the inventory.
 pub fn routes() -> Router<Arc<Engine>> {
@@ -121,7 +122,7 @@ fn flag(value: bool) -> &'static str {
     if value { "true" } else { "false" }
 }
 
-/// Runs `answer` on the inventory (requests here were authenticated by `api::require_login`).
+/// Runs `answer` on the inventory (requests here were authenticated by `login::require_login`).
 fn with_inventory(engine: &Engine, answer: impl FnOnce(&Inventory) -> Response) -> Response {
     let inventory = engine.inventory.lock().expect("inventory lock");
     answer(&inventory)

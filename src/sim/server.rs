@@ -11,11 +11,12 @@ use axum_server::tls_rustls::RustlsConfig;
 use chrono::Duration;
 
 use super::SimError;
-use super::api::{Engine, router};
+use super::api::router;
 use super::imageio::Imageio;
 use super::inventory::{Inventory, Seed};
 use super::pki::{self, PkiFiles};
-use super::transfers::DataPlane;
+use super::state::Engine;
+use super::state::data_plane::DataPlane;
 
 /// How a simulator instance is set up.
 #[derive(Debug, Clone)]

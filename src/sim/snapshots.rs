@@ -14,9 +14,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{API, Engine, created, fault, incomplete, not_found, represent};
 use super::body::{Body, Flag, Reference};
 use super::inventory::{Inventory, Snapshot, Vm, id_of};
+use super::reply::{created, fault, incomplete, not_found, represent};
+use super::state::{API, Engine};
 
 /// The routes of snapshots.
 pub fn routes() -> Router<Arc<Engine>> {

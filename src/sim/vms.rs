@@ -12,12 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use serde::Deserialize;
 
-use super::api::{
-    Engine, action_complete, action_fault, created, fault, incomplete, not_found, represent,
-};
 use super::body::{Body, Flag, Number, Reference};
 use super::inventory::{Attachment, Inventory, Vm};
+use super::reply::{
+    action_complete, action_fault, created, fault, incomplete, not_found, represent,
+};
 use super::resources::{attachment_json, vm_json};
+use super::state::Engine;
 
 const BLANK: &str = "00000000-0000-0000-0000-000000000000";
 

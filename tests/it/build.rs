@@ -199,6 +199,30 @@ fn runner_configs_match_their_schema() {
     }
 }
 
+/// What `ovplan build` writes, `ovrun` reads back as the same typed value, and writing that
+/// value again gives the same bytes: the committed bundle's runner configs and the ones the
+/// test configs of `ovrun` write by hand (`tls::config_for`).
+#[test]
+fn every_runner_config_reads_back_as_written() {
+    use ovbackup::plan::runner::RunnerConfig;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let by_hand = crate::tls::config_for(dir.path(), "web01", "https://engine.test/api", None);
+    let mut texts: Vec<(String, String)> = tree(&repo().join("out"))
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("runner/"))
+        .collect();
+    assert_eq!(texts.len(), 13, "one per enabled VM");
+    let by_hand_text = std::fs::read_to_string(&by_hand).expect("config");
+    texts.push(("tls::config_for".into(), format!("{by_hand_text}\n")));
+    for (path, text) in texts {
+        let config = RunnerConfig::from_json(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let written = serde_json::to_string_pretty(&config).expect("JSON") + "\n";
+        assert_eq!(written, text, "{path}");
+        let again = RunnerConfig::from_json(&written).expect("reads again");
+        assert_eq!(again, config, "{path}");
+    }
+}
+
 #[test]
 fn the_compose_file_matches_the_compose_specification() {
     let dir = tempfile::tempdir().expect("temp dir");

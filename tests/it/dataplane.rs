@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use ovbackup::qemu::nbd::{ExportOptions, NbdExport};
 use ovbackup::sim::disk::DiskImage;
 use ovbackup::sim::imageio::{Imageio, Ticket, executable};
-use ovbackup::sim::nbd::{ExportOptions, NbdExport};
 use ovbackup::sim::pki;
 use serde_json::Value;
 

@@ -8,6 +8,7 @@ mod bundle_runs;
 mod captures;
 mod catalog_safety;
 mod cert;
+mod completions_man;
 mod dataplane;
 mod engine;
 mod engine_client;

@@ -244,3 +244,74 @@ async fn a_start_the_schedule_does_not_want_is_skipped_unless_manual() {
     assert!(log.contains("no active image disk"), "{log}");
     sim.running.shutdown().await;
 }
+
+/// A runner config that is not what `ovplan build` writes (a zone, a schedule, a date or a
+/// closed set) is refused when it is read: exit 2, the file and the field named, and no
+/// connection to the engine (a listener that is never accepted from holds any attempt in its
+/// backlog, where a non-blocking `accept` finds it).
+#[test]
+fn a_bad_runner_config_is_refused_before_any_engine_call() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    engine.set_nonblocking(true).expect("non-blocking");
+    let url = format!(
+        "https://{}/ovirt-engine/api",
+        engine.local_addr().expect("address")
+    );
+    let ca = dir.path().join("ca.pem");
+    let path = crate::tls::config_for(dir.path(), "web01", &url, Some(&ca));
+    let good: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("config")).expect("JSON");
+    for (pointer, bad, field) in [
+        ("/timezone", json!("Mars/Olympus_Mons"), "timezone"),
+        ("/schedule/pattern", json!("fortnightly"), "schedule"),
+        (
+            "/schedule",
+            json!({"type": "cron", "expression": "0 25 * * *"}),
+            "schedule",
+        ),
+        ("/schedule/timezone", json!("Europe/Atlantis"), "schedule"),
+        (
+            "/due_guard",
+            json!({"type": "custom", "pattern": "1111111"}),
+            "due_guard",
+        ),
+        (
+            "/backup/full_backup_frequency",
+            json!("fortnightly"),
+            "backup.full_backup_frequency",
+        ),
+        (
+            "/backup/full_backup_day",
+            json!("funday"),
+            "backup.full_backup_day",
+        ),
+        (
+            "/backup/anchor_date",
+            json!("2024-02-30"),
+            "backup.anchor_date",
+        ),
+        (
+            "/restore/disk_interface",
+            json!("scsi"),
+            "restore.disk_interface",
+        ),
+    ] {
+        let mut config = good.clone();
+        *config.pointer_mut(pointer).expect(pointer) = bad;
+        std::fs::write(&path, config.to_string()).expect("config");
+        let (code, log) = ovrun(&["backup", "--config", path.to_str().expect("utf-8")]);
+        assert_eq!(code, 2, "{pointer}: a configuration error\n{log}");
+        assert!(log.contains("not a runner config"), "{pointer}: {log}");
+        assert!(
+            log.contains(&format!("field `{field}`")),
+            "{pointer}: {log}"
+        );
+        assert!(
+            log.contains(path.to_str().expect("utf-8")),
+            "{pointer}: {log}"
+        );
+        let attempt = engine.accept();
+        assert!(attempt.is_err(), "{pointer}: ovrun connected to the engine");
+    }
+}

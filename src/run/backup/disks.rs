@@ -4,14 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
-
 use super::Attempt;
 use super::download::{self, Source, file_names};
 use crate::plan::full::Kind;
 use crate::run::blocksum::{self, BlockSums};
 use crate::run::catalog::{ContentSum, DiskEntry, Manifest};
-use crate::run::engine::{Backup, Disk, Disks, ImageTransfer};
+use crate::run::engine::{Backup, BackupMode, Disk, TransferRequest};
 use crate::run::job::RunError;
 use crate::run::local;
 use crate::run::transfer::{finish_transfer, wait_transferring};
@@ -25,20 +23,21 @@ impl Attempt<'_> {
         kind: Kind,
         parent: Option<&Manifest>,
     ) -> Result<Vec<DiskEntry>, RunError> {
-        let modes: Vec<Disk> = self
-            .client
-            .get::<Disks>(&format!("/vms/{}/backups/{}/disks", self.vm_id, started.id))
-            .await?
-            .disk;
-        let mode_of: BTreeMap<&str, &str> = modes
+        let modes: Vec<Disk> = self.client.backup_disks(self.vm_id, &started.id).await?;
+        let mode_of: BTreeMap<&str, &BackupMode> = modes
             .iter()
-            .map(|d| (d.id.as_str(), d.backup_mode.as_deref().unwrap_or("full")))
+            .map(|d| {
+                (
+                    d.id.as_str(),
+                    d.backup_mode.as_ref().unwrap_or(&BackupMode::Full),
+                )
+            })
             .collect();
         let names = file_names(self.sources);
         let mut entries = Vec::new();
         for source in self.sources {
             let incremental = kind == Kind::Incremental
-                && mode_of.get(source.disk.id.as_str()) == Some(&"incremental");
+                && mode_of.get(source.disk.id.as_str()) == Some(&&BackupMode::Incremental);
             let parent_disk = parent
                 .filter(|_| incremental)
                 .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id));
@@ -60,15 +59,19 @@ impl Attempt<'_> {
         file: &str,
         parent: Option<&DiskEntry>,
     ) -> Result<DiskEntry, RunError> {
-        let size = source.disk.provisioned_size.unwrap_or(0);
+        let size = source.disk.size()?;
         let path = self.catalog.create_image(file)?;
         let backing = parent
             .map(|p| self.catalog.qemu_path(&p.file))
             .transpose()?;
         local::create(&path, size, backing.as_deref())?;
-        let href = self.open_transfer(started, source).await?;
+        let request = TransferRequest::Download {
+            disk: &source.disk.id,
+            backup: &started.id,
+        };
+        let transfer = self.client.create_transfer(request).await?;
         let start_sums = self.parent_sums(parent, size);
-        let moved = match wait_transferring(self.client, self.options, &href).await {
+        let moved = match wait_transferring(self.client, self.options, &transfer.id).await {
             Ok(url) => {
                 let incremental = parent.is_some();
                 download::download(
@@ -84,7 +87,7 @@ impl Attempt<'_> {
             }
             Err(e) => Err(e),
         };
-        let finished = finish_transfer(self.client, self.options, &href).await;
+        let finished = finish_transfer(self.client, self.options, &transfer.id).await;
         let (bytes, sums) = moved?;
         finished?;
         let blocks = file.replace(".qcow2", ".sums");
@@ -96,21 +99,8 @@ impl Attempt<'_> {
             checksum: sums.checksum(),
             blocks,
         };
-        Ok(disk_entry(source, file, parent, bytes, file_size, content))
-    }
-
-    /// A download transfer of the disk from the engine's backup; its href.
-    async fn open_transfer(&self, started: &Backup, source: &Source) -> Result<String, RunError> {
-        let transfer: ImageTransfer = self
-            .client
-            .post(
-                "/imagetransfers",
-                &json!({"disk": {"id": source.disk.id}, "backup": {"id": started.id},
-                        "direction": "download", "format": "raw",
-                        "inactivity_timeout": "120", "timeout_policy": "cancel"}),
-            )
-            .await?;
-        Ok(format!("/imagetransfers/{}", transfer.id))
+        let sizes = (size, file_size);
+        Ok(disk_entry(source, file, parent, bytes, sizes, content))
     }
 
     /// Where a disk's block digests start: zeroes for a new image, the parent's for an
@@ -139,7 +129,7 @@ fn disk_entry(
     file: &str,
     parent: Option<&DiskEntry>,
     bytes_transferred: u64,
-    file_size: u64,
+    (provisioned_size, file_size): (u64, u64),
     content: ContentSum,
 ) -> DiskEntry {
     DiskEntry {
@@ -147,7 +137,7 @@ fn disk_entry(
         alias: source.disk.label().to_owned(),
         interface: source.interface.clone(),
         bootable: source.bootable,
-        provisioned_size: source.disk.provisioned_size.unwrap_or(0),
+        provisioned_size,
         mode: if parent.is_some() {
             "incremental"
         } else {

@@ -43,7 +43,7 @@ pub(crate) async fn download(
     let extents = ticket
         .extents(if incremental { "dirty" } else { "zero" })
         .await?;
-    let size = source.disk.provisioned_size.unwrap_or(0);
+    let size = source.disk.size()?;
     let (data, zeroes) = plan_reads(&extents, incremental);
     let total: u64 = data.iter().map(|e| e.length).sum();
     log_plan(source.disk.label(), total, incremental, zeroes.len());

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::zone_of;
 use crate::plan::runner::RunnerConfig;
 use crate::run::catalog::{self, Catalog, Manifest};
 use crate::run::job::RunError;
@@ -60,14 +59,7 @@ pub(super) fn export_checkpoint(config: &RunnerConfig, manifest: &Manifest) {
 /// Retention after a successful backup; a failure to prune is logged, not fatal (the backup
 /// is good, and the next run prunes again).
 pub(super) fn prune_after_backup(config: &RunnerConfig, catalog: &Catalog) -> Vec<String> {
-    let zone = match zone_of(config) {
-        Ok(zone) => zone,
-        Err(e) => {
-            tracing::warn!("not pruning: {e}");
-            return Vec::new();
-        }
-    };
-    match catalog.prune(&config.retention, zone, Utc::now(), false) {
+    match catalog.prune(&config.retention, config.zone(), Utc::now(), false) {
         Ok(verdict) => {
             for id in &verdict.delete {
                 tracing::info!(point = %id, "pruned by retention");

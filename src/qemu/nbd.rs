@@ -1,11 +1,12 @@
 //! `qemu-nbd` exports of a disk, as vdsm makes them for an image transfer: read-only (with the
-//! checkpoint's dirty bitmap for an incremental backup) or writable (for an upload).
+//! checkpoint's dirty bitmap for an incremental backup) or writable (for an upload). `ovrun`
+//! serves its local images the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::SimError;
+use super::QemuError;
 use super::process::{Supervised, wait_until};
 
 /// How an image is exported.
@@ -48,36 +49,14 @@ impl NbdExport {
         socket: &Path,
         log: &Path,
         options: &ExportOptions,
-    ) -> Result<Self, SimError> {
+    ) -> Result<Self, QemuError> {
         // qemu-nbd writes its pid file only once the socket listens (the socket file appears
         // at bind, before listen: a client connecting then is refused), so readiness is the
         // pid file, never the socket.
         let ready = socket.with_extension("pid");
         let _ = fs_err::remove_file(socket);
         let _ = fs_err::remove_file(&ready);
-        let mut command = Command::new("qemu-nbd");
-        command.arg(format!("--socket={}", socket.display()));
-        command.arg(format!("--pid-file={}", ready.display()));
-        if !options.exit_with_last_client {
-            command.arg("--persistent");
-        }
-        command.args(["--shared=8", "--export-name=", "--format=qcow2"]);
-        if options.read_only {
-            command.arg("--read-only");
-        }
-        if options.detect_zeroes {
-            command.arg("--detect-zeroes=on");
-        }
-        if options.direct_io {
-            command.args(["--cache=none", "--aio=native"]);
-        }
-        if let Some(bitmap) = &options.bitmap {
-            command.arg(format!("--bitmap={bitmap}"));
-        }
-        command.arg(image);
-        if options.die_with_owner {
-            die_with_parent(&mut command);
-        }
+        let mut command = qemu_nbd(image, socket, &ready, options);
         let mut process = Supervised::spawn("qemu-nbd", &mut command, log)?;
         wait_until(
             &mut process,
@@ -102,19 +81,47 @@ impl NbdExport {
     }
 }
 
+/// The `qemu-nbd` command line for `options`, writing its pid to `ready` once it listens.
+fn qemu_nbd(image: &Path, socket: &Path, ready: &Path, options: &ExportOptions) -> Command {
+    let mut command = Command::new("qemu-nbd");
+    command.arg(format!("--socket={}", socket.display()));
+    command.arg(format!("--pid-file={}", ready.display()));
+    if !options.exit_with_last_client {
+        command.arg("--persistent");
+    }
+    command.args(["--shared=8", "--export-name=", "--format=qcow2"]);
+    if options.read_only {
+        command.arg("--read-only");
+    }
+    if options.detect_zeroes {
+        command.arg("--detect-zeroes=on");
+    }
+    if options.direct_io {
+        command.args(["--cache=none", "--aio=native"]);
+    }
+    if let Some(bitmap) = &options.bitmap {
+        command.arg(format!("--bitmap={bitmap}"));
+    }
+    command.arg(image);
+    if options.die_with_owner {
+        die_with_parent(&mut command);
+    }
+    command
+}
+
 /// Makes the child receive SIGTERM when the spawning thread ends, and refuse to start if its
 /// parent is already gone.
 fn die_with_parent(command: &mut Command) {
+    use rustix::process::{Signal, getppid, set_parent_process_death_signal};
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
-    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (prctl, getppid), allocating nothing.
+    // SAFETY: the closure runs between fork and exec and makes only raw system calls (prctl,
+    // getppid), allocating nothing.
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+            set_parent_process_death_signal(Some(Signal::TERM))?;
+            let now = getppid().and_then(|pid| u32::try_from(pid.as_raw_nonzero().get()).ok());
+            if now != Some(parent) {
                 return Err(std::io::Error::other(
                     "the owner exited before qemu-nbd started",
                 ));

@@ -1,12 +1,13 @@
 //! Child processes owned by a handle: dropping the handle stops the process (SIGTERM, then
-//! SIGKILL after a grace period) and reaps it, so no test or simulator leaves daemons behind.
+//! SIGKILL after a grace period) and reaps it, so no test, run or simulator leaves daemons
+//! behind.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
-use super::SimError;
+use super::QemuError;
 
 /// How long a process gets to exit after SIGTERM (imageio needs about 1.5 s).
 const GRACE: Duration = Duration::from_secs(5);
@@ -27,7 +28,7 @@ impl Supervised {
         name: &str,
         command: &mut Command,
         log: &std::path::Path,
-    ) -> Result<Self, SimError> {
+    ) -> Result<Self, QemuError> {
         let open = || {
             fs_err::OpenOptions::new()
                 .create(true)
@@ -35,14 +36,14 @@ impl Supervised {
                 .open(log)
                 .map(fs_err::File::into_parts)
         };
-        let (out, _) = open().map_err(SimError::io(format!("opening {}", log.display())))?;
-        let (err, _) = open().map_err(SimError::io(format!("opening {}", log.display())))?;
+        let (out, _) = open().map_err(QemuError::io(format!("opening {}", log.display())))?;
+        let (err, _) = open().map_err(QemuError::io(format!("opening {}", log.display())))?;
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
-            .map_err(SimError::io(format!("starting {name}")))?;
+            .map_err(QemuError::io(format!("starting {name}")))?;
         Ok(Self {
             name: name.to_owned(),
             child: Some(child),
@@ -97,7 +98,7 @@ pub fn wait_until<T>(
     timeout: Duration,
     mut ready: impl FnMut() -> Option<T>,
     log: &std::path::Path,
-) -> Result<T, SimError> {
+) -> Result<T, QemuError> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(found) = ready() {
@@ -112,7 +113,7 @@ pub fn wait_until<T>(
             } else {
                 "it was not ready in time"
             };
-            return Err(SimError::Start {
+            return Err(QemuError::Start {
                 program: process.name.clone(),
                 why: format!(
                     "{why}; last log lines: {}",
