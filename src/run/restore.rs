@@ -109,15 +109,8 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| restore.vm_name.clone());
     let log = RestoreLog::new(Path::new(&restore.restore_log_directory), &config.vm);
-    if request.selector == Selector::Newest
-        && !request.force
-        && !request.dry_run
-        && let Some(done) = log.last_success(&point.point, &name)
-    {
-        return Ok(Outcome::AlreadyRestored {
-            point: done.point,
-            restored_as: done.restored_as,
-        });
+    if let Some(done) = already_restored(&log, request, point, &name) {
+        return Ok(done);
     }
     let job = Job {
         client: &client,
@@ -135,6 +128,24 @@ pub async fn run(
     };
     client.logout().await;
     result
+}
+
+/// The newest point, when the log says it was restored under `name` already (unless forced or
+/// a dry run).
+fn already_restored(
+    log: &RestoreLog,
+    request: &Request,
+    point: &Manifest,
+    name: &str,
+) -> Option<Outcome> {
+    if request.selector != Selector::Newest || request.force || request.dry_run {
+        return None;
+    }
+    let done = log.last_success(&point.point, name)?;
+    Some(Outcome::AlreadyRestored {
+        point: done.point,
+        restored_as: done.restored_as,
+    })
 }
 
 /// The VM's restore section and DR engine, both required: the configuration is checked whole

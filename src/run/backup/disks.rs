@@ -3,6 +3,7 @@
 //! [`download`], and the manifest's entry for it with its block digests.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::Attempt;
 use super::download::{self, Source, file_names};
@@ -71,22 +72,9 @@ impl Attempt<'_> {
         };
         let transfer = self.client.create_transfer(request).await?;
         let start_sums = self.parent_sums(parent, size);
-        let moved = match wait_transferring(self.client, self.options, &transfer.id).await {
-            Ok(url) => {
-                let incremental = parent.is_some();
-                download::download(
-                    self.client,
-                    self.options,
-                    &url,
-                    &path,
-                    incremental,
-                    start_sums,
-                    source,
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
+        let moved = self
+            .read_transfer(&transfer.id, &path, parent.is_some(), start_sums, source)
+            .await;
         let finished = finish_transfer(self.client, self.options, &transfer.id).await;
         let (bytes, sums) = moved?;
         finished?;
@@ -101,6 +89,21 @@ impl Attempt<'_> {
         };
         let sizes = (size, file_size);
         Ok(disk_entry(source, file, parent, bytes, sizes, content))
+    }
+
+    /// Waits until transfer `id` is transferring, then reads it into the image at `path`
+    /// ([`download::download`]).
+    async fn read_transfer(
+        &self,
+        id: &str,
+        path: &Path,
+        incremental: bool,
+        start_sums: Option<BlockSums>,
+        source: &Source,
+    ) -> Result<(u64, BlockSums), RunError> {
+        let url = wait_transferring(self.client, self.options, id).await?;
+        let (client, options) = (self.client, self.options);
+        download::download(client, options, &url, path, incremental, start_sums, source).await
     }
 
     /// Where a disk's block digests start: zeroes for a new image, the parent's for an
