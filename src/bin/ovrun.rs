@@ -657,7 +657,7 @@ fn backup_command(
                 "backup point {} ({}) written: {}",
                 m.point,
                 m.kind,
-                backup::human_bytes(bytes)
+                indicatif::HumanBytes(bytes)
             );
             Ok(SUCCESS)
         }
@@ -689,7 +689,7 @@ fn restore_command(path: &Path, options: &backup::Options, request: &restore::Re
                 entry.point,
                 entry.vm,
                 entry.restored_as,
-                backup::human_bytes(entry.bytes),
+                indicatif::HumanBytes(entry.bytes),
                 entry.seconds,
                 entry
                     .replaced

@@ -271,13 +271,14 @@ fn manifest(bundle: &Bundle) -> String {
     let entries: Vec<(&String, &String)> = bundle.iter().collect();
     entries
         .par_iter()
-        .map(|(path, content)| format!("{}  {path}\n", hex(&Sha256::digest(content.as_bytes()))))
+        .map(|(path, content)| {
+            format!(
+                "{}  {path}\n",
+                hex::encode(Sha256::digest(content.as_bytes()))
+            )
+        })
         .collect::<Vec<String>>()
         .concat()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn common(options: &BuildOptions, policy: &Policy) -> minijinja::Value {

@@ -178,32 +178,9 @@ fn invalid_value(pointer: &str, place: &str, instance: &Value, options: &Value) 
 fn keyword_owner<'s>(schema: &'s Value, error: &ValidationError<'_>) -> Option<&'s Value> {
     let location = error.absolute_keyword_location()?;
     let fragment = location.fragment()?.as_str();
-    let decoded = percent_decode(fragment);
+    let decoded = percent_encoding::percent_decode_str(fragment).decode_utf8_lossy();
     let owner = decoded.rsplit_once('/').map_or("", |(owner, _)| owner);
     schema.pointer(owner)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn type_name(kind: &TypeKind) -> String {

@@ -787,7 +787,7 @@ impl Attempt<'_> {
         tracing::info!(
             disk = %source.disk.label(),
             "{} to read ({}), {} zero ranges",
-            human_bytes(total),
+            indicatif::HumanBytes(total),
             if incremental { "changed blocks" } else { "data" },
             zeroes.len()
         );
@@ -803,8 +803,8 @@ impl Attempt<'_> {
                     disk = %source.disk.label(),
                     bytes_read = copied.bytes,
                     "read {} in {seconds:.1} s ({}/s)",
-                    human_bytes(copied.bytes),
-                    human_bytes((copied.bytes as f64 / seconds) as u64)
+                    indicatif::HumanBytes(copied.bytes),
+                    indicatif::HumanBytes((copied.bytes as f64 / seconds) as u64)
                 );
                 let (writer, bytes) = (writer.clone(), copied.bytes);
                 let workers = self.options.workers;
@@ -1272,22 +1272,6 @@ fn file_names(sources: &[Source]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `1.5 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1341,11 +1325,5 @@ mod tests {
         let (data, zeroes) = plan_reads(&extents, true);
         assert_eq!(data, vec![e(0, false, true)]);
         assert_eq!(zeroes, vec![e(1, true, true)]);
-    }
-
-    #[test]
-    fn sizes_for_people() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
     }
 }

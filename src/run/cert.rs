@@ -238,9 +238,10 @@ fn first_block(text: &str) -> String {
 
 /// `AA:BB:...`, upper case, as `openssl x509 -fingerprint -sha256` shows it.
 fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
+    hex::encode_upper(Sha256::digest(der))
+        .as_bytes()
+        .chunks(2)
+        .map(String::from_utf8_lossy)
         .collect::<Vec<_>>()
         .join(":")
 }

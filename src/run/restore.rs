@@ -36,9 +36,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::backup::{
-    Options, Pacer, RunError, finish_transfer, human_bytes, progress_bar, wait_transferring,
-};
+use super::backup::{Options, Pacer, RunError, finish_transfer, progress_bar, wait_transferring};
 use super::blocksum;
 use super::catalog::{self, Catalog, CatalogError, DiskEntry, Manifest};
 use super::engine::{Disk, EngineClient, ImageTransfer, Named, Vm, url_encode};
@@ -480,7 +478,7 @@ impl Job<'_> {
             steps.push(format!(
                 "upload disk {} ({} virtual, from {}) into storage domain {}, attached as {}{}",
                 disk.alias,
-                human_bytes(disk.provisioned_size),
+                indicatif::HumanBytes(disk.provisioned_size),
                 disk.file,
                 self.restore.target_storage_domain_name,
                 self.restore.disk_interface,
@@ -685,7 +683,7 @@ impl Job<'_> {
             bytes_sent = bytes,
             "disk {} restored: {} sent in {seconds:.1} s",
             disk.alias,
-            human_bytes(bytes)
+            indicatif::HumanBytes(bytes)
         );
         Ok(RestoredDisk {
             alias: disk.alias.clone(),
@@ -743,7 +741,7 @@ impl Job<'_> {
             .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
             .collect();
         let total: u64 = pieces.iter().map(|p| p.1).sum();
-        tracing::info!(disk = %disk.alias, "{} of data to send", human_bytes(total));
+        tracing::info!(disk = %disk.alias, "{} of data to send", indicatif::HumanBytes(total));
         let reader = Arc::new(Writer::open_read_only(&top, &self.options.run_dir)?);
         let bar = progress_bar(self.options.progress, total, &disk.alias);
         let sent = parallel_upload(ticket, &reader, pieces, self.options, &bar).await;

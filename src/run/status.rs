@@ -17,7 +17,6 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::run::backup::human_bytes;
 use crate::run::catalog::{Catalog, CatalogError, Manifest, RunStatus};
 
 /// How a VM's backups stand.
@@ -165,7 +164,7 @@ fn row(status: &VmStatus, now: DateTime<Utc>) -> [String; 7] {
         status.last_kind.clone().unwrap_or_else(|| "-".into()),
         status.chain_length.to_string(),
         status.points.to_string(),
-        human_bytes(status.bytes_on_disk),
+        indicatif::HumanBytes(status.bytes_on_disk).to_string(),
         last_failure,
     ]
 }

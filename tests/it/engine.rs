@@ -251,14 +251,13 @@ impl Sim {
     }
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a query value (every byte but letters, digits, `-`, `_` and `.`).
 pub fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.');
+    percent_encoding::utf8_percent_encode(text, KEPT).to_string()
 }
 
 /// Runs a command that must succeed; its standard output.
