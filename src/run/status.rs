@@ -117,6 +117,23 @@ fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `1.5 GiB`: one decimal, narrower than `indicatif::HumanBytes` (two), which the logs use;
+/// the table's column keeps this width.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// `text` on one line (runs of whitespace made one space), cut to `max` characters with `…`.
 fn shorten(text: &str, max: usize) -> String {
     let line = one_line(text);
@@ -164,7 +181,7 @@ fn row(status: &VmStatus, now: DateTime<Utc>) -> [String; 7] {
         status.last_kind.clone().unwrap_or_else(|| "-".into()),
         status.chain_length.to_string(),
         status.points.to_string(),
-        indicatif::HumanBytes(status.bytes_on_disk).to_string(),
+        human_bytes(status.bytes_on_disk),
         last_failure,
     ]
 }
@@ -334,9 +351,19 @@ pub fn write_metrics(text: &str, path: &Path) -> std::io::Result<()> {
 const METRICS_MODE: u32 = 0o644;
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the tests set up and inspect files directly"
+)]
 mod tests {
     use super::*;
     use crate::run::catalog::{DiskEntry, MANIFEST_FORMAT};
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
