@@ -1,5 +1,10 @@
 //! `ovplan`: the policy compiler's command line. Parses arguments, reads the file, calls the
 //! pure core in `ovbackup::plan`, prints, and maps the outcome to an exit code.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary speaks to its user; the library logs through tracing"
+)]
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

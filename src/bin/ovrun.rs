@@ -1,5 +1,10 @@
 //! `ovrun`: the executor the compiled units invoke. Parses arguments, reads the runner config
 //! and the clock once, calls the library, maps the outcome to an exit code.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary speaks to its user; the library logs through tracing"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -788,6 +793,10 @@ fn run_stoppable<T>(
             stop.store(true, Ordering::Relaxed);
             stop_signal().await;
             tracing::error!("stopped at once: {second}");
+            #[expect(
+                clippy::exit,
+                reason = "a second signal stops at once, mid-work, by design"
+            )]
             std::process::exit(i32::from(INTERRUPTED));
         });
         work.await

@@ -1,5 +1,10 @@
 //! `ovsim`: the oVirt engine simulator's command line. Parses arguments, starts the server in a
 //! tokio runtime, and runs until SIGINT or SIGTERM.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary speaks to its user; the library logs through tracing"
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,6 +5,7 @@
 //! (no timestamps, no host names), with `MANIFEST` (SHA-256 of every other file) last.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use minijinja::{Environment, UndefinedBehavior, context};
 use rayon::prelude::*;
@@ -186,7 +187,7 @@ pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, Compil
         );
     }
     if options.targets.cron || options.targets.compose {
-        let cron = cron_file(policy, &enabled, options)?;
+        let cron = cron_file(policy, &enabled, options);
         bundle.insert("cron/ovbackup".into(), render("cron/ovbackup", cron)?);
     }
     if options.targets.compose {
@@ -360,11 +361,7 @@ struct CronEntry {
     command: String,
 }
 
-fn cron_file(
-    policy: &Policy,
-    vms: &[&VmPolicy],
-    options: &BuildOptions,
-) -> Result<minijinja::Value, CompileError> {
+fn cron_file(policy: &Policy, vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
     // Entries in the host's zone come first, before any CRON_TZ= line changes the zone.
     let mut groups: BTreeMap<Option<String>, Vec<CronEntry>> = BTreeMap::new();
     for vm in vms {
@@ -388,13 +385,13 @@ fn cron_file(
     let ovrun = shell_quote(&options.ovrun);
     let runner = shell_quote(&runner_dir(options));
     let _ = policy;
-    Ok(context! {
+    context! {
         policy_file => &options.policy_file,
         groups => minijinja::Value::from(minijinja::value::Serde(&groups)),
         user => "root",
         maintenance_line => "0 12 * * *",
         maintenance_command => cron_escape(&format!("{ovrun} prune --config-dir {runner} && {ovrun} verify --config-dir {runner}")),
-    })
+    }
 }
 
 fn cron_command(vm: &VmPolicy, options: &BuildOptions) -> String {
@@ -407,9 +404,10 @@ fn cron_command(vm: &VmPolicy, options: &BuildOptions) -> String {
     let log = shell_quote(&format!("{}/{}.log", options.log_dir, vm.name));
     let mut command = format!("flock -n {lock} {ovrun} backup --config {config} >> {log} 2>&1");
     if vm.auto_restore {
-        command.push_str(&format!(
+        let _ = write!(
+            command,
             " && flock -n {lock} {ovrun} restore --config {config} >> {log} 2>&1"
-        ));
+        );
     }
     cron_escape(&command)
 }
@@ -526,7 +524,9 @@ pub fn systemd_escape(text: &str) -> String {
         match byte {
             b'/' => out.push('-'),
             _ if keep => out.push(char::from(byte)),
-            _ => out.push_str(&format!("\\x{byte:02x}")),
+            _ => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
         }
     }
     out

@@ -218,6 +218,9 @@ pub fn schedule_from_json(value: &Value) -> Result<Schedule, NormalizeError> {
 }
 
 /// A legacy 7-bit pattern (Monday first) as the plainest simple rule.
+///
+/// # Errors
+/// A pattern with no day set, or not seven characters long.
 pub fn seven_bits(bits: &str) -> Result<Rule, NormalizeError> {
     let days: Vec<Weekday> = bits
         .chars()

@@ -22,6 +22,10 @@ pub mod faults;
 pub mod imageio;
 pub mod inventory;
 pub mod jobs;
+#[expect(
+    unsafe_code,
+    reason = "qemu-nbd's pre_exec sets the parent-death signal (prctl) between fork and exec"
+)]
 pub mod nbd;
 pub mod pki;
 pub mod process;

@@ -358,6 +358,7 @@ async fn under_umask_022_the_catalog_is_private() {
                 .args(["backup", "--config", utf8(&config)])
                 .args(extra);
             // SAFETY: umask is async-signal-safe; the child sets it before exec.
+            #[expect(unsafe_code, reason = "the child's umask is set between fork and exec")]
             unsafe {
                 command.pre_exec(|| {
                     libc::umask(0o022);
