@@ -16,8 +16,8 @@ use std::process::Command;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{Sim, seed};
-use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config};
+use crate::support::engine::{Sim, seed};
+use crate::support::ovrun::{backup_ok, manifests, ovrun, runner_config};
 
 /// A runner config for `vm` backing up into `dir/backup`, written to `dir/<file>`, with
 /// `retention` (the policy's section).

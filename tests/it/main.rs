@@ -6,15 +6,12 @@
     reason = "tests set up and inspect files with std::fs; fs_err's paths in errors are for src/"
 )]
 
-mod artifact_syntax;
 mod build;
-mod bundle_meaning;
 mod bundle_runs;
 mod captures;
 mod catalog_safety;
 mod cert;
 mod dataplane;
-mod engine;
 mod engine_client;
 mod exit_codes;
 mod injection;

@@ -9,7 +9,7 @@ use ovbackup::sim::server::{Running, ServeOptions, start};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::https_client;
+use super::https_client;
 
 pub const MIB: u64 = 1024 * 1024;
 
@@ -334,4 +334,17 @@ pub fn ranges(extents: &[Value], key: &str, value: bool) -> Vec<(u64, u64)> {
             )
         })
         .collect()
+}
+
+/// `ovsim` without a data plane (for its TLS and PKI), listening on `listen`.
+pub async fn sim_without_data_plane(state: &Path, listen: &str) -> Running {
+    start(&ServeOptions {
+        state: state.to_owned(),
+        listen: listen.parse().expect("address"),
+        token_ttl: chrono::Duration::seconds(600),
+        seed: Some(serde_json::from_value(seed()).expect("seed")),
+        imageio: None,
+    })
+    .await
+    .expect("ovsim starts")
 }
