@@ -210,7 +210,7 @@ def main():
 
     lengths = sorted(r[2] for r in rows)
     print(f"functions: {len(lengths)}")
-    print(f"median:    {median(lengths)}")
+    print(f"median:    {median(lengths):g}")
     print(f"p90:       {percentile(lengths, 90)}")
     print(f"p99:       {percentile(lengths, 99)}")
     print(f"max:       {lengths[-1] if lengths else 0}")
