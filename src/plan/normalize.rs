@@ -72,16 +72,21 @@ pub fn normalize(doc: &Value) -> Result<Policy, NormalizeError> {
             password_file: raw.target_ovirt_password_file,
             cert_path: raw.target_ovirt_cert_path,
         }),
-        checkpoints_file: raw.checkpoints_file.unwrap_or_else(|| {
-            format!(
-                "{}/checkpoints.json",
-                raw.backup_directory.trim_end_matches('/')
-            )
-        }),
+        checkpoints_file: checkpoints_file(raw.checkpoints_file, &raw.backup_directory),
         backup_directory: raw.backup_directory,
         backup_settings: settings,
         restore: restore_settings(raw.restore_settings),
         vms,
+    })
+}
+
+/// `checkpoints_file`, by default `checkpoints.json` in the backup directory.
+fn checkpoints_file(file: Option<String>, backup_directory: &str) -> String {
+    file.unwrap_or_else(|| {
+        format!(
+            "{}/checkpoints.json",
+            backup_directory.trim_end_matches('/')
+        )
     })
 }
 
