@@ -883,6 +883,10 @@ fn read_checkpoints(
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the tests set up and inspect files directly"
+)]
 mod tests {
     use super::*;
 

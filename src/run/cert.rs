@@ -238,9 +238,10 @@ fn first_block(text: &str) -> String {
 
 /// `AA:BB:...`, upper case, as `openssl x509 -fingerprint -sha256` shows it.
 fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
+    hex::encode_upper(Sha256::digest(der))
+        .as_bytes()
+        .chunks(2)
+        .map(String::from_utf8_lossy)
         .collect::<Vec<_>>()
         .join(":")
 }
@@ -358,6 +359,10 @@ fn trusted(path: &Path) -> Result<Vec<reqwest::Certificate>, CertError> {
         path: path.to_owned(),
         reason,
     };
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "CertError::TrustFile names the path already"
+    )]
     let pem = std::fs::read(path).map_err(|e| refuse(format!("cannot be read: {e}")))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| refuse(format!("is not PEM: {e}")))?;
@@ -390,6 +395,10 @@ pub fn save(info: &CaInfo, path: &Path) -> Result<(), CertError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "CertError::Write names the path already"
+        )]
         std::fs::create_dir_all(dir).map_err(failed)?;
     }
     write_atomic(path, info.pem.as_bytes()).map_err(failed)

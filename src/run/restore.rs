@@ -35,9 +35,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::backup::{
-    Options, RunError, finish_transfer, human_bytes, progress_bar, wait_transferring,
-};
+use super::backup::{Options, RunError, finish_transfer, progress_bar, wait_transferring};
 use super::blocksum;
 use super::catalog::{self, Catalog, CatalogError, DiskEntry, Manifest};
 use super::engine::ops::{VmRequest, transfer_href, transfer_id};
@@ -483,7 +481,7 @@ impl Job<'_> {
             steps.push(format!(
                 "upload disk {} ({} virtual, from {}) into storage domain {}, attached as {}{}",
                 disk.alias,
-                human_bytes(disk.provisioned_size),
+                indicatif::HumanBytes(disk.provisioned_size),
                 disk.file,
                 self.restore.target_storage_domain_name,
                 self.restore.disk_interface,
@@ -674,7 +672,7 @@ impl Job<'_> {
             bytes_sent = bytes,
             "disk {} restored: {} sent in {seconds:.1} s",
             disk.alias,
-            human_bytes(bytes)
+            indicatif::HumanBytes(bytes)
         );
         Ok(RestoredDisk {
             alias: disk.alias.clone(),
@@ -732,7 +730,7 @@ impl Job<'_> {
             .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
             .collect();
         let total: u64 = pieces.iter().map(|p| p.1).sum();
-        tracing::info!(disk = %disk.alias, "{} of data to send", human_bytes(total));
+        tracing::info!(disk = %disk.alias, "{} of data to send", indicatif::HumanBytes(total));
         let reader = Arc::new(Writer::open_read_only(&top, &self.options.run_dir)?);
         let bar = progress_bar(self.options.progress, total, &disk.alias);
         let sent = parallel_upload(ticket, &reader, pieces, self.options, &bar).await;
@@ -930,7 +928,7 @@ impl Job<'_> {
         if old.renamed {
             let renamed = self.client.update_vm_name(&old.id, &old.name).await;
             match renamed {
-                Ok(_) => tracing::info!(vm = %old.name, "the replaced VM has its name back"),
+                Ok(()) => tracing::info!(vm = %old.name, "the replaced VM has its name back"),
                 Err(e) => tracing::error!(
                     "renaming {} back to {}: {e}; rename it by hand",
                     old.renamed_to,

@@ -476,11 +476,7 @@ fn sha256(mut file: std::fs::File) -> std::io::Result<String> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The file alone as `qemu-img` opens it: qcow2, its backing file not opened.
