@@ -308,7 +308,7 @@ fn nbd_errno(error: &std::io::Error) -> Option<rustix::io::Errno> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Error, ErrorKind};
+    use std::io::Error;
 
     use rustix::io::Errno;
 
@@ -316,18 +316,9 @@ mod tests {
 
     #[test]
     fn an_nbd_error_is_known_by_its_errno_never_by_a_word_in_a_message() {
-        assert_eq!(
-            nbd_errno(&Error::new(ErrorKind::Other, "ENOSPC")),
-            Some(Errno::NOSPC)
-        );
+        assert_eq!(nbd_errno(&Error::other("ENOSPC")), Some(Errno::NOSPC));
         assert_eq!(nbd_errno(&Error::from_raw_os_error(28)), Some(Errno::NOSPC));
-        assert_eq!(
-            nbd_errno(&Error::new(ErrorKind::Other, "not ENOSPC at all")),
-            None
-        );
-        assert_eq!(
-            nbd_errno(&Error::new(ErrorKind::Other, "other error from device")),
-            None
-        );
+        assert_eq!(nbd_errno(&Error::other("not ENOSPC at all")), None);
+        assert_eq!(nbd_errno(&Error::other("other error from device")), None);
     }
 }
