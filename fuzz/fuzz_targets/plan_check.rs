@@ -7,9 +7,9 @@
 //! equal to the policy's). The readers are the integration tests' own, included by path.
 #![no_main]
 
-#[path = "../../tests/it/artifact_syntax.rs"]
+#[path = "../../tests/it/support/artifact_syntax.rs"]
 mod artifact_syntax;
-#[path = "../../tests/it/bundle_meaning.rs"]
+#[path = "../../tests/it/support/bundle_meaning.rs"]
 mod bundle_meaning;
 
 use chrono::{DateTime, Utc};

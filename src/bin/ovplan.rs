@@ -1,6 +1,11 @@
 //! `ovplan`: the policy compiler's command line. `main` parses the arguments (clap) and calls
 //! [`run`], which reads the file, calls the pure core in `ovbackup::plan` and prints; a
 //! [`Failure`] is the one way a command fails, with its exit code.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary speaks to its user; the library logs through tracing"
+)]
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -2,6 +2,11 @@
 //! [`run`], which reads the runner config and the clock once, calls the library (`ovbackup::run`)
 //! and gives an exit code; [`Failure`] and the [`ExitCoded`] impls are the one mapping from the
 //! library's errors to exit codes.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary speaks to its user; the library logs through tracing"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -685,7 +690,7 @@ fn log_backup(m: &ovbackup::run::catalog::Manifest) {
         "backup point {} ({}) written: {}",
         m.point,
         m.kind,
-        backup::human_bytes(bytes)
+        indicatif::HumanBytes(bytes)
     );
 }
 
@@ -746,7 +751,7 @@ fn report_restore(outcome: restore::Outcome) {
                 entry.point,
                 entry.vm,
                 entry.restored_as,
-                backup::human_bytes(entry.bytes),
+                indicatif::HumanBytes(entry.bytes),
                 entry.seconds,
                 entry
                     .replaced
@@ -810,6 +815,10 @@ fn run_stoppable<T>(
             stop.store(true, Ordering::Relaxed);
             stop_signal().await;
             tracing::error!("stopped at once: {second}");
+            #[expect(
+                clippy::exit,
+                reason = "a second signal stops at once, mid-work, by design"
+            )]
             std::process::exit(i32::from(INTERRUPTED));
         });
         work.await

@@ -2,6 +2,11 @@
 //! calls [`run`]: `serve` starts the server in a tokio runtime and runs until SIGINT or SIGTERM,
 //! `admin` sends one request to a running instance's admin endpoint. A [`Failure`] is the one
 //! way a command fails, with its exit code.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary speaks to its user; the library logs through tracing"
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -45,41 +45,47 @@ fn systemd_days(rule: &Rule) -> Vec<String> {
         Rule::Weekends => vec!["Sat,Sun *-*-*".into()],
         Rule::Weekly(days) => vec![format!("{} *-*-*", weekdays(days))],
         Rule::Monthly(day) => vec![month_day(*day, "*")],
-        Rule::DaysOfMonth { days, months } => {
-            let months = month_list(months);
-            let numbered: Vec<String> = days
-                .iter()
-                .filter_map(|d| day_number(*d))
-                .map(|n| format!("{n:02}"))
-                .collect();
-            let mut lines = Vec::new();
-            if !numbered.is_empty() {
-                lines.push(format!("*-{months}-{}", numbered.join(",")));
-            }
-            if days.contains(&MonthDay::Last) {
-                lines.push(month_day(MonthDay::Last, &months));
-            }
-            lines
-        }
+        Rule::DaysOfMonth { days, months } => days_of_month(days, months),
         Rule::NthWeekdays {
             weekdays: days,
             weeks,
             months,
-        } => {
-            let months = month_list(months);
-            let days = weekdays(days);
-            weeks
-                .iter()
-                .map(|week| match week {
-                    WeekOfMonth::Nth(n) => {
-                        format!("{days} *-{months}-{:02}..{:02}", 7 * n - 6, (7 * n).min(31))
-                    }
-                    WeekOfMonth::Last => format!("{days} *-{months}~07/1"),
-                })
-                .collect()
-        }
+        } => nth_weekdays(days, weeks, months),
         Rule::Biweekly { .. } | Rule::Cron(_) => unreachable!("handled by the caller"),
     }
+}
+
+/// Numbered days share one line; the last day of the month needs its own (`~01`).
+fn days_of_month(days: &[MonthDay], months: &[u32]) -> Vec<String> {
+    let months = month_list(months);
+    let numbered: Vec<String> = days
+        .iter()
+        .filter_map(|d| day_number(*d))
+        .map(|n| format!("{n:02}"))
+        .collect();
+    let mut lines = Vec::new();
+    if !numbered.is_empty() {
+        lines.push(format!("*-{months}-{}", numbered.join(",")));
+    }
+    if days.contains(&MonthDay::Last) {
+        lines.push(month_day(MonthDay::Last, &months));
+    }
+    lines
+}
+
+/// One line per week of the month: the nth week is days 7n-6 to 7n, the last is the last 7.
+fn nth_weekdays(days: &[Weekday], weeks: &[WeekOfMonth], months: &[u32]) -> Vec<String> {
+    let months = month_list(months);
+    let days = weekdays(days);
+    weeks
+        .iter()
+        .map(|week| match week {
+            WeekOfMonth::Nth(n) => {
+                format!("{days} *-{months}-{:02}..{:02}", 7 * n - 6, (7 * n).min(31))
+            }
+            WeekOfMonth::Last => format!("{days} *-{months}~07/1"),
+        })
+        .collect()
 }
 
 fn day_number(day: MonthDay) -> Option<u32> {

@@ -5,6 +5,7 @@
 //! (no timestamps, no host names), with `MANIFEST` (SHA-256 of every other file) last.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use minijinja::{Environment, UndefinedBehavior, context};
 use rayon::prelude::*;
@@ -174,39 +175,63 @@ pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, Compil
         .map(|vm| vm_files(policy, vm, options, &render))
         .collect::<Result<_, _>>()?;
     let mut bundle: Bundle = per_vm.into_iter().flatten().collect();
-    if options.targets.systemd {
-        let ctx = common(options, policy);
-        bundle.insert(
-            "systemd/ovrun-maintenance.service".into(),
-            render("systemd/maintenance.service", ctx.clone())?,
-        );
-        bundle.insert(
-            "systemd/ovrun-maintenance.timer".into(),
-            render("systemd/maintenance.timer", ctx)?,
-        );
-    }
-    if options.targets.cron || options.targets.compose {
-        let cron = cron_file(policy, &enabled, options)?;
-        bundle.insert("cron/ovbackup".into(), render("cron/ovbackup", cron)?);
-    }
-    if options.targets.compose {
-        let ctx = compose_context(policy, &enabled, options);
-        bundle.insert(
-            "compose/docker-compose.yaml".into(),
-            render("compose/docker-compose.yaml", ctx.clone())?,
-        );
-        bundle.insert(
-            "compose/Dockerfile".into(),
-            render("compose/Dockerfile", ctx.clone())?,
-        );
-        bundle.insert(
-            "compose/.env.example".into(),
-            render("compose/env.example", ctx)?,
-        );
-    }
+    shared_files(&mut bundle, policy, &enabled, options, &render)?;
     let manifest = manifest(&bundle);
     bundle.insert("MANIFEST".into(), manifest);
     Ok(bundle)
+}
+
+/// Renders a template (embedded, by name) with a context.
+type Render<'a> =
+    dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError> + Sync + 'a;
+
+/// The maintenance units: their paths in the bundle and their templates.
+const MAINTENANCE_UNITS: [(&str, &str); 2] = [
+    (
+        "systemd/ovrun-maintenance.service",
+        "systemd/maintenance.service",
+    ),
+    (
+        "systemd/ovrun-maintenance.timer",
+        "systemd/maintenance.timer",
+    ),
+];
+
+/// The compose bundle's files: their paths in the bundle and their templates.
+const COMPOSE_FILES: [(&str, &str); 3] = [
+    ("compose/docker-compose.yaml", "compose/docker-compose.yaml"),
+    ("compose/Dockerfile", "compose/Dockerfile"),
+    ("compose/.env.example", "compose/env.example"),
+];
+
+/// The files all VMs share, per target: the maintenance units, the cron file (which the
+/// compose bundle runs too) and the compose bundle.
+fn shared_files(
+    bundle: &mut Bundle,
+    policy: &Policy,
+    enabled: &[&VmPolicy],
+    options: &BuildOptions,
+    render: &Render<'_>,
+) -> Result<(), CompileError> {
+    let mut add = |files: &[(&str, &'static str)], ctx: minijinja::Value| {
+        for (path, template) in files {
+            bundle.insert((*path).to_owned(), render(template, ctx.clone())?);
+        }
+        Ok::<_, CompileError>(())
+    };
+    if options.targets.systemd {
+        add(&MAINTENANCE_UNITS, common(options, policy))?;
+    }
+    if options.targets.cron || options.targets.compose {
+        add(
+            &[("cron/ovbackup", "cron/ovbackup")],
+            cron_file(enabled, options),
+        )?;
+    }
+    if options.targets.compose {
+        add(&COMPOSE_FILES, compose_context(policy, enabled, options))?;
+    }
+    Ok(())
 }
 
 /// The options reach units, cron lines and compose values as the policy's strings do, so they
@@ -253,7 +278,7 @@ fn vm_files(
     policy: &Policy,
     vm: &VmPolicy,
     options: &BuildOptions,
-    render: &(dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError> + Sync),
+    render: &Render<'_>,
 ) -> Result<Bundle, CompileError> {
     let mut files = Bundle::new();
     let config = runner_config(policy, vm, &options.config_dir);
@@ -271,13 +296,14 @@ fn manifest(bundle: &Bundle) -> String {
     let entries: Vec<(&String, &String)> = bundle.iter().collect();
     entries
         .par_iter()
-        .map(|(path, content)| format!("{}  {path}\n", hex(&Sha256::digest(content.as_bytes()))))
+        .map(|(path, content)| {
+            format!(
+                "{}  {path}\n",
+                hex::encode(Sha256::digest(content.as_bytes()))
+            )
+        })
         .collect::<Vec<String>>()
         .concat()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn common(options: &BuildOptions, policy: &Policy) -> minijinja::Value {
@@ -302,31 +328,12 @@ fn systemd_units(
     vm: &VmPolicy,
     config: &RunnerConfig,
     options: &BuildOptions,
-    render: &(dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError> + Sync),
+    render: &Render<'_>,
 ) -> Result<(), CompileError> {
     let escaped = systemd_escape(&vm.name);
     let backup_unit = format!("ovrun-backup-{escaped}.service");
     let restore_unit = format!("ovrun-restore-{escaped}.service");
-    let (on_calendar, guarded) =
-        calendar::systemd(&vm.schedule).map_err(|problem| CompileError::Cron {
-            vm: vm.name.clone(),
-            problem,
-        })?;
-    let ctx = context! {
-        policy_file => &options.policy_file,
-        ovrun_arg => systemd_word(&options.ovrun),
-        vm_unit_text => vm.name.replace('%', "%%"),
-        config_arg => systemd_quote(&config_path(options, &vm.name)),
-        backup_directory_arg => systemd_quote(&config.backup_directory),
-        source_password_file => config.source.password_file.replace('%', "%%"),
-        target_password_file => config.target.as_ref().map(|t| t.password_file.replace('%', "%%")),
-        timeout_minutes => config.restore.as_ref().map(|r| r.timeout_minutes),
-        restore_unit => vm.auto_restore.then(|| restore_unit.clone()),
-        backup_unit => &backup_unit,
-        on_calendar => on_calendar,
-        guarded => guarded || config.due_guard.is_some(),
-        schedule_text => config.schedule.to_json().to_string().replace('%', "%%"),
-    };
+    let ctx = unit_context(vm, config, options, &backup_unit, &restore_unit)?;
     bundle.insert(
         format!("systemd/{backup_unit}"),
         render("systemd/backup.service", ctx.clone())?,
@@ -344,6 +351,37 @@ fn systemd_units(
     Ok(())
 }
 
+/// What a VM's unit templates fill in: `%` doubled where systemd expands specifiers, paths
+/// and arguments quoted as systemd reads them.
+fn unit_context(
+    vm: &VmPolicy,
+    config: &RunnerConfig,
+    options: &BuildOptions,
+    backup_unit: &str,
+    restore_unit: &str,
+) -> Result<minijinja::Value, CompileError> {
+    let (on_calendar, guarded) =
+        calendar::systemd(&vm.schedule).map_err(|problem| CompileError::Cron {
+            vm: vm.name.clone(),
+            problem,
+        })?;
+    Ok(context! {
+        policy_file => &options.policy_file,
+        ovrun_arg => systemd_word(&options.ovrun),
+        vm_unit_text => vm.name.replace('%', "%%"),
+        config_arg => systemd_quote(&config_path(options, &vm.name)),
+        backup_directory_arg => systemd_quote(&config.backup_directory),
+        source_password_file => config.source.password_file.replace('%', "%%"),
+        target_password_file => config.target.as_ref().map(|t| t.password_file.replace('%', "%%")),
+        timeout_minutes => config.restore.as_ref().map(|r| r.timeout_minutes),
+        restore_unit => vm.auto_restore.then_some(restore_unit),
+        backup_unit => backup_unit,
+        on_calendar => on_calendar,
+        guarded => guarded || config.due_guard.is_some(),
+        schedule_text => config.schedule.to_json().to_string().replace('%', "%%"),
+    })
+}
+
 #[derive(Serialize)]
 struct CronGroup {
     zone: Option<String>,
@@ -359,12 +397,22 @@ struct CronEntry {
     command: String,
 }
 
-fn cron_file(
-    policy: &Policy,
-    vms: &[&VmPolicy],
-    options: &BuildOptions,
-) -> Result<minijinja::Value, CompileError> {
-    // Entries in the host's zone come first, before any CRON_TZ= line changes the zone.
+fn cron_file(vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
+    let groups = cron_groups(vms, options);
+    let ovrun = shell_quote(&options.ovrun);
+    let runner = shell_quote(&runner_dir(options));
+    context! {
+        policy_file => &options.policy_file,
+        groups => minijinja::Value::from(minijinja::value::Serde(&groups)),
+        user => "root",
+        maintenance_line => "0 12 * * *",
+        maintenance_command => cron_escape(&format!("{ovrun} prune --config-dir {runner} && {ovrun} verify --config-dir {runner}")),
+    }
+}
+
+/// The VMs' entries grouped by time zone, the host's zone (`None`) first: any `CRON_TZ=` line
+/// changes the zone for the lines after it.
+fn cron_groups(vms: &[&VmPolicy], options: &BuildOptions) -> Vec<CronGroup> {
     let mut groups: BTreeMap<Option<String>, Vec<CronEntry>> = BTreeMap::new();
     for vm in vms {
         let (lines, guarded) = calendar::cron(&vm.schedule);
@@ -380,20 +428,10 @@ fn cron_file(
             .or_default()
             .push(entry);
     }
-    let groups: Vec<CronGroup> = groups
+    groups
         .into_iter()
         .map(|(zone, entries)| CronGroup { zone, entries })
-        .collect();
-    let ovrun = shell_quote(&options.ovrun);
-    let runner = shell_quote(&runner_dir(options));
-    let _ = policy;
-    Ok(context! {
-        policy_file => &options.policy_file,
-        groups => minijinja::Value::from(minijinja::value::Serde(&groups)),
-        user => "root",
-        maintenance_line => "0 12 * * *",
-        maintenance_command => cron_escape(&format!("{ovrun} prune --config-dir {runner} && {ovrun} verify --config-dir {runner}")),
-    })
+        .collect()
 }
 
 fn cron_command(vm: &VmPolicy, options: &BuildOptions) -> String {
@@ -406,9 +444,10 @@ fn cron_command(vm: &VmPolicy, options: &BuildOptions) -> String {
     let log = shell_quote(&format!("{}/{}.log", options.log_dir, vm.name));
     let mut command = format!("flock -n {lock} {ovrun} backup --config {config} >> {log} 2>&1");
     if vm.auto_restore {
-        command.push_str(&format!(
+        let _ = write!(
+            command,
             " && flock -n {lock} {ovrun} restore --config {config} >> {log} 2>&1"
-        ));
+        );
     }
     cron_escape(&command)
 }
@@ -448,7 +487,36 @@ fn compose_file(
     sides: &[(&'static str, &super::model::Engine)],
     options: &BuildOptions,
 ) -> compose::ComposeFile {
-    use compose::{Build, ComposeFile, SecretFile, SecretMount, Service, Volume, compose_escape};
+    use compose::{Build, ComposeFile, Service};
+    let (mounts, secrets) = compose_secrets(sides, options);
+    let service = Service {
+        build: Build {
+            context: ".",
+            dockerfile: "Dockerfile",
+            additional_contexts: BTreeMap::from([("source", "${OVBACKUP_SOURCE:-../..}")]),
+        },
+        image: "ovbackup/ovrun:local",
+        restart: "unless-stopped",
+        init: true,
+        environment: BTreeMap::from([("TZ", "${TZ:-UTC}")]),
+        volumes: compose_volumes(policy, sides, options),
+        secrets: mounts,
+    };
+    ComposeFile {
+        name: "ovbackup",
+        services: BTreeMap::from([("scheduler", service)]),
+        secrets,
+    }
+}
+
+/// The scheduler's bind mounts: the backup directory, the runner configs, the cron file, the
+/// logs, and each engine's CA file at its own path.
+fn compose_volumes(
+    policy: &Policy,
+    sides: &[(&'static str, &super::model::Engine)],
+    options: &BuildOptions,
+) -> Vec<compose::Volume> {
+    use compose::{Volume, compose_escape};
     let same = |path: &str| (compose_escape(path), compose_escape(path));
     let (backup_source, backup_target) = same(&policy.backup_directory);
     let mut volumes = vec![
@@ -475,6 +543,19 @@ fn compose_file(
             volumes.push(Volume::bind(source, target, true));
         }
     }
+    volumes
+}
+
+/// Each engine's password as a compose secret (a file named by an `.env` variable), mounted
+/// read-only where the runner config expects it.
+fn compose_secrets(
+    sides: &[(&'static str, &super::model::Engine)],
+    options: &BuildOptions,
+) -> (
+    Vec<compose::SecretMount>,
+    BTreeMap<String, compose::SecretFile>,
+) {
+    use compose::{SecretFile, SecretMount, compose_escape};
     let mut mounts = Vec::new();
     let mut secrets = BTreeMap::new();
     for (side, engine) in sides {
@@ -491,24 +572,7 @@ fn compose_file(
         let file = format!("${{{}:-./secrets/{side}.password}}", secret_variable(side));
         secrets.insert(name, SecretFile { file });
     }
-    let service = Service {
-        build: Build {
-            context: ".",
-            dockerfile: "Dockerfile",
-            additional_contexts: BTreeMap::from([("source", "${OVBACKUP_SOURCE:-../..}")]),
-        },
-        image: "ovbackup/ovrun:local",
-        restart: "unless-stopped",
-        init: true,
-        environment: BTreeMap::from([("TZ", "${TZ:-UTC}")]),
-        volumes,
-        secrets: mounts,
-    };
-    ComposeFile {
-        name: "ovbackup",
-        services: BTreeMap::from([("scheduler", service)]),
-        secrets,
-    }
+    (mounts, secrets)
 }
 
 fn json_string(text: &str) -> String {
@@ -525,7 +589,9 @@ pub fn systemd_escape(text: &str) -> String {
         match byte {
             b'/' => out.push('-'),
             _ if keep => out.push(char::from(byte)),
-            _ => out.push_str(&format!("\\x{byte:02x}")),
+            _ => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
         }
     }
     out

@@ -102,6 +102,16 @@ fn vm(
     let empty = (Vec::new(), Vec::new());
     let (old_facts, old_runs) = old.as_ref().unwrap_or(&empty);
     let (new_facts, new_runs) = new.as_ref().unwrap_or(&empty);
+    fact_changes(out, old_facts, new_facts);
+    if old_runs != new_runs {
+        let _ = writeln!(out, "  next runs before: {}", runs_text(old_runs));
+        let _ = writeln!(out, "  next runs after:  {}", runs_text(new_runs));
+    }
+    out.push('\n');
+}
+
+/// One line per fact that changed, appeared or went.
+fn fact_changes(out: &mut String, old_facts: &Facts, new_facts: &Facts) {
     for (label, value) in new_facts {
         let previous = old_facts.iter().find(|(l, _)| l == label).map(|(_, v)| v);
         if previous != Some(value) {
@@ -117,30 +127,20 @@ fn vm(
             let _ = writeln!(out, "  {label}: {value} -> (absent)");
         }
     }
-    if old_runs != new_runs {
-        let _ = writeln!(
-            out,
-            "  next runs before: {}",
-            if old_runs.is_empty() {
-                "(none)".to_owned()
-            } else {
-                old_runs.join(", ")
-            }
-        );
-        let _ = writeln!(
-            out,
-            "  next runs after:  {}",
-            if new_runs.is_empty() {
-                "(none)".to_owned()
-            } else {
-                new_runs.join(", ")
-            }
-        );
-    }
-    out.push('\n');
 }
 
-fn facts(vm: &VmPolicy) -> Vec<(&'static str, String)> {
+fn runs_text(runs: &[String]) -> String {
+    if runs.is_empty() {
+        "(none)".to_owned()
+    } else {
+        runs.join(", ")
+    }
+}
+
+/// A VM's facts as `(label, value)`, in the order the diff shows them.
+type Facts = Vec<(&'static str, String)>;
+
+fn facts(vm: &VmPolicy) -> Facts {
     vec![
         ("enabled", vm.enabled.to_string()),
         ("schedule", schedule_json(&vm.schedule).to_string()),

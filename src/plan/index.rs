@@ -23,6 +23,9 @@ pub fn index(text: &str) -> SpanIndex {
 }
 
 /// The file parsed strictly into `jsonc-parser`'s AST (used for its ranges and its messages).
+///
+/// # Errors
+/// The parser's first syntax error (strict JSON: a comment or a trailing comma is one too).
 pub fn parse_ast(text: &str) -> Result<Option<ast::Value<'_>>, jsonc_parser::errors::ParseError> {
     let strict = ParseOptions {
         allow_comments: false,

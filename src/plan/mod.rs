@@ -78,14 +78,7 @@ pub fn check(source: &Source) -> Checked {
     };
     let document = match parsed {
         Ok(document) => document,
-        Err(syntax) => {
-            let spans = SpanIndex::default();
-            return Checked {
-                diagnostics: vec![locate(source, &spans, *syntax)],
-                policy: None,
-                display_text: source.text.clone(),
-            };
-        }
+        Err(syntax) => return unparsable(source, *syntax),
     };
     let found = collect(&document);
     let spans = if found.is_empty() {
@@ -104,16 +97,36 @@ pub fn check(source: &Source) -> Checked {
         display_text: redact_passwords(&source.text, &spans),
     };
     if !checked.has_errors() {
-        match normalize::normalize(&document.value) {
-            Ok(policy) => checked.policy = Some(policy),
-            Err(gap) => checked.diagnostics.push(locate(
-                source,
-                &spans,
-                Diagnostic::new(diagnostic::Code::InvalidValue, "", gap.to_string()),
-            )),
-        }
+        add_policy(&mut checked, &document.value, source, &spans);
     }
     checked
+}
+
+/// A file that does not parse: its one syntax error, the text shown as it is.
+fn unparsable(source: &Source, syntax: Diagnostic) -> Checked {
+    Checked {
+        diagnostics: vec![locate(source, &SpanIndex::default(), syntax)],
+        policy: None,
+        display_text: source.text.clone(),
+    }
+}
+
+/// The policy of a file without errors; a gap that `normalize` finds (a bug: validation let
+/// it through) is a diagnostic rather than a panic.
+fn add_policy(
+    checked: &mut Checked,
+    value: &serde_json::Value,
+    source: &Source,
+    spans: &SpanIndex,
+) {
+    match normalize::normalize(value) {
+        Ok(policy) => checked.policy = Some(policy),
+        Err(gap) => checked.diagnostics.push(locate(
+            source,
+            spans,
+            Diagnostic::new(diagnostic::Code::InvalidValue, "", gap.to_string()),
+        )),
+    }
 }
 
 /// A file that starts with a UTF-8 byte order mark: JSON (RFC 8259) forbids it, and to a

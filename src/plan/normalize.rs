@@ -6,7 +6,7 @@
 //! 60 minutes, suffix `_restored`, no replace, keep the old VM, keep 7 daily / 4 weekly /
 //! 3 monthly with no age limit, full backups weekly from Sunday.
 
-use chrono::{NaiveTime, Weekday};
+use chrono::{NaiveDate, NaiveTime, Weekday};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -15,7 +15,9 @@ use super::model::{
     RestoreSettings, Rule, Schedule, VmPolicy, WeekOfMonth, default_anchor,
 };
 use super::names;
-use super::raw::{RawDay, RawMonth, RawPolicy, RawScheduleObject, RawVmPolicy};
+use super::raw::{
+    RawBackupType, RawDay, RawMonth, RawPolicy, RawRetention, RawScheduleObject, RawVmPolicy,
+};
 use super::rules::{parse_date, parse_time};
 
 /// A validated document that still does not fit the model: a gap between validation and
@@ -69,16 +71,21 @@ pub fn normalize(doc: &Value) -> Result<Policy, NormalizeError> {
             password_file: raw.target_ovirt_password_file,
             cert_path: raw.target_ovirt_cert_path,
         }),
-        checkpoints_file: raw.checkpoints_file.unwrap_or_else(|| {
-            format!(
-                "{}/checkpoints.json",
-                raw.backup_directory.trim_end_matches('/')
-            )
-        }),
+        checkpoints_file: checkpoints_file(raw.checkpoints_file, &raw.backup_directory),
         backup_directory: raw.backup_directory,
         backup_settings: settings,
         restore: restore_settings(raw.restore_settings),
         vms,
+    })
+}
+
+/// `checkpoints_file`, by default `checkpoints.json` in the backup directory.
+fn checkpoints_file(file: Option<String>, backup_directory: &str) -> String {
+    file.unwrap_or_else(|| {
+        format!(
+            "{}/checkpoints.json",
+            backup_directory.trim_end_matches('/')
+        )
     })
 }
 
@@ -143,8 +150,23 @@ fn vm_policy(
         Rule::Biweekly { anchor, .. } => anchor,
         _ => default_anchor(),
     };
-    let bt = &policy.backup_type;
-    let full = FullPolicy {
+    Ok(VmPolicy {
+        name: name.to_owned(),
+        enabled: policy.enabled.unwrap_or(true),
+        schedule,
+        full: full_policy(&policy.backup_type, settings, anchor)?,
+        keep: keep_policy(&policy.retention),
+        auto_restore: policy.auto_restore.unwrap_or(false),
+    })
+}
+
+/// A VM's `backup_type`, its gaps filled from `backup_settings` and the defaults.
+fn full_policy(
+    bt: &RawBackupType,
+    settings: &BackupSettings,
+    anchor: NaiveDate,
+) -> Result<FullPolicy, NormalizeError> {
+    Ok(FullPolicy {
         incremental_enabled: bt
             .incremental_enabled
             .unwrap_or(settings.incremental_enabled),
@@ -158,21 +180,17 @@ fn vm_policy(
         anchor,
         max_chain_length: settings.max_incremental_chain_length,
         force_full_after_days: settings.force_full_backup_days,
-    };
-    let r = &policy.retention;
-    Ok(VmPolicy {
-        name: name.to_owned(),
-        enabled: policy.enabled.unwrap_or(true),
-        schedule,
-        full,
-        keep: KeepPolicy {
-            daily: r.keep_daily.unwrap_or(7),
-            weekly: r.keep_weekly.unwrap_or(4),
-            monthly: r.keep_monthly.unwrap_or(3),
-            max_age_days: r.max_backup_age_days.unwrap_or(0),
-        },
-        auto_restore: policy.auto_restore.unwrap_or(false),
     })
+}
+
+/// A VM's `retention`, with the defaults (7 daily, 4 weekly, 3 monthly, no age limit).
+fn keep_policy(r: &RawRetention) -> KeepPolicy {
+    KeepPolicy {
+        daily: r.keep_daily.unwrap_or(7),
+        weekly: r.keep_weekly.unwrap_or(4),
+        monthly: r.keep_monthly.unwrap_or(3),
+        max_age_days: r.max_backup_age_days.unwrap_or(0),
+    }
 }
 
 fn weekday(name: &str) -> Result<Weekday, NormalizeError> {
@@ -217,6 +235,9 @@ pub fn schedule_from_json(value: &Value) -> Result<Schedule, NormalizeError> {
 }
 
 /// A legacy 7-bit pattern (Monday first) as the plainest simple rule.
+///
+/// # Errors
+/// A pattern with no day set, or not seven characters long.
 pub fn seven_bits(bits: &str) -> Result<Rule, NormalizeError> {
     let days: Vec<Weekday> = bits
         .chars()
@@ -466,37 +487,18 @@ pub fn schedule_json(schedule: &Schedule) -> Value {
         }
         Rule::Biweekly { day, anchor } => {
             simple(&mut map, "biweekly");
-            map.insert("day".into(), json!(names::weekday_name(*day)));
-            map.insert(
-                "anchor_date".into(),
-                json!(anchor.format("%Y-%m-%d").to_string()),
-            );
+            biweekly_json(&mut map, *day, *anchor);
         }
         Rule::Monthly(day) => {
             simple(&mut map, "monthly");
             map.insert("day_of_month".into(), month_day_json(*day));
         }
-        Rule::DaysOfMonth { days, months } => {
-            map.insert("type".into(), json!("advanced"));
-            map.insert(
-                "days_of_month".into(),
-                days.iter().map(|d| month_day_json(*d)).collect(),
-            );
-            months_json(&mut map, months);
-        }
+        Rule::DaysOfMonth { days, months } => days_of_month_json(&mut map, days, months),
         Rule::NthWeekdays {
             weekdays,
             weeks,
             months,
-        } => {
-            map.insert("type".into(), json!("advanced"));
-            map.insert("weekdays".into(), weekday_list(weekdays));
-            map.insert(
-                "weeks_of_month".into(),
-                weeks.iter().map(|w| week_json(*w)).collect(),
-            );
-            months_json(&mut map, months);
-        }
+        } => nth_weekdays_json(&mut map, weekdays, weeks, months),
         Rule::Cron(expression) => {
             map.insert("type".into(), json!("cron"));
             map.insert("expression".into(), json!(expression));
@@ -507,6 +509,38 @@ pub fn schedule_json(schedule: &Schedule) -> Value {
     }
     insert_some(&mut map, "timezone", schedule.timezone.as_ref());
     Value::Object(map)
+}
+
+fn biweekly_json(map: &mut Map<String, Value>, day: Weekday, anchor: NaiveDate) {
+    map.insert("day".into(), json!(names::weekday_name(day)));
+    map.insert(
+        "anchor_date".into(),
+        json!(anchor.format("%Y-%m-%d").to_string()),
+    );
+}
+
+fn days_of_month_json(map: &mut Map<String, Value>, days: &[MonthDay], months: &[u32]) {
+    map.insert("type".into(), json!("advanced"));
+    map.insert(
+        "days_of_month".into(),
+        days.iter().map(|d| month_day_json(*d)).collect(),
+    );
+    months_json(map, months);
+}
+
+fn nth_weekdays_json(
+    map: &mut Map<String, Value>,
+    weekdays: &[Weekday],
+    weeks: &[WeekOfMonth],
+    months: &[u32],
+) {
+    map.insert("type".into(), json!("advanced"));
+    map.insert("weekdays".into(), weekday_list(weekdays));
+    map.insert(
+        "weeks_of_month".into(),
+        weeks.iter().map(|w| week_json(*w)).collect(),
+    );
+    months_json(map, months);
 }
 
 fn weekday_list(days: &[Weekday]) -> Value {

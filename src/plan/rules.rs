@@ -419,20 +419,7 @@ impl Rules {
         let Some((name, _)) = auto else {
             return;
         };
-        let domain = root
-            .get("restore_settings")
-            .and_then(|r| r.get("target_storage_domain_name"));
-        let missing: Vec<&str> = [
-            ("target_ovirt_url", root.get("target_ovirt_url").is_none()),
-            ("target_ovirt_user", root.get("target_ovirt_user").is_none()),
-            (
-                "restore_settings.target_storage_domain_name",
-                domain.is_none(),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(k, missing)| missing.then_some(k))
-        .collect();
+        let missing = missing_restore_target(root);
         if !missing.is_empty() {
             self.push(
                 Diagnostic::new(
@@ -449,6 +436,24 @@ impl Rules {
             );
         }
     }
+}
+
+/// The keys a restore into DR needs that the policy does not set.
+fn missing_restore_target(root: &Map<String, Value>) -> Vec<&'static str> {
+    let domain = root
+        .get("restore_settings")
+        .and_then(|r| r.get("target_storage_domain_name"));
+    [
+        ("target_ovirt_url", root.get("target_ovirt_url").is_none()),
+        ("target_ovirt_user", root.get("target_ovirt_user").is_none()),
+        (
+            "restore_settings.target_storage_domain_name",
+            domain.is_none(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, missing)| missing.then_some(k))
+    .collect()
 }
 
 /// A VM name as the engine would match it: case and runs of white space do not count.

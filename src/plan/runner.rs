@@ -274,6 +274,10 @@ mod zone_name {
             .map_err(|_| format!("unknown time zone `{name}` (an IANA name, e.g. Europe/Lisbon)"))
     }
 
+    #[expect(
+        clippy::ref_option,
+        reason = "serde's serialize_with passes the field by reference"
+    )]
     pub fn serialize<S: Serializer>(zone: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
         match zone {
             Some(zone) => s.serialize_str(zone.name()),

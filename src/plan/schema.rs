@@ -47,76 +47,92 @@ pub fn check(doc: &Value) -> Vec<Diagnostic> {
 
 fn translate(schema: &Value, error: &ValidationError<'_>) -> Vec<Diagnostic> {
     let pointer = error.instance_path().as_str().to_owned();
+    let owner = keyword_owner(schema, error);
+    if let ValidationErrorKind::AdditionalProperties { unexpected } = error.kind() {
+        return unexpected
+            .iter()
+            .map(|key| unknown_key(&pointer, key, owner))
+            .collect();
+    }
+    let diagnostic = describe(error, pointer, owner);
+    let described = owner
+        .and_then(|o| o.get("description"))
+        .and_then(Value::as_str);
+    let diagnostic = match (&diagnostic.help, described) {
+        (None, Some(text)) => diagnostic.help(text),
+        _ => diagnostic,
+    };
+    vec![diagnostic]
+}
+
+/// The one diagnostic of an error other than unknown keys, its message naming the place.
+fn describe(error: &ValidationError<'_>, pointer: String, owner: Option<&Value>) -> Diagnostic {
     let place = if pointer.is_empty() {
         "the policy".to_owned()
     } else {
         format!("`{pointer}`")
     };
-    let owner = keyword_owner(schema, error);
-    let described = owner
-        .and_then(|o| o.get("description"))
-        .and_then(Value::as_str);
-    let diagnostic = match error.kind() {
-        ValidationErrorKind::AdditionalProperties { unexpected } => {
-            return unexpected
-                .iter()
-                .map(|key| unknown_key(&pointer, key, owner))
-                .collect();
+    match error.kind() {
+        ValidationErrorKind::Required { property } => missing_key(
+            pointer,
+            &place,
+            property.as_str().unwrap_or_default(),
+            owner,
+        ),
+        ValidationErrorKind::Enum { options } => {
+            invalid_value(&pointer, &place, error.instance(), options)
         }
-        ValidationErrorKind::Required { property } => {
-            let key = property.as_str().unwrap_or_default();
-            Diagnostic::new(
-                Code::MissingKey,
-                pointer.clone(),
-                format!("{place} lacks the required key `{key}`"),
-            )
-            .mark(Mark::Key)
-            .help(required_help(owner, key))
+        _ => {
+            let (code, message) = problem(error, &place);
+            Diagnostic::new(code, pointer, message)
         }
-        ValidationErrorKind::Type { kind } => Diagnostic::new(
+    }
+}
+
+/// The code and message of an error that is about a value alone.
+fn problem(error: &ValidationError<'_>, place: &str) -> (Code, String) {
+    match error.kind() {
+        ValidationErrorKind::Type { kind } => (
             Code::WrongType,
-            pointer.clone(),
             format!(
                 "{place} must be {}, not {}",
                 type_name(kind),
                 json_type(error.instance())
             ),
         ),
-        ValidationErrorKind::Enum { options } => {
-            invalid_value(&pointer, &place, error.instance(), options)
-        }
-        ValidationErrorKind::Constant { expected_value } => Diagnostic::new(
+        ValidationErrorKind::Constant { expected_value } => (
             Code::InvalidValue,
-            pointer.clone(),
             format!("{place} must be {expected_value}"),
         ),
         ValidationErrorKind::Minimum { .. }
         | ValidationErrorKind::Maximum { .. }
         | ValidationErrorKind::ExclusiveMinimum { .. }
-        | ValidationErrorKind::ExclusiveMaximum { .. } => Diagnostic::new(
+        | ValidationErrorKind::ExclusiveMaximum { .. } => (
             Code::OutOfRange,
-            pointer.clone(),
             format!("{place} is out of range: {error}"),
         ),
-        ValidationErrorKind::Pattern { .. } => Diagnostic::new(
+        ValidationErrorKind::Pattern { .. } => (
             Code::InvalidFormat,
-            pointer.clone(),
             format!(
                 "{place} does not have the expected form: {}",
                 error.instance()
             ),
         ),
-        _ => Diagnostic::new(
+        _ => (
             Code::InvalidFormat,
-            pointer.clone(),
             format!("{place} is not valid: {error}"),
         ),
-    };
-    let diagnostic = match (&diagnostic.help, described) {
-        (None, Some(text)) => diagnostic.help(text),
-        _ => diagnostic,
-    };
-    vec![diagnostic]
+    }
+}
+
+fn missing_key(pointer: String, place: &str, key: &str, owner: Option<&Value>) -> Diagnostic {
+    Diagnostic::new(
+        Code::MissingKey,
+        pointer,
+        format!("{place} lacks the required key `{key}`"),
+    )
+    .mark(Mark::Key)
+    .help(required_help(owner, key))
 }
 
 fn unknown_key(object: &str, key: &str, owner: Option<&Value>) -> Diagnostic {
@@ -178,32 +194,9 @@ fn invalid_value(pointer: &str, place: &str, instance: &Value, options: &Value) 
 fn keyword_owner<'s>(schema: &'s Value, error: &ValidationError<'_>) -> Option<&'s Value> {
     let location = error.absolute_keyword_location()?;
     let fragment = location.fragment()?.as_str();
-    let decoded = percent_decode(fragment);
+    let decoded = percent_encoding::percent_decode_str(fragment).decode_utf8_lossy();
     let owner = decoded.rsplit_once('/').map_or("", |(owner, _)| owner);
     schema.pointer(owner)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn type_name(kind: &TypeKind) -> String {

@@ -6,6 +6,10 @@
 //! disks) use this room; it uses neither of them.
 
 pub mod img;
+#[expect(
+    unsafe_code,
+    reason = "qemu-nbd's pre_exec sets the parent-death signal (prctl) between fork and exec"
+)]
 pub mod nbd;
 pub mod process;
 

@@ -481,7 +481,7 @@ async fn finalize_backup(
     }
     let what = format!("backup {backup} to finish finalizing");
     let patience = retry::unstoppable(options, retry::PHASE_WAIT);
-    let poll = async || backup_end(client, [vm_id, backup], &asked, &ready).await;
+    let poll = async || backup_end(client, [vm_id, backup], &asked, ready.as_deref()).await;
     Ok(wait_until(&what, patience, poll).await?)
 }
 
@@ -491,18 +491,20 @@ async fn backup_end(
     client: &EngineClient,
     [vm_id, backup]: [&str; 2],
     asked: &Result<(), EngineError>,
-    ready: &Option<String>,
+    ready: Option<&str>,
 ) -> Result<Seen<Option<String>>, RunError> {
     let b = match client.backup(vm_id, backup).await {
         Ok(b) => b,
         // Engines before 4.4.7 drop a finalized backup.
-        Err(e) if e.is_not_found() => return Ok(Seen::Done(ready.clone())),
+        Err(e) if e.is_not_found() => return Ok(Seen::Done(ready.map(str::to_owned))),
         Err(e) if e.is_transient() => return Ok(Seen::Waiting(e.to_string())),
         Err(e) => return Err(e.into()),
     };
     let phase = match &b.phase {
         Some(BackupPhase::Succeeded) => {
-            return Ok(Seen::Done(b.to_checkpoint_id.or_else(|| ready.clone())));
+            return Ok(Seen::Done(
+                b.to_checkpoint_id.or_else(|| ready.map(str::to_owned)),
+            ));
         }
         Some(BackupPhase::Failed) => {
             return Err(RunError::Failed(format!(
@@ -520,31 +522,4 @@ async fn backup_end(
         )));
     }
     Ok(Seen::Waiting(format!("phase {phase}")))
-}
-
-/// `1.5 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_for_people() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
-    }
 }

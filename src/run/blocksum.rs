@@ -115,7 +115,7 @@ impl BlockSums {
         for d in &self.digests {
             outer.update(d);
         }
-        hex(&outer.finalize())
+        hex::encode(outer.finalize())
     }
 }
 
@@ -160,11 +160,6 @@ pub fn whole_block(size: u64, start: u64, length: u64) -> Option<usize> {
     whole.then(|| usize::try_from(start / BLOCK).ok()).flatten()
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Splits `[start, start + length)` at block boundaries, so that no piece spans two blocks.
 pub fn split_at_blocks(start: u64, length: u64) -> impl Iterator<Item = (u64, u64)> {
     split_at_multiples(start, length, BLOCK)
@@ -200,7 +195,7 @@ mod tests {
         outer.update(digest(&vec![0; BLOCK as usize]));
         outer.update(digest(&vec![0; BLOCK as usize]));
         outer.update(digest(&[0; 4096]));
-        assert_eq!(sums.checksum(), hex(&outer.finalize()));
+        assert_eq!(sums.checksum(), hex::encode(outer.finalize()));
     }
 
     #[test]

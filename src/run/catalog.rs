@@ -434,6 +434,10 @@ impl Catalog {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the tests set up and inspect files directly"
+)]
 mod tests {
     use super::*;
 

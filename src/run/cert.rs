@@ -233,9 +233,10 @@ fn first_block(text: &str) -> String {
 
 /// `AA:BB:...`, upper case, as `openssl x509 -fingerprint -sha256` shows it.
 fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
+    hex::encode_upper(Sha256::digest(der))
+        .as_bytes()
+        .chunks(2)
+        .map(String::from_utf8_lossy)
         .collect::<Vec<_>>()
         .join(":")
 }
@@ -250,6 +251,10 @@ pub fn save(info: &CaInfo, path: &Path) -> Result<(), CertError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "CertError::Write names the path already"
+        )]
         std::fs::create_dir_all(dir).map_err(failed)?;
     }
     write_atomic(path, info.pem.as_bytes()).map_err(failed)

@@ -206,7 +206,7 @@ impl Connection {
             .map_err(io("seeking the image"))?;
         self.0.write_all(data).map_err(|source| {
             // qemu-nbd passes the file system's ENOSPC back as the NBD error.
-            let full = source.raw_os_error() == Some(28) || source.to_string().contains("ENOSPC");
+            let full = nbd_errno(&source) == Some(rustix::io::Errno::NOSPC);
             let what = if full {
                 "No space left on device in the backup directory: free space or keep fewer points \
                  (retention); nothing was recorded as a point"
@@ -285,4 +285,40 @@ pub use crate::qemu::img::MapExtent;
 /// `qemu-img` fails or answers something else than its JSON map.
 pub fn map(image: &Path) -> Result<Vec<MapExtent>, LocalError> {
     Ok(img::map(image)?)
+}
+
+/// The errno of a failed NBD request: the `nbd` crate hands the server's NBD error back as an
+/// `io::Error` whose whole message is the errno's name (its only form of the code), or as the
+/// OS error of a failed socket call.
+fn nbd_errno(error: &std::io::Error) -> Option<rustix::io::Errno> {
+    use rustix::io::Errno;
+    if let Some(code) = error.raw_os_error() {
+        return Some(Errno::from_raw_os_error(code));
+    }
+    let name = error.get_ref().map(ToString::to_string)?;
+    [
+        ("EIO", Errno::IO),
+        ("ENOMEM", Errno::NOMEM),
+        ("EINVAL", Errno::INVAL),
+        ("ENOSPC", Errno::NOSPC),
+    ]
+    .into_iter()
+    .find_map(|(known, errno)| (name == known).then_some(errno))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Error;
+
+    use rustix::io::Errno;
+
+    use super::nbd_errno;
+
+    #[test]
+    fn an_nbd_error_is_known_by_its_errno_never_by_a_word_in_a_message() {
+        assert_eq!(nbd_errno(&Error::other("ENOSPC")), Some(Errno::NOSPC));
+        assert_eq!(nbd_errno(&Error::from_raw_os_error(28)), Some(Errno::NOSPC));
+        assert_eq!(nbd_errno(&Error::other("not ENOSPC at all")), None);
+        assert_eq!(nbd_errno(&Error::other("other error from device")), None);
+    }
 }

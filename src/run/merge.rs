@@ -44,21 +44,36 @@ pub enum MergeError {
         "point {point}'s chain is broken (a parent point is missing; run `ovrun verify`): \
          it cannot be merged"
     )]
-    BrokenChain { point: String },
+    BrokenChain {
+        /// The point asked for.
+        point: String,
+    },
     /// The point has several disks and none was named.
     #[error(
         "point {point} has {} disks: name one with --disk ({})",
         aliases.len(),
         aliases.join(", ")
     )]
-    WhichDisk { point: String, aliases: Vec<String> },
+    WhichDisk {
+        /// The point asked for.
+        point: String,
+        /// Its disks' aliases.
+        aliases: Vec<String>,
+    },
     /// The point has no disk of that alias.
     #[error("point {point} has no disk {alias:?}")]
-    NoDisk { point: String, alias: String },
+    NoDisk {
+        /// The point asked for.
+        point: String,
+        /// The alias given with --disk.
+        alias: String,
+    },
     /// Writing the merged image failed.
     #[error("merging point {point}: {source}")]
     Write {
+        /// The point being merged.
         point: String,
+        /// What failed.
         #[source]
         source: WriteError,
     },

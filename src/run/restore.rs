@@ -45,7 +45,6 @@ use serde::Deserialize;
 
 use self::journal::{Journal, Made, OldVm};
 pub use self::log::{LogEntry, RestoreLog, RestoredDisk};
-use super::backup::human_bytes;
 use super::catalog::{Catalog, DiskEntry, Manifest};
 use super::chain;
 pub use super::chain::{Selector, select};
@@ -363,7 +362,7 @@ impl Job<'_> {
             bytes_sent = bytes,
             "disk {} restored: {} sent in {seconds:.1} s",
             disk.alias,
-            human_bytes(bytes)
+            indicatif::HumanBytes(bytes)
         );
         Ok(RestoredDisk {
             alias: disk.alias.clone(),

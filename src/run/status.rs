@@ -16,7 +16,6 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::run::backup::human_bytes;
 use crate::run::catalog::{Catalog, CatalogError, Manifest, RunStatus};
 
 mod metrics;
@@ -118,6 +117,23 @@ fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
         s if s < 3600 => format!("{}m ago", s / 60),
         s if s < 48 * 3600 => format!("{}h ago", s / 3600),
         s => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// `1.5 GiB`: one decimal, narrower than `indicatif::HumanBytes` (two), which the logs use;
+/// the table's column keeps this width.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -224,6 +240,12 @@ mod tests {
 
     use super::*;
     use crate::run::catalog::{DiskEntry, MANIFEST_FORMAT};
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
 
     pub(super) fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -104,10 +104,7 @@ pub fn load_or_create_users(state: &Path) -> Result<HashMap<String, String>, Sim
             why: format!("{} is not a users file: {e}", path.display()),
         });
     }
-    let password: String = rand::random::<[u8; 12]>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let password = hex::encode(rand::random::<[u8; 12]>());
     let users = HashMap::from([("admin@internal".to_owned(), password)]);
     let text = serde_json::to_string_pretty(&users).expect("a map of strings serializes");
     crate::fsutil::write_atomic(&path, text.as_bytes())

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::artifact_syntax::{
+use crate::support::artifact_syntax::{
     UnitLine, cron_fields, cron_unescape, exec_argv, is_schedule_line, unit_lines,
 };
 use crate::support::{json_names, ovplan};

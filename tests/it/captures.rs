@@ -242,7 +242,7 @@ async fn ovsims_xml_has_the_captured_engines_structure() {
 }
 
 /// `GET` as an XML-only client (the SDK): the status and the body.
-async fn xml_get(sim: &crate::engine::Sim, path: &str) -> (u16, String) {
+async fn xml_get(sim: &crate::support::engine::Sim, path: &str) -> (u16, String) {
     let response = sim
         .http
         .get(sim.url(path))
@@ -261,7 +261,7 @@ async fn xml_get(sim: &crate::engine::Sim, path: &str) -> (u16, String) {
 async fn backups_snapshots_and_faults_have_the_captured_structure() {
     use serde_json::json;
     let dir = tempfile::tempdir().expect("temp dir");
-    let sim = crate::engine::Sim::start(dir.path(), crate::engine::seed()).await;
+    let sim = crate::support::engine::Sim::start(dir.path(), crate::support::engine::seed()).await;
     let vm = sim.vm("web 01").await;
     let vm_href = vm["href"].as_str().expect("href").to_owned();
     let os = sim.disk_id("web01_os").await;

@@ -16,8 +16,8 @@ use std::process::Command;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{Sim, seed};
-use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config};
+use crate::support::engine::{Sim, seed};
+use crate::support::ovrun::{backup_ok, manifests, ovrun, runner_config};
 
 /// A runner config for `vm` backing up into `dir/backup`, written to `dir/<file>`, with
 /// `retention` (the policy's section).
@@ -358,6 +358,7 @@ async fn under_umask_022_the_catalog_is_private() {
                 .args(["backup", "--config", utf8(&config)])
                 .args(extra);
             // SAFETY: umask is async-signal-safe; the child sets it before exec.
+            #[expect(unsafe_code, reason = "the child's umask is set between fork and exec")]
             unsafe {
                 command.pre_exec(|| {
                     libc::umask(0o022);

@@ -10,7 +10,7 @@ use ovbackup::run::cert::{CertError, Trust, expiry_warning, fetch, inspect, save
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{Sim, seed};
+use crate::support::engine::{Sim, seed};
 
 /// The fingerprint as `openssl x509 -fingerprint -sha256` prints it, or, without openssl, as
 /// computed here from the DER.
@@ -212,7 +212,9 @@ fn inspect_rejects_garbage() {
 async fn a_fetch_names_why_tls_or_the_name_failed() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Its certificate holds `localhost` and `127.0.0.1`, not 127.0.0.2.
-    let sim = crate::tls::sim(&dir.path().join("sim"), "127.0.0.2:0").await;
+    let sim =
+        crate::support::engine::sim_without_data_plane(&dir.path().join("sim"), "127.0.0.2:0")
+            .await;
     let port = sim.addr.port();
     let api = format!("https://127.0.0.2:{port}/ovirt-engine/api");
     let error = fetch(&api, Trust::Existing(sim.pki.ca_cert.clone()))

@@ -15,7 +15,7 @@ use crate::support::https_client as client;
 const MIB: u64 = 1024 * 1024;
 
 fn sh(program: &str, args: &[&str]) {
-    crate::engine::sh(program, args);
+    crate::support::engine::sh(program, args);
 }
 
 /// A 64 MiB disk: 0x11 over 0-4 MiB and 0x22 over 8-9 MiB, then checkpoint `chk1`, then a guest

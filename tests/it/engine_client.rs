@@ -46,7 +46,7 @@ async fn the_client_relogs_in_and_reads_the_engines_errors() {
         state: dir.path().to_owned(),
         listen: "127.0.0.1:0".parse().expect("address"),
         token_ttl: chrono::Duration::seconds(1),
-        seed: Some(serde_json::from_value(crate::engine::seed()).expect("seed")),
+        seed: Some(serde_json::from_value(crate::support::engine::seed()).expect("seed")),
         imageio: None,
     };
     let sim = start(&options).await.expect("ovsim");

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::tls::config_for;
+use crate::support::ovrun::config_for;
 
 /// Runs `ovrun ARGS`: exit code, standard output, standard error.
 fn ovrun(args: &[&str]) -> (i32, String, String) {

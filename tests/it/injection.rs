@@ -17,8 +17,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
-use crate::artifact_syntax::{cron_fields, cron_unescape, is_schedule_line};
-use crate::bundle_meaning::check_meaning;
+use crate::support::artifact_syntax::{cron_fields, cron_unescape, is_schedule_line};
+use crate::support::bundle_meaning::check_meaning;
 
 /// The codes a hostile string may be refused with.
 const REFUSALS: [&str; 6] = [

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::engine::{MIB, Sim, raw_copy, same_content, seed};
+use crate::support::engine::{MIB, Sim, raw_copy, same_content, seed};
 
 fn venv_bin(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -106,7 +106,7 @@ async fn the_official_imageio_client_downloads_a_full_and_an_incremental_backup(
         same_content(&incremental, &expected),
         "the chain full <- incremental is the disk"
     );
-    let map = crate::engine::sh(
+    let map = crate::support::engine::sh(
         "qemu-img",
         &["map", "--output=json", incremental.to_str().expect("utf-8")],
     );

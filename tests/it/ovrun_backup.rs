@@ -2,110 +2,10 @@
 //! writes it, the catalog it leaves. Each point's chain is compared with the simulated disk at
 //! that moment (`qemu-img compare`), and the bytes it moved are counted.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, Sim, imageio_checksum, raw_copy, same_content, seed};
-
-/// A runner config for `web 01` on `sim`, backing up into `dir/backup`.
-pub fn runner_config(sim: &Sim, dir: &Path, vm: &str) -> PathBuf {
-    let password = dir.join("source.password");
-    std::fs::write(
-        &password,
-        format!("{}\n", sim.running.users["admin@internal"]),
-    )
-    .expect("pw");
-    let config = json!({
-        "format": 1,
-        "vm": vm,
-        "source": {
-            "url": sim.running.api_url(),
-            "user": "admin@internal",
-            "password_file": password,
-            "password_credential": "source-password",
-            "ca_file": sim.running.pki.ca_cert,
-        },
-        "target": null,
-        "backup_directory": dir.join("backup"),
-        "checkpoints_file": dir.join("backup/checkpoints.json"),
-        "schedule": {"type": "simple", "pattern": "daily", "time": "02:00", "timezone": "UTC"},
-        "timezone": "UTC",
-        "due_guard": null,
-        "backup": {
-            "incremental_enabled": true,
-            "full_backup_frequency": "never",
-            "full_backup_day": "sunday",
-            "anchor_date": "2024-01-01",
-            "max_incremental_chain_length": 10,
-            "force_full_backup_days": 0
-        },
-        "retention": {"keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0, "max_backup_age_days": 0},
-        "restore": null
-    });
-    let path = dir.join("runner.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("JSON")).expect("config");
-    path
-}
-
-/// Runs `ovrun ARGS`; exit code and standard error.
-pub fn ovrun(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ovrun"))
-        .args(args)
-        .env("OVRUN_LOG_FORMAT", "json")
-        .output()
-        .expect("ovrun runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// `ovrun backup --config CONFIG` in a blocking section; must succeed.
-pub fn backup_ok(config: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["backup", "--config", config.to_str().expect("utf-8")];
-    args.extend(extra);
-    let (code, log) = tokio::task::block_in_place(|| ovrun(&args));
-    assert_eq!(code, 0, "ovrun backup failed:\n{log}");
-    log
-}
-
-/// `ovrun verify --config CONFIG` accepts the catalog.
-pub fn verify_ok(config: &Path) {
-    let (code, log) = tokio::task::block_in_place(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ovrun"))
-            .args(["verify", "--config", config.to_str().expect("utf-8")])
-            .output()
-            .expect("ovrun verify");
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    });
-    assert_eq!(code, 0, "ovrun verify found damage:\n{log}");
-    assert!(log.contains("no damage found"), "{log}");
-}
-
-/// The manifests in the VM's folder, oldest first.
-pub fn manifests(vm_dir: &Path) -> Vec<Value> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(vm_dir)
-        .expect("VM folder")
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| p.to_str().is_some_and(|s| s.ends_with(".manifest.json")))
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|p| {
-            serde_json::from_str(&std::fs::read_to_string(p).expect("manifest")).expect("JSON")
-        })
-        .collect()
-}
+use crate::support::engine::{MIB, Sim, imageio_checksum, raw_copy, same_content, seed};
+use crate::support::ovrun::{backup_ok, manifests, ovrun, runner_config};
 
 /// The disk entry of `alias` in a manifest.
 fn disk<'a>(manifest: &'a Value, alias: &str) -> &'a Value {
@@ -259,7 +159,7 @@ fn a_bad_runner_config_is_refused_before_any_engine_call() {
         engine.local_addr().expect("address")
     );
     let ca = dir.path().join("ca.pem");
-    let path = crate::tls::config_for(dir.path(), "web01", &url, Some(&ca));
+    let path = crate::support::ovrun::config_for(dir.path(), "web01", &url, Some(&ca));
     let good: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("config")).expect("JSON");
     for (pointer, bad, field) in [

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, Sim, raw_copy, same_content, seed};
-use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config, verify_ok};
-use crate::ovrun_full_disk::Tmpfs;
+use crate::support::engine::{MIB, Sim, raw_copy, same_content, seed};
+use crate::support::ovrun::{backup_ok, manifests, ovrun, runner_config, verify_ok};
+use crate::support::tmpfs::Tmpfs;
 
 /// The newest point of `vm_dir` equals `disk` now, and nothing but points is in the folder.
 fn newest_equals(vm_dir: &Path, alias: &str, disk: &Path) {

@@ -12,84 +12,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::engine::Sim;
-use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config};
-
-/// A tmpfs mounted at a folder for as long as it lives (unmounted on drop, also when a test
-/// fails).
-pub struct Tmpfs {
-    pub path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (`mount -o size=`) at `path`, created first.
-    pub fn mount(path: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(path).expect("mount point");
-        let mounted = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .status()
-            .expect("mount");
-        assert!(
-            mounted.success(),
-            "a small tmpfs for the full-disk case (needs root, as CI has)"
-        );
-        Self {
-            path: path.to_owned(),
-        }
-    }
-
-    /// Makes it read-only (`remount,ro`).
-    fn read_only(&self) {
-        let remounted = Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(&self.path)
-            .status()
-            .expect("mount");
-        assert!(remounted.success(), "remounted read-only");
-    }
-
-    /// Bytes free for files now.
-    fn free(&self) -> u64 {
-        let stat = rustix::fs::statvfs(&self.path).expect("statvfs");
-        stat.f_bavail * stat.f_frsize
-    }
-
-    /// Takes all free space but `keep` bytes with a filler file (fallocate: real pages).
-    fn fill_leaving(&self, keep: u64) -> PathBuf {
-        let filler = self.path.join("filler");
-        let file = std::fs::File::create(&filler).expect("filler");
-        let take = self.free() - keep;
-        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, take)
-            .expect("fallocate");
-        assert_eq!(self.free(), keep, "the free space ends where wanted");
-        filler
-    }
-
-    /// Removes everything in it.
-    fn clear(&self) {
-        for entry in std::fs::read_dir(&self.path).expect("tmpfs") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                std::fs::remove_dir_all(&path).expect("remove");
-            } else {
-                std::fs::remove_file(&path).expect("remove");
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
+use crate::support::engine::Sim;
+use crate::support::ovrun::{backup_ok, manifests, ovrun, runner_config};
+use crate::support::tmpfs::Tmpfs;
 
 /// The steps of a backup that write to the backup directory, in the order they write.
 const STEPS: [&str; 5] = ["image", "sums", "manifest", "status", "checkpoints"];

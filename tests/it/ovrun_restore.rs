@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, Sim, raw_copy, same_content, seed};
-use crate::ovrun_backup::{backup_ok, manifests, ovrun, runner_config};
+use crate::support::engine::{MIB, Sim, raw_copy, same_content, seed};
+use crate::support::ovrun::{backup_ok, manifests, ovrun, runner_config};
 
 /// The DR engine's inventory: one cluster and storage domain of its own, and a VM that is not
 /// part of any restore.
@@ -277,7 +277,7 @@ async fn points_restore_into_dr_equal_to_production_at_their_time() {
     });
     assert_eq!(code, 0, "{log}");
     assert!(same_content(&merged, &expected[2].0));
-    let info = crate::engine::sh(
+    let info = crate::support::engine::sh(
         "qemu-img",
         &["info", "--output=json", merged.to_str().unwrap()],
     );

@@ -8,8 +8,8 @@ use ovbackup::run::catalog::Catalog;
 use ovbackup::run::verify::{Problem, Report, verify};
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, Sim, seed, sh};
-use crate::ovrun_backup::{backup_ok, manifests, runner_config};
+use crate::support::engine::{MIB, Sim, seed, sh};
+use crate::support::ovrun::{backup_ok, manifests, runner_config};
 
 /// The file of disk `alias` in a manifest.
 fn file_of(manifest: &Value, alias: &str) -> String {

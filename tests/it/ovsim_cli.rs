@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, raw_copy, seed};
+use crate::support::engine::{MIB, raw_copy, seed};
 use crate::support::https_client;
 
 fn ovsim(args: &[&str]) -> std::process::Output {

@@ -187,7 +187,7 @@ async fn the_state_is_kept_across_restarts() {
 }
 
 fn seed() -> ovbackup::sim::inventory::Seed {
-    serde_json::from_value(crate::engine::seed()).expect("seed")
+    serde_json::from_value(crate::support::engine::seed()).expect("seed")
 }
 
 pub async fn seeded(dir: &std::path::Path) -> (Running, reqwest::Client, String) {

@@ -7,7 +7,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, Sim, seed};
+use crate::support::engine::{MIB, Sim, seed};
 
 /// Starts a backup of the `web 01` OS disk; the answer's status and body.
 async fn start_backup(sim: &Sim, from: Option<&str>) -> (u16, Value) {
@@ -414,7 +414,7 @@ async fn concurrent_guest_writes_to_one_disk_all_succeed() {
         assert!(status.is_success(), "{status} {answer}");
     }
     let raw = dir.path().join("data.raw");
-    crate::engine::raw_copy(&sim.disk_file(&disk), &raw);
+    crate::support::engine::raw_copy(&sim.disk_file(&disk), &raw);
     let bytes = std::fs::read(&raw).expect("raw");
     for i in 0..8u64 {
         let at = usize::try_from(i * MIB).expect("offset");

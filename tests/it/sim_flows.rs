@@ -8,7 +8,7 @@ use std::path::Path;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::engine::{MIB, Sim, ranges, raw_copy, same_content, seed};
+use crate::support::engine::{MIB, Sim, ranges, raw_copy, same_content, seed};
 
 /// Starts a backup of `disks` and waits for `ready`; returns its href and the body at `ready`.
 async fn backup_ready(

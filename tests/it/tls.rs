@@ -17,62 +17,11 @@ use axum::routing::{get, post};
 use ovbackup::plan::runner::EngineAccess;
 use ovbackup::run::engine::{EngineClient, EngineError};
 use ovbackup::run::transport::TransportKind;
-use ovbackup::sim::server::{Running, ServeOptions, start};
+use ovbackup::sim::server::Running;
 use serde_json::json;
 
-use crate::ovrun_backup::ovrun;
-
-/// The password every test config names: no listener may ever see it.
-const SECRET: &str = "s3cret-never-in-clear";
-
-/// A runner config for VM `vm` whose engines (source and target) are at `url`, trusting `ca`,
-/// backing up into `dir/backup`; its password file holds [`SECRET`].
-pub fn config_for(dir: &Path, vm: &str, url: &str, ca: Option<&Path>) -> PathBuf {
-    let password = dir.join("engine.password");
-    std::fs::write(&password, format!("{SECRET}\n")).expect("password");
-    let engine = json!({
-        "url": url,
-        "user": "admin@internal",
-        "password_file": password,
-        "password_credential": "engine-password",
-        "ca_file": ca,
-    });
-    let config = json!({
-        "format": 1,
-        "vm": vm,
-        "source": engine,
-        "target": engine,
-        "backup_directory": dir.join("backup"),
-        "checkpoints_file": dir.join("backup/checkpoints.json"),
-        "schedule": {"type": "simple", "pattern": "daily", "time": "02:00", "timezone": "UTC"},
-        "timezone": "UTC",
-        "due_guard": null,
-        "backup": {
-            "incremental_enabled": true,
-            "full_backup_frequency": "never",
-            "full_backup_day": "sunday",
-            "anchor_date": "2024-01-01",
-            "max_incremental_chain_length": 10,
-            "force_full_backup_days": 0
-        },
-        "retention": {"keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0, "max_backup_age_days": 0},
-        "restore": {
-            "vm_name": format!("{vm}_dr"),
-            "target_cluster_name": "DR",
-            "target_storage_domain_name": "data",
-            "disk_interface": "virtio_scsi",
-            "timeout_minutes": 10,
-            "auto_start_restored_vm": false,
-            "replace_existing_vm": false,
-            "backup_old_vm": false,
-            "restore_log_directory": dir.join("restore_logs"),
-        }
-    });
-    std::fs::create_dir_all(dir.join("backup")).expect("backup directory");
-    let path = dir.join(format!("{vm}.json"));
-    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("JSON")).expect("config");
-    path
-}
+use crate::support::engine::sim_without_data_plane;
+use crate::support::ovrun::{SECRET, config_for, ovrun};
 
 /// A plain TCP listener on loopback that records every byte any client sends it (each
 /// connection is read for up to a second, then closed, so a client never hangs on it).
@@ -144,19 +93,6 @@ fn a_plain_http_engine_url_is_refused_before_any_request() {
     assert!(!Path::new(ca).exists());
 }
 
-/// `ovsim` without a data plane (for its TLS and PKI), listening on `listen`.
-pub async fn sim(state: &Path, listen: &str) -> Running {
-    start(&ServeOptions {
-        state: state.to_owned(),
-        listen: listen.parse().expect("address"),
-        token_ttl: chrono::Duration::seconds(600),
-        seed: Some(serde_json::from_value(crate::engine::seed()).expect("seed")),
-        imageio: None,
-    })
-    .await
-    .expect("ovsim starts")
-}
-
 fn access(url: &str, ca: &Path) -> EngineAccess {
     EngineAccess {
         url: url.to_owned(),
@@ -196,7 +132,7 @@ fn other_ca(dir: &Path) -> PathBuf {
 async fn transport_errors_name_their_cause_and_the_engine_url() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Its certificate holds `localhost` and `127.0.0.1`, not 127.0.0.2.
-    let sim = sim(&dir.path().join("sim"), "127.0.0.2:0").await;
+    let sim = sim_without_data_plane(&dir.path().join("sim"), "127.0.0.2:0").await;
     let port = sim.addr.port();
     let ca = sim.pki.ca_cert.clone();
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -312,7 +248,7 @@ async fn https_server(sim: &Running, app: Router) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redirect_elsewhere_never_gets_the_password() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let sim = sim(&dir.path().join("sim"), "127.0.0.1:0").await;
+    let sim = sim_without_data_plane(&dir.path().join("sim"), "127.0.0.1:0").await;
     // The thief: another origin (same host, another port), which records every body it gets.
     let stolen = Arc::new(Mutex::new(Vec::<String>::new()));
     let record = stolen.clone();

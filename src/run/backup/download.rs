@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::human_bytes;
 use crate::run::blocksum::{self, BlockSums};
 use crate::run::catalog;
 use crate::run::engine::{Disk, EngineClient};
@@ -77,7 +76,7 @@ fn log_plan(disk: &str, total: u64, incremental: bool, zero_ranges: usize) {
     tracing::info!(
         disk = %disk,
         "{} to read ({}), {} zero ranges",
-        human_bytes(total),
+        indicatif::HumanBytes(total),
         if incremental { "changed blocks" } else { "data" },
         zero_ranges
     );
@@ -90,8 +89,8 @@ fn log_rate(disk: &str, bytes: u64, began: std::time::Instant) {
         disk = %disk,
         bytes_read = bytes,
         "read {} in {seconds:.1} s ({}/s)",
-        human_bytes(bytes),
-        human_bytes((bytes as f64 / seconds) as u64)
+        indicatif::HumanBytes(bytes),
+        indicatif::HumanBytes((bytes as f64 / seconds) as u64)
     );
 }
 

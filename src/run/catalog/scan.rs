@@ -154,6 +154,10 @@ impl Catalog {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the tests set up and inspect files directly"
+)]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -332,16 +332,14 @@ pub fn check_url(url: &str) -> Result<String, EngineError> {
     })
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a query value: every byte but RFC 3986's unreserved characters.
 pub fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
 fn typed<T: DeserializeOwned>(path: &str, value: Value) -> Result<T, EngineError> {

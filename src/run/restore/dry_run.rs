@@ -2,7 +2,6 @@
 //! restore would take, in words; nothing is made.
 
 use super::Job;
-use crate::run::backup::human_bytes;
 use crate::run::catalog::DiskEntry;
 use crate::run::engine::Vm;
 use crate::run::job::RunError;
@@ -38,7 +37,7 @@ impl Job<'_> {
         format!(
             "upload disk {} ({} virtual, from {}) into storage domain {}, attached as {}{}",
             disk.alias,
-            human_bytes(disk.provisioned_size),
+            indicatif::HumanBytes(disk.provisioned_size),
             disk.file,
             self.restore.target_storage_domain_name,
             self.restore.disk_interface,

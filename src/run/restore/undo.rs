@@ -58,7 +58,7 @@ impl Job<'_> {
         if old.renamed {
             let renamed = self.client.update_vm_name(&old.id, &old.name).await;
             match renamed {
-                Ok(_) => tracing::info!(vm = %old.name, "the replaced VM has its name back"),
+                Ok(()) => tracing::info!(vm = %old.name, "the replaced VM has its name back"),
                 Err(e) => tracing::error!(
                     "renaming {} back to {}: {e}; rename it by hand",
                     old.renamed_to,

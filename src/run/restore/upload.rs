@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::run::backup::human_bytes;
 use crate::run::blocksum;
 use crate::run::catalog::{Catalog, DiskEntry};
 use crate::run::imageio::Ticket;
@@ -38,7 +37,7 @@ pub(crate) async fn send_chain(
         .flat_map(|e| blocksum::split_at_blocks(e.start, e.length))
         .collect();
     let total: u64 = pieces.iter().map(|p| p.1).sum();
-    tracing::info!(disk = %disk.alias, "{} of data to send", human_bytes(total));
+    tracing::info!(disk = %disk.alias, "{} of data to send", indicatif::HumanBytes(total));
     let reader = Arc::new(Writer::open_read_only(&top, &options.run_dir)?);
     let bar = progress_bar(options.progress, total, &disk.alias);
     let sent = parallel_upload(ticket, &reader, pieces, options, &bar).await;

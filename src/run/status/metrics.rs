@@ -128,6 +128,10 @@ pub fn write_metrics(text: &str, path: &Path) -> std::io::Result<()> {
 const METRICS_MODE: u32 = 0o644;
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the tests set up and inspect files directly"
+)]
 mod tests {
     use super::*;
     use crate::run::catalog::Catalog;

@@ -9,7 +9,7 @@ use ovbackup::sim::server::{Running, ServeOptions, start};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::https_client;
+use super::https_client;
 
 pub const MIB: u64 = 1024 * 1024;
 
@@ -251,14 +251,13 @@ impl Sim {
     }
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a query value (every byte but letters, digits, `-`, `_` and `.`).
 pub fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.');
+    percent_encoding::utf8_percent_encode(text, KEPT).to_string()
 }
 
 /// Runs a command that must succeed; its standard output.
@@ -335,4 +334,17 @@ pub fn ranges(extents: &[Value], key: &str, value: bool) -> Vec<(u64, u64)> {
             )
         })
         .collect()
+}
+
+/// `ovsim` without a data plane (for its TLS and PKI), listening on `listen`.
+pub async fn sim_without_data_plane(state: &Path, listen: &str) -> Running {
+    start(&ServeOptions {
+        state: state.to_owned(),
+        listen: listen.parse().expect("address"),
+        token_ttl: chrono::Duration::seconds(600),
+        seed: Some(serde_json::from_value(seed()).expect("seed")),
+        imageio: None,
+    })
+    .await
+    .expect("ovsim starts")
 }

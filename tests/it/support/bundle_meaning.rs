@@ -13,7 +13,7 @@ use ovbackup::plan::model::{Engine, Policy, VmPolicy};
 use ovbackup::plan::runner::{RunnerConfig, default_password_file, runner_config};
 use serde_json::Value;
 
-use crate::artifact_syntax::{
+use super::artifact_syntax::{
     UnitLine, cron_fields, cron_unescape, exec_argv, expand_specifiers, sh_tokens, unit_lines,
 };
 
