@@ -44,7 +44,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use self::journal::{Journal, Made, OldVm};
-pub use self::log::{LogEntry, RestoreLog, RestoredDisk};
+pub use self::log::{LogEntry, RestoreLog, RestoredDisk, Verdict};
 use super::catalog::{Catalog, DiskEntry, Manifest};
 use super::chain;
 pub use super::chain::{Selector, select};
@@ -276,7 +276,11 @@ impl Job<'_> {
             taken_at: self.point.taken_at,
             restored_as: self.name.clone(),
             vm_id: result.as_ref().ok().map(|done| done.vm_id.clone()),
-            result: if result.is_ok() { "ok" } else { "failed" }.into(),
+            result: if result.is_ok() {
+                Verdict::Ok
+            } else {
+                Verdict::Failed
+            },
             error: result.as_ref().err().map(ToString::to_string),
             bytes: disks.iter().map(|d: &RestoredDisk| d.bytes).sum(),
             disks,

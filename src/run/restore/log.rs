@@ -43,8 +43,8 @@ pub struct LogEntry {
     /// Its id in DR (a successful restore).
     #[serde(default)]
     pub vm_id: Option<String>,
-    /// `ok` or `failed`.
-    pub result: String,
+    /// Whether it succeeded.
+    pub result: Verdict,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -57,6 +57,16 @@ pub struct LogEntry {
     pub replaced: Option<String>,
     /// Whether the VM was started.
     pub started_vm: bool,
+}
+
+/// How a restore ended, as its log line says (`ok` or `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The VM was restored.
+    Ok,
+    /// It failed; DR was put back as it was.
+    Failed,
 }
 
 /// The VM's restore log: `<restore_log_directory>/<vm>.jsonl`, one JSON line per restore.
@@ -107,7 +117,7 @@ impl RestoreLog {
         self.entries()
             .into_iter()
             .rev()
-            .find(|e| e.restored_as == name && e.result == "ok")
+            .find(|e| e.restored_as == name && e.result == Verdict::Ok)
             .filter(|e| e.point == point)
     }
 
@@ -151,7 +161,7 @@ mod tests {
     fn the_log_knows_the_last_restore_under_a_name() {
         let dir = tempfile::tempdir().unwrap();
         let log = RestoreLog::new(dir.path(), "web 01");
-        let entry = |point: &str, name: &str, result: &str| LogEntry {
+        let entry = |point: &str, name: &str, result: Verdict| LogEntry {
             started: Utc::now(),
             seconds: 1.0,
             vm: "web 01".into(),
@@ -159,7 +169,7 @@ mod tests {
             taken_at: Utc::now(),
             restored_as: name.into(),
             vm_id: None,
-            result: result.into(),
+            result,
             error: None,
             disks: Vec::new(),
             bytes: 0,
@@ -167,12 +177,12 @@ mod tests {
             started_vm: false,
         };
         assert!(log.last_success("p1", "web_dr").is_none());
-        log.append(&entry("p1", "web_dr", "ok")).unwrap();
-        log.append(&entry("p2", "web_dr", "failed")).unwrap();
-        log.append(&entry("p9", "other", "ok")).unwrap();
+        log.append(&entry("p1", "web_dr", Verdict::Ok)).unwrap();
+        log.append(&entry("p2", "web_dr", Verdict::Failed)).unwrap();
+        log.append(&entry("p9", "other", Verdict::Ok)).unwrap();
         assert_eq!(log.last_success("p1", "web_dr").unwrap().point, "p1");
         assert!(log.last_success("p2", "web_dr").is_none(), "p2 failed");
-        log.append(&entry("p2", "web_dr", "ok")).unwrap();
+        log.append(&entry("p2", "web_dr", Verdict::Ok)).unwrap();
         assert!(
             log.last_success("p1", "web_dr").is_none(),
             "p2 was restored since"
@@ -195,7 +205,7 @@ mod tests {
             taken_at: Utc::now(),
             restored_as: "web_dr".into(),
             vm_id: None,
-            result: "ok".into(),
+            result: Verdict::Ok,
             error: None,
             disks: Vec::new(),
             bytes: 0,
