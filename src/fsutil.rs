@@ -169,6 +169,12 @@ pub enum EntryKind {
     Other,
 }
 
+/// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: opening a symbolic link fails (`ELOOP`).
+pub const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits().cast_signed();
+
+/// `O_DIRECT` for `OpenOptionsExt::custom_flags`: reads and writes bypass the page cache.
+pub const DIRECT: i32 = rustix::fs::OFlags::DIRECT.bits().cast_signed();
+
 /// Whether an I/O error (or the one an `fs-err` error wraps) says a symbolic link was met
 /// where none may be (`ELOOP`).
 pub fn is_symlink_error(error: &std::io::Error) -> bool {

@@ -181,7 +181,7 @@ fn can_use_direct_io(image: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECT)
+        .custom_flags(crate::fsutil::DIRECT)
         .open(image)
         .is_ok()
 }

@@ -209,7 +209,7 @@ fn precreate_private(path: &Path) -> Result<(), WriteError> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(crate::fsutil::NO_FOLLOW)
         .open(path)
         .map_err(WriteError::Create)?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))

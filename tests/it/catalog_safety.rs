@@ -361,7 +361,7 @@ async fn under_umask_022_the_catalog_is_private() {
             #[expect(unsafe_code, reason = "the child's umask is set between fork and exec")]
             unsafe {
                 command.pre_exec(|| {
-                    libc::umask(0o022);
+                    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
                     Ok(())
                 });
             }

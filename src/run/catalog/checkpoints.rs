@@ -30,7 +30,7 @@ pub fn record_checkpoint(
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(crate::fsutil::NO_FOLLOW)
         .open(&lock_path)
         .map_err(io_at("opening", lock_path.clone()))?
         .into_parts()
@@ -57,7 +57,7 @@ fn read_checkpoints(
     use fs_err::os::unix::fs::OpenOptionsExt;
     let opened = fs_err::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(crate::fsutil::NO_FOLLOW)
         .open(path);
     let mut file = match opened {
         Ok(file) => file,

@@ -97,7 +97,7 @@ impl RestoreLog {
         use fs_err::os::unix::fs::OpenOptionsExt;
         fs_err::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(crate::fsutil::NO_FOLLOW)
             .open(&self.path)
             .and_then(|mut file| {
                 let mut text = String::new();
@@ -146,7 +146,7 @@ impl RestoreLog {
             .create(true)
             .append(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(crate::fsutil::NO_FOLLOW)
             .open(&self.path)?;
         file.write_all(&line)?;
         file.sync_all()
