@@ -8,8 +8,9 @@
 //! - [`run`] (effects): what `ovrun` does against the engines: backup (full and incremental),
 //!   restore into the DR engine, merge, prune, verify, status, the due-guard and the engines'
 //!   CAs, over the catalog of points on disk.
-//! - [`sim`]: `ovsim`, the oVirt engine's REST API on the real data plane (qcow2, dirty bitmaps,
-//!   `qemu-nbd`, `ovirt-imageio`), for the tests, the benchmarks and DR drills.
+//! - `sim` (cargo feature `sim`): `ovsim`, the oVirt engine's REST API on the real data plane
+//!   (qcow2, dirty bitmaps, `qemu-nbd`, `ovirt-imageio`), for the tests, the benchmarks and DR
+//!   drills.
 //! - [`fsutil`] (edge): crash-safe writes (temporary file, fsync, rename, fsync the folder).
 //! - [`host`] (edge): the host's time zone, read once and passed to the pure core.
 //! - [`report`] (edge): how `ovplan` shows diagnostics to a person (miette) or to CI (JSON).

@@ -62,7 +62,7 @@ impl Supervised {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Stops it: SIGTERM, then SIGKILL after [`GRACE`]; waits for it.
+    /// Stops it: SIGTERM, then SIGKILL after `GRACE`; waits for it.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
