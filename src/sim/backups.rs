@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::body::{Body, Reference};
-use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory};
+use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory, Vm};
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
 use super::state::{API, Engine};
 
@@ -160,13 +160,47 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
     let Some(vm) = inventory.vm(vm_id) else {
         return Err(Refusal::NotFound);
     };
-    let wanted: Vec<String> = request
-        .disks
+    let wanted = requested_disks(request.disks)?;
+    check_vm_can_back_up(inventory, vm, request.id.as_deref())?;
+    check_disks_ready(inventory, vm, &wanted)?;
+    let from = starting_checkpoint(inventory, vm_id, request.from_checkpoint_id.as_deref())?;
+    let disks = backup_disks(&wanted, from);
+    let now = now_ms();
+    Ok(Backup {
+        id: request
+            .id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        vm: vm_id.to_owned(),
+        phase: "initializing".into(),
+        from_checkpoint_id: request.from_checkpoint_id,
+        to_checkpoint_id: uuid::Uuid::new_v4().to_string(),
+        disks,
+        description: request.description.unwrap_or_default(),
+        creation_date: now,
+        modification_date: now,
+        snapshot: uuid::Uuid::new_v4().to_string(),
+        failure: None,
+    })
+}
+
+/// The ids of the disks a backup request names; the engine refuses a request without any.
+fn requested_disks(disks: Option<DiskList>) -> Result<Vec<String>, Refusal> {
+    let wanted: Vec<String> = disks
         .map(|d| d.disk.into_iter().filter_map(|r| r.id).collect())
         .unwrap_or_default();
     if wanted.is_empty() {
         return Err(Refusal::incomplete("VmBackup [disks] required for add"));
     }
+    Ok(wanted)
+}
+
+/// The VM-wide conditions of a backup: the VM is up or down, runs no other backup, and the
+/// requested backup id (if any) is new.
+fn check_vm_can_back_up(
+    inventory: &Inventory,
+    vm: &Vm,
+    backup_id: Option<&str>,
+) -> Result<(), Refusal> {
     if !matches!(vm.status.as_str(), "up" | "down") {
         let status = if vm.status == "image_locked" {
             "VM is locked. Please try again in a few minutes"
@@ -178,22 +212,28 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
             &format!("Cannot backup VM: {status}."),
         ));
     }
-    if inventory.running_backup(vm_id).is_some() {
+    if inventory.running_backup(&vm.id).is_some() {
         return Err(Refusal::fault(
             StatusCode::CONFLICT,
             "Cannot backup VM. The VM is during a backup operation.",
         ));
     }
-    if let Some(id) = &request.id
-        && inventory.backups.iter().any(|b| &b.id == id)
+    if let Some(id) = backup_id
+        && inventory.backups.iter().any(|b| b.id == id)
     {
         return Err(Refusal::fault(
             StatusCode::BAD_REQUEST,
             &format!("Cannot backup VM. The specified VM backup ID {id} already exists."),
         ));
     }
+    Ok(())
+}
+
+/// Every wanted disk is attached (active) to the VM and `ok`. An unattached disk is refused
+/// at once; locked disks are all named together, as the engine does.
+fn check_disks_ready(inventory: &Inventory, vm: &Vm, wanted: &[String]) -> Result<(), Refusal> {
     let mut locked = Vec::new();
-    for id in &wanted {
+    for id in wanted {
         let disk = inventory.disks.iter().find(|d| &d.id == id);
         let attached = vm.attachments.iter().any(|a| &a.disk == id && a.active);
         match disk {
@@ -216,33 +256,38 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
             ),
         ));
     }
-    let from = match &request.from_checkpoint_id {
-        None => None,
-        Some(id) => {
-            let found = inventory
-                .checkpoints
-                .iter()
-                .find(|c| &c.id == id && c.vm == vm_id);
-            match found {
-                None => {
-                    return Err(Refusal::fault(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Cannot backup VM. Checkpoint ID {id} doesn't exist."),
-                    ));
-                }
-                Some(c) if c.state == "invalid" => {
-                    return Err(Refusal::fault(
-                        StatusCode::BAD_REQUEST,
-                        &format!(
-                            "Cannot backup VM. Checkpoint ID {id} is invalid and should be removed."
-                        ),
-                    ));
-                }
-                Some(c) => Some(c),
-            }
-        }
+    Ok(())
+}
+
+/// The checkpoint an incremental backup starts from: it must exist on this VM and be valid.
+fn starting_checkpoint<'a>(
+    inventory: &'a Inventory,
+    vm_id: &str,
+    from_checkpoint_id: Option<&str>,
+) -> Result<Option<&'a Checkpoint>, Refusal> {
+    let Some(id) = from_checkpoint_id else {
+        return Ok(None);
     };
-    let disks = wanted
+    let found = inventory
+        .checkpoints
+        .iter()
+        .find(|c| c.id == id && c.vm == vm_id);
+    match found {
+        None => Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            &format!("Cannot backup VM. Checkpoint ID {id} doesn't exist."),
+        )),
+        Some(c) if c.state == "invalid" => Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            &format!("Cannot backup VM. Checkpoint ID {id} is invalid and should be removed."),
+        )),
+        Some(c) => Ok(Some(c)),
+    }
+}
+
+/// The backup's disks: incremental where the starting checkpoint covers the disk, else full.
+fn backup_disks(wanted: &[String], from: Option<&Checkpoint>) -> Vec<BackupDisk> {
+    wanted
         .iter()
         .map(|id| BackupDisk {
             id: id.clone(),
@@ -253,23 +298,7 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
             }
             .into(),
         })
-        .collect();
-    let now = now_ms();
-    Ok(Backup {
-        id: request
-            .id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        vm: vm_id.to_owned(),
-        phase: "initializing".into(),
-        from_checkpoint_id: request.from_checkpoint_id,
-        to_checkpoint_id: uuid::Uuid::new_v4().to_string(),
-        disks,
-        description: request.description.unwrap_or_default(),
-        creation_date: now,
-        modification_date: now,
-        snapshot: uuid::Uuid::new_v4().to_string(),
-        failure: None,
-    })
+        .collect()
 }
 
 /// `POST /vms/{vm}/backups`: the disks are locked and frozen at this moment.
