@@ -19,9 +19,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::SimError;
 use super::body::{Body, Reference};
+use super::disk::DiskImage;
 use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory, Vm};
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
+use super::state::data_plane::DataPlane;
 use super::state::{API, Engine};
 
 /// The routes of backups and checkpoints.
@@ -330,30 +333,9 @@ async fn start(
         backup.from_checkpoint_id.clone(),
         backup.to_checkpoint_id.clone(),
     );
-    let failure = tokio::task::spawn_blocking(move || {
-        let mut failure = None;
-        for (image, incremental) in &images {
-            if *incremental && let Some(from) = &from {
-                let usable = image.checkpoints().is_ok_and(|bitmaps| {
-                    bitmaps
-                        .iter()
-                        .any(|b| &b.name == from && !b.flags.iter().any(|f| f == "in-use"))
-                });
-                if !usable {
-                    failure = Some(format!(
-                        "the bitmap of checkpoint {from} is missing in {}",
-                        image.path().display()
-                    ));
-                }
-            }
-            if let Err(e) = image.begin_backup(&to) {
-                failure = Some(e.to_string());
-            }
-        }
-        failure
-    })
-    .await
-    .expect("the backup start task does not panic");
+    let failure = tokio::task::spawn_blocking(move || freeze_disks(&images, from.as_deref(), &to))
+        .await
+        .expect("the backup start task does not panic");
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     let Some(stored) = inventory.backups.iter_mut().find(|b| b.id == backup.id) else {
         return not_found();
@@ -362,6 +344,32 @@ async fn start(
     let body = backup_json(stored);
     engine.save(&inventory);
     created(&headers, "backup", &body)
+}
+
+/// Adds checkpoint `to`'s bitmap to each image and freezes it; an incremental disk needs the
+/// bitmap of checkpoint `from`, present and not in use. On failure why, which fails the
+/// backup at its next poll (the last failure found is the one told).
+fn freeze_disks(images: &[(DiskImage, bool)], from: Option<&str>, to: &str) -> Option<String> {
+    let mut failure = None;
+    for (image, incremental) in images {
+        if *incremental && let Some(from) = from {
+            let usable = image.checkpoints().is_ok_and(|bitmaps| {
+                bitmaps
+                    .iter()
+                    .any(|b| b.name == from && !b.flags.iter().any(|f| f == "in-use"))
+            });
+            if !usable {
+                failure = Some(format!(
+                    "the bitmap of checkpoint {from} is missing in {}",
+                    image.path().display()
+                ));
+            }
+        }
+        if let Err(e) = image.begin_backup(to) {
+            failure = Some(e.to_string());
+        }
+    }
+    failure
 }
 
 /// What a poll must do after answering.
@@ -603,41 +611,18 @@ async fn remove_checkpoint(
 ) -> Response {
     let checkpoint = {
         let inventory = engine.inventory.lock().expect("inventory lock");
-        let Some(c) = inventory
-            .checkpoints
-            .iter()
-            .find(|c| c.id == id && c.vm == vm)
-        else {
-            return not_found();
-        };
-        if inventory.running_backup(&vm).is_some() {
-            return fault(
-                StatusCode::CONFLICT,
-                "Cannot remove Checkpoint. The VM is during a backup operation.",
-            );
+        match removable_checkpoint(&inventory, &vm, &id) {
+            Ok(checkpoint) => checkpoint.clone(),
+            Err(refused) => return refused.into_response(),
         }
-        c.clone()
     };
-    if let Some(plane) = engine.data_plane.as_ref() {
-        let images: Vec<_> = checkpoint.disks.iter().map(|d| plane.image(d)).collect();
-        let bitmap = checkpoint.id.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            images.iter().try_for_each(|image| {
-                let present = image.checkpoints()?.iter().any(|b| b.name == bitmap);
-                if present {
-                    image.remove_checkpoint(&bitmap)?;
-                }
-                Ok::<(), super::SimError>(())
-            })
-        })
-        .await
-        .expect("the bitmap task does not panic");
-        if let Err(e) = removed {
-            return fault(
-                StatusCode::CONFLICT,
-                &format!("Cannot remove Checkpoint: {e}"),
-            );
-        }
+    if let Some(plane) = engine.data_plane.as_ref()
+        && let Err(e) = remove_bitmaps(plane, &checkpoint).await
+    {
+        return fault(
+            StatusCode::CONFLICT,
+            &format!("Cannot remove Checkpoint: {e}"),
+        );
     }
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     inventory.checkpoints.retain(|c| c.id != checkpoint.id);
@@ -650,4 +635,43 @@ async fn remove_checkpoint(
     }
     engine.save(&inventory);
     StatusCode::OK.into_response()
+}
+
+/// The checkpoint `id` of VM `vm`, which may go only while the VM runs no backup.
+fn removable_checkpoint<'a>(
+    inventory: &'a Inventory,
+    vm: &str,
+    id: &str,
+) -> Result<&'a Checkpoint, Refusal> {
+    let Some(checkpoint) = inventory
+        .checkpoints
+        .iter()
+        .find(|c| c.id == id && c.vm == vm)
+    else {
+        return Err(Refusal::NotFound);
+    };
+    if inventory.running_backup(vm).is_some() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Checkpoint. The VM is during a backup operation.",
+        ));
+    }
+    Ok(checkpoint)
+}
+
+/// Removes the checkpoint's bitmap from each of its disks that still has it.
+async fn remove_bitmaps(plane: &DataPlane, checkpoint: &Checkpoint) -> Result<(), SimError> {
+    let images: Vec<_> = checkpoint.disks.iter().map(|d| plane.image(d)).collect();
+    let bitmap = checkpoint.id.clone();
+    tokio::task::spawn_blocking(move || {
+        images.iter().try_for_each(|image| {
+            let present = image.checkpoints()?.iter().any(|b| b.name == bitmap);
+            if present {
+                image.remove_checkpoint(&bitmap)?;
+            }
+            Ok::<(), SimError>(())
+        })
+    })
+    .await
+    .expect("the bitmap task does not panic")
 }
