@@ -439,22 +439,8 @@ async fn end(
         let Some(transfer) = transfers.get(&id) else {
             return not_found();
         };
-        if transfer.phase.starts_with("finished")
-            || transfer.phase.starts_with("finalizing")
-            || transfer.phase.starts_with("cancelled")
-        {
-            return action_fault(
-                StatusCode::CONFLICT,
-                &format!(
-                    "Cannot {} Image Transfer: the transfer is {}",
-                    if phase == "cancelled_user" {
-                        "cancel"
-                    } else {
-                        "finalize"
-                    },
-                    transfer.phase
-                ),
-            );
+        if let Some(refused) = ending_refused(transfer, phase) {
+            return refused;
         }
         (transfer.direction == "upload").then(|| transfer.disk.clone())
     };
@@ -465,6 +451,26 @@ async fn end(
         remove_disk(&engine, plane, &disk).await;
     }
     action_complete(&headers)
+}
+
+/// The action fault for finalizing or cancelling (`phase`) a transfer that already ends.
+fn ending_refused(transfer: &Transfer, phase: &str) -> Option<Response> {
+    let ending = ["finished", "finalizing", "cancelled"];
+    if !ending.iter().any(|p| transfer.phase.starts_with(p)) {
+        return None;
+    }
+    let action = if phase == "cancelled_user" {
+        "cancel"
+    } else {
+        "finalize"
+    };
+    Some(action_fault(
+        StatusCode::CONFLICT,
+        &format!(
+            "Cannot {action} Image Transfer: the transfer is {}",
+            transfer.phase
+        ),
+    ))
 }
 
 /// Removes a disk (a cancelled or timed-out upload's) from the inventory and the storage.
@@ -493,18 +499,8 @@ async fn watch(engine: std::sync::Weak<Engine>, id: String) {
         let Some(plane) = engine.data_plane.as_ref() else {
             return;
         };
-        let (phase, idle_limit, upload, policy) = {
-            let transfers = plane.transfers.lock().expect("transfers lock");
-            let Some(t) = transfers.get(&id) else { return };
-            if t.export.is_none() {
-                return;
-            }
-            (
-                t.phase,
-                t.inactivity_timeout,
-                t.direction == "upload",
-                t.timeout_policy.clone(),
-            )
+        let Some(watched) = watched(plane, &id) else {
+            return;
         };
         let Ok(Some(info)) = plane.imageio.ticket_info(&id).await else {
             continue;
@@ -512,18 +508,47 @@ async fn watch(engine: std::sync::Weak<Engine>, id: String) {
         let number = |key: &str| info[key].as_f64().unwrap_or(0.0);
         cut_if_armed(plane, &id, number("transferred") as u64).await;
         let idle = number("idle_time");
-        if phase == "transferring" && idle_limit > 0 && idle >= idle_limit as f64 {
-            tracing::warn!(transfer = %id, "client idle for {idle} s: timing out ({policy})");
-            let pause = policy == "pause" || (policy == "legacy" && upload);
-            if pause {
-                plane.stop(&id, "paused_system").await;
-            } else {
-                plane.stop(&id, "cancelled_system").await;
-                if upload && let Some(disk) = disk_of(plane, &id) {
-                    remove_disk(&engine, plane, &disk).await;
-                }
-            }
+        let limit = watched.idle_limit;
+        if watched.phase == "transferring" && limit > 0 && idle >= limit as f64 {
+            time_out(&engine, plane, &id, &watched, idle).await;
             return;
+        }
+    }
+}
+
+/// What the monitor reads of the transfer it watches.
+struct Watched {
+    phase: &'static str,
+    idle_limit: u64,
+    upload: bool,
+    policy: String,
+}
+
+/// The watched transfer, while it exports (`None` once it ended: the watch ends too).
+fn watched(plane: &DataPlane, id: &str) -> Option<Watched> {
+    let transfers = plane.transfers.lock().expect("transfers lock");
+    let t = transfers.get(id)?;
+    t.export.as_ref()?;
+    Some(Watched {
+        phase: t.phase,
+        idle_limit: t.inactivity_timeout,
+        upload: t.direction == "upload",
+        policy: t.timeout_policy.clone(),
+    })
+}
+
+/// A client idle past `inactivity_timeout`: the transfer is paused or cancelled per its
+/// `timeout_policy` (`legacy` pauses an upload); a cancelled upload's disk is removed.
+async fn time_out(engine: &Engine, plane: &DataPlane, id: &str, watched: &Watched, idle: f64) {
+    let (policy, upload) = (&watched.policy, watched.upload);
+    tracing::warn!(transfer = %id, "client idle for {idle} s: timing out ({policy})");
+    let pause = policy == "pause" || (policy == "legacy" && upload);
+    if pause {
+        plane.stop(id, "paused_system").await;
+    } else {
+        plane.stop(id, "cancelled_system").await;
+        if upload && let Some(disk) = disk_of(plane, id) {
+            remove_disk(engine, plane, &disk).await;
         }
     }
 }
