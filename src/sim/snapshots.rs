@@ -141,6 +141,8 @@ fn conflict(inventory: &Inventory, vm: &Vm) -> Option<Response> {
     })
 }
 
+/// `POST …/snapshots`: a `locked` snapshot of the VM's disks (or those the request names),
+/// `ok` after one poll.
 async fn create(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
@@ -157,16 +159,7 @@ async fn create(
     if let Some(refused) = conflict(&inventory, vm) {
         return refused;
     }
-    let all: Vec<String> = vm.attachments.iter().map(|a| a.disk.clone()).collect();
-    let disks = match request.disk_attachments {
-        None => all,
-        Some(list) => list
-            .disk_attachment
-            .into_iter()
-            .filter_map(|a| a.disk.and_then(|d| d.id))
-            .filter(|d| all.contains(d))
-            .collect(),
-    };
+    let disks = snapshot_disks(vm, request.disk_attachments);
     let snapshot = Snapshot {
         id: uuid::Uuid::new_v4().to_string(),
         vm: vm_id,
@@ -184,6 +177,21 @@ async fn create(
     inventory.snapshots.push(snapshot);
     engine.save(&inventory);
     created(&headers, "snapshot", &body)
+}
+
+/// The disks a new snapshot covers: those of the request's attachments that the VM has, or
+/// all the VM's disks when the request names none.
+fn snapshot_disks(vm: &Vm, wanted: Option<AttachmentList>) -> Vec<String> {
+    let all: Vec<String> = vm.attachments.iter().map(|a| a.disk.clone()).collect();
+    match wanted {
+        None => all,
+        Some(list) => list
+            .disk_attachment
+            .into_iter()
+            .filter_map(|a| a.disk.and_then(|d| d.id))
+            .filter(|d| all.contains(d))
+            .collect(),
+    }
 }
 
 /// `GET …/snapshots/{id}`: answers, then moves on (`locked` -> `ok`, or a removal completes).
