@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::body::{Body, Flag, Reference};
 use super::inventory::{Inventory, Snapshot, Vm, id_of};
-use super::reply::{created, fault, incomplete, not_found, represent};
+use super::reply::{Refusal, created, fault, incomplete, not_found, represent};
 use super::state::{API, Engine};
 
 /// The routes of snapshots.
@@ -235,34 +235,11 @@ async fn remove(
     Path((vm, id)): Path<(String, String)>,
 ) -> Response {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    let Some(owner) = inventory.vm(&vm) else {
-        return not_found();
+    let index = match removable_snapshot(&inventory, &vm, &id) {
+        Ok(index) => index,
+        Err(refused) => return refused.into_response(),
     };
-    if id == id_of("active-snapshot", &owner.id) {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot remove Snapshot. The active snapshot cannot be removed.",
-        );
-    }
-    if inventory.running_backup(&vm).is_some() {
-        return fault(
-            StatusCode::CONFLICT,
-            "Cannot remove Snapshot. The VM is during a backup operation.",
-        );
-    }
-    let Some(snapshot) = inventory
-        .snapshots
-        .iter_mut()
-        .find(|s| s.id == id && s.vm == vm)
-    else {
-        return not_found();
-    };
-    if snapshot.status == "locked" {
-        return fault(
-            StatusCode::CONFLICT,
-            "Cannot remove Snapshot. Snapshot is currently being created or removed.",
-        );
-    }
+    let snapshot = &mut inventory.snapshots[index];
     snapshot.status = "locked".into();
     snapshot.removing = true;
     snapshot.settle_polls = 1;
@@ -270,6 +247,40 @@ async fn remove(
     inventory.set_disk_status(&disks, "locked");
     engine.save(&inventory);
     StatusCode::OK.into_response()
+}
+
+/// Where in the inventory the snapshot `id` of VM `vm` is, when it may be removed: not the
+/// active one, not during a backup, not while it is being created or removed.
+fn removable_snapshot(inventory: &Inventory, vm: &str, id: &str) -> Result<usize, Refusal> {
+    let Some(owner) = inventory.vm(vm) else {
+        return Err(Refusal::NotFound);
+    };
+    if id == id_of("active-snapshot", &owner.id) {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot remove Snapshot. The active snapshot cannot be removed.",
+        ));
+    }
+    if inventory.running_backup(vm).is_some() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Snapshot. The VM is during a backup operation.",
+        ));
+    }
+    let Some(index) = inventory
+        .snapshots
+        .iter()
+        .position(|s| s.id == id && s.vm == vm)
+    else {
+        return Err(Refusal::NotFound);
+    };
+    if inventory.snapshots[index].status == "locked" {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Snapshot. Snapshot is currently being created or removed.",
+        ));
+    }
+    Ok(index)
 }
 
 async fn disks(
