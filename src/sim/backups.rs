@@ -19,9 +19,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::SimError;
 use super::body::{Body, Reference};
-use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory};
+use super::disk::DiskImage;
+use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory, Vm};
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
+use super::state::data_plane::DataPlane;
 use super::state::{API, Engine};
 
 /// The routes of backups and checkpoints.
@@ -160,13 +163,47 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
     let Some(vm) = inventory.vm(vm_id) else {
         return Err(Refusal::NotFound);
     };
-    let wanted: Vec<String> = request
-        .disks
+    let wanted = requested_disks(request.disks)?;
+    check_vm_can_back_up(inventory, vm, request.id.as_deref())?;
+    check_disks_ready(inventory, vm, &wanted)?;
+    let from = starting_checkpoint(inventory, vm_id, request.from_checkpoint_id.as_deref())?;
+    let disks = backup_disks(&wanted, from);
+    let now = now_ms();
+    Ok(Backup {
+        id: request
+            .id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        vm: vm_id.to_owned(),
+        phase: "initializing".into(),
+        from_checkpoint_id: request.from_checkpoint_id,
+        to_checkpoint_id: uuid::Uuid::new_v4().to_string(),
+        disks,
+        description: request.description.unwrap_or_default(),
+        creation_date: now,
+        modification_date: now,
+        snapshot: uuid::Uuid::new_v4().to_string(),
+        failure: None,
+    })
+}
+
+/// The ids of the disks a backup request names; the engine refuses a request without any.
+fn requested_disks(disks: Option<DiskList>) -> Result<Vec<String>, Refusal> {
+    let wanted: Vec<String> = disks
         .map(|d| d.disk.into_iter().filter_map(|r| r.id).collect())
         .unwrap_or_default();
     if wanted.is_empty() {
         return Err(Refusal::incomplete("VmBackup [disks] required for add"));
     }
+    Ok(wanted)
+}
+
+/// The VM-wide conditions of a backup: the VM is up or down, runs no other backup, and the
+/// requested backup id (if any) is new.
+fn check_vm_can_back_up(
+    inventory: &Inventory,
+    vm: &Vm,
+    backup_id: Option<&str>,
+) -> Result<(), Refusal> {
     if !matches!(vm.status.as_str(), "up" | "down") {
         let status = if vm.status == "image_locked" {
             "VM is locked. Please try again in a few minutes"
@@ -178,22 +215,28 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
             &format!("Cannot backup VM: {status}."),
         ));
     }
-    if inventory.running_backup(vm_id).is_some() {
+    if inventory.running_backup(&vm.id).is_some() {
         return Err(Refusal::fault(
             StatusCode::CONFLICT,
             "Cannot backup VM. The VM is during a backup operation.",
         ));
     }
-    if let Some(id) = &request.id
-        && inventory.backups.iter().any(|b| &b.id == id)
+    if let Some(id) = backup_id
+        && inventory.backups.iter().any(|b| b.id == id)
     {
         return Err(Refusal::fault(
             StatusCode::BAD_REQUEST,
             &format!("Cannot backup VM. The specified VM backup ID {id} already exists."),
         ));
     }
+    Ok(())
+}
+
+/// Every wanted disk is attached (active) to the VM and `ok`. An unattached disk is refused
+/// at once; locked disks are all named together, as the engine does.
+fn check_disks_ready(inventory: &Inventory, vm: &Vm, wanted: &[String]) -> Result<(), Refusal> {
     let mut locked = Vec::new();
-    for id in &wanted {
+    for id in wanted {
         let disk = inventory.disks.iter().find(|d| &d.id == id);
         let attached = vm.attachments.iter().any(|a| &a.disk == id && a.active);
         match disk {
@@ -216,33 +259,38 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
             ),
         ));
     }
-    let from = match &request.from_checkpoint_id {
-        None => None,
-        Some(id) => {
-            let found = inventory
-                .checkpoints
-                .iter()
-                .find(|c| &c.id == id && c.vm == vm_id);
-            match found {
-                None => {
-                    return Err(Refusal::fault(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Cannot backup VM. Checkpoint ID {id} doesn't exist."),
-                    ));
-                }
-                Some(c) if c.state == "invalid" => {
-                    return Err(Refusal::fault(
-                        StatusCode::BAD_REQUEST,
-                        &format!(
-                            "Cannot backup VM. Checkpoint ID {id} is invalid and should be removed."
-                        ),
-                    ));
-                }
-                Some(c) => Some(c),
-            }
-        }
+    Ok(())
+}
+
+/// The checkpoint an incremental backup starts from: it must exist on this VM and be valid.
+fn starting_checkpoint<'a>(
+    inventory: &'a Inventory,
+    vm_id: &str,
+    from_checkpoint_id: Option<&str>,
+) -> Result<Option<&'a Checkpoint>, Refusal> {
+    let Some(id) = from_checkpoint_id else {
+        return Ok(None);
     };
-    let disks = wanted
+    let found = inventory
+        .checkpoints
+        .iter()
+        .find(|c| c.id == id && c.vm == vm_id);
+    match found {
+        None => Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            &format!("Cannot backup VM. Checkpoint ID {id} doesn't exist."),
+        )),
+        Some(c) if c.state == "invalid" => Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            &format!("Cannot backup VM. Checkpoint ID {id} is invalid and should be removed."),
+        )),
+        Some(c) => Ok(Some(c)),
+    }
+}
+
+/// The backup's disks: incremental where the starting checkpoint covers the disk, else full.
+fn backup_disks(wanted: &[String], from: Option<&Checkpoint>) -> Vec<BackupDisk> {
+    wanted
         .iter()
         .map(|id| BackupDisk {
             id: id.clone(),
@@ -253,23 +301,7 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
             }
             .into(),
         })
-        .collect();
-    let now = now_ms();
-    Ok(Backup {
-        id: request
-            .id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        vm: vm_id.to_owned(),
-        phase: "initializing".into(),
-        from_checkpoint_id: request.from_checkpoint_id,
-        to_checkpoint_id: uuid::Uuid::new_v4().to_string(),
-        disks,
-        description: request.description.unwrap_or_default(),
-        creation_date: now,
-        modification_date: now,
-        snapshot: uuid::Uuid::new_v4().to_string(),
-        failure: None,
-    })
+        .collect()
 }
 
 /// `POST /vms/{vm}/backups`: the disks are locked and frozen at this moment.
@@ -301,30 +333,9 @@ async fn start(
         backup.from_checkpoint_id.clone(),
         backup.to_checkpoint_id.clone(),
     );
-    let failure = tokio::task::spawn_blocking(move || {
-        let mut failure = None;
-        for (image, incremental) in &images {
-            if *incremental && let Some(from) = &from {
-                let usable = image.checkpoints().is_ok_and(|bitmaps| {
-                    bitmaps
-                        .iter()
-                        .any(|b| &b.name == from && !b.flags.iter().any(|f| f == "in-use"))
-                });
-                if !usable {
-                    failure = Some(format!(
-                        "the bitmap of checkpoint {from} is missing in {}",
-                        image.path().display()
-                    ));
-                }
-            }
-            if let Err(e) = image.begin_backup(&to) {
-                failure = Some(e.to_string());
-            }
-        }
-        failure
-    })
-    .await
-    .expect("the backup start task does not panic");
+    let failure = tokio::task::spawn_blocking(move || freeze_disks(&images, from.as_deref(), &to))
+        .await
+        .expect("the backup start task does not panic");
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     let Some(stored) = inventory.backups.iter_mut().find(|b| b.id == backup.id) else {
         return not_found();
@@ -333,6 +344,32 @@ async fn start(
     let body = backup_json(stored);
     engine.save(&inventory);
     created(&headers, "backup", &body)
+}
+
+/// Adds checkpoint `to`'s bitmap to each image and freezes it; an incremental disk needs the
+/// bitmap of checkpoint `from`, present and not in use. On failure why, which fails the
+/// backup at its next poll (the last failure found is the one told).
+fn freeze_disks(images: &[(DiskImage, bool)], from: Option<&str>, to: &str) -> Option<String> {
+    let mut failure = None;
+    for (image, incremental) in images {
+        if *incremental && let Some(from) = from {
+            let usable = image.checkpoints().is_ok_and(|bitmaps| {
+                bitmaps
+                    .iter()
+                    .any(|b| b.name == from && !b.flags.iter().any(|f| f == "in-use"))
+            });
+            if !usable {
+                failure = Some(format!(
+                    "the bitmap of checkpoint {from} is missing in {}",
+                    image.path().display()
+                ));
+            }
+        }
+        if let Err(e) = image.begin_backup(to) {
+            failure = Some(e.to_string());
+        }
+    }
+    failure
 }
 
 /// What a poll must do after answering.
@@ -574,41 +611,18 @@ async fn remove_checkpoint(
 ) -> Response {
     let checkpoint = {
         let inventory = engine.inventory.lock().expect("inventory lock");
-        let Some(c) = inventory
-            .checkpoints
-            .iter()
-            .find(|c| c.id == id && c.vm == vm)
-        else {
-            return not_found();
-        };
-        if inventory.running_backup(&vm).is_some() {
-            return fault(
-                StatusCode::CONFLICT,
-                "Cannot remove Checkpoint. The VM is during a backup operation.",
-            );
+        match removable_checkpoint(&inventory, &vm, &id) {
+            Ok(checkpoint) => checkpoint.clone(),
+            Err(refused) => return refused.into_response(),
         }
-        c.clone()
     };
-    if let Some(plane) = engine.data_plane.as_ref() {
-        let images: Vec<_> = checkpoint.disks.iter().map(|d| plane.image(d)).collect();
-        let bitmap = checkpoint.id.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            images.iter().try_for_each(|image| {
-                let present = image.checkpoints()?.iter().any(|b| b.name == bitmap);
-                if present {
-                    image.remove_checkpoint(&bitmap)?;
-                }
-                Ok::<(), super::SimError>(())
-            })
-        })
-        .await
-        .expect("the bitmap task does not panic");
-        if let Err(e) = removed {
-            return fault(
-                StatusCode::CONFLICT,
-                &format!("Cannot remove Checkpoint: {e}"),
-            );
-        }
+    if let Some(plane) = engine.data_plane.as_ref()
+        && let Err(e) = remove_bitmaps(plane, &checkpoint).await
+    {
+        return fault(
+            StatusCode::CONFLICT,
+            &format!("Cannot remove Checkpoint: {e}"),
+        );
     }
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     inventory.checkpoints.retain(|c| c.id != checkpoint.id);
@@ -621,4 +635,43 @@ async fn remove_checkpoint(
     }
     engine.save(&inventory);
     StatusCode::OK.into_response()
+}
+
+/// The checkpoint `id` of VM `vm`, which may go only while the VM runs no backup.
+fn removable_checkpoint<'a>(
+    inventory: &'a Inventory,
+    vm: &str,
+    id: &str,
+) -> Result<&'a Checkpoint, Refusal> {
+    let Some(checkpoint) = inventory
+        .checkpoints
+        .iter()
+        .find(|c| c.id == id && c.vm == vm)
+    else {
+        return Err(Refusal::NotFound);
+    };
+    if inventory.running_backup(vm).is_some() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Checkpoint. The VM is during a backup operation.",
+        ));
+    }
+    Ok(checkpoint)
+}
+
+/// Removes the checkpoint's bitmap from each of its disks that still has it.
+async fn remove_bitmaps(plane: &DataPlane, checkpoint: &Checkpoint) -> Result<(), SimError> {
+    let images: Vec<_> = checkpoint.disks.iter().map(|d| plane.image(d)).collect();
+    let bitmap = checkpoint.id.clone();
+    tokio::task::spawn_blocking(move || {
+        images.iter().try_for_each(|image| {
+            let present = image.checkpoints()?.iter().any(|b| b.name == bitmap);
+            if present {
+                image.remove_checkpoint(&bitmap)?;
+            }
+            Ok::<(), SimError>(())
+        })
+    })
+    .await
+    .expect("the bitmap task does not panic")
 }

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -77,29 +77,37 @@ pub fn xml_to_json(text: &str) -> Result<Value, String> {
             }
             Event::GeneralRef(r) => {
                 if let Some(top) = stack.last_mut() {
-                    let resolved = match r.resolve_char_ref().map_err(|e| e.to_string())? {
-                        Some(c) => c.to_string(),
-                        None => resolve_predefined_entity(&r.into_inner())
-                            .ok_or("an unknown entity")?
-                            .to_owned(),
-                    };
-                    top.2.push_str(&resolved);
+                    top.2.push_str(&resolve(&r)?);
                 }
             }
             Event::End(_) => {
                 let (name, fields, text) = stack.pop().ok_or("unbalanced XML")?;
-                let value = if fields.is_empty() && !text.trim().is_empty() {
-                    Value::String(text.trim().to_owned())
-                } else {
-                    Value::Object(fields)
-                };
-                if let Some(done) = close(&mut stack, name, value) {
+                if let Some(done) = close(&mut stack, name, element_value(fields, text)) {
                     return Ok(done);
                 }
             }
             Event::Eof => return Err("the XML document has no root element".into()),
             _ => {}
         }
+    }
+}
+
+/// The text an entity or character reference (`&amp;`, `&#38;`) stands for.
+fn resolve(reference: &BytesRef<'_>) -> Result<String, String> {
+    match reference.resolve_char_ref().map_err(|e| e.to_string())? {
+        Some(c) => Ok(c.to_string()),
+        None => resolve_predefined_entity(reference)
+            .map(str::to_owned)
+            .ok_or_else(|| "an unknown entity".to_owned()),
+    }
+}
+
+/// A closed element's value: its text when it has only text, else its fields.
+fn element_value(fields: Map<String, Value>, text: String) -> Value {
+    if fields.is_empty() && !text.trim().is_empty() {
+        Value::String(text.trim().to_owned())
+    } else {
+        Value::Object(fields)
     }
 }
 

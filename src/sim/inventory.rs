@@ -307,6 +307,15 @@ fn named(kind: &str, items: &[SeedNamed], default: &str) -> Vec<Named> {
         .collect()
 }
 
+/// The id of the item of `list` named `name`, else of its first item (a seed may leave the
+/// name out), else empty.
+fn named_or_first(list: &[Named], name: Option<&str>) -> String {
+    name.and_then(|n| list.iter().find(|x| x.name == n))
+        .or(list.first())
+        .map(|x| x.id.clone())
+        .unwrap_or_default()
+}
+
 impl Inventory {
     /// Builds the inventory of a seed, creating each disk's qcow2 file under `disks_dir` and
     /// writing its seed data as a guest would.
@@ -328,51 +337,19 @@ impl Inventory {
         Ok(inventory)
     }
 
+    /// Adds a seed's VM with its disks (the first one bootable), each made and written.
     fn add_seed_vm(&mut self, seed: &SeedVm, disks_dir: &Path) -> Result<(), SimError> {
-        let find = |list: &[Named], name: &Option<String>| {
-            name.as_ref()
-                .and_then(|n| list.iter().find(|x| &x.name == n))
-                .or(list.first())
-                .map(|x| x.id.clone())
-                .unwrap_or_default()
-        };
         let mut attachments = Vec::new();
         for (index, seed_disk) in seed.disks.iter().enumerate() {
-            let id = id_of("disk", &format!("{}/{}", seed.name, seed_disk.name));
-            let image = DiskImage::create(
-                &disks_dir.join(format!("{id}.qcow2")),
-                seed_disk.size_mib * MIB,
-            )?;
-            for write in &seed_disk.data {
-                image.guest_write(
-                    write.offset_mib * MIB,
-                    write.length_mib * MIB,
-                    write.pattern,
-                )?;
-            }
-            self.disks.push(Disk {
-                id: id.clone(),
-                alias: seed_disk.name.clone(),
-                provisioned_size: seed_disk.size_mib * MIB,
-                format: "cow".into(),
-                status: "ok".into(),
-                storage_domain: find(&self.storage_domains, &seed_disk.storage_domain),
-                settle_polls: 0,
-                description: String::new(),
-            });
-            attachments.push(Attachment {
-                disk: id,
-                interface: seed_disk.interface.clone(),
-                bootable: index == 0,
-                active: true,
-            });
+            let bootable = index == 0;
+            attachments.push(self.add_seed_disk(&seed.name, seed_disk, bootable, disks_dir)?);
         }
         let running = seed.status == "up";
         self.vms.push(Vm {
             id: id_of("vm", &seed.name),
             name: seed.name.clone(),
             status: seed.status.clone(),
-            cluster: find(&self.clusters, &seed.cluster),
+            cluster: named_or_first(&self.clusters, seed.cluster.as_deref()),
             host: running
                 .then(|| self.hosts.first().map(|h| h.id.clone()))
                 .flatten(),
@@ -382,6 +359,43 @@ impl Inventory {
             description: String::new(),
         });
         Ok(())
+    }
+
+    /// Adds one disk of the seed's VM `vm_name`: its qcow2 file is made under `disks_dir` and
+    /// written as the guest would; the attachment to the VM is returned.
+    fn add_seed_disk(
+        &mut self,
+        vm_name: &str,
+        seed_disk: &SeedDisk,
+        bootable: bool,
+        disks_dir: &Path,
+    ) -> Result<Attachment, SimError> {
+        let id = id_of("disk", &format!("{vm_name}/{}", seed_disk.name));
+        let size = seed_disk.size_mib * MIB;
+        let image = DiskImage::create(&disks_dir.join(format!("{id}.qcow2")), size)?;
+        for write in &seed_disk.data {
+            let (offset, length) = (write.offset_mib * MIB, write.length_mib * MIB);
+            image.guest_write(offset, length, write.pattern)?;
+        }
+        self.disks.push(Disk {
+            id: id.clone(),
+            alias: seed_disk.name.clone(),
+            provisioned_size: size,
+            format: "cow".into(),
+            status: "ok".into(),
+            storage_domain: named_or_first(
+                &self.storage_domains,
+                seed_disk.storage_domain.as_deref(),
+            ),
+            settle_polls: 0,
+            description: String::new(),
+        });
+        Ok(Attachment {
+            disk: id,
+            interface: seed_disk.interface.clone(),
+            bootable,
+            active: true,
+        })
     }
 
     /// The inventory kept in `state`, else the one a seed (or an empty seed) makes, saved there.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::body::{Body, Number, Reference};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
-use super::reply::{created, fault, not_found, represent};
+use super::reply::{Refusal, created, fault, not_found, represent};
 use super::state::{API, Engine};
 
 /// The routes of the inventory.
@@ -339,43 +339,9 @@ async fn add_disk(
     headers: HeaderMap,
     Body(request): Body<NewDisk>,
 ) -> Response {
-    let Some(size) = request
-        .provisioned_size
-        .as_ref()
-        .and_then(Number::value)
-        .filter(|s| *s > 0)
-    else {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot add Virtual Disk: provisioned_size is required",
-        );
-    };
-    let format = request.format.clone().unwrap_or_default();
-    if !matches!(format.as_str(), "cow" | "raw") {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot add Virtual Disk: format must be cow or raw",
-        );
-    }
-    let wanted = request
-        .storage_domains
-        .as_ref()
-        .and_then(|d| d.storage_domain.first());
-    let domain = {
-        let inventory = engine.inventory.lock().expect("inventory lock");
-        wanted.and_then(|w| {
-            inventory
-                .storage_domains
-                .iter()
-                .find(|sd| w.names(&sd.id, &sd.name))
-                .map(|sd| sd.id.clone())
-        })
-    };
-    let Some(domain) = domain else {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot add Virtual Disk: Storage Domain doesn't exist",
-        );
+    let disk = match admit_new_disk(&engine, request) {
+        Ok(disk) => disk,
+        Err(refused) => return refused.into_response(),
     };
     let Some(plane) = engine.data_plane.as_ref() else {
         return fault(
@@ -383,11 +349,8 @@ async fn add_disk(
             "Cannot add Virtual Disk: no host is up",
         );
     };
-    let id = request
-        .id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let path = plane.disks.join(format!("{id}.qcow2"));
+    let path = plane.disks.join(format!("{}.qcow2", disk.id));
+    let size = disk.provisioned_size;
     let made = tokio::task::spawn_blocking(move || super::disk::DiskImage::create(&path, size))
         .await
         .expect("the disk task does not panic");
@@ -397,25 +360,80 @@ async fn add_disk(
             &format!("Cannot add Virtual Disk: {e}"),
         );
     }
-    let alias = request
-        .alias
-        .or(request.name)
-        .unwrap_or_else(|| format!("disk-{id}"));
-    let disk = Disk {
-        id: id.clone(),
-        alias,
-        provisioned_size: size,
-        format,
-        status: "locked".into(),
-        storage_domain: domain,
-        settle_polls: 1,
-        description: request.description.unwrap_or_default(),
-    };
     let body = disk_json(&disk);
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     inventory.disks.push(disk);
     engine.save(&inventory);
     created(&headers, "disk", &body)
+}
+
+/// Checks a new disk's request; on success the disk to add (its image not made yet).
+fn admit_new_disk(engine: &Engine, request: NewDisk) -> Result<Disk, Refusal> {
+    let (provisioned_size, format) = requested_size_and_format(&request)?;
+    let storage_domain = requested_domain(engine, &request)?;
+    let id = request
+        .id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let alias = request
+        .alias
+        .or(request.name)
+        .unwrap_or_else(|| format!("disk-{id}"));
+    Ok(Disk {
+        id,
+        alias,
+        provisioned_size,
+        format,
+        status: "locked".into(),
+        storage_domain,
+        settle_polls: 1,
+        description: request.description.unwrap_or_default(),
+    })
+}
+
+/// A new disk's size (required, above 0) and format (`cow` or `raw`).
+fn requested_size_and_format(request: &NewDisk) -> Result<(u64, String), Refusal> {
+    let Some(size) = request
+        .provisioned_size
+        .as_ref()
+        .and_then(Number::value)
+        .filter(|s| *s > 0)
+    else {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add Virtual Disk: provisioned_size is required",
+        ));
+    };
+    let format = request.format.clone().unwrap_or_default();
+    if !matches!(format.as_str(), "cow" | "raw") {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add Virtual Disk: format must be cow or raw",
+        ));
+    }
+    Ok((size, format))
+}
+
+/// The id of the storage domain a new disk names (by id or name), which must exist.
+fn requested_domain(engine: &Engine, request: &NewDisk) -> Result<String, Refusal> {
+    let wanted = request
+        .storage_domains
+        .as_ref()
+        .and_then(|d| d.storage_domain.first());
+    let inventory = engine.inventory.lock().expect("inventory lock");
+    wanted
+        .and_then(|w| {
+            inventory
+                .storage_domains
+                .iter()
+                .find(|sd| w.names(&sd.id, &sd.name))
+                .map(|sd| sd.id.clone())
+        })
+        .ok_or_else(|| {
+            Refusal::fault(
+                StatusCode::BAD_REQUEST,
+                "Cannot add Virtual Disk: Storage Domain doesn't exist",
+            )
+        })
 }
 
 #[derive(Clone, Copy)]

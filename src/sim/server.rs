@@ -43,7 +43,7 @@ pub struct Running {
     /// The users it accepts: `name@profile` -> password.
     pub users: HashMap<String, String>,
     handle: Handle<SocketAddr>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: ServerTask,
     engine: Arc<Engine>,
 }
 
@@ -131,28 +131,11 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
     let mut engine = Engine::new(ca_pem, users.clone(), options.token_ttl, inventory)
         .with_state(options.state.clone());
     if let Some(executable) = &options.imageio {
-        let (executable, dir, files) = (
-            executable.clone(),
-            options.state.join("imageio"),
-            pki.clone(),
-        );
-        let imageio =
-            tokio::task::spawn_blocking(move || Imageio::start(&executable, &dir, &files))
-                .await
-                .expect("the daemon start task does not panic")?;
-        let run = options.state.join("run");
-        fs_err::create_dir_all(&run)
-            .map_err(SimError::io(format!("creating {}", run.display())))?;
-        engine = engine.with_data_plane(DataPlane::new(imageio, options.state.join("disks"), run));
+        let plane = start_data_plane(&options.state, executable, &pki).await?;
+        engine = engine.with_data_plane(plane);
     }
     let engine = Arc::new(engine);
-    let handle = Handle::new();
-    let server = axum_server::bind_rustls(options.listen, tls).handle(handle.clone());
-    let server = tokio::spawn(server.serve(router(engine.clone()).into_make_service()));
-    let addr = handle.listening().await.ok_or_else(|| SimError::Start {
-        program: "ovsim".into(),
-        why: format!("could not listen on {}", options.listen),
-    })?;
+    let (addr, handle, server) = serve(options.listen, tls, engine.clone()).await?;
     // Where this instance answers, for `ovsim admin` and for drills.
     let url = format!("https://localhost:{}\n", addr.port());
     crate::fsutil::write_atomic(&options.state.join("url"), url.as_bytes())
@@ -165,4 +148,40 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
         server,
         engine,
     })
+}
+
+/// The data plane of an instance: its `ovirt-imageio` daemon (state in `STATE/imageio`), the
+/// disks in `STATE/disks` and the exports' sockets in `STATE/run`.
+async fn start_data_plane(
+    state: &Path,
+    executable: &Path,
+    pki: &PkiFiles,
+) -> Result<DataPlane, SimError> {
+    let (executable, dir, files) = (executable.to_owned(), state.join("imageio"), pki.clone());
+    let imageio = tokio::task::spawn_blocking(move || Imageio::start(&executable, &dir, &files))
+        .await
+        .expect("the daemon start task does not panic")?;
+    let run = state.join("run");
+    fs_err::create_dir_all(&run).map_err(SimError::io(format!("creating {}", run.display())))?;
+    Ok(DataPlane::new(imageio, state.join("disks"), run))
+}
+
+/// The server task of a running instance.
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// Serves the engine's routes over TLS on `listen`; once it listens, the address, the handle
+/// that stops it, and its task.
+async fn serve(
+    listen: SocketAddr,
+    tls: RustlsConfig,
+    engine: Arc<Engine>,
+) -> Result<(SocketAddr, Handle<SocketAddr>, ServerTask), SimError> {
+    let handle = Handle::new();
+    let server = axum_server::bind_rustls(listen, tls).handle(handle.clone());
+    let server = tokio::spawn(server.serve(router(engine).into_make_service()));
+    let addr = handle.listening().await.ok_or_else(|| SimError::Start {
+        program: "ovsim".into(),
+        why: format!("could not listen on {listen}"),
+    })?;
+    Ok((addr, handle, server))
 }

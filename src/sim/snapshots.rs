@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::body::{Body, Flag, Reference};
 use super::inventory::{Inventory, Snapshot, Vm, id_of};
-use super::reply::{created, fault, incomplete, not_found, represent};
+use super::reply::{Refusal, created, fault, incomplete, not_found, represent};
 use super::state::{API, Engine};
 
 /// The routes of snapshots.
@@ -141,6 +141,8 @@ fn conflict(inventory: &Inventory, vm: &Vm) -> Option<Response> {
     })
 }
 
+/// `POST …/snapshots`: a `locked` snapshot of the VM's disks (or those the request names),
+/// `ok` after one poll.
 async fn create(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
@@ -157,16 +159,7 @@ async fn create(
     if let Some(refused) = conflict(&inventory, vm) {
         return refused;
     }
-    let all: Vec<String> = vm.attachments.iter().map(|a| a.disk.clone()).collect();
-    let disks = match request.disk_attachments {
-        None => all,
-        Some(list) => list
-            .disk_attachment
-            .into_iter()
-            .filter_map(|a| a.disk.and_then(|d| d.id))
-            .filter(|d| all.contains(d))
-            .collect(),
-    };
+    let disks = snapshot_disks(vm, request.disk_attachments);
     let snapshot = Snapshot {
         id: uuid::Uuid::new_v4().to_string(),
         vm: vm_id,
@@ -184,6 +177,21 @@ async fn create(
     inventory.snapshots.push(snapshot);
     engine.save(&inventory);
     created(&headers, "snapshot", &body)
+}
+
+/// The disks a new snapshot covers: those of the request's attachments that the VM has, or
+/// all the VM's disks when the request names none.
+fn snapshot_disks(vm: &Vm, wanted: Option<AttachmentList>) -> Vec<String> {
+    let all: Vec<String> = vm.attachments.iter().map(|a| a.disk.clone()).collect();
+    match wanted {
+        None => all,
+        Some(list) => list
+            .disk_attachment
+            .into_iter()
+            .filter_map(|a| a.disk.and_then(|d| d.id))
+            .filter(|d| all.contains(d))
+            .collect(),
+    }
 }
 
 /// `GET …/snapshots/{id}`: answers, then moves on (`locked` -> `ok`, or a removal completes).
@@ -227,34 +235,11 @@ async fn remove(
     Path((vm, id)): Path<(String, String)>,
 ) -> Response {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    let Some(owner) = inventory.vm(&vm) else {
-        return not_found();
+    let index = match removable_snapshot(&inventory, &vm, &id) {
+        Ok(index) => index,
+        Err(refused) => return refused.into_response(),
     };
-    if id == id_of("active-snapshot", &owner.id) {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot remove Snapshot. The active snapshot cannot be removed.",
-        );
-    }
-    if inventory.running_backup(&vm).is_some() {
-        return fault(
-            StatusCode::CONFLICT,
-            "Cannot remove Snapshot. The VM is during a backup operation.",
-        );
-    }
-    let Some(snapshot) = inventory
-        .snapshots
-        .iter_mut()
-        .find(|s| s.id == id && s.vm == vm)
-    else {
-        return not_found();
-    };
-    if snapshot.status == "locked" {
-        return fault(
-            StatusCode::CONFLICT,
-            "Cannot remove Snapshot. Snapshot is currently being created or removed.",
-        );
-    }
+    let snapshot = &mut inventory.snapshots[index];
     snapshot.status = "locked".into();
     snapshot.removing = true;
     snapshot.settle_polls = 1;
@@ -262,6 +247,40 @@ async fn remove(
     inventory.set_disk_status(&disks, "locked");
     engine.save(&inventory);
     StatusCode::OK.into_response()
+}
+
+/// Where in the inventory the snapshot `id` of VM `vm` is, when it may be removed: not the
+/// active one, not during a backup, not while it is being created or removed.
+fn removable_snapshot(inventory: &Inventory, vm: &str, id: &str) -> Result<usize, Refusal> {
+    let Some(owner) = inventory.vm(vm) else {
+        return Err(Refusal::NotFound);
+    };
+    if id == id_of("active-snapshot", &owner.id) {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot remove Snapshot. The active snapshot cannot be removed.",
+        ));
+    }
+    if inventory.running_backup(vm).is_some() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Snapshot. The VM is during a backup operation.",
+        ));
+    }
+    let Some(index) = inventory
+        .snapshots
+        .iter()
+        .position(|s| s.id == id && s.vm == vm)
+    else {
+        return Err(Refusal::NotFound);
+    };
+    if inventory.snapshots[index].status == "locked" {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove Snapshot. Snapshot is currently being created or removed.",
+        ));
+    }
+    Ok(index)
 }
 
 async fn disks(

@@ -23,10 +23,11 @@ use serde_json::{Value, json};
 
 use super::body::{Body, Number, Reference};
 use super::imageio::Ticket;
-use super::inventory::Inventory;
+use super::inventory::{Backup, Disk, Inventory};
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
 use super::state::data_plane::{DataPlane, Transfer};
 use super::state::{API, Engine};
+use crate::qemu::QemuError;
 use crate::qemu::nbd::{ExportOptions, NbdExport};
 
 /// The routes of image transfers.
@@ -108,63 +109,97 @@ fn admit(inventory: &mut Inventory, request: &CreateRequest) -> Result<(Plan, St
     admit_disk(inventory, request).map(|plan| (plan, host))
 }
 
+/// Checks the disk a transfer names: a backup's disk is exported as the backup froze it, any
+/// other disk must be free and is locked here.
 fn admit_disk(inventory: &mut Inventory, request: &CreateRequest) -> Result<Plan, Refusal> {
-    let Some(disk_id) = request
+    let disk_id = requested_disk_id(request)?;
+    let Some(disk) = inventory.disks.iter().find(|d| d.id == disk_id) else {
+        return Err(Refusal::NotFound);
+    };
+    if let Some(backup_id) = request.backup.as_ref().and_then(|b| b.id.clone()) {
+        return backup_disk_plan(inventory, request, backup_id, disk);
+    }
+    check_disk_free(inventory, disk)?;
+    let size = disk.provisioned_size;
+    inventory.set_disk_status(std::slice::from_ref(&disk_id), "locked");
+    Ok(Plan {
+        disk: disk_id,
+        size,
+        bitmap: None,
+        backup: None,
+    })
+}
+
+/// The id of the disk (or image) a transfer request names.
+fn requested_disk_id(request: &CreateRequest) -> Result<String, Refusal> {
+    request
         .disk
         .as_ref()
         .or(request.image.as_ref())
         .and_then(|r| r.id.clone())
-    else {
-        return Err(Refusal::incomplete(
-            "ImageTransfer [disk.id|image.id|snapshot.id] required for add",
+        .ok_or_else(|| {
+            Refusal::incomplete("ImageTransfer [disk.id|image.id|snapshot.id] required for add")
+        })
+}
+
+/// The export of one disk of a `ready` backup, raw, with the backup's starting bitmap for an
+/// incremental disk.
+fn backup_disk_plan(
+    inventory: &Inventory,
+    request: &CreateRequest,
+    backup_id: String,
+    disk: &Disk,
+) -> Result<Plan, Refusal> {
+    if request.format.as_deref().unwrap_or(&disk.format) != "raw" {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot transfer Virtual Disk. The specified format is not applicable for VM backup.",
+        ));
+    }
+    let backup = ready_backup(inventory, &backup_id)?;
+    let Some(member) = backup.disks.iter().find(|d| d.id == disk.id) else {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Cannot transfer Virtual Disk. Disk {} is not part of the backup.",
+                disk.alias
+            ),
         ));
     };
-    let Some(disk) = inventory.disks.iter().find(|d| d.id == disk_id) else {
-        return Err(Refusal::NotFound);
+    let bitmap = (member.mode == "incremental")
+        .then(|| backup.from_checkpoint_id.clone())
+        .flatten();
+    Ok(Plan {
+        disk: disk.id.clone(),
+        size: disk.provisioned_size,
+        bitmap,
+        backup: Some(backup_id),
+    })
+}
+
+/// The backup `backup_id`, which must be `ready` (its disks frozen, its checkpoint made).
+fn ready_backup<'a>(inventory: &'a Inventory, backup_id: &str) -> Result<&'a Backup, Refusal> {
+    let Some(backup) = inventory.backups.iter().find(|b| b.id == backup_id) else {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot transfer Virtual Disk. The specified VM backup does not exist.",
+        ));
     };
-    let (alias, size, format) = (
-        disk.alias.clone(),
-        disk.provisioned_size,
-        disk.format.clone(),
-    );
-    if let Some(backup_id) = request.backup.as_ref().and_then(|b| b.id.clone()) {
-        if request.format.as_deref().unwrap_or(&format) != "raw" {
-            return Err(Refusal::fault(
-                StatusCode::BAD_REQUEST,
-                "Cannot transfer Virtual Disk. The specified format is not applicable for VM backup.",
-            ));
-        }
-        let Some(backup) = inventory.backups.iter().find(|b| b.id == backup_id) else {
-            return Err(Refusal::fault(
-                StatusCode::BAD_REQUEST,
-                "Cannot transfer Virtual Disk. The specified VM backup does not exist.",
-            ));
-        };
-        if backup.phase != "ready" {
-            return Err(Refusal::fault(
-                StatusCode::CONFLICT,
-                &format!(
-                    "Cannot transfer Virtual Disk. The VM backup is not in READY phase, backup phase is {}.",
-                    backup.phase.to_uppercase()
-                ),
-            ));
-        }
-        let Some(member) = backup.disks.iter().find(|d| d.id == disk_id) else {
-            return Err(Refusal::fault(
-                StatusCode::BAD_REQUEST,
-                &format!("Cannot transfer Virtual Disk. Disk {alias} is not part of the backup."),
-            ));
-        };
-        let bitmap = (member.mode == "incremental")
-            .then(|| backup.from_checkpoint_id.clone())
-            .flatten();
-        return Ok(Plan {
-            disk: disk_id,
-            size,
-            bitmap,
-            backup: Some(backup_id),
-        });
+    if backup.phase != "ready" {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            &format!(
+                "Cannot transfer Virtual Disk. The VM backup is not in READY phase, backup phase is {}.",
+                backup.phase.to_uppercase()
+            ),
+        ));
     }
+    Ok(backup)
+}
+
+/// A whole disk transfers only while it is `ok` and plugged to no VM that is not down.
+fn check_disk_free(inventory: &Inventory, disk: &Disk) -> Result<(), Refusal> {
+    let alias = &disk.alias;
     if disk.status != "ok" {
         return Err(Refusal::fault(
             StatusCode::CONFLICT,
@@ -176,7 +211,7 @@ fn admit_disk(inventory: &mut Inventory, request: &CreateRequest) -> Result<Plan
     let running: Vec<&str> = inventory
         .vms
         .iter()
-        .filter(|vm| vm.status != "down" && vm.attachments.iter().any(|a| a.disk == disk_id))
+        .filter(|vm| vm.status != "down" && vm.attachments.iter().any(|a| a.disk == disk.id))
         .map(|vm| vm.name.as_str())
         .collect();
     if !running.is_empty() {
@@ -188,15 +223,13 @@ fn admit_disk(inventory: &mut Inventory, request: &CreateRequest) -> Result<Plan
             ),
         ));
     }
-    inventory.set_disk_status(std::slice::from_ref(&disk_id), "locked");
-    Ok(Plan {
-        disk: disk_id,
-        size,
-        bitmap: None,
-        backup: None,
-    })
+    Ok(())
 }
 
+/// Seconds a client may stay idle when the request names no `inactivity_timeout`.
+const DEFAULT_INACTIVITY_TIMEOUT: u64 = 60;
+
+/// `POST /imagetransfers`: admits the request, then opens the transfer.
 async fn create(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
@@ -208,70 +241,37 @@ async fn create(
             "Cannot transfer Virtual Disk: no host is up",
         );
     };
-    let (plan, host) = {
+    let admitted = {
         let mut inventory = engine.inventory.lock().expect("inventory lock");
-        match admit(&mut inventory, &request) {
-            Ok(plan) => plan,
-            Err(refused) => return refused.into_response(),
-        }
+        admit(&mut inventory, &request)
     };
-    let direction = request.direction.clone().unwrap_or_else(|| "upload".into());
+    match admitted {
+        Ok(admitted) => open_transfer(&engine, plane, admitted, request, &headers).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Opens an admitted transfer: exports the disk with `qemu-nbd`, adds the imageio ticket, and
+/// starts the watcher that plays the engine's monitor.
+async fn open_transfer(
+    engine: &Arc<Engine>,
+    plane: &DataPlane,
+    (plan, host): (Plan, String),
+    request: CreateRequest,
+    headers: &HeaderMap,
+) -> Response {
+    let direction = request.direction.unwrap_or_else(|| "upload".into());
     let id = uuid::Uuid::new_v4().to_string();
     let read_only = direction == "download";
-    let (image, socket, log) = (
-        plane.image(&plan.disk).path().to_owned(),
-        plane.run.join(format!("{id}.sock")),
-        plane.run.join(format!("{id}.qemu-nbd.log")),
-    );
-    let options = ExportOptions {
-        read_only,
-        bitmap: plan.bitmap.clone(),
-        detect_zeroes: false,
-        exit_with_last_client: false,
-        die_with_owner: false,
-        direct_io: false,
-    };
-    let started =
-        tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))
-            .await
-            .expect("the export task does not panic");
-    let release = |engine: &Engine| {
-        if plan.backup.is_none() {
-            unlock(engine, &plan.disk);
-        }
-    };
-    let export = match started {
+    let export = match start_export(plane, &plan, &id, read_only).await {
         Ok(export) => export,
-        Err(e) => {
-            release(&engine);
-            return fault(
-                StatusCode::CONFLICT,
-                &format!("Cannot transfer Virtual Disk: {e}"),
-            );
-        }
+        Err(e) => return refuse_transfer(engine, &plan, &e),
     };
-    let inactivity_timeout = request
-        .inactivity_timeout
-        .as_ref()
-        .and_then(Number::value)
-        .unwrap_or(60);
-    let ticket = Ticket {
-        uuid: id.clone(),
-        size: plan.size,
-        url: export.url(),
-        ops: vec![if read_only { "read" } else { "write" }],
-        timeout: 3600,
-        inactivity_timeout,
-        dirty: plan.bitmap.is_some(),
-        sparse: true,
-        transfer_id: id.clone(),
-    };
+    let inactivity_timeout = request.inactivity_timeout.as_ref().and_then(Number::value);
+    let inactivity_timeout = inactivity_timeout.unwrap_or(DEFAULT_INACTIVITY_TIMEOUT);
+    let ticket = ticket_for(&id, &plan, &export, read_only, inactivity_timeout);
     if let Err(e) = plane.imageio.add_ticket(&ticket).await {
-        release(&engine);
-        return fault(
-            StatusCode::CONFLICT,
-            &format!("Cannot transfer Virtual Disk: {e}"),
-        );
+        return refuse_transfer(engine, &plan, &e);
     }
     let transfer = Transfer {
         disk: plan.disk,
@@ -285,13 +285,70 @@ async fn create(
         host,
     };
     let body = transfer_json(&id, &transfer);
-    plane
-        .transfers
-        .lock()
-        .expect("transfers lock")
-        .insert(id.clone(), transfer);
-    tokio::spawn(watch(Arc::downgrade(&engine), id));
-    created(&headers, "image_transfer", &body)
+    let mut transfers = plane.transfers.lock().expect("transfers lock");
+    transfers.insert(id.clone(), transfer);
+    drop(transfers);
+    tokio::spawn(watch(Arc::downgrade(engine), id));
+    created(headers, "image_transfer", &body)
+}
+
+/// Starts the `qemu-nbd` export of the planned disk (read-only for a download), off the
+/// async runtime: it waits for the export to listen.
+async fn start_export(
+    plane: &DataPlane,
+    plan: &Plan,
+    id: &str,
+    read_only: bool,
+) -> Result<NbdExport, QemuError> {
+    let (image, socket, log) = (
+        plane.image(&plan.disk).path().to_owned(),
+        plane.run.join(format!("{id}.sock")),
+        plane.run.join(format!("{id}.qemu-nbd.log")),
+    );
+    let options = ExportOptions {
+        read_only,
+        bitmap: plan.bitmap.clone(),
+        detect_zeroes: false,
+        exit_with_last_client: false,
+        die_with_owner: false,
+        direct_io: false,
+    };
+    tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))
+        .await
+        .expect("the export task does not panic")
+}
+
+/// The imageio ticket of transfer `id` over its export.
+fn ticket_for(
+    id: &str,
+    plan: &Plan,
+    export: &NbdExport,
+    read_only: bool,
+    inactivity_timeout: u64,
+) -> Ticket {
+    Ticket {
+        uuid: id.to_owned(),
+        size: plan.size,
+        url: export.url(),
+        ops: vec![if read_only { "read" } else { "write" }],
+        timeout: 3600,
+        inactivity_timeout,
+        dirty: plan.bitmap.is_some(),
+        sparse: true,
+        transfer_id: id.to_owned(),
+    }
+}
+
+/// A transfer that could not start: the disk it locked is freed (a backup's disk stays with
+/// its backup) and the client gets the engine's fault.
+fn refuse_transfer(engine: &Engine, plan: &Plan, error: &dyn std::fmt::Display) -> Response {
+    if plan.backup.is_none() {
+        unlock(engine, &plan.disk);
+    }
+    fault(
+        StatusCode::CONFLICT,
+        &format!("Cannot transfer Virtual Disk: {error}"),
+    )
 }
 
 fn unlock(engine: &Engine, disk_id: &str) {
@@ -382,22 +439,8 @@ async fn end(
         let Some(transfer) = transfers.get(&id) else {
             return not_found();
         };
-        if transfer.phase.starts_with("finished")
-            || transfer.phase.starts_with("finalizing")
-            || transfer.phase.starts_with("cancelled")
-        {
-            return action_fault(
-                StatusCode::CONFLICT,
-                &format!(
-                    "Cannot {} Image Transfer: the transfer is {}",
-                    if phase == "cancelled_user" {
-                        "cancel"
-                    } else {
-                        "finalize"
-                    },
-                    transfer.phase
-                ),
-            );
+        if let Some(refused) = ending_refused(transfer, phase) {
+            return refused;
         }
         (transfer.direction == "upload").then(|| transfer.disk.clone())
     };
@@ -408,6 +451,26 @@ async fn end(
         remove_disk(&engine, plane, &disk).await;
     }
     action_complete(&headers)
+}
+
+/// The action fault for finalizing or cancelling (`phase`) a transfer that already ends.
+fn ending_refused(transfer: &Transfer, phase: &str) -> Option<Response> {
+    let ending = ["finished", "finalizing", "cancelled"];
+    if !ending.iter().any(|p| transfer.phase.starts_with(p)) {
+        return None;
+    }
+    let action = if phase == "cancelled_user" {
+        "cancel"
+    } else {
+        "finalize"
+    };
+    Some(action_fault(
+        StatusCode::CONFLICT,
+        &format!(
+            "Cannot {action} Image Transfer: the transfer is {}",
+            transfer.phase
+        ),
+    ))
 }
 
 /// Removes a disk (a cancelled or timed-out upload's) from the inventory and the storage.
@@ -436,18 +499,8 @@ async fn watch(engine: std::sync::Weak<Engine>, id: String) {
         let Some(plane) = engine.data_plane.as_ref() else {
             return;
         };
-        let (phase, idle_limit, upload, policy) = {
-            let transfers = plane.transfers.lock().expect("transfers lock");
-            let Some(t) = transfers.get(&id) else { return };
-            if t.export.is_none() {
-                return;
-            }
-            (
-                t.phase,
-                t.inactivity_timeout,
-                t.direction == "upload",
-                t.timeout_policy.clone(),
-            )
+        let Some(watched) = watched(plane, &id) else {
+            return;
         };
         let Ok(Some(info)) = plane.imageio.ticket_info(&id).await else {
             continue;
@@ -455,18 +508,47 @@ async fn watch(engine: std::sync::Weak<Engine>, id: String) {
         let number = |key: &str| info[key].as_f64().unwrap_or(0.0);
         cut_if_armed(plane, &id, number("transferred") as u64).await;
         let idle = number("idle_time");
-        if phase == "transferring" && idle_limit > 0 && idle >= idle_limit as f64 {
-            tracing::warn!(transfer = %id, "client idle for {idle} s: timing out ({policy})");
-            let pause = policy == "pause" || (policy == "legacy" && upload);
-            if pause {
-                plane.stop(&id, "paused_system").await;
-            } else {
-                plane.stop(&id, "cancelled_system").await;
-                if upload && let Some(disk) = disk_of(plane, &id) {
-                    remove_disk(&engine, plane, &disk).await;
-                }
-            }
+        let limit = watched.idle_limit;
+        if watched.phase == "transferring" && limit > 0 && idle >= limit as f64 {
+            time_out(&engine, plane, &id, &watched, idle).await;
             return;
+        }
+    }
+}
+
+/// What the monitor reads of the transfer it watches.
+struct Watched {
+    phase: &'static str,
+    idle_limit: u64,
+    upload: bool,
+    policy: String,
+}
+
+/// The watched transfer, while it exports (`None` once it ended: the watch ends too).
+fn watched(plane: &DataPlane, id: &str) -> Option<Watched> {
+    let transfers = plane.transfers.lock().expect("transfers lock");
+    let t = transfers.get(id)?;
+    t.export.as_ref()?;
+    Some(Watched {
+        phase: t.phase,
+        idle_limit: t.inactivity_timeout,
+        upload: t.direction == "upload",
+        policy: t.timeout_policy.clone(),
+    })
+}
+
+/// A client idle past `inactivity_timeout`: the transfer is paused or cancelled per its
+/// `timeout_policy` (`legacy` pauses an upload); a cancelled upload's disk is removed.
+async fn time_out(engine: &Engine, plane: &DataPlane, id: &str, watched: &Watched, idle: f64) {
+    let (policy, upload) = (&watched.policy, watched.upload);
+    tracing::warn!(transfer = %id, "client idle for {idle} s: timing out ({policy})");
+    let pause = policy == "pause" || (policy == "legacy" && upload);
+    if pause {
+        plane.stop(id, "paused_system").await;
+    } else {
+        plane.stop(id, "cancelled_system").await;
+        if upload && let Some(disk) = disk_of(plane, id) {
+            remove_disk(engine, plane, &disk).await;
         }
     }
 }

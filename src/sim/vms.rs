@@ -14,9 +14,7 @@ use serde::Deserialize;
 
 use super::body::{Body, Flag, Number, Reference};
 use super::inventory::{Attachment, Inventory, Vm};
-use super::reply::{
-    action_complete, action_fault, created, fault, incomplete, not_found, represent,
-};
+use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
 use super::resources::{attachment_json, vm_json};
 use super::state::Engine;
 
@@ -56,8 +54,8 @@ fn name_in_use(inventory: &Inventory, name: &str, other_than: Option<&str>) -> b
         .any(|vm| vm.name == name && Some(vm.id.as_str()) != other_than)
 }
 
-fn name_taken(action: &str) -> Response {
-    fault(
+fn name_taken(action: &str) -> Refusal {
+    Refusal::fault(
         StatusCode::CONFLICT,
         &format!(
             "Cannot {action} VM. The VM name is already in use, please choose a unique name and try again."
@@ -71,52 +69,68 @@ async fn create(
     headers: HeaderMap,
     Body(request): Body<VmRequest>,
 ) -> Response {
-    let Some(name) = request.name.clone().filter(|n| !n.is_empty()) else {
-        return incomplete("Vm [name] required for add");
-    };
-    let (Some(cluster), Some(template)) = (&request.cluster, &request.template) else {
-        return incomplete("Vm [cluster.id|name, template.id|name] required for add");
-    };
-    if !template.names(BLANK, "Blank") {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot add VM. The template doesn't exist.",
-        );
-    }
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    let Some(cluster) = inventory
-        .clusters
-        .iter()
-        .find(|c| cluster.names(&c.id, &c.name))
-        .map(|c| c.id.clone())
-    else {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot add VM. Cluster doesn't exist.",
-        );
-    };
-    if name_in_use(&inventory, &name, None) {
-        return name_taken("add");
-    }
-    let vm = Vm {
-        id: uuid::Uuid::new_v4().to_string(),
-        name,
-        status: "down".into(),
-        cluster,
-        host: None,
-        memory: request
-            .memory
-            .as_ref()
-            .and_then(Number::value)
-            .unwrap_or(1 << 30),
-        attachments: Vec::new(),
-        pending_status: Vec::new(),
-        description: request.description.unwrap_or_default(),
+    let vm = match admit_vm(&inventory, request) {
+        Ok(vm) => vm,
+        Err(refused) => return refused.into_response(),
     };
     let body = vm_json(&vm);
     inventory.vms.push(vm);
     engine.save(&inventory);
     created(&headers, "vm", &body)
+}
+
+/// Memory of a new VM whose request names none: 1 GiB.
+const DEFAULT_VM_MEMORY: u64 = 1 << 30;
+
+/// Checks a new VM's request (a unique name, an existing cluster, the Blank template); on
+/// success the VM to add.
+fn admit_vm(inventory: &Inventory, request: VmRequest) -> Result<Vm, Refusal> {
+    let Some(name) = request.name.filter(|n| !n.is_empty()) else {
+        return Err(Refusal::incomplete("Vm [name] required for add"));
+    };
+    let (Some(cluster), Some(template)) = (&request.cluster, &request.template) else {
+        return Err(Refusal::incomplete(
+            "Vm [cluster.id|name, template.id|name] required for add",
+        ));
+    };
+    if !template.names(BLANK, "Blank") {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add VM. The template doesn't exist.",
+        ));
+    }
+    let cluster = existing_cluster(inventory, cluster)?;
+    if name_in_use(inventory, &name, None) {
+        return Err(name_taken("add"));
+    }
+    let memory = request.memory.as_ref().and_then(Number::value);
+    Ok(Vm {
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        status: "down".into(),
+        cluster,
+        host: None,
+        memory: memory.unwrap_or(DEFAULT_VM_MEMORY),
+        attachments: Vec::new(),
+        pending_status: Vec::new(),
+        description: request.description.unwrap_or_default(),
+    })
+}
+
+/// The id of the cluster a new VM names (by id or name), which must exist.
+fn existing_cluster(inventory: &Inventory, wanted: &Reference) -> Result<String, Refusal> {
+    inventory
+        .clusters
+        .iter()
+        .find(|c| wanted.names(&c.id, &c.name))
+        .map(|c| c.id.clone())
+        .ok_or_else(|| {
+            Refusal::fault(
+                StatusCode::BAD_REQUEST,
+                "Cannot add VM. Cluster doesn't exist.",
+            )
+        })
 }
 
 /// `PUT /vms/{id}`: rename (and description); 409 when locked or the name is taken.
@@ -139,7 +153,7 @@ async fn update(
     if let Some(name) = &request.name
         && name_in_use(&inventory, name, Some(&id))
     {
-        return name_taken("edit");
+        return name_taken("edit").into_response();
     }
     let vm = inventory.vm_mut(&id).expect("found above");
     if let Some(name) = request.name {
@@ -164,31 +178,18 @@ async fn remove(
     Path(id): Path<String>,
     Query(query): Query<RemoveQuery>,
 ) -> Response {
-    let disks: Vec<String> = {
+    let detach_only = query.detach_only.as_deref() == Some("true");
+    let removed = {
         let mut inventory = engine.inventory.lock().expect("inventory lock");
-        let Some(vm) = inventory.vm(&id) else {
-            return not_found();
-        };
-        if vm.status != "down" {
-            return fault(StatusCode::CONFLICT, "Cannot remove VM. VM is running.");
+        let removed = forget_vm(&mut inventory, &id, detach_only);
+        if removed.is_ok() {
+            engine.save(&inventory);
         }
-        if inventory.running_backup(&id).is_some() {
-            return fault(
-                StatusCode::CONFLICT,
-                "Cannot remove VM. The VM is during a backup operation.",
-            );
-        }
-        let disks = if query.detach_only.as_deref() == Some("true") {
-            Vec::new()
-        } else {
-            vm.attachments.iter().map(|a| a.disk.clone()).collect()
-        };
-        inventory.vms.retain(|vm| vm.id != id);
-        inventory.disks.retain(|d| !disks.contains(&d.id));
-        inventory.checkpoints.retain(|c| c.vm != id);
-        inventory.snapshots.retain(|s| s.vm != id);
-        engine.save(&inventory);
-        disks
+        removed
+    };
+    let disks = match removed {
+        Ok(disks) => disks,
+        Err(refused) => return refused.into_response(),
     };
     if let Some(plane) = engine.data_plane.as_ref() {
         let paths: Vec<_> = disks
@@ -203,6 +204,40 @@ async fn remove(
         .await;
     }
     StatusCode::OK.into_response()
+}
+
+/// Removes a down VM, with its checkpoints and snapshots and (unless `detach_only`) its
+/// disks, from the inventory; on success the ids of the removed disks, whose images go next.
+fn forget_vm(
+    inventory: &mut Inventory,
+    id: &str,
+    detach_only: bool,
+) -> Result<Vec<String>, Refusal> {
+    let Some(vm) = inventory.vm(id) else {
+        return Err(Refusal::NotFound);
+    };
+    if vm.status != "down" {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove VM. VM is running.",
+        ));
+    }
+    if inventory.running_backup(id).is_some() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot remove VM. The VM is during a backup operation.",
+        ));
+    }
+    let disks: Vec<String> = if detach_only {
+        Vec::new()
+    } else {
+        vm.attachments.iter().map(|a| a.disk.clone()).collect()
+    };
+    inventory.vms.retain(|vm| vm.id != id);
+    inventory.disks.retain(|d| !disks.contains(&d.id));
+    inventory.checkpoints.retain(|c| c.vm != id);
+    inventory.snapshots.retain(|s| s.vm != id);
+    Ok(disks)
 }
 
 /// `POST /vms/{id}/start`: from `down`, through `wait_for_launch` and `powering_up` to `up`.
@@ -273,68 +308,98 @@ async fn attach(
     Path(id): Path<String>,
     Body(request): Body<AttachRequest>,
 ) -> Response {
-    let Some(disk_id) = request.disk.and_then(|d| d.id) else {
-        return incomplete("DiskAttachment [disk.id] required for add");
+    let attachment = match requested_attachment(request) {
+        Ok(attachment) => attachment,
+        Err(refused) => return refused.into_response(),
+    };
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    if let Err(refused) = check_attachable(&inventory, &id, &attachment) {
+        return refused.into_response();
+    }
+    let vm = inventory.vm_mut(&id).expect("checked above");
+    vm.attachments.push(attachment.clone());
+    let body = attachment_json(vm, &attachment);
+    engine.save(&inventory);
+    created(&headers, "disk_attachment", &body)
+}
+
+/// The attachment a request asks for: a disk id and a known interface are required; a disk
+/// is active unless the request says otherwise.
+fn requested_attachment(request: AttachRequest) -> Result<Attachment, Refusal> {
+    let Some(disk) = request.disk.and_then(|d| d.id) else {
+        return Err(Refusal::incomplete(
+            "DiskAttachment [disk.id] required for add",
+        ));
     };
     let Some(interface) = request.interface else {
-        return incomplete("DiskAttachment [interface] required for add");
+        return Err(Refusal::incomplete(
+            "DiskAttachment [interface] required for add",
+        ));
     };
     if !matches!(
         interface.as_str(),
         "virtio_scsi" | "virtio" | "sata" | "ide" | "spapr_vscsi"
     ) {
-        return fault(
+        return Err(Refusal::fault(
             StatusCode::BAD_REQUEST,
             &format!("Cannot attach Virtual Disk. Invalid interface {interface}."),
-        );
+        ));
     }
-    let mut inventory = engine.inventory.lock().expect("inventory lock");
-    if inventory.vm(&id).is_none() {
-        return not_found();
+    Ok(Attachment {
+        disk,
+        interface,
+        bootable: request.bootable.as_ref().is_some_and(Flag::value),
+        active: request.active.as_ref().is_none_or(Flag::value),
+    })
+}
+
+/// The VM exists, the disk is free to attach, and a bootable disk would be the VM's only one.
+fn check_attachable(
+    inventory: &Inventory,
+    vm_id: &str,
+    attachment: &Attachment,
+) -> Result<(), Refusal> {
+    let Some(vm) = inventory.vm(vm_id) else {
+        return Err(Refusal::NotFound);
+    };
+    check_disk_unattached(inventory, &attachment.disk)?;
+    if attachment.bootable && vm.attachments.iter().any(|a| a.bootable) {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot attach Virtual Disk. The VM already has a bootable disk.",
+        ));
     }
+    Ok(())
+}
+
+/// The disk exists, is not locked, and is attached to no VM.
+fn check_disk_unattached(inventory: &Inventory, disk_id: &str) -> Result<(), Refusal> {
     let Some(disk) = inventory.disks.iter().find(|d| d.id == disk_id) else {
-        return fault(
+        return Err(Refusal::fault(
             StatusCode::BAD_REQUEST,
             "Cannot attach Virtual Disk. The disk doesn't exist.",
-        );
+        ));
     };
     if disk.status == "locked" {
-        return fault(
+        return Err(Refusal::fault(
             StatusCode::CONFLICT,
             &format!(
                 "Cannot attach Virtual Disk. The following disks are locked: {}. Please try again in a few minutes.",
                 disk.alias
             ),
-        );
+        ));
     }
     if inventory
         .vms
         .iter()
         .any(|vm| vm.attachments.iter().any(|a| a.disk == disk_id))
     {
-        return fault(
+        return Err(Refusal::fault(
             StatusCode::CONFLICT,
             "Cannot attach Virtual Disk. The disk is already attached to a VM.",
-        );
+        ));
     }
-    let bootable = request.bootable.as_ref().is_some_and(Flag::value);
-    let vm = inventory.vm_mut(&id).expect("found above");
-    if bootable && vm.attachments.iter().any(|a| a.bootable) {
-        return fault(
-            StatusCode::CONFLICT,
-            "Cannot attach Virtual Disk. The VM already has a bootable disk.",
-        );
-    }
-    let attachment = Attachment {
-        disk: disk_id,
-        interface,
-        bootable,
-        active: request.active.as_ref().is_none_or(Flag::value),
-    };
-    vm.attachments.push(attachment.clone());
-    let body = attachment_json(vm, &attachment);
-    engine.save(&inventory);
-    created(&headers, "disk_attachment", &body)
+    Ok(())
 }
 
 /// `DELETE /vms/{id}/diskattachments/{disk}`: detaches (the disk stays).

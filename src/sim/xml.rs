@@ -6,7 +6,7 @@
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Fields that hold a date (epoch milliseconds in JSON).
 const DATES: [&str; 8] = [
@@ -34,53 +34,62 @@ pub fn to_xml(tag: &str, value: &Value) -> String {
     text
 }
 
+/// Writes `value` as the element `tag` (a list as `tag` repeated, null as nothing).
 fn element(writer: &mut Writer<Vec<u8>>, tag: &str, value: &Value) {
     match value {
-        Value::Object(fields) => {
-            let mut start = BytesStart::new(tag);
-            for key in ["href", "id", "rel"] {
-                if let Some(Value::String(attr)) = fields.get(key) {
-                    start.push_attribute((key, attr.as_str()));
-                }
-            }
-            let is_attribute =
-                |k: &str, v: &Value| matches!(k, "href" | "id" | "rel") && v.is_string();
-            let is_empty_list = |v: &Value| v.as_array().is_some_and(Vec::is_empty);
-            let children: Vec<(&String, &Value)> = fields
-                .iter()
-                .filter(|(k, v)| !is_attribute(k, v) && !is_empty_list(v))
-                .collect();
-            if children.is_empty() {
-                let _ = writer.write_event(Event::Empty(start));
-                return;
-            }
-            let _ = writer.write_event(Event::Start(start));
-            for (key, child) in children {
-                match child {
-                    Value::Array(items) => items.iter().for_each(|item| element(writer, key, item)),
-                    other => element(writer, key, other),
-                }
-            }
-            let _ = writer.write_event(Event::End(BytesEnd::new(tag)));
-        }
+        Value::Object(fields) => object_element(writer, tag, fields),
         Value::Array(items) => items.iter().for_each(|item| element(writer, tag, item)),
         Value::Null => {}
         scalar => {
-            let text = match scalar {
-                Value::String(s) => s.clone(),
-                Value::Number(n) if DATES.contains(&tag) => n
-                    .as_i64()
-                    .and_then(chrono::DateTime::from_timestamp_millis)
-                    .map_or_else(
-                        || n.to_string(),
-                        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    ),
-                other => other.to_string(),
-            };
+            let text = scalar_text(tag, scalar);
             let _ = writer.write_event(Event::Start(BytesStart::new(tag)));
             let _ = writer.write_event(Event::Text(BytesText::new(&text)));
             let _ = writer.write_event(Event::End(BytesEnd::new(tag)));
         }
+    }
+}
+
+/// An object: `href`, `id` and `rel` strings as attributes, every other field (but an empty
+/// list) as child elements; an object with no children is an empty element.
+fn object_element(writer: &mut Writer<Vec<u8>>, tag: &str, fields: &Map<String, Value>) {
+    let mut start = BytesStart::new(tag);
+    for key in ["href", "id", "rel"] {
+        if let Some(Value::String(attr)) = fields.get(key) {
+            start.push_attribute((key, attr.as_str()));
+        }
+    }
+    let is_attribute = |k: &str, v: &Value| matches!(k, "href" | "id" | "rel") && v.is_string();
+    let is_empty_list = |v: &Value| v.as_array().is_some_and(Vec::is_empty);
+    let children: Vec<(&String, &Value)> = fields
+        .iter()
+        .filter(|(k, v)| !is_attribute(k, v) && !is_empty_list(v))
+        .collect();
+    if children.is_empty() {
+        let _ = writer.write_event(Event::Empty(start));
+        return;
+    }
+    let _ = writer.write_event(Event::Start(start));
+    for (key, child) in children {
+        match child {
+            Value::Array(items) => items.iter().for_each(|item| element(writer, key, item)),
+            other => element(writer, key, other),
+        }
+    }
+    let _ = writer.write_event(Event::End(BytesEnd::new(tag)));
+}
+
+/// The text of a scalar field: a string as it is, a date's epoch milliseconds as ISO 8601.
+fn scalar_text(tag: &str, scalar: &Value) -> String {
+    match scalar {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if DATES.contains(&tag) => n
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(
+                || n.to_string(),
+                |d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
+        other => other.to_string(),
     }
 }
 
