@@ -233,45 +233,54 @@ impl EngineClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // The guard must be gone before `login` takes the lock again.
-            let cached = self.token.lock().await.clone();
-            let token = match cached {
-                Some(token) => token,
-                None => self.login().await?,
-            };
-            let mut request = self
-                .http
-                .request(method.clone(), self.url(path))
-                .bearer_auth(&token)
-                .header("Accept", "application/json")
-                .header("Version", "4")
-                .timeout(self.timeout);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = match request.send().await {
+            let token = self.bearer().await?;
+            let response = match self.request(&method, path, body, &token).send().await {
                 Ok(response) => response,
                 Err(source) if attempt < tries => {
-                    tracing::warn!("{method} {path}: {source}; trying again");
-                    tokio::time::sleep(Duration::from_secs(attempt)).await;
+                    pause_before_retry(&method, path, source, attempt).await;
                     continue;
                 }
-                Err(source) => {
-                    return Err(self.transport_error(method, self.url(path), source));
-                }
+                Err(source) => return Err(self.transport_error(method, self.url(path), source)),
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !relogged {
                 relogged = true;
                 *self.token.lock().await = None;
-                continue;
+            } else if status.is_server_error() && attempt < tries {
+                pause_before_retry(&method, path, status, attempt).await;
+            } else {
+                return decode(method, path, status, response).await;
             }
-            if status.is_server_error() && attempt < tries {
-                tracing::warn!("{method} {path}: {status}; trying again");
-                tokio::time::sleep(Duration::from_secs(attempt)).await;
-                continue;
-            }
-            return decode(method, path, status, response).await;
+        }
+    }
+
+    /// The session's token, logging in when there is none.
+    async fn bearer(&self) -> Result<String, EngineError> {
+        // The guard must be gone before `login` takes the lock again.
+        let cached = self.token.lock().await.clone();
+        match cached {
+            Some(token) => Ok(token),
+            None => self.login().await,
+        }
+    }
+
+    fn request(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method.clone(), self.url(path))
+            .bearer_auth(token)
+            .header("Accept", "application/json")
+            .header("Version", "4")
+            .timeout(self.timeout);
+        match body {
+            Some(body) => request.json(body),
+            None => request,
         }
     }
 
@@ -358,33 +367,15 @@ async fn decode(
 ) -> Result<Value, EngineError> {
     let text = response.text().await.unwrap_or_default();
     let value: Option<Value> = serde_json::from_str(&text).ok();
-    if status.is_success() {
-        let value = value.unwrap_or(Value::Null);
-        // An action may say "failed" with a 200 on some engines.
-        if let Some(fault) = fault_of(&value, true) {
-            let (reason, detail) = fault.parts();
-            return Err(EngineError::Fault {
-                method,
-                path: path.to_owned(),
-                status,
-                reason,
-                detail,
-            });
-        }
-        return Ok(value);
-    }
-    let (reason, detail) = value
+    // An action may say "failed" with a 200 on some engines.
+    let fault = value
         .as_ref()
-        .and_then(|v| fault_of(v, false))
-        .map(|f| f.parts())
-        .unwrap_or_else(|| {
-            let plain = if text.trim_start().starts_with('<') {
-                String::new()
-            } else {
-                text.trim().chars().take(200).collect()
-            };
-            (String::new(), plain)
-        });
+        .and_then(|v| fault_of(v, status.is_success()));
+    let (reason, detail) = match (status.is_success(), fault) {
+        (true, None) => return Ok(value.unwrap_or(Value::Null)),
+        (_, Some(fault)) => fault.parts(),
+        (false, None) => (String::new(), plain_text(&text)),
+    };
     Err(EngineError::Fault {
         method,
         path: path.to_owned(),
@@ -392,4 +383,24 @@ async fn decode(
         reason,
         detail,
     })
+}
+
+/// At most 200 characters of a body without a fault; nothing of an HTML page.
+fn plain_text(text: &str) -> String {
+    if text.trim_start().starts_with('<') {
+        String::new()
+    } else {
+        text.trim().chars().take(200).collect()
+    }
+}
+
+/// Logs why a call is tried again, and waits `attempt` seconds.
+async fn pause_before_retry(
+    method: &Method,
+    path: &str,
+    why: impl std::fmt::Display,
+    attempt: u64,
+) {
+    tracing::warn!("{method} {path}: {why}; trying again");
+    tokio::time::sleep(Duration::from_secs(attempt)).await;
 }

@@ -396,10 +396,8 @@ pub(super) mod lenient {
 /// (`failed_action` true: only then is a fault inside a success read as one).
 pub(super) fn fault_of(value: &Value, failed_action: bool) -> Option<Fault> {
     if failed_action {
-        let status: Option<ActionStatus> = value
-            .get("status")
-            .and_then(|s| serde_json::from_value(s.clone()).ok());
-        if status != Some(ActionStatus::Failed) {
+        let status = value.get("status").map(ActionStatus::deserialize);
+        if !matches!(status, Some(Ok(ActionStatus::Failed))) {
             return None;
         }
     }
