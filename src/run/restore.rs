@@ -332,34 +332,9 @@ impl Job<'_> {
         made: &mut Made,
     ) -> Result<RestoredDisk, RunError> {
         let clock = Instant::now();
-        let initial_size = self.initial_size(disk).await?;
-        let request = DiskRequest {
-            name: &disk.alias,
-            description: format!(
-                "restored by ovrun from {} point {}",
-                self.point.vm, self.point.point
-            ),
-            provisioned_size: disk.provisioned_size,
-            initial_size,
-            storage_domain: &self.restore.target_storage_domain_name,
-        };
-        let created = self.client.add_disk(&request).await?;
-        made.disks.push(created.id.clone());
-        self.journal.save(made);
-        self.wait_disk_ok(&created.id).await?;
-        let upload = TransferRequest::Upload { disk: &created.id };
-        let transfer = self.client.create_transfer(upload).await?;
-        made.transfer = Some(transfer_href(&transfer.id));
-        self.journal.save(made);
-        let url = wait_transferring(self.client, self.options, &transfer.id).await?;
-        let ticket = Ticket::new(self.client.http().clone(), &url);
-        let bytes = self.send_chain(&ticket, disk).await?;
-        ticket.flush().await?;
-        let checksum = self.compare_checksum(&ticket, disk).await?;
-        finish_transfer(self.client, self.options, &transfer.id).await?;
-        made.transfer = None;
-        self.journal.save(made);
-        self.wait_disk_ok(&created.id).await?;
+        let disk_id = self.create_disk(disk, made).await?;
+        let (bytes, checksum) = self.upload_into(&disk_id, disk, made).await?;
+        self.wait_disk_ok(&disk_id).await?;
         let seconds = clock.elapsed().as_secs_f64();
         tracing::info!(
             disk = %disk.alias,
@@ -371,11 +346,53 @@ impl Job<'_> {
         Ok(RestoredDisk {
             alias: disk.alias.clone(),
             source_id: disk.id.clone(),
-            disk_id: created.id,
+            disk_id,
             bytes,
             seconds,
             checksum,
         })
+    }
+
+    /// The empty DR disk for `disk`, recorded in `made`, once the engine says it is ok.
+    async fn create_disk(&self, disk: &DiskEntry, made: &mut Made) -> Result<String, RunError> {
+        let request = DiskRequest {
+            name: &disk.alias,
+            description: format!(
+                "restored by ovrun from {} point {}",
+                self.point.vm, self.point.point
+            ),
+            provisioned_size: disk.provisioned_size,
+            initial_size: self.initial_size(disk).await?,
+            storage_domain: &self.restore.target_storage_domain_name,
+        };
+        let created = self.client.add_disk(&request).await?;
+        made.disks.push(created.id.clone());
+        self.journal.save(made);
+        self.wait_disk_ok(&created.id).await?;
+        Ok(created.id)
+    }
+
+    /// The chain sent into the DR disk through one upload transfer (recorded in `made` while
+    /// it is open), its checksum compared, the transfer finalized; the bytes sent.
+    async fn upload_into(
+        &self,
+        disk_id: &str,
+        disk: &DiskEntry,
+        made: &mut Made,
+    ) -> Result<(u64, Option<String>), RunError> {
+        let upload = TransferRequest::Upload { disk: disk_id };
+        let transfer = self.client.create_transfer(upload).await?;
+        made.transfer = Some(transfer_href(&transfer.id));
+        self.journal.save(made);
+        let url = wait_transferring(self.client, self.options, &transfer.id).await?;
+        let ticket = Ticket::new(self.client.http().clone(), &url);
+        let bytes = self.send_chain(&ticket, disk).await?;
+        ticket.flush().await?;
+        let checksum = self.compare_checksum(&ticket, disk).await?;
+        finish_transfer(self.client, self.options, &transfer.id).await?;
+        made.transfer = None;
+        self.journal.save(made);
+        Ok((bytes, checksum))
     }
 
     /// The size a sparse qcow2 disk needs to hold the point's data (`qemu-img measure` of the

@@ -263,51 +263,54 @@ fn dns(link: &(dyn Error + 'static), context: Context<'_>) -> Described {
 
 fn tls_kind(error: &rustls::Error, context: Context<'_>) -> Described {
     use rustls::CertificateError as C;
+    use rustls::Error::InvalidCertificate;
+    match error {
+        InvalidCertificate(C::UnknownIssuer | C::BadSignature) => unknown_ca(error, context),
+        InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => Described {
+            kind: TransportKind::NameMismatch,
+            cause: format!(
+                "TLS: the server's certificate is not for {} ({error})",
+                host_port(context.url)
+            ),
+            help: "use the engine's name as its certificate holds it (the FQDN the engine was \
+                   set up with) in the runner config's URL"
+                .to_owned(),
+        },
+        InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => Described {
+            kind: TransportKind::Expired,
+            cause: format!("TLS: the server's certificate is not valid now ({error})"),
+            help: "renew the engine's certificates (engine-setup), and check this host's clock"
+                .to_owned(),
+        },
+        other => Described {
+            kind: TransportKind::Tls,
+            cause: format!("TLS failed ({other})"),
+            help: format!(
+                "check that {} is the engine's HTTPS port",
+                host_port(context.url)
+            ),
+        },
+    }
+}
+
+/// A certificate not signed by the CA trusted: a replaced engine CA, or another server.
+fn unknown_ca(error: &rustls::Error, context: Context<'_>) -> Described {
     let ca = context
         .ca_file
         .map_or_else(|| "the trusted CA".to_owned(), |f| format!("the CA in {f}"));
     let fetch = "`ovrun cert fetch` downloads the engine's CA; compare its fingerprint with \
                  `openssl x509 -noout -fingerprint -sha256 -in /etc/pki/ovirt-engine/ca.pem` on \
                  the engine";
-    let (kind, cause, help) = match error {
-        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => (
-            TransportKind::UnknownCa,
-            format!("TLS: the server's certificate is not signed by {ca} ({error})"),
-            format!(
-                "if this is the engine and its CA was replaced, fetch the new CA ({fetch}); \
-                 else the URL names another server"
-            ),
+    Described {
+        kind: TransportKind::UnknownCa,
+        cause: format!("TLS: the server's certificate is not signed by {ca} ({error})"),
+        help: format!(
+            "if this is the engine and its CA was replaced, fetch the new CA ({fetch}); else the \
+             URL names another server"
         ),
-        rustls::Error::InvalidCertificate(
-            C::NotValidForName | C::NotValidForNameContext { .. },
-        ) => (
-            TransportKind::NameMismatch,
-            format!(
-                "TLS: the server's certificate is not for {} ({error})",
-                host_port(context.url)
-            ),
-            "use the engine's name as its certificate holds it (the FQDN the engine was set up \
-             with) in the runner config's URL"
-                .to_owned(),
-        ),
-        rustls::Error::InvalidCertificate(
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
-        ) => (
-            TransportKind::Expired,
-            format!("TLS: the server's certificate is not valid now ({error})"),
-            "renew the engine's certificates (engine-setup), and check this host's clock"
-                .to_owned(),
-        ),
-        other => (
-            TransportKind::Tls,
-            format!("TLS failed ({other})"),
-            format!(
-                "check that {} is the engine's HTTPS port",
-                host_port(context.url)
-            ),
-        ),
-    };
-    Described { kind, cause, help }
+    }
 }
 
 /// `host:port` of a URL (the port the scheme implies if none is written).

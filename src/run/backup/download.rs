@@ -54,21 +54,34 @@ pub(crate) async fn download(
     let sums = match copied {
         Ok(copied) => {
             log_rate(source.disk.label(), copied.bytes, began);
-            let (writer, workers) = (writer.clone(), options.workers);
-            let bytes = copied.bytes;
-            tokio::task::spawn_blocking(move || {
-                finish_local(&writer, &copied, &zeroes, start_sums, size, workers)
-            })
-            .await
-            .map_err(|e| panicked(&e))
-            .and_then(|r| r.map(|sums| (bytes, sums)))
+            let workers = options.workers;
+            complete_sums(&writer, copied, zeroes, start_sums, size, workers).await
         }
         Err(e) => Err(e),
     };
+    // Closed after a failure too: the image's qemu-nbd must not outlive the run.
     let closed = close(writer).await;
     let sums = sums?;
     closed?;
     Ok(sums)
+}
+
+/// The bytes read, and the block digests completed off the async threads (see
+/// [`finish_local`]).
+async fn complete_sums(
+    writer: &Arc<Writer>,
+    copied: Copied,
+    zeroes: Vec<Extent>,
+    start_sums: Option<BlockSums>,
+    size: u64,
+    workers: usize,
+) -> Result<(u64, BlockSums), RunError> {
+    let (writer, bytes) = (writer.clone(), copied.bytes);
+    let finish = move || finish_local(&writer, &copied, &zeroes, start_sums, size, workers);
+    let sums = tokio::task::spawn_blocking(finish)
+        .await
+        .map_err(|e| panicked(&e))??;
+    Ok((bytes, sums))
 }
 
 /// Logs what is to be read.

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Manifest;
+use super::{DiskEntry, Manifest};
 
 /// The point id for a backup started at `at`.
 pub fn point_id(at: DateTime<Utc>) -> String {
@@ -99,40 +99,51 @@ pub fn misnamed(manifest: &Manifest) -> Vec<String> {
             "the manifest's point {point:?} or kind {kind:?} is not of the catalog's scheme"
         )];
     }
+    let found = manifest
+        .disks
+        .iter()
+        .flat_map(|disk| misnamed_disk(point, kind, disk));
+    found.collect()
+}
+
+/// How one disk's files depart from the names derived from `point`, `kind` and the disk.
+fn misnamed_disk(point: &str, kind: &str, disk: &DiskEntry) -> Vec<String> {
+    let name = safe_name(&disk.alias);
+    let short_id: String = disk.id.chars().take(8).collect();
+    let derived = [name.clone(), format!("{name}-{short_id}")]
+        .map(|part| format!("{point}.{kind}.{part}.qcow2"));
+    let image_derived = derived.contains(&disk.file);
     let mut found = Vec::new();
-    for disk in &manifest.disks {
-        let name = safe_name(&disk.alias);
-        let short_id: String = disk.id.chars().take(8).collect();
-        let derived = [name.clone(), format!("{name}-{short_id}")]
-            .map(|part| format!("{point}.{kind}.{part}.qcow2"));
-        if !derived.contains(&disk.file) {
+    if !image_derived {
+        found.push(format!(
+            "the manifest names file {:?} for disk {}, not {:?}",
+            disk.file, disk.alias, derived[0]
+        ));
+    }
+    if let Some(content) = &disk.content {
+        let sums = format!("{}.sums", disk.file.trim_end_matches(".qcow2"));
+        if content.blocks != sums || !image_derived {
             found.push(format!(
-                "the manifest names file {:?} for disk {}, not {:?}",
-                disk.file, disk.alias, derived[0]
+                "the manifest names block digests {:?} for disk {}, not the image's .sums",
+                content.blocks, disk.alias
             ));
         }
-        if let Some(content) = &disk.content {
-            let sums = format!("{}.sums", disk.file.trim_end_matches(".qcow2"));
-            if content.blocks != sums || !derived.contains(&disk.file) {
-                found.push(format!(
-                    "the manifest names block digests {:?} for disk {}, not the image's .sums",
-                    content.blocks, disk.alias
-                ));
-            }
-        }
-        if let Some(backing) = &disk.backing {
-            let image = SchemeName::parse(backing)
-                .filter(|b| b.extension == "qcow2" && b.point < point.as_str());
-            if image.is_none() {
-                found.push(format!(
-                    "the manifest names backing file {backing:?} for disk {}, which is no disk \
-                     image of an earlier point",
-                    disk.alias
-                ));
-            }
-        }
     }
+    found.extend(misnamed_backing(point, disk));
     found
+}
+
+/// A backing file that is no disk image of a point earlier than `point`.
+fn misnamed_backing(point: &str, disk: &DiskEntry) -> Option<String> {
+    let backing = disk.backing.as_ref()?;
+    let image = SchemeName::parse(backing).filter(|b| b.extension == "qcow2" && b.point < point);
+    image.is_none().then(|| {
+        format!(
+            "the manifest names backing file {backing:?} for disk {}, which is no disk image of \
+             an earlier point",
+            disk.alias
+        )
+    })
 }
 
 #[cfg(test)]
