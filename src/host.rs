@@ -6,16 +6,10 @@ use crate::plan::runner::RunnerConfig;
 
 /// The host's time zone: `TZ` when set to an IANA name, else the system's zone, else UTC.
 pub fn zone() -> Tz {
-    let from_env = std::env::var("TZ")
-        .ok()
-        .and_then(|tz| tz.trim_start_matches(':').parse().ok());
-    from_env
-        .or_else(|| {
-            iana_time_zone::get_timezone()
-                .ok()
-                .and_then(|name| name.parse().ok())
-        })
-        .unwrap_or(Tz::UTC)
+    let from_env = std::env::var("TZ").ok();
+    let named = from_env.and_then(|tz| tz.trim_start_matches(':').parse().ok());
+    let from_host = || iana_time_zone::get_timezone().ok()?.parse().ok();
+    named.or_else(from_host).unwrap_or(Tz::UTC)
 }
 
 // Defined here, not beside the type in src/plan: the fallback reads the host, and the plan

@@ -103,15 +103,11 @@ fn month_day(day: MonthDay, months: &str) -> String {
 }
 
 fn month_list(months: &[u32]) -> String {
-    if months.is_empty() {
-        "*".into()
-    } else {
-        months
-            .iter()
-            .map(|m| format!("{m:02}"))
-            .collect::<Vec<_>>()
-            .join(",")
+    let listed: Vec<String> = months.iter().map(|m| format!("{m:02}")).collect();
+    if listed.is_empty() {
+        return "*".into();
     }
+    listed.join(",")
 }
 
 fn weekdays(days: &[Weekday]) -> String {
@@ -222,15 +218,11 @@ fn cron_weekdays(days: &[Weekday]) -> String {
 }
 
 fn cron_months(months: &[u32]) -> String {
-    if months.is_empty() {
-        "*".into()
-    } else {
-        months
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+    let listed: Vec<String> = months.iter().map(u32::to_string).collect();
+    if listed.is_empty() {
+        return "*".into();
     }
+    listed.join(",")
 }
 
 #[cfg(test)]

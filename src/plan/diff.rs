@@ -1,6 +1,7 @@
 //! `ovplan diff`: what a policy change does, VM by VM, for code review: schedule, the next runs
 //! before and after, their kinds, retention and restore.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
@@ -28,15 +29,8 @@ pub fn diff(old: &Policy, new: &Policy, from: DateTime<Utc>, host: Tz) -> Option
 }
 
 fn names(old: &Policy, new: &Policy) -> Vec<String> {
-    let mut names: Vec<String> = old
-        .vms
-        .iter()
-        .chain(&new.vms)
-        .map(|vm| vm.name.clone())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    let names: BTreeSet<&String> = old.vms.iter().chain(&new.vms).map(|vm| &vm.name).collect();
+    names.into_iter().cloned().collect()
 }
 
 fn settings(out: &mut String, old: &Policy, new: &Policy) {

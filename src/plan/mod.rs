@@ -253,11 +253,11 @@ fn first_char(text: &str, at: usize) -> Range<usize> {
 pub fn redact_passwords(text: &str, spans: &SpanIndex) -> String {
     let mut bytes = text.as_bytes().to_vec();
     for key in ["/source_ovirt_password", "/target_ovirt_password"] {
-        if let Some(node) = spans.get(key) {
-            let inner = node.value.start + 1..node.value.end.saturating_sub(1);
-            for byte in bytes.get_mut(inner).into_iter().flatten() {
-                *byte = b'*';
-            }
+        let inner = spans
+            .get(key)
+            .map(|n| n.value.start + 1..n.value.end.saturating_sub(1));
+        if let Some(value) = inner.and_then(|inner| bytes.get_mut(inner)) {
+            value.fill(b'*');
         }
     }
     String::from_utf8(bytes).unwrap_or_else(|_| text.to_owned())

@@ -105,10 +105,7 @@ impl SpanIndex {
             if let Some(span) = self.nodes.get(p) {
                 return Some(span);
             }
-            match p.rfind('/') {
-                Some(i) => p = &p[..i],
-                None => return None,
-            }
+            p = &p[..p.rfind('/')?];
         }
     }
 }

@@ -259,11 +259,9 @@ impl Connection {
     pub fn zero(&mut self, offset: u64, length: u64) -> Result<(), LocalError> {
         const PIECE: u64 = 4 << 20;
         let zeroes = vec![0u8; usize::try_from(PIECE.min(length)).unwrap_or(0)];
-        let mut at = offset;
-        while at < offset + length {
+        for at in (offset..offset + length).step_by(zeroes.len().max(1)) {
             let n = PIECE.min(offset + length - at);
             self.write_at(at, &zeroes[..usize::try_from(n).unwrap_or(0)])?;
-            at += n;
         }
         Ok(())
     }

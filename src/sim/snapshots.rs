@@ -182,16 +182,14 @@ async fn create(
 /// The disks a new snapshot covers: those of the request's attachments that the VM has, or
 /// all the VM's disks when the request names none.
 fn snapshot_disks(vm: &Vm, wanted: Option<AttachmentList>) -> Vec<String> {
-    let all: Vec<String> = vm.attachments.iter().map(|a| a.disk.clone()).collect();
-    match wanted {
-        None => all,
-        Some(list) => list
-            .disk_attachment
-            .into_iter()
-            .filter_map(|a| a.disk.and_then(|d| d.id))
-            .filter(|d| all.contains(d))
-            .collect(),
-    }
+    let attached = vm.attachments.iter().map(|a| &a.disk);
+    let Some(list) = wanted else {
+        return attached.cloned().collect();
+    };
+    let named = list.disk_attachment.into_iter().filter_map(|a| a.disk?.id);
+    named
+        .filter(|d| vm.attachments.iter().any(|a| &a.disk == d))
+        .collect()
 }
 
 /// `GET …/snapshots/{id}`: answers, then moves on (`locked` -> `ok`, or a removal completes).

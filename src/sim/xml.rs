@@ -23,11 +23,8 @@ const DATES: [&str; 8] = [
 /// The document `<tag …>…</tag>` for a JSON value in the engine's shape.
 pub fn to_xml(tag: &str, value: &Value) -> String {
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
-    let _ = writer.write_event(Event::Decl(BytesDecl::new(
-        "1.0",
-        Some("UTF-8"),
-        Some("yes"),
-    )));
+    let declaration = BytesDecl::new("1.0", Some("UTF-8"), Some("yes"));
+    let _ = writer.write_event(Event::Decl(declaration));
     element(&mut writer, tag, value);
     let mut text = String::from_utf8(writer.into_inner()).expect("XML written from UTF-8 strings");
     text.push('\n');

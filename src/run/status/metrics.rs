@@ -65,16 +65,10 @@ const FAMILIES: [Family; 8] = [
 
 /// A label value escaped for the text format: `\` as `\\`, `"` as `\"`, newline as `\n`.
 fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The statuses in the Prometheus text exposition format (version 0.0.4): per metric a `HELP`

@@ -79,15 +79,14 @@ fn recorded_sums(catalog: &Catalog, size: u64, content: &ContentSum) -> Result<B
 
 /// The bytes of the catalog's file `name`.
 fn read_file(catalog: &Catalog, name: &str) -> Result<Vec<u8>, CatalogError> {
-    catalog.open_file(name).and_then(|mut file| {
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map(|_| bytes)
-            .map_err(|source| CatalogError::Io {
-                what: format!("reading {name}"),
-                source,
-            })
-    })
+    let mut bytes = Vec::new();
+    let mut file = catalog.open_file(name)?;
+    file.read_to_end(&mut bytes)
+        .map_err(|source| CatalogError::Io {
+            what: format!("reading {name}"),
+            source,
+        })?;
+    Ok(bytes)
 }
 
 /// The digests the blocks a file does not hold must have: its backing file's, or zeroes'
