@@ -231,7 +231,7 @@ class Bench:
                 "target": None,
                 "backup_directory": self.backups,
                 "checkpoints_file": os.path.join(self.backups, "checkpoints.json"),
-                "schedule": {"type": "daily", "time": "02:00"},
+                "schedule": {"type": "simple", "pattern": "daily", "time": "02:00", "timezone": "UTC"},
                 "timezone": "UTC",
                 "due_guard": None,
                 "backup": {

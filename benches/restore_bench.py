@@ -145,7 +145,7 @@ class Bench:
                 "target": self.access("target", self.dr),
                 "backup_directory": self.backups,
                 "checkpoints_file": os.path.join(self.backups, "checkpoints.json"),
-                "schedule": {"type": "daily", "time": "02:00"}, "timezone": "UTC",
+                "schedule": {"type": "simple", "pattern": "daily", "time": "02:00", "timezone": "UTC"}, "timezone": "UTC",
                 "due_guard": None,
                 "backup": {"incremental_enabled": True, "full_backup_frequency": "never",
                            "full_backup_day": "sunday", "anchor_date": "2024-01-01",
