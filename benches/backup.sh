@@ -9,6 +9,8 @@
 # Disk sizes can be shrunk for a smoke run: DISK_MIB=1024 BIG_MIB=2048 bash benches/backup.sh 1
 # BIG_DATA_MIB (default 64) sets bench02's data, e.g. 8192 for ovrun's peak RSS on a big full.
 # Set KEEP=1 to keep the work folder (logs, results.json) after the run.
+# OVRUN=PATH measures another ovrun build (an older commit's) against this ovsim: two builds
+# compared on one simulator, so only ovrun differs.
 #
 # It starts a release `ovsim serve` seeded with bench01 (a DISK_MIB disk, half data in 16
 # separated ranges, half zero) and bench02 (a BIG_MIB disk with BIG_DATA_MIB of data), then
@@ -74,6 +76,6 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
   "$(date -u +%Y-%m-%d)"
 
 "$python" benches/backup_bench.py run --state "$work/state" --work "$work" \
-  --ovrun "$PWD/target/release/ovrun" --rounds "$rounds" --results "$work/results.json" &
+  --ovrun "${OVRUN:-$PWD/target/release/ovrun}" --rounds "$rounds" --results "$work/results.json" &
 bench_pid=$!
 wait "$bench_pid"
