@@ -147,9 +147,13 @@ fn kind(argv: &[String]) -> Kind {
 fn judge(what: &str, kind: Kind, code: i32, output: &str, engine: &str) -> Result<(), String> {
     let usage = output.contains("Usage:") || output.contains("unexpected argument");
     let on_engine = code != 0 && code != 2 && output.contains(engine);
+    // A backup unit whose calendar fires on more days than its schedule (biweekly, n-th
+    // weekdays) runs the due-guard: on an off day (which depends on today's date) it skips with
+    // 0 and says why, before any engine is reached.
+    let skipped = code == 0 && output.contains("not due, skipped");
     let fine = match kind {
         Kind::Maintenance => code == 0,
-        Kind::Backup => on_engine,
+        Kind::Backup => on_engine || skipped,
         Kind::Restore => on_engine || (code == 1 && output.contains("no backup point to restore")),
     };
     if fine && !usage {
