@@ -16,7 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use ovbackup::cli::SelfDescription;
 use ovbackup::sim::imageio::executable;
 use ovbackup::sim::inventory::Seed;
-use ovbackup::sim::server::{ServeOptions, start};
+use ovbackup::sim::server::{EngineVersion, ServeOptions, start};
 
 /// Exit codes: 0 success; 1 an admin request failed; 2 usage, or the server could not start.
 const ADMIN_FAILED: u8 = 1;
@@ -95,6 +95,10 @@ struct ServeArgs {
     /// (what scripts/setup.sh installs), else ovirt-imageio on PATH.
     #[arg(long)]
     imageio: Option<PathBuf>,
+    /// The engine version to play, MAJOR.MINOR: before 4.4 there is no backup API (no
+    /// `/vms/{id}/backups` or `checkpoints`: 404), as on oVirt and OLVM 4.3.
+    #[arg(long, default_value = "4.5")]
+    engine_version: EngineVersion,
 }
 
 /// The admin endpoint's actions.
@@ -175,6 +179,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             args.imageio
                 .unwrap_or_else(|| executable(&std::env::current_dir().unwrap_or_default())),
         ),
+        version: args.engine_version,
     };
     runtime.block_on(async {
         let running = start(&options)

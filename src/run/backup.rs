@@ -102,6 +102,8 @@ async fn backup(
     options: &Options,
     catalog: &Catalog,
 ) -> Result<(Manifest, Option<String>), RunError> {
+    let engine = client.require_backup_api().await?;
+    tracing::debug!("engine: {}", engine.product());
     let vm = wait_for_vm(client, &config.vm, options).await?;
     finalize_stale_backups(client, &vm.id, options).await?;
     let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;

@@ -1,5 +1,5 @@
 //! The engine's REST control plane assembled: the routes of [`super::login`] and the resource
-//! modules (`resources`, `transfers`, `backups`, `vms`, `snapshots`, `jobs`, `faults`) over one
+//! modules (`resources`, `transfers`, `backups`, `vms`, `snapshots`, `jobs`, `events`, `faults`) over one
 //! [`Engine`] state, with the middleware every call goes through (fault injection, jobs,
 //! login, faults in XML). The routes depend on the state ([`super::state`]) and the answers
 //! ([`super::reply`]); only this module knows them all.
@@ -10,16 +10,22 @@ use axum::Router;
 
 use super::state::Engine;
 
-/// The whole API over `engine`.
+/// The whole API over `engine`; the backup routes only where its version has them (4.4+).
 pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(super::login::routes())
         .merge(super::resources::routes())
-        .merge(super::transfers::routes())
-        .merge(super::backups::routes())
+        .merge(super::transfers::routes());
+    let routes = if engine.version.has_backup_api() {
+        routes.merge(super::backups::routes())
+    } else {
+        routes
+    };
+    routes
         .merge(super::vms::routes())
         .merge(super::snapshots::routes())
         .merge(super::jobs::routes())
+        .merge(super::events::routes())
         .merge(super::faults::routes())
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),

@@ -23,8 +23,10 @@ use super::SimError;
 use super::body::{Body, Reference};
 use super::disk::DiskImage;
 use super::inventory::{Backup, BackupDisk, Checkpoint, Inventory, Vm};
+use super::login::User;
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
 use super::state::data_plane::DataPlane;
+use super::state::events::Audit;
 use super::state::{API, Engine};
 
 /// The routes of backups and checkpoints.
@@ -308,21 +310,16 @@ fn backup_disks(wanted: &[String], from: Option<&Checkpoint>) -> Vec<BackupDisk>
 async fn start(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
+    axum::Extension(User(user)): axum::Extension<User>,
     Path(vm): Path<String>,
     Body(request): Body<StartRequest>,
 ) -> Response {
     let Some(plane) = engine.data_plane.as_ref() else {
         return fault(StatusCode::CONFLICT, "Cannot backup VM: no host is up.");
     };
-    let backup = {
-        let mut inventory = engine.inventory.lock().expect("inventory lock");
-        let backup = match admit(&inventory, &vm, request) {
-            Ok(backup) => backup,
-            Err(refused) => return refused.into_response(),
-        };
-        inventory.set_disk_status(&backup.disk_ids(), "locked");
-        inventory.backups.push(backup.clone());
-        backup
+    let backup = match register(&engine, &vm, request, &user) {
+        Ok(backup) => backup,
+        Err(refused) => return refused.into_response(),
     };
     let images: Vec<_> = backup
         .disks
@@ -344,6 +341,21 @@ async fn start(
     let body = backup_json(stored);
     engine.save(&inventory);
     created(&headers, "backup", &body)
+}
+
+/// Admits a backup of VM `vm` and registers it: its disks locked, `VM_BACKUP_STARTED` written.
+fn register(
+    engine: &Engine,
+    vm: &str,
+    request: StartRequest,
+    user: &str,
+) -> Result<Backup, Refusal> {
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let backup = admit(&inventory, vm, request)?;
+    inventory.set_disk_status(&backup.disk_ids(), "locked");
+    inventory.backups.push(backup.clone());
+    engine.audit_vm(&inventory, Audit::BackupStarted(&backup.id), vm, Some(user));
+    Ok(backup)
 }
 
 /// Adds checkpoint `to`'s bitmap to each image and freezes it; an incremental disk needs the
@@ -392,7 +404,12 @@ async fn poll(
             return not_found();
         };
         let body = backup_json(&inventory.backups[index]);
+        let before = inventory.backups[index].phase.clone();
         let next = advance(&mut inventory, index);
+        if before != "succeeded" && inventory.backups[index].phase == "succeeded" {
+            let succeeded = Audit::BackupSucceeded(&id);
+            engine.audit_vm(&inventory, succeeded, &vm, None);
+        }
         engine.save(&inventory);
         (body, next)
     };
@@ -457,6 +474,12 @@ async fn fail(engine: &Engine, backup: &Backup) {
             .map(|c| c.id.clone())
             .collect();
         inventory.checkpoints.retain(|c| c.vm != backup.vm);
+        let failed = if backup.from_checkpoint_id.is_some() {
+            Audit::IncrementalNeedsFull(&backup.id)
+        } else {
+            Audit::BackupFailed(&backup.id)
+        };
+        engine.audit_vm(&inventory, failed, &backup.vm, None);
         ids
     };
     tracing::warn!(
@@ -502,6 +525,7 @@ async fn thaw(engine: &Engine, backup: &Backup, bitmaps: Vec<String>) {
 async fn finalize(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
+    axum::Extension(User(user)): axum::Extension<User>,
     Path((vm, id)): Path<(String, String)>,
 ) -> Response {
     let (backup, was_ready) = {
@@ -534,6 +558,7 @@ async fn finalize(
         vec![backup.to_checkpoint_id.clone()]
     };
     thaw(&engine, &backup, bitmaps).await;
+    engine.record_vm(Audit::BackupFinalized(&id), &vm, Some(&user));
     action_complete(&headers)
 }
 

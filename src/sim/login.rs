@@ -140,13 +140,19 @@ async fn root_head() -> Response {
     StatusCode::OK.into_response()
 }
 
-async fn root(headers: HeaderMap, axum::Extension(User(user)): axum::Extension<User>) -> Response {
+async fn root(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    axum::Extension(User(user)): axum::Extension<User>,
+) -> Response {
+    let (major, minor) = (engine.version.major, engine.version.minor);
     let link = |rel: &str| json!({"href": format!("{API}/{rel}"), "rel": rel});
     let blank = "00000000-0000-0000-0000-000000000000";
     let links: Vec<Value> = [
         "clusters",
         "datacenters",
         "disks",
+        "events",
         "hosts",
         "imagetransfers",
         "jobs",
@@ -162,7 +168,10 @@ async fn root(headers: HeaderMap, axum::Extension(User(user)): axum::Extension<U
             "instance_id": "5d3f8c2a-0000-4000-8000-0000000051a1",
             "name": "oVirt Engine",
             "vendor": "ovirt.org",
-            "version": {"build": "0", "full_version": "4.5.6-ovsim", "major": "4", "minor": "5", "revision": "0"},
+            "version": {
+                "build": "0", "full_version": format!("{major}.{minor}.0-ovsim"),
+                "major": major.to_string(), "minor": minor.to_string(), "revision": "0",
+            },
         },
         "special_objects": {
             "blank_template": {"href": format!("{API}/templates/{blank}"), "id": blank},

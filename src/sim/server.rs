@@ -16,6 +16,7 @@ use super::imageio::Imageio;
 use super::inventory::{Inventory, Seed};
 use super::pki::{self, PkiFiles};
 use super::state::Engine;
+pub use super::state::EngineVersion;
 use super::state::data_plane::DataPlane;
 
 /// How a simulator instance is set up.
@@ -31,6 +32,8 @@ pub struct ServeOptions {
     pub seed: Option<Seed>,
     /// The `ovirt-imageio` executable for the data plane; `None` serves the control plane only.
     pub imageio: Option<PathBuf>,
+    /// The engine version it plays.
+    pub version: EngineVersion,
 }
 
 /// A running instance; `stop` (or dropping the handle's server task) ends it.
@@ -129,7 +132,8 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
         .map_err(SimError::io("loading the server certificate"))?;
     let inventory = Inventory::load_or_seed(&options.state, options.seed.as_ref())?;
     let mut engine = Engine::new(ca_pem, users.clone(), options.token_ttl, inventory)
-        .with_state(options.state.clone());
+        .with_state(options.state.clone())
+        .with_version(options.version);
     if let Some(executable) = &options.imageio {
         let plane = start_data_plane(&options.state, executable, &pki).await?;
         engine = engine.with_data_plane(plane);

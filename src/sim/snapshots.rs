@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 
 use super::body::{Body, Flag, Reference};
 use super::inventory::{Inventory, Snapshot, Vm, id_of};
+use super::login::User;
 use super::reply::{Refusal, created, fault, incomplete, not_found, represent};
+use super::state::events::Audit;
 use super::state::{API, Engine};
 
 /// The routes of snapshots.
@@ -146,6 +148,7 @@ fn conflict(inventory: &Inventory, vm: &Vm) -> Option<Response> {
 async fn create(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
+    axum::Extension(User(user)): axum::Extension<User>,
     Path(vm_id): Path<String>,
     Body(request): Body<SnapshotRequest>,
 ) -> Response {
@@ -174,6 +177,8 @@ async fn create(
     };
     inventory.set_disk_status(&snapshot.disks, "locked");
     let body = snapshot_json(&snapshot, "regular");
+    let creating = Audit::SnapshotCreating(&snapshot.description);
+    engine.audit_vm(&inventory, creating, &snapshot.vm, Some(&user));
     inventory.snapshots.push(snapshot);
     engine.save(&inventory);
     created(&headers, "snapshot", &body)
@@ -216,12 +221,19 @@ async fn poll(
     snapshot.settle_polls = snapshot.settle_polls.saturating_sub(1);
     if snapshot.settle_polls == 0 && snapshot.status == "locked" {
         let (disks, removing) = (snapshot.disks.clone(), snapshot.removing);
+        let description = snapshot.description.clone();
         if removing {
             inventory.snapshots.remove(index);
         } else {
             inventory.snapshots[index].status = "ok".into();
         }
         inventory.set_disk_status(&disks, "ok");
+        let done = if removing {
+            Audit::SnapshotRemoved(&description)
+        } else {
+            Audit::SnapshotCreated(&description)
+        };
+        engine.audit_vm(&inventory, done, &vm, None);
     }
     engine.save(&inventory);
     represent(&headers, "snapshot", &body)
@@ -230,6 +242,7 @@ async fn poll(
 /// `DELETE …/snapshots/{id}`: the merge runs "in the background": `locked` for one poll, gone.
 async fn remove(
     State(engine): State<Arc<Engine>>,
+    axum::Extension(User(user)): axum::Extension<User>,
     Path((vm, id)): Path<(String, String)>,
 ) -> Response {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
@@ -241,8 +254,10 @@ async fn remove(
     snapshot.status = "locked".into();
     snapshot.removing = true;
     snapshot.settle_polls = 1;
-    let disks = snapshot.disks.clone();
+    let (disks, description) = (snapshot.disks.clone(), snapshot.description.clone());
     inventory.set_disk_status(&disks, "locked");
+    let removing = Audit::SnapshotRemoving(&description);
+    engine.audit_vm(&inventory, removing, &vm, Some(&user));
     engine.save(&inventory);
     StatusCode::OK.into_response()
 }

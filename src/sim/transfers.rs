@@ -24,8 +24,10 @@ use serde_json::{Value, json};
 use super::body::{Body, Number, Reference};
 use super::imageio::Ticket;
 use super::inventory::{Backup, Disk, Inventory};
+use super::login::User;
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
 use super::state::data_plane::{DataPlane, Transfer};
+use super::state::events::Audit;
 use super::state::{API, Engine};
 use crate::qemu::QemuError;
 use crate::qemu::nbd::{ExportOptions, NbdExport};
@@ -233,6 +235,7 @@ const DEFAULT_INACTIVITY_TIMEOUT: u64 = 60;
 async fn create(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
+    axum::Extension(User(user)): axum::Extension<User>,
     Body(request): Body<CreateRequest>,
 ) -> Response {
     let Some(plane) = engine.data_plane.as_ref() else {
@@ -246,7 +249,10 @@ async fn create(
         admit(&mut inventory, &request)
     };
     match admitted {
-        Ok(admitted) => open_transfer(&engine, plane, admitted, request, &headers).await,
+        Ok(admitted) => {
+            let by = (request, user.as_str());
+            open_transfer(&engine, plane, admitted, by, &headers).await
+        }
         Err(refused) => refused.into_response(),
     }
 }
@@ -257,7 +263,7 @@ async fn open_transfer(
     engine: &Arc<Engine>,
     plane: &DataPlane,
     (plan, host): (Plan, String),
-    request: CreateRequest,
+    (request, user): (CreateRequest, &str),
     headers: &HeaderMap,
 ) -> Response {
     let direction = request.direction.unwrap_or_else(|| "upload".into());
@@ -285,6 +291,8 @@ async fn open_transfer(
         host,
     };
     let body = transfer_json(&id, &transfer);
+    let started = Audit::TransferStarted(&transfer.direction);
+    engine.record_disk(started, &transfer.disk, Some(user));
     let mut transfers = plane.transfers.lock().expect("transfers lock");
     transfers.insert(id.clone(), transfer);
     drop(transfers);
@@ -375,7 +383,7 @@ async fn poll(
     let Some(plane) = engine.data_plane.as_ref() else {
         return not_found();
     };
-    let (body, done_disk) = {
+    let (body, done_disk, ended) = {
         let mut transfers = plane.transfers.lock().expect("transfers lock");
         let Some(transfer) = transfers.get_mut(&id) else {
             return not_found();
@@ -385,15 +393,33 @@ async fn poll(
         transfer.phase = advance(before);
         let finished = transfer.phase != before && transfer.phase.starts_with("finished");
         let holds_disk = transfer.backup.is_none();
+        let ended = finished.then(|| {
+            let t = &*transfer;
+            (t.phase, t.disk.clone(), t.direction.clone())
+        });
         (
             body,
             (finished && holds_disk).then(|| transfer.disk.clone()),
+            ended,
         )
     };
+    if let Some((phase, disk, direction)) = ended {
+        record_end(&engine, phase, &disk, &direction);
+    }
     if let Some(disk) = done_disk {
         unlock(&engine, &disk);
     }
     represent(&headers, "image_transfer", &body)
+}
+
+/// Writes how a transfer ended (a user's cancel was written when it was asked for).
+fn record_end(engine: &Engine, phase: &str, disk: &str, direction: &str) {
+    let what = match phase {
+        "finished_success" => Audit::TransferSucceeded(direction),
+        "finished_failure" => Audit::TransferFailed(direction),
+        _ => return,
+    };
+    engine.record_disk(what, disk, None);
 }
 
 async fn finalize(state: State<Arc<Engine>>, headers: HeaderMap, id: Path<String>) -> Response {
@@ -434,7 +460,7 @@ async fn end(
     let Some(plane) = engine.data_plane.as_ref() else {
         return not_found();
     };
-    let upload_disk = {
+    let (disk, direction) = {
         let transfers = plane.transfers.lock().expect("transfers lock");
         let Some(transfer) = transfers.get(&id) else {
             return not_found();
@@ -442,8 +468,12 @@ async fn end(
         if let Some(refused) = ending_refused(transfer, phase) {
             return refused;
         }
-        (transfer.direction == "upload").then(|| transfer.disk.clone())
+        (transfer.disk.clone(), transfer.direction.clone())
     };
+    if phase == "cancelled_user" {
+        engine.record_disk(Audit::TransferCancelled(&direction), &disk, None);
+    }
+    let upload_disk = (direction == "upload").then_some(disk);
     plane.stop(&id, phase).await;
     if phase == "cancelled_user"
         && let Some(disk) = upload_disk

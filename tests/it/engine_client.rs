@@ -48,6 +48,7 @@ async fn the_client_relogs_in_and_reads_the_engines_errors() {
         token_ttl: chrono::Duration::seconds(1),
         seed: Some(serde_json::from_value(crate::support::engine::seed()).expect("seed")),
         imageio: None,
+        version: Default::default(),
     };
     let sim = start(&options).await.expect("ovsim");
     let access = EngineAccess {

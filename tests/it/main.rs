@@ -14,6 +14,8 @@ mod cert;
 mod completions_man;
 mod dataplane;
 mod engine_client;
+mod engine_versions;
+mod events;
 mod exit_codes;
 mod injection;
 mod normalize;

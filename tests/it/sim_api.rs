@@ -11,6 +11,7 @@ async fn simulator(dir: &std::path::Path, ttl: i64) -> Running {
         token_ttl: chrono::Duration::seconds(ttl),
         seed: None,
         imageio: None,
+        version: Default::default(),
     };
     start(&options).await.expect("ovsim starts")
 }
@@ -206,6 +207,7 @@ async fn seeded_with(
         token_ttl: chrono::Duration::seconds(600),
         seed: Some(seed()),
         imageio: data_plane.then(|| ovbackup::sim::imageio::executable(project)),
+        version: Default::default(),
     };
     let sim = start(&options).await.expect("ovsim starts");
     let http = client(&sim);

@@ -95,6 +95,20 @@ pub enum EngineError {
         /// The fault the engine answered.
         fault: Box<EngineError>,
     },
+    /// The engine has no API for what was asked (an engine older than the feature).
+    #[error("{url} is {product}: it has no {feature} (oVirt {since} or newer)\nhelp: {help}")]
+    Unsupported {
+        /// The engine's API URL.
+        url: String,
+        /// The product and version it reports.
+        product: String,
+        /// What it lacks.
+        feature: String,
+        /// The first version that has it.
+        since: String,
+        /// What to do.
+        help: String,
+    },
     /// An object looked up by name does not exist.
     #[error("{what} does not exist")]
     NotFound {
@@ -130,10 +144,14 @@ impl EngineError {
             || self.status().is_some_and(|s| s.is_server_error())
     }
 
-    /// Whether the runner config or the files it names are wrong (no request was sent): the CA
-    /// file, the password file, the URL.
+    /// Whether the runner config, the files it names or the engine it points at are wrong, so
+    /// that no retry can help: the CA file, the password file, the URL, an engine without the
+    /// API the job needs.
     pub fn is_config(&self) -> bool {
-        matches!(self, EngineError::Setup(_) | EngineError::Url { .. })
+        matches!(
+            self,
+            EngineError::Setup(_) | EngineError::Url { .. } | EngineError::Unsupported { .. }
+        )
     }
 
     /// The fault's detail text ("" if none).

@@ -16,8 +16,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::wire::{
-    Backup, BackupMode, Backups, Checkpoint, Checkpoints, Collection, ContentType, Direction, Disk,
-    DiskAttachment, DiskAttachments, Disks, FaultMeaning, ImageTransfer, Named, Vm, Vms,
+    ApiRoot, BACKUP_API_SINCE, Backup, BackupMode, Backups, Checkpoint, Checkpoints, Collection,
+    ContentType, Direction, Disk, DiskAttachment, DiskAttachments, Disks, FaultMeaning,
+    ImageTransfer, Named, Vm, Vms,
 };
 use super::{EngineClient, EngineError, url_encode};
 
@@ -301,6 +302,36 @@ impl EngineClient {
 
 /// The backups and their checkpoints.
 impl EngineClient {
+    /// The API root: which engine this is.
+    ///
+    /// # Errors
+    /// The call fails.
+    pub async fn api_root(&self) -> Result<ApiRoot, EngineError> {
+        self.get("").await
+    }
+
+    /// Checks that the engine has the incremental backup API before any backup call, so that
+    /// an older engine (oVirt and OLVM 4.3) is named as such instead of answering 404s.
+    ///
+    /// # Errors
+    /// [`EngineError::Unsupported`] on an older engine, or the call fails.
+    pub async fn require_backup_api(&self) -> Result<ApiRoot, EngineError> {
+        let root = self.api_root().await?;
+        if root.has_backup_api() {
+            return Ok(root);
+        }
+        let (major, minor) = BACKUP_API_SINCE;
+        Err(EngineError::Unsupported {
+            url: self.api_url().to_owned(),
+            product: root.product(),
+            feature: "incremental backup API (/vms/{id}/backups)".into(),
+            since: format!("{major}.{minor}"),
+            help: "ovrun takes backups through the engine's backup API; upgrade the engine to \
+                   oVirt or OLVM 4.4 or newer"
+                .into(),
+        })
+    }
+
     /// VM `vm_id`'s checkpoints.
     ///
     /// # Errors

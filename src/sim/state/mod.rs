@@ -1,7 +1,8 @@
 //! The engine's state, what every route reads and changes: the [`Engine`] (users and their
-//! tokens, the inventory, the CA), its injected [`faults`], its [`jobs`] and the image
-//! transfers' [`data_plane`]. Nothing here knows the routes: the route modules (`vms`,
-//! `transfers`, ...) take an `Arc<Engine>` as their state, and `api` assembles them.
+//! tokens, the inventory, the CA, the version it plays), its injected [`faults`], its [`jobs`],
+//! its audit log ([`events`]) and the image transfers' [`data_plane`]. Nothing here knows the
+//! routes: the route modules (`vms`, `transfers`, ...) take an `Arc<Engine>` as their state, and
+//! `api` assembles them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::inventory::Inventory;
 
 pub mod data_plane;
+pub mod events;
 pub mod faults;
 pub mod jobs;
 
@@ -20,6 +22,49 @@ use data_plane::DataPlane;
 
 /// The API root path.
 pub const API: &str = "/ovirt-engine/api";
+
+/// The engine version ovsim plays (`ovsim serve --engine-version`), 4.5 unless asked: before
+/// 4.4 an engine has no backup API (no `/vms/{id}/backups` or `checkpoints`), as oVirt and
+/// OLVM 4.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EngineVersion {
+    /// Major (4).
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+}
+
+impl Default for EngineVersion {
+    fn default() -> Self {
+        Self { major: 4, minor: 5 }
+    }
+}
+
+impl EngineVersion {
+    /// Whether this engine has the incremental backup API (4.4 and newer).
+    pub fn has_backup_api(self) -> bool {
+        self >= Self { major: 4, minor: 4 }
+    }
+}
+
+impl std::str::FromStr for EngineVersion {
+    type Err = String;
+
+    /// `MAJOR.MINOR`, e.g. `4.3`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parse = |part: &str| part.parse::<u32>().ok();
+        text.split_once('.')
+            .and_then(|(major, minor)| Some((parse(major)?, parse(minor)?)))
+            .map(|(major, minor)| Self { major, minor })
+            .ok_or_else(|| format!("{text:?} is not an engine version MAJOR.MINOR such as 4.3"))
+    }
+}
+
+impl std::fmt::Display for EngineVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
 
 /// Everything the control plane knows.
 #[derive(Debug)]
@@ -38,6 +83,10 @@ pub struct Engine {
     pub faults: faults::Faults,
     /// Jobs by correlation id.
     pub jobs: jobs::Jobs,
+    /// The version it plays.
+    pub version: EngineVersion,
+    /// The audit log (`/events`).
+    pub events: events::Events,
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +113,16 @@ impl Engine {
             state: None,
             faults: faults::Faults::default(),
             jobs: jobs::Jobs::default(),
+            version: EngineVersion::default(),
+            events: events::Events::default(),
         }
+    }
+
+    /// The same, playing engine `version`.
+    #[must_use]
+    pub fn with_version(mut self, version: EngineVersion) -> Self {
+        self.version = version;
+        self
     }
 
     /// The same, with a data plane for image transfers.
@@ -121,6 +179,55 @@ impl Engine {
             .ok()?;
         let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
         (self.users.get(user).map(String::as_str) == Some(password)).then(|| user.to_owned())
+    }
+
+    /// Writes event `what` about VM `vm_id` (named from `inventory`), done by `user`.
+    pub(crate) fn audit_vm(
+        &self,
+        inventory: &Inventory,
+        what: events::Audit<'_>,
+        vm_id: &str,
+        user: Option<&str>,
+    ) {
+        let name = inventory.vm(vm_id).map(|vm| vm.name.clone());
+        let about = events::About {
+            vm: Some((vm_id.to_owned(), name.unwrap_or_default())),
+            disk: None,
+            user: user.map(str::to_owned),
+        };
+        self.events.record(what, about);
+    }
+
+    /// Writes event `what` about disk `disk_id` (its alias from `inventory`), done by `user`.
+    pub(crate) fn audit_disk(
+        &self,
+        inventory: &Inventory,
+        what: events::Audit<'_>,
+        disk_id: &str,
+        user: Option<&str>,
+    ) {
+        let alias = inventory.disks.iter().find(|d| d.id == disk_id);
+        let about = events::About {
+            vm: None,
+            disk: Some((
+                disk_id.to_owned(),
+                alias.map(|d| d.alias.clone()).unwrap_or_default(),
+            )),
+            user: user.map(str::to_owned),
+        };
+        self.events.record(what, about);
+    }
+
+    /// [`Self::audit_vm`], taking the inventory's lock (which the caller must not hold).
+    pub(crate) fn record_vm(&self, what: events::Audit<'_>, vm_id: &str, user: Option<&str>) {
+        let inventory = self.inventory.lock().expect("inventory lock");
+        self.audit_vm(&inventory, what, vm_id, user);
+    }
+
+    /// [`Self::audit_disk`], taking the inventory's lock (which the caller must not hold).
+    pub(crate) fn record_disk(&self, what: events::Audit<'_>, disk_id: &str, user: Option<&str>) {
+        let inventory = self.inventory.lock().expect("inventory lock");
+        self.audit_disk(&inventory, what, disk_id, user);
     }
 
     /// Saves the inventory when the engine keeps state (a restart finds it).

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ovbackup::sim::server::{Running, ServeOptions, start};
+use ovbackup::sim::server::{EngineVersion, Running, ServeOptions, start};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -39,6 +39,11 @@ pub fn seed() -> Value {
 impl Sim {
     /// Starts one in `state` with `seed` and logs in.
     pub async fn start(state: &Path, seed: Value) -> Sim {
+        Self::start_as(state, seed, EngineVersion::default()).await
+    }
+
+    /// The same, playing engine `version`.
+    pub async fn start_as(state: &Path, seed: Value, version: EngineVersion) -> Sim {
         let project = Path::new(env!("CARGO_MANIFEST_DIR"));
         let options = ServeOptions {
             state: state.to_owned(),
@@ -46,6 +51,7 @@ impl Sim {
             token_ttl: chrono::Duration::seconds(600),
             seed: Some(serde_json::from_value(seed).expect("seed")),
             imageio: Some(ovbackup::sim::imageio::executable(project)),
+            version,
         };
         let running = start(&options).await.expect("ovsim starts");
         let http = https_client(&running.pki.ca_cert);
@@ -344,6 +350,7 @@ pub async fn sim_without_data_plane(state: &Path, listen: &str) -> Running {
         token_ttl: chrono::Duration::seconds(600),
         seed: Some(serde_json::from_value(seed()).expect("seed")),
         imageio: None,
+        version: Default::default(),
     })
     .await
     .expect("ovsim starts")

@@ -477,6 +477,29 @@ mod tests {
     }
 
     #[test]
+    fn the_api_root_says_whether_the_backup_api_exists() {
+        let root = |version: serde_json::Value| -> ApiRoot {
+            serde_json::from_value(json!({"product_info": {
+                "name": "oVirt Engine", "version": version
+            }}))
+            .unwrap()
+        };
+        let old = root(json!({"major": "4", "minor": "3", "full_version": "4.3.10.4-1.el7"}));
+        assert_eq!(old.version(), Some((4, 3)));
+        assert!(!old.has_backup_api());
+        assert_eq!(old.product(), "oVirt Engine 4.3.10.4-1.el7");
+        let new = root(json!({"major": 4, "minor": 4}));
+        assert!(new.has_backup_api());
+        assert_eq!(new.product(), "oVirt Engine 4.4");
+        assert!(root(json!({"major": "5", "minor": "0"})).has_backup_api());
+        // An engine that does not say is not refused here: its backup calls answer for it.
+        let silent: ApiRoot = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(silent.version(), None);
+        assert!(silent.has_backup_api());
+        assert_eq!(silent.product(), "the engine (version not given)");
+    }
+
+    #[test]
     fn a_disk_without_a_size_is_an_error_not_zero() {
         let disk: Disk = serde_json::from_value(json!({"id": "d1"})).unwrap();
         let error = disk.size().unwrap_err();

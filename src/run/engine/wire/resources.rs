@@ -267,3 +267,68 @@ pub struct Named {
     #[serde(default)]
     pub name: String,
 }
+
+/// The API root (`GET /ovirt-engine/api`): which engine answers.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ApiRoot {
+    /// The product and its version.
+    #[serde(default)]
+    pub product_info: Option<ProductInfo>,
+}
+
+/// The engine's product (`product_info`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProductInfo {
+    /// "oVirt Engine", "Oracle Linux Virtualization Manager", ...
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub name: Option<String>,
+    /// Its version.
+    #[serde(default)]
+    pub version: Option<ProductVersion>,
+}
+
+/// The engine's version.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProductVersion {
+    /// Major (4).
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub major: Option<u64>,
+    /// Minor (3, 4, 5).
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub minor: Option<u64>,
+    /// The whole version, e.g. "4.5.6.2-1.el8".
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub full_version: Option<String>,
+}
+
+/// The first engine version with the incremental backup API (`/vms/{id}/backups`).
+pub const BACKUP_API_SINCE: (u64, u64) = (4, 4);
+
+impl ApiRoot {
+    /// The engine's (major, minor), when it says.
+    pub fn version(&self) -> Option<(u64, u64)> {
+        let version = self.product_info.as_ref()?.version.as_ref()?;
+        Some((version.major?, version.minor?))
+    }
+
+    /// Whether the engine has the incremental backup API. An engine that does not say its
+    /// version is taken to have it: the backup calls themselves then answer.
+    pub fn has_backup_api(&self) -> bool {
+        self.version().is_none_or(|v| v >= BACKUP_API_SINCE)
+    }
+
+    /// The product and version in words, e.g. "oVirt Engine 4.3.10.4-1.el7".
+    pub fn product(&self) -> String {
+        let info = self.product_info.as_ref();
+        let name = info
+            .and_then(|i| i.name.clone())
+            .unwrap_or_else(|| "the engine".into());
+        let version = info.and_then(|i| i.version.as_ref());
+        let full = version.and_then(|v| v.full_version.clone());
+        match (full, self.version()) {
+            (Some(full), _) => format!("{name} {full}"),
+            (None, Some((major, minor))) => format!("{name} {major}.{minor}"),
+            (None, None) => format!("{name} (version not given)"),
+        }
+    }
+}
