@@ -16,7 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use ovbackup::cli::SelfDescription;
 use ovbackup::sim::imageio::executable;
 use ovbackup::sim::inventory::Seed;
-use ovbackup::sim::server::{EngineVersion, ServeOptions, start};
+use ovbackup::sim::server::{DEFAULT_PACE, EngineVersion, ServeOptions, start};
 
 /// Exit codes: 0 success; 1 an admin request failed; 2 usage, or the server could not start.
 const ADMIN_FAILED: u8 = 1;
@@ -99,6 +99,20 @@ struct ServeArgs {
     /// `/vms/{id}/backups` or `checkpoints`: 404), as on oVirt and OLVM 4.3.
     #[arg(long, default_value = "4.5")]
     engine_version: EngineVersion,
+    /// Seconds that work nobody polls (snapshots, new disks, backups starting or finalizing,
+    /// transfers ending) takes before it finishes by itself; a poll moves it on at once.
+    #[arg(long, default_value_t = DEFAULT_PACE.as_secs_f64(), value_parser = pace)]
+    pace: f64,
+}
+
+/// `--pace`: a number of seconds, positive and finite.
+fn pace(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 => Ok(seconds),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }
 
 /// The admin endpoint's actions.
@@ -180,6 +194,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 .unwrap_or_else(|| executable(&std::env::current_dir().unwrap_or_default())),
         ),
         version: args.engine_version,
+        pace: std::time::Duration::from_secs_f64(args.pace),
     };
     runtime.block_on(async {
         let running = start(&options)

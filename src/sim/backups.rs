@@ -398,25 +398,36 @@ async fn poll(
     headers: HeaderMap,
     Path((vm, id)): Path<(String, String)>,
 ) -> Response {
-    let (body, next) = {
-        let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let body = {
+        let inventory = engine.inventory.lock().expect("inventory lock");
         let Some(index) = inventory.backup_index(&vm, &id) else {
             return not_found();
         };
-        let body = backup_json(&inventory.backups[index]);
+        backup_json(&inventory.backups[index])
+    };
+    move_on(&engine, &vm, &id).await;
+    represent(&headers, "backup", &body)
+}
+
+/// Moves VM `vm`'s backup `id` one phase on: after a poll, or by the engine's clock
+/// (`crate::sim::clock`) when nobody polled it.
+pub(crate) async fn move_on(engine: &Engine, vm: &str, id: &str) {
+    let next = {
+        let mut inventory = engine.inventory.lock().expect("inventory lock");
+        let Some(index) = inventory.backup_index(vm, id) else {
+            return;
+        };
         let before = inventory.backups[index].phase.clone();
         let next = advance(&mut inventory, index);
         if before != "succeeded" && inventory.backups[index].phase == "succeeded" {
-            let succeeded = Audit::BackupSucceeded(&id);
-            engine.audit_vm(&inventory, succeeded, &vm, None);
+            engine.audit_vm(&inventory, Audit::BackupSucceeded(id), vm, None);
         }
         engine.save(&inventory);
-        (body, next)
+        next
     };
     if let Next::Fail(backup) = next {
-        fail(&engine, &backup).await;
+        fail(engine, &backup).await;
     }
-    represent(&headers, "backup", &body)
 }
 
 /// Moves a backup one phase on.

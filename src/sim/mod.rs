@@ -22,6 +22,7 @@
 pub mod api;
 pub mod backups;
 pub mod body;
+pub mod clock;
 pub mod disk;
 pub mod events;
 pub mod faults;

@@ -280,6 +280,20 @@ async fn disk(
     represent(&headers, "disk", &body)
 }
 
+/// The engine's clock (`crate::sim::clock`): a new disk nobody polled becomes `ok`.
+pub(crate) fn disk_created(engine: &Engine, id: &str) {
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let new = inventory
+        .disks
+        .iter_mut()
+        .find(|d| d.id == id && d.settle_polls > 0);
+    if let Some(disk) = new {
+        disk.settle_polls = 0;
+        disk.status = "ok".into();
+        engine.save(&inventory);
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct NewDisk {
     id: Option<String>,

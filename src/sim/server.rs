@@ -16,8 +16,8 @@ use super::imageio::Imageio;
 use super::inventory::{Inventory, Seed};
 use super::pki::{self, PkiFiles};
 use super::state::Engine;
-pub use super::state::EngineVersion;
 use super::state::data_plane::DataPlane;
+pub use super::state::{DEFAULT_PACE, EngineVersion};
 
 /// How a simulator instance is set up.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct ServeOptions {
     pub imageio: Option<PathBuf>,
     /// The engine version it plays.
     pub version: EngineVersion,
+    /// How long work nobody polls takes before it finishes by itself.
+    pub pace: std::time::Duration,
 }
 
 /// A running instance; `stop` (or dropping the handle's server task) ends it.
@@ -133,12 +135,14 @@ pub async fn start(options: &ServeOptions) -> Result<Running, SimError> {
     let inventory = Inventory::load_or_seed(&options.state, options.seed.as_ref())?;
     let mut engine = Engine::new(ca_pem, users.clone(), options.token_ttl, inventory)
         .with_state(options.state.clone())
-        .with_version(options.version);
+        .with_version(options.version)
+        .with_pace(options.pace);
     if let Some(executable) = &options.imageio {
         let plane = start_data_plane(&options.state, executable, &pki).await?;
         engine = engine.with_data_plane(plane);
     }
     let engine = Arc::new(engine);
+    tokio::spawn(super::clock::run(Arc::downgrade(&engine)));
     let (addr, handle, server) = serve(options.listen, tls, engine.clone()).await?;
     // Where this instance answers, for `ovsim admin` and for drills.
     let url = format!("https://localhost:{}\n", addr.port());

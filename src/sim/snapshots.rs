@@ -1,6 +1,7 @@
 //! VM snapshots (section 5 of the API page), as a backup tool meets them: the list always holds
 //! the "Active VM" snapshot; a new snapshot is `locked` (its disks too) for one poll, then
-//! `ok`; a deleted one stays `locked` for one poll, then is gone (404). Snapshots conflict with
+//! `ok`; a deleted one stays `locked` for one poll, then is gone (404). Unpolled, each moves on
+//! after the engine's pace (`crate::sim::clock`). Snapshots conflict with
 //! backups, transfers and each other (409). They are the engine's records only: ovsim's backups
 //! freeze disks themselves (see `disk.rs`), so no snapshot volume is made here.
 
@@ -219,24 +220,45 @@ async fn poll(
     let snapshot = &mut inventory.snapshots[index];
     let body = snapshot_json(snapshot, "regular");
     snapshot.settle_polls = snapshot.settle_polls.saturating_sub(1);
-    if snapshot.settle_polls == 0 && snapshot.status == "locked" {
-        let (disks, removing) = (snapshot.disks.clone(), snapshot.removing);
-        let description = snapshot.description.clone();
-        if removing {
-            inventory.snapshots.remove(index);
-        } else {
-            inventory.snapshots[index].status = "ok".into();
-        }
-        inventory.set_disk_status(&disks, "ok");
-        let done = if removing {
-            Audit::SnapshotRemoved(&description)
-        } else {
-            Audit::SnapshotCreated(&description)
-        };
-        engine.audit_vm(&inventory, done, &vm, None);
+    if snapshot.settle_polls == 0 {
+        settle(&engine, &mut inventory, index);
     }
     engine.save(&inventory);
     represent(&headers, "snapshot", &body)
+}
+
+/// A snapshot being created becomes `ok`, one being removed is gone; its disks are unlocked.
+fn settle(engine: &Engine, inventory: &mut Inventory, index: usize) {
+    let snapshot = &mut inventory.snapshots[index];
+    if snapshot.status != "locked" {
+        return;
+    }
+    snapshot.settle_polls = 0;
+    let (disks, removing) = (snapshot.disks.clone(), snapshot.removing);
+    let (vm, description) = (snapshot.vm.clone(), snapshot.description.clone());
+    if removing {
+        inventory.snapshots.remove(index);
+    } else {
+        inventory.snapshots[index].status = "ok".into();
+    }
+    inventory.set_disk_status(&disks, "ok");
+    let done = if removing {
+        Audit::SnapshotRemoved(&description)
+    } else {
+        Audit::SnapshotCreated(&description)
+    };
+    engine.audit_vm(inventory, done, &vm, None);
+}
+
+/// The engine's clock (`crate::sim::clock`): snapshot `id` of VM `vm`, which nobody polled,
+/// settles.
+pub(crate) fn move_on(engine: &Engine, vm: &str, id: &str) {
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let snapshots = &inventory.snapshots;
+    if let Some(index) = snapshots.iter().position(|s| s.id == id && s.vm == vm) {
+        settle(engine, &mut inventory, index);
+        engine.save(&inventory);
+    }
 }
 
 /// `DELETE …/snapshots/{id}`: the merge runs "in the background": `locked` for one poll, gone.

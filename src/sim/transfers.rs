@@ -366,12 +366,17 @@ fn unlock(engine: &Engine, disk_id: &str) {
 
 /// The next phase after a poll: every transient phase takes at least one poll.
 fn advance(phase: &'static str) -> &'static str {
+    advance_from(phase).unwrap_or(phase)
+}
+
+/// The phase a transient `phase` moves on to (`None`: it stays until a client acts).
+fn advance_from(phase: &str) -> Option<&'static str> {
     match phase {
-        "initializing" | "resuming" => "transferring",
-        "finalizing_success" => "finished_success",
-        "cancelled_user" => "finished_cleanup",
-        "cancelled_system" | "finalizing_failure" => "finished_failure",
-        other => other,
+        "initializing" | "resuming" => Some("transferring"),
+        "finalizing_success" => Some("finished_success"),
+        "cancelled_user" => Some("finished_cleanup"),
+        "cancelled_system" | "finalizing_failure" => Some("finished_failure"),
+        _ => None,
     }
 }
 
@@ -383,33 +388,53 @@ async fn poll(
     let Some(plane) = engine.data_plane.as_ref() else {
         return not_found();
     };
-    let (body, done_disk, ended) = {
-        let mut transfers = plane.transfers.lock().expect("transfers lock");
-        let Some(transfer) = transfers.get_mut(&id) else {
+    let body = {
+        let transfers = plane.transfers.lock().expect("transfers lock");
+        let Some(transfer) = transfers.get(&id) else {
             return not_found();
         };
-        let body = transfer_json(&id, transfer);
+        transfer_json(&id, transfer)
+    };
+    move_on(&engine, &id);
+    represent(&headers, "image_transfer", &body)
+}
+
+/// Whether a transfer in `phase` moves on by itself (at its next poll, or by the clock).
+pub(crate) fn is_transient(phase: &str) -> bool {
+    advance_from(phase).is_some()
+}
+
+/// Moves transfer `id` one phase on: after a poll, or by the engine's clock
+/// (`crate::sim::clock`) when nobody polled it. A transfer that ends writes its event and
+/// unlocks its disk (a backup's disks stay locked until the backup is finalized).
+pub(crate) fn move_on(engine: &Engine, id: &str) {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return;
+    };
+    let ended = {
+        let mut transfers = plane.transfers.lock().expect("transfers lock");
+        let Some(transfer) = transfers.get_mut(id) else {
+            return;
+        };
         let before = transfer.phase;
         transfer.phase = advance(before);
         let finished = transfer.phase != before && transfer.phase.starts_with("finished");
-        let holds_disk = transfer.backup.is_none();
-        let ended = finished.then(|| {
-            let t = &*transfer;
-            (t.phase, t.disk.clone(), t.direction.clone())
-        });
-        (
-            body,
-            (finished && holds_disk).then(|| transfer.disk.clone()),
-            ended,
-        )
+        let t = &*transfer;
+        finished.then(|| {
+            (
+                t.phase,
+                t.disk.clone(),
+                t.direction.clone(),
+                t.backup.is_none(),
+            )
+        })
     };
-    if let Some((phase, disk, direction)) = ended {
-        record_end(&engine, phase, &disk, &direction);
+    if let Some((phase, disk, direction, holds_disk)) = ended {
+        record_end(engine, phase, &disk, &direction);
+        if holds_disk {
+            unlock(engine, &disk);
+        }
     }
-    if let Some(disk) = done_disk {
-        unlock(&engine, &disk);
-    }
-    represent(&headers, "image_transfer", &body)
 }
 
 /// Writes how a transfer ended (a user's cancel was written when it was asked for).

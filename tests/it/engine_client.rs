@@ -49,6 +49,7 @@ async fn the_client_relogs_in_and_reads_the_engines_errors() {
         seed: Some(serde_json::from_value(crate::support::engine::seed()).expect("seed")),
         imageio: None,
         version: Default::default(),
+        pace: ovbackup::sim::server::DEFAULT_PACE,
     };
     let sim = start(&options).await.expect("ovsim");
     let access = EngineAccess {

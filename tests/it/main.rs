@@ -29,6 +29,7 @@ mod ovsim_cli;
 mod purity;
 mod schedules;
 mod sim_api;
+mod sim_clock;
 mod sim_faults;
 mod sim_flows;
 mod support;

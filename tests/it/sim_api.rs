@@ -12,6 +12,7 @@ async fn simulator(dir: &std::path::Path, ttl: i64) -> Running {
         seed: None,
         imageio: None,
         version: Default::default(),
+        pace: ovbackup::sim::server::DEFAULT_PACE,
     };
     start(&options).await.expect("ovsim starts")
 }
@@ -208,6 +209,7 @@ async fn seeded_with(
         seed: Some(seed()),
         imageio: data_plane.then(|| ovbackup::sim::imageio::executable(project)),
         version: Default::default(),
+        pace: ovbackup::sim::server::DEFAULT_PACE,
     };
     let sim = start(&options).await.expect("ovsim starts");
     let http = client(&sim);

@@ -23,6 +23,9 @@ use data_plane::DataPlane;
 /// The API root path.
 pub const API: &str = "/ovirt-engine/api";
 
+/// How long work nobody polls takes by default (`ovsim serve --pace`).
+pub const DEFAULT_PACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The engine version ovsim plays (`ovsim serve --engine-version`), 4.5 unless asked: before
 /// 4.4 an engine has no backup API (no `/vms/{id}/backups` or `checkpoints`), as oVirt and
 /// OLVM 4.3.
@@ -87,6 +90,8 @@ pub struct Engine {
     pub version: EngineVersion,
     /// The audit log (`/events`).
     pub events: events::Events,
+    /// How long work nobody polls takes before it finishes by itself (`crate::sim::clock`).
+    pub pace: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -115,7 +120,15 @@ impl Engine {
             jobs: jobs::Jobs::default(),
             version: EngineVersion::default(),
             events: events::Events::default(),
+            pace: DEFAULT_PACE,
         }
+    }
+
+    /// The same, finishing unpolled work after `pace`.
+    #[must_use]
+    pub fn with_pace(mut self, pace: std::time::Duration) -> Self {
+        self.pace = pace;
+        self
     }
 
     /// The same, playing engine `version`.

@@ -52,6 +52,7 @@ impl Sim {
             seed: Some(serde_json::from_value(seed).expect("seed")),
             imageio: Some(ovbackup::sim::imageio::executable(project)),
             version,
+            pace: ovbackup::sim::server::DEFAULT_PACE,
         };
         let running = start(&options).await.expect("ovsim starts");
         let http = https_client(&running.pki.ca_cert);
@@ -351,6 +352,7 @@ pub async fn sim_without_data_plane(state: &Path, listen: &str) -> Running {
         seed: Some(serde_json::from_value(seed()).expect("seed")),
         imageio: None,
         version: Default::default(),
+        pace: ovbackup::sim::server::DEFAULT_PACE,
     })
     .await
     .expect("ovsim starts")
