@@ -6,7 +6,8 @@
 #           (systemd-analyze checks the compiled units)
 #   PyPI, into .venv: ovirt-imageio (ovsim's real data plane and the official clients),
 #           ovirt-engine-sdk-python (what `ovirt-img` drives the engine with), croniter (an
-#           independent cron implementation the tests compare against)
+#           independent cron implementation the tests compare against), and the SDK's examples
+#           from its source package (the tests run them unchanged against ovsim)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +39,18 @@ if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/ovirt-imageio ] \
   || ! .venv/bin/python -c 'import croniter, ovirtsdk4' >/dev/null 2>&1; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-sim.txt -r scripts/requirements-test.txt
+fi
+
+# The official Python SDK's examples (the examples/ folder of its source package, the same
+# version as the SDK installed above), which the tests run unchanged against ovsim.
+sdk_examples=.venv/share/ovirt-engine-sdk-examples
+if [ ! -f "$sdk_examples/page_vms.py" ]; then
+  sdk=$(grep '^ovirt-engine-sdk-python==' scripts/requirements-sim.txt)
+  download=$(mktemp -d)
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+    -d "$download" "$sdk"
+  tar -xzf "$download"/ovirt_engine_sdk_python-*.tar.gz -C "$download"
+  mkdir -p "$sdk_examples"
+  cp -r "$download"/ovirt_engine_sdk_python-*/examples/. "$sdk_examples"/
+  rm -rf "$download"
 fi

@@ -39,7 +39,7 @@ async fn list(
     let terms = query
         .search
         .as_deref()
-        .map(search_terms)
+        .map(super::search::terms)
         .unwrap_or_default();
     // The engine treats a negative `max` as no limit.
     let max = query.max.and_then(|m| usize::try_from(m).ok());
@@ -60,42 +60,5 @@ async fn one(
     match id.parse().ok().and_then(|index| engine.events.get(index)) {
         Some(event) => represent(&headers, "event", &event.json()),
         None => not_found(),
-    }
-}
-
-/// A search's terms: split at spaces outside double quotes, the word `and` dropped (every term
-/// must match; `or` is not served).
-fn search_terms(search: &str) -> Vec<String> {
-    let mut terms = Vec::new();
-    let mut term = String::new();
-    let mut quoted = false;
-    for c in search.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                term.push(c);
-            }
-            c if c.is_whitespace() && !quoted => terms.push(std::mem::take(&mut term)),
-            c => term.push(c),
-        }
-    }
-    terms.push(term);
-    terms
-        .into_iter()
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("and"))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::search_terms;
-
-    #[test]
-    fn terms_split_outside_quotes_without_and() {
-        assert_eq!(
-            search_terms(r#"vm.name="web 01" and severity=error  b1"#),
-            [r#"vm.name="web 01""#, "severity=error", "b1"]
-        );
-        assert!(search_terms("  ").is_empty());
     }
 }

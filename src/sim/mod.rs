@@ -33,6 +33,7 @@ pub mod login;
 pub mod pki;
 pub mod reply;
 pub mod resources;
+pub mod search;
 pub mod server;
 pub mod snapshots;
 pub mod state;

@@ -72,30 +72,64 @@ pub fn routes() -> Router<Arc<Engine>> {
 pub struct ListQuery {
     search: Option<String>,
     case_sensitive: Option<String>,
+    max: Option<i64>,
 }
 
 impl ListQuery {
-    /// Whether `name` matches the search (`name=VALUE`, VALUE optionally quoted, `*` a
-    /// wildcard; case-insensitive unless `case_sensitive=true`). No search matches everything.
+    /// Whether an object named `name` matches the search ([`Self::matches_fields`]).
     fn matches(&self, name: &str) -> bool {
-        let Some(search) = self
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        else {
-            return true;
-        };
-        let Some(wanted) = search.strip_prefix("name=") else {
-            return false;
-        };
-        let wanted = wanted.trim_matches('"');
+        self.matches_fields(&[("name", name)])
+    }
+
+    /// Whether an object with these `fields` matches every `FIELD=VALUE` term of the search
+    /// (VALUE optionally quoted, `*` a wildcard; case-insensitive unless
+    /// `case_sensitive=true`); a term on a field it has not, or a free word, does not match.
+    /// `page N` is paging ([`Self::window`]); no search matches everything.
+    fn matches_fields(&self, fields: &[(&str, &str)]) -> bool {
+        let terms = super::search::terms(self.search.as_deref().unwrap_or_default());
+        let (_, terms) = page_and_terms(terms);
+        terms.iter().all(|term| {
+            let Some((key, wanted)) = term.split_once('=') else {
+                return false;
+            };
+            let value = fields.iter().find(|(field, _)| *field == key);
+            value.is_some_and(|(_, value)| self.like(wanted.trim_matches('"'), value))
+        })
+    }
+
+    fn like(&self, wanted: &str, value: &str) -> bool {
         if self.case_sensitive.as_deref() == Some("true") {
-            glob(wanted, name)
+            glob(wanted, value)
         } else {
-            glob(&wanted.to_lowercase(), &name.to_lowercase())
+            glob(&wanted.to_lowercase(), &value.to_lowercase())
         }
     }
+
+    /// The part of `found` the client asked for: at most `max` (a negative `max` is no limit),
+    /// from page N (`search=page N`, pages of `max`) when it asks for one.
+    fn window<T>(&self, found: Vec<T>) -> Vec<T> {
+        let Some(max) = self.max.and_then(|m| usize::try_from(m).ok()) else {
+            return found;
+        };
+        let terms = super::search::terms(self.search.as_deref().unwrap_or_default());
+        let page = page_and_terms(terms).0.unwrap_or(1);
+        let skip = page.saturating_sub(1).saturating_mul(max);
+        found.into_iter().skip(skip).take(max).collect()
+    }
+}
+
+/// A search's `page N` (N from 1) and its other terms.
+fn page_and_terms(terms: Vec<String>) -> (Option<usize>, Vec<String>) {
+    let at = terms.iter().position(|t| t.eq_ignore_ascii_case("page"));
+    let Some(at) = at else {
+        return (None, terms);
+    };
+    let page = terms.get(at + 1).and_then(|n| n.parse().ok());
+    let rest = terms
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at && *i != at + 1);
+    (page, rest.map(|(_, t)| t).collect())
 }
 
 /// `*` matches any run of characters; everything else itself.
@@ -181,10 +215,12 @@ async fn vms(
         let found: Vec<Value> = inv
             .vms
             .iter()
-            .filter(|vm| query.matches(&vm.name))
+            .filter(|vm| {
+                query.matches_fields(&[("name", &vm.name), ("status", &vm.status), ("id", &vm.id)])
+            })
             .map(vm_json)
             .collect();
-        represent(&headers, "vms", &json!({"vm": found}))
+        represent(&headers, "vms", &json!({"vm": query.window(found)}))
     })
 }
 
@@ -253,10 +289,12 @@ async fn disks(
         let found: Vec<Value> = inv
             .disks
             .iter()
-            .filter(|d| query.matches(&d.alias))
+            .filter(|d| {
+                query.matches_fields(&[("name", &d.alias), ("alias", &d.alias), ("id", &d.id)])
+            })
             .map(disk_json)
             .collect();
-        represent(&headers, "disks", &json!({"disk": found}))
+        represent(&headers, "disks", &json!({"disk": query.window(found)}))
     })
 }
 
@@ -294,8 +332,9 @@ pub(crate) fn disk_created(engine: &Engine, id: &str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct NewDisk {
+/// A new disk as a request gives it (`POST /disks`, or the disk of a new attachment).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct NewDisk {
     id: Option<String>,
     name: Option<String>,
     alias: Option<String>,
@@ -306,7 +345,7 @@ struct NewDisk {
 }
 
 #[derive(Debug, Deserialize)]
-struct NewDiskDomains {
+pub(crate) struct NewDiskDomains {
     storage_domain: Vec<Reference>,
 }
 
@@ -353,15 +392,44 @@ async fn add_disk(
     headers: HeaderMap,
     Body(request): Body<NewDisk>,
 ) -> Response {
-    let disk = match admit_new_disk(&engine, request) {
-        Ok(disk) => disk,
-        Err(refused) => return refused.into_response(),
-    };
+    match create_disk(&engine, request).await {
+        Ok(disk) => created(&headers, "disk", &disk_json(&disk)),
+        Err(refused) => refused,
+    }
+}
+
+impl NewDisk {
+    /// A reference to the existing disk `id`.
+    pub(crate) fn named(id: String) -> Self {
+        Self {
+            id: Some(id),
+            ..Self::default()
+        }
+    }
+
+    /// Whether it describes a disk to create (it gives a size).
+    pub(crate) fn is_new(&self) -> bool {
+        self.provisioned_size.is_some()
+    }
+
+    /// The id of the existing disk the request names, when it asks for no new one.
+    pub(crate) fn existing_id(&self) -> Option<&str> {
+        self.id.as_deref().filter(|_| !self.is_new())
+    }
+}
+
+/// Creates the disk a request asks for (`locked` until its first poll or the engine's pace):
+/// its image, then its record.
+///
+/// # Errors
+/// The engine's answer refusing it.
+pub(crate) async fn create_disk(engine: &Engine, request: NewDisk) -> Result<Disk, Response> {
+    let disk = admit_new_disk(engine, request).map_err(IntoResponse::into_response)?;
     let Some(plane) = engine.data_plane.as_ref() else {
-        return fault(
+        return Err(fault(
             StatusCode::BAD_REQUEST,
             "Cannot add Virtual Disk: no host is up",
-        );
+        ));
     };
     let path = plane.disks.join(format!("{}.qcow2", disk.id));
     let size = disk.provisioned_size;
@@ -369,16 +437,13 @@ async fn add_disk(
         .await
         .expect("the disk task does not panic");
     if let Err(e) = made {
-        return fault(
-            StatusCode::BAD_REQUEST,
-            &format!("Cannot add Virtual Disk: {e}"),
-        );
+        let why = format!("Cannot add Virtual Disk: {e}");
+        return Err(fault(StatusCode::BAD_REQUEST, &why));
     }
-    let body = disk_json(&disk);
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    inventory.disks.push(disk);
+    inventory.disks.push(disk.clone());
     engine.save(&inventory);
-    created(&headers, "disk", &body)
+    Ok(disk)
 }
 
 /// Checks a new disk's request; on success the disk to add (its image not made yet).
@@ -506,7 +571,7 @@ async fn named_list(
             .filter(|x| query.matches(&x.name))
             .map(|x| kind.json(x))
             .collect();
-        represent(&headers, plural, &json!({ singular: found }))
+        represent(&headers, plural, &json!({ singular: query.window(found) }))
     })
 }
 
@@ -616,6 +681,7 @@ mod tests {
         let query = |search: &str, case: Option<&str>| ListQuery {
             search: Some(search.into()),
             case_sensitive: case.map(str::to_owned),
+            max: None,
         };
         assert!(query("name=web01", None).matches("WEB01"));
         assert!(!query("name=web01", Some("true")).matches("WEB01"));
@@ -623,5 +689,35 @@ mod tests {
         assert!(query("name=web*", None).matches("web-frontend"));
         assert!(!query("name=web*1", None).matches("web-frontend"));
         assert!(!query("status=up", None).matches("web01"));
+        let up = [("name", "web01"), ("status", "up")];
+        assert!(query("name=web* and status=up", None).matches_fields(&up));
+        assert!(!query("name=web* and status=down", None).matches_fields(&up));
+        assert!(
+            query("page 2", None).matches_fields(&up),
+            "paging is not a filter"
+        );
+        assert!(
+            !query("web01", None).matches_fields(&up),
+            "free words are not served"
+        );
+    }
+
+    #[test]
+    fn max_and_pages() {
+        let query = |search: Option<&str>, max: Option<i64>| ListQuery {
+            search: search.map(str::to_owned),
+            case_sensitive: None,
+            max,
+        };
+        let all = || vec![1, 2, 3, 4, 5];
+        assert_eq!(query(None, None).window(all()), [1, 2, 3, 4, 5]);
+        assert_eq!(query(None, Some(2)).window(all()), [1, 2]);
+        assert_eq!(query(None, Some(-1)).window(all()), [1, 2, 3, 4, 5]);
+        assert_eq!(query(Some("page 3"), Some(2)).window(all()), [5]);
+        assert_eq!(
+            query(Some("page 4"), Some(2)).window(all()),
+            Vec::<i32>::new()
+        );
+        assert_eq!(query(Some("page 2"), None).window(all()), [1, 2, 3, 4, 5]);
     }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::body::{Body, Flag, Number, Reference};
 use super::inventory::{Attachment, Inventory, Vm};
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
-use super::resources::{attachment_json, vm_json};
+use super::resources::{NewDisk, attachment_json, create_disk, vm_json};
 use super::state::Engine;
 
 const BLANK: &str = "00000000-0000-0000-0000-000000000000";
@@ -295,25 +295,31 @@ async fn stop(
 
 #[derive(Debug, Deserialize)]
 struct AttachRequest {
-    disk: Option<Reference>,
+    /// An existing disk (by id), or a new one (with a size), which is created first.
+    disk: Option<NewDisk>,
     interface: Option<String>,
     bootable: Option<Flag>,
     active: Option<Flag>,
 }
 
-/// `POST /vms/{id}/diskattachments`: attaches an existing, unattached disk.
+/// `POST /vms/{id}/diskattachments`: attaches an existing, unattached disk, or a new disk the
+/// request describes (created first, as the engine does).
 async fn attach(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Body(request): Body<AttachRequest>,
 ) -> Response {
+    let (request, fresh) = match with_new_disk(&engine, &id, request).await {
+        Ok(made) => made,
+        Err(refused) => return refused,
+    };
     let attachment = match requested_attachment(request) {
         Ok(attachment) => attachment,
         Err(refused) => return refused.into_response(),
     };
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    if let Err(refused) = check_attachable(&inventory, &id, &attachment) {
+    if let Err(refused) = check_attachable(&inventory, &id, &attachment, fresh) {
         return refused.into_response();
     }
     let vm = inventory.vm_mut(&id).expect("checked above");
@@ -323,21 +329,40 @@ async fn attach(
     created(&headers, "disk_attachment", &body)
 }
 
-/// The attachment a request asks for: a disk id and a known interface are required; a disk
-/// is active unless the request says otherwise.
-fn requested_attachment(request: AttachRequest) -> Result<Attachment, Refusal> {
-    let Some(disk) = request.disk.and_then(|d| d.id) else {
-        return Err(Refusal::incomplete(
-            "DiskAttachment [disk.id] required for add",
-        ));
+/// The request, its new disk (if it describes one) created and named by id, and whether it
+/// was; the VM and the interface are checked first, so a refused attachment makes no disk.
+async fn with_new_disk(
+    engine: &Engine,
+    vm: &str,
+    mut request: AttachRequest,
+) -> Result<(AttachRequest, bool), Response> {
+    let Some(new) = request.disk.take_if(|d| d.is_new()) else {
+        return Ok((request, false));
     };
-    let Some(interface) = request.interface else {
+    requested_interface(request.interface.as_deref()).map_err(IntoResponse::into_response)?;
+    if engine
+        .inventory
+        .lock()
+        .expect("inventory lock")
+        .vm(vm)
+        .is_none()
+    {
+        return Err(not_found());
+    }
+    let disk = create_disk(engine, new).await?;
+    request.disk = Some(NewDisk::named(disk.id));
+    Ok((request, true))
+}
+
+/// A known interface, which an attachment requires.
+fn requested_interface(interface: Option<&str>) -> Result<String, Refusal> {
+    let Some(interface) = interface else {
         return Err(Refusal::incomplete(
             "DiskAttachment [interface] required for add",
         ));
     };
     if !matches!(
-        interface.as_str(),
+        interface,
         "virtio_scsi" | "virtio" | "sata" | "ide" | "spapr_vscsi"
     ) {
         return Err(Refusal::fault(
@@ -345,6 +370,19 @@ fn requested_attachment(request: AttachRequest) -> Result<Attachment, Refusal> {
             &format!("Cannot attach Virtual Disk. Invalid interface {interface}."),
         ));
     }
+    Ok(interface.to_owned())
+}
+
+/// The attachment a request asks for: a disk id and a known interface are required; a disk
+/// is active unless the request says otherwise.
+fn requested_attachment(request: AttachRequest) -> Result<Attachment, Refusal> {
+    let Some(disk) = request.disk.as_ref().and_then(NewDisk::existing_id) else {
+        return Err(Refusal::incomplete(
+            "DiskAttachment [disk.id] required for add",
+        ));
+    };
+    let disk = disk.to_owned();
+    let interface = requested_interface(request.interface.as_deref())?;
     Ok(Attachment {
         disk,
         interface,
@@ -353,16 +391,20 @@ fn requested_attachment(request: AttachRequest) -> Result<Attachment, Refusal> {
     })
 }
 
-/// The VM exists, the disk is free to attach, and a bootable disk would be the VM's only one.
+/// The VM exists, the disk is free to attach (a `fresh` one, being created for this
+/// attachment, is), and a bootable disk would be the VM's only one.
 fn check_attachable(
     inventory: &Inventory,
     vm_id: &str,
     attachment: &Attachment,
+    fresh: bool,
 ) -> Result<(), Refusal> {
     let Some(vm) = inventory.vm(vm_id) else {
         return Err(Refusal::NotFound);
     };
-    check_disk_unattached(inventory, &attachment.disk)?;
+    if !fresh {
+        check_disk_unattached(inventory, &attachment.disk)?;
+    }
     if attachment.bootable && vm.attachments.iter().any(|a| a.bootable) {
         return Err(Refusal::fault(
             StatusCode::CONFLICT,

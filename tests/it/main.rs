@@ -28,6 +28,7 @@ mod ovrun_verify;
 mod ovsim_cli;
 mod purity;
 mod schedules;
+mod sdk_examples;
 mod sim_api;
 mod sim_clock;
 mod sim_faults;
