@@ -5,7 +5,8 @@
 //! for by name (`myvm`, the storage domain `mydata`).
 //! `page_vms.py`, `search_vms.py`, `add_vm_disk.py` and `poll_events.py` did not run against
 //! `ovsim` before it served paging, searches with `and`, disks made through an attachment and
-//! `/events`.
+//! `/events`; `backup_vm.py` crashed on a failed backup (no events) and a cancelled transfer
+//! kept its disk locked until someone polled it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -189,4 +190,154 @@ async fn poll_events_follows_the_engines_events() {
         "{text}"
     );
     sim.running.shutdown().await;
+}
+
+/// `python EXAMPLE ARGS` of a `helpers.common` example (engine `-c engine` from
+/// `HOME/.config/ovirt.conf`, written here for `sim`): exit code, standard output and error.
+fn run_with_config(sim: &Sim, home: &Path, name: &str, args: &[&str]) -> (i32, String) {
+    let config = home.join(".config/ovirt.conf");
+    std::fs::create_dir_all(config.parent().expect("folder")).expect("config folder");
+    let text = format!(
+        "[engine]\nengine_url = {}\nusername = admin@internal\npassword = {}\ncafile = {}\n",
+        sim.running.base_url(),
+        sim.running.users["admin@internal"],
+        sim.running.pki.ca_cert.display()
+    );
+    std::fs::write(&config, text).expect("ovirt.conf");
+    let out = tokio::task::block_in_place(|| {
+        Command::new("timeout")
+            .arg("120")
+            .arg(project().join(".venv/bin/python"))
+            .arg(example(name))
+            .args(["-c", "engine"])
+            .args(args)
+            .current_dir(home)
+            .env("HOME", home)
+            .output()
+            .expect("python runs")
+    });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_vm_backs_up_and_reports_a_failed_backup_through_its_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("state"), seed()).await;
+    let home = dir.path();
+    let vm = sim.vm("myvm").await["id"].as_str().expect("id").to_owned();
+    let backups = home.join("backups");
+    std::fs::create_dir_all(&backups).expect("backup folder");
+    let backup_dir = backups.to_str().expect("utf-8");
+    let checkpoint = |log: &str| -> String {
+        let at = log.find("Created checkpoint '").expect("a checkpoint") + 20;
+        log[at..].split('\'').next().expect("quoted").to_owned()
+    };
+
+    let (code, full) = run_with_config(
+        &sim,
+        home,
+        "backup_vm.py",
+        &["full", &vm, "--backup-dir", backup_dir],
+    );
+    assert_eq!(code, 0, "{full}");
+    assert!(full.contains("completed successfully"), "{full}");
+    let first = checkpoint(&full);
+    let (code, incremental) = run_with_config(
+        &sim,
+        home,
+        "backup_vm.py",
+        &[
+            "incremental",
+            &vm,
+            "--backup-dir",
+            backup_dir,
+            "--from-checkpoint-uuid",
+            &first,
+        ],
+    );
+    assert_eq!(code, 0, "{incremental}");
+    let second = checkpoint(&incremental);
+
+    // A lost bitmap: the engine fails the next incremental, and the example finds why in the
+    // engine's events (searching them for the backup's id).
+    let os = sim.disk_id("myvm_os").await;
+    sim.admin("lose-bitmap", json!({"disk": os})).await;
+    let (code, failed) = run_with_config(
+        &sim,
+        home,
+        "backup_vm.py",
+        &[
+            "incremental",
+            &vm,
+            "--backup-dir",
+            backup_dir,
+            "--from-checkpoint-uuid",
+            &second,
+        ],
+    );
+    assert_ne!(code, 0, "{failed}");
+    assert!(
+        failed.contains("has failed, last reported event: {'code': 10791")
+            && failed.contains("Full backup is now needed"),
+        "{failed}"
+    );
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_transfer_frees_the_disk_with_nobody_polling() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("state"), seed()).await;
+    let vm = sim.vm("myvm").await;
+    sim.post(
+        &format!("{}/stop", vm["href"].as_str().expect("href")),
+        json!({}),
+        200,
+    )
+    .await;
+    let os = sim.disk_id("myvm_os").await;
+    let (transfer, _) = sim
+        .transfer(json!({"disk": {"id": os}, "direction": "download"}))
+        .await;
+    let transfer_id = transfer.rsplit('/').next().expect("id").to_owned();
+    let password = dir.path().join("password");
+    std::fs::write(&password, &sim.running.users["admin@internal"]).expect("password file");
+    let out = tokio::task::block_in_place(|| {
+        Command::new(project().join(".venv/bin/python"))
+            .arg(example("cancel_transfer.py"))
+            .args([
+                "--engine-url",
+                &sim.running.base_url(),
+                "--username",
+                "admin@internal",
+            ])
+            .arg("--password-file")
+            .arg(&password)
+            .arg("--cafile")
+            .arg(&sim.running.pki.ca_cert)
+            .arg(&transfer_id)
+            .current_dir(dir.path())
+            .output()
+            .expect("python runs")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Transfer cancelled"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nobody polls the transfer: the engine ends it by itself and unlocks the disk.
+    for _ in 0..300 {
+        if sim.get(&format!("/disks/{os}")).await["status"] == "ok" {
+            sim.running.shutdown().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the disk stayed locked after the cancel");
 }
