@@ -169,7 +169,7 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
     check_vm_can_back_up(inventory, vm, request.id.as_deref())?;
     check_disks_ready(inventory, vm, &wanted)?;
     let from = starting_checkpoint(inventory, vm_id, request.from_checkpoint_id.as_deref())?;
-    let disks = backup_disks(&wanted, from);
+    let disks = backup_disks(inventory, &wanted, from);
     let now = now_ms();
     Ok(Backup {
         id: request
@@ -290,13 +290,24 @@ fn starting_checkpoint<'a>(
     }
 }
 
-/// The backup's disks: incremental where the starting checkpoint covers the disk, else full.
-fn backup_disks(wanted: &[String], from: Option<&Checkpoint>) -> Vec<BackupDisk> {
+/// The backup's disks: incremental where the starting checkpoint covers the disk (only a disk
+/// that tracks its changes can be covered), else full.
+fn backup_disks(
+    inventory: &Inventory,
+    wanted: &[String],
+    from: Option<&Checkpoint>,
+) -> Vec<BackupDisk> {
+    let tracked = |id: &String| {
+        inventory
+            .disks
+            .iter()
+            .any(|d| &d.id == id && d.tracks_changes())
+    };
     wanted
         .iter()
         .map(|id| BackupDisk {
             id: id.clone(),
-            mode: if from.is_some_and(|c| c.disks.contains(id)) {
+            mode: if from.is_some_and(|c| c.disks.contains(id)) && tracked(id) {
                 "incremental"
             } else {
                 "full"
@@ -321,11 +332,21 @@ async fn start(
         Ok(backup) => backup,
         Err(refused) => return refused.into_response(),
     };
-    let images: Vec<_> = backup
-        .disks
-        .iter()
-        .map(|d| (plane.image(&d.id), d.mode == "incremental"))
-        .collect();
+    let images: Vec<Frozen> = {
+        let inventory = engine.inventory.lock().expect("inventory lock");
+        let tracked = |id: &str| {
+            inventory
+                .disks
+                .iter()
+                .any(|d| d.id == id && d.tracks_changes())
+        };
+        let frozen = |d: &BackupDisk| Frozen {
+            image: plane.image(&d.id),
+            incremental: d.mode == "incremental",
+            tracked: tracked(&d.id),
+        };
+        backup.disks.iter().map(frozen).collect()
+    };
     let (from, to) = (
         backup.from_checkpoint_id.clone(),
         backup.to_checkpoint_id.clone(),
@@ -358,12 +379,25 @@ fn register(
     Ok(backup)
 }
 
+/// A disk of a starting backup: its image, whether it is backed up incrementally, and whether
+/// it tracks its changes (gets the new checkpoint's bitmap).
+struct Frozen {
+    image: DiskImage,
+    incremental: bool,
+    tracked: bool,
+}
+
 /// Adds checkpoint `to`'s bitmap to each image and freezes it; an incremental disk needs the
 /// bitmap of checkpoint `from`, present and not in use. On failure why, which fails the
 /// backup at its next poll (the last failure found is the one told).
-fn freeze_disks(images: &[(DiskImage, bool)], from: Option<&str>, to: &str) -> Option<String> {
+fn freeze_disks(images: &[Frozen], from: Option<&str>, to: &str) -> Option<String> {
     let mut failure = None;
-    for (image, incremental) in images {
+    for Frozen {
+        image,
+        incremental,
+        tracked,
+    } in images
+    {
         if *incremental && let Some(from) = from {
             let usable = image.checkpoints().is_ok_and(|bitmaps| {
                 bitmaps
@@ -377,7 +411,12 @@ fn freeze_disks(images: &[(DiskImage, bool)], from: Option<&str>, to: &str) -> O
                 ));
             }
         }
-        if let Err(e) = image.begin_backup(to) {
+        let begun = if *tracked {
+            image.begin_backup(to)
+        } else {
+            image.begin_untracked_backup()
+        };
+        if let Err(e) = begun {
             failure = Some(e.to_string());
         }
     }
@@ -458,8 +497,16 @@ fn advance(inventory: &mut Inventory, index: usize) -> Next {
     Next::Nothing
 }
 
-/// Records a checkpoint as the newest of its VM's chain.
+/// Records a checkpoint as the newest of its VM's chain; it covers the disks that track their
+/// changes.
 fn add_checkpoint(inventory: &mut Inventory, mut checkpoint: Checkpoint) {
+    let tracked = |id: &String| {
+        inventory
+            .disks
+            .iter()
+            .any(|d| &d.id == id && d.tracks_changes())
+    };
+    checkpoint.disks.retain(tracked);
     checkpoint.parent_id = inventory
         .checkpoints
         .iter()

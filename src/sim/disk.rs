@@ -117,22 +117,37 @@ impl DiskImage {
     /// # Errors
     /// A backup is already running, or `qemu-img` fails.
     pub fn begin_backup(&self, checkpoint: &str) -> Result<(), SimError> {
+        self.check_no_backup()?;
+        let path = path_str(&self.path)?;
+        qemu(
+            "qemu-img",
+            &["bitmap", "--add", "--enable", path, checkpoint],
+        )?;
+        self.freeze()
+    }
+
+    /// Starts a backup of a disk that does not track its changes (`backup: none`): no
+    /// checkpoint's bitmap, only the frozen view of [`Self::begin_backup`].
+    ///
+    /// # Errors
+    /// A backup is already running, or `qemu-img` fails.
+    pub fn begin_untracked_backup(&self) -> Result<(), SimError> {
+        self.check_no_backup()?;
+        self.freeze()
+    }
+
+    fn check_no_backup(&self) -> Result<(), SimError> {
         if self.in_backup() {
             return Err(SimError::Start {
                 program: "backup".into(),
                 why: format!("{} already has a backup running", self.path.display()),
             });
         }
-        qemu(
-            "qemu-img",
-            &[
-                "bitmap",
-                "--add",
-                "--enable",
-                path_str(&self.path)?,
-                checkpoint,
-            ],
-        )?;
+        Ok(())
+    }
+
+    /// Guest writes go to an overlay from now on; the disk file holds still.
+    fn freeze(&self) -> Result<(), SimError> {
         let overlay = self.overlay_path();
         let backing = self
             .path

@@ -81,6 +81,15 @@ pub struct SeedDisk {
     /// Guest data to write at creation: MiB offset, MiB length, byte pattern.
     #[serde(default)]
     pub data: Vec<SeedWrite>,
+    /// `cow` (default) or `raw`, as the engine reports it.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Thin-provisioned (default: as its format).
+    #[serde(default)]
+    pub sparse: Option<bool>,
+    /// `incremental` (default) or `none`: whether its changed blocks are tracked.
+    #[serde(default)]
+    pub backup: Option<String>,
 }
 
 fn virtio_scsi() -> String {
@@ -279,6 +288,26 @@ pub struct Disk {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// Thin-provisioned; absent: as its format (`cow` sparse, `raw` not).
+    #[serde(default)]
+    pub sparse: Option<bool>,
+    /// `incremental` or `none` (the engine's default for a new disk); absent (a seed's disk, an
+    /// older state): `incremental`.
+    #[serde(default)]
+    pub backup: Option<String>,
+}
+
+impl Disk {
+    /// Whether its changed blocks are tracked (`backup: incremental`): only such a disk gets a
+    /// checkpoint's bitmap and an incremental backup.
+    pub fn tracks_changes(&self) -> bool {
+        self.backup.as_deref().is_none_or(|b| b == "incremental")
+    }
+
+    /// Whether it is thin-provisioned.
+    pub fn is_sparse(&self) -> bool {
+        self.sparse.unwrap_or(self.format == "cow")
+    }
 }
 
 /// A stable id for an object of `kind` named `name`.
@@ -381,7 +410,7 @@ impl Inventory {
             id: id.clone(),
             alias: seed_disk.name.clone(),
             provisioned_size: size,
-            format: "cow".into(),
+            format: seed_disk.format.clone().unwrap_or_else(|| "cow".into()),
             status: "ok".into(),
             storage_domain: named_or_first(
                 &self.storage_domains,
@@ -389,6 +418,8 @@ impl Inventory {
             ),
             settle_polls: 0,
             description: String::new(),
+            sparse: seed_disk.sparse,
+            backup: seed_disk.backup.clone(),
         });
         Ok(Attachment {
             disk: id,

@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::{Body, Number, Reference};
+use super::body::{Body, Flag, Number, Reference};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
 use super::reply::{Refusal, created, fault, not_found, represent};
 use super::state::{API, Engine};
@@ -198,9 +198,11 @@ fn disk_json(disk: &Disk) -> Value {
     json!({
         "id": disk.id, "href": href("disks", &disk.id),
         "alias": disk.alias, "name": disk.alias, "description": disk.description,
-        "backup": "incremental", "content_type": "data", "format": disk.format,
+        "backup": if disk.tracks_changes() { "incremental" } else { "none" },
+        "content_type": "data", "format": disk.format,
         "propagate_errors": "false", "provisioned_size": disk.provisioned_size.to_string(),
-        "qcow_version": "qcow2_v3", "shareable": "false", "sparse": "true", "status": disk.status,
+        "qcow_version": "qcow2_v3", "shareable": "false", "sparse": flag(disk.is_sparse()),
+        "status": disk.status,
         "storage_type": "image", "wipe_after_delete": "false",
         "storage_domains": {"storage_domain": [reference("storagedomains", &disk.storage_domain)]},
     })
@@ -341,6 +343,8 @@ pub(crate) struct NewDisk {
     description: Option<String>,
     provisioned_size: Option<Number>,
     format: Option<String>,
+    sparse: Option<Flag>,
+    backup: Option<String>,
     storage_domains: Option<NewDiskDomains>,
 }
 
@@ -466,6 +470,9 @@ fn admit_new_disk(engine: &Engine, request: NewDisk) -> Result<Disk, Refusal> {
         storage_domain,
         settle_polls: 1,
         description: request.description.unwrap_or_default(),
+        sparse: request.sparse.as_ref().map(Flag::value),
+        // The engine's default: a new disk's changed blocks are not tracked.
+        backup: Some(request.backup.unwrap_or_else(|| "none".into())),
     })
 }
 

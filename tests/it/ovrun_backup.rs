@@ -215,3 +215,93 @@ fn a_bad_runner_config_is_refused_before_any_engine_call() {
         assert!(attempt.is_err(), "{pointer}: ovrun connected to the engine");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_that_tracks_no_changes_is_read_whole_in_every_point() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = json!({
+        "clusters": [{"name": "Default"}],
+        "storage_domains": [{"name": "data"}],
+        "vms": [{"name": "mixed", "disks": [
+            {"name": "mixed_os", "size_mib": 16, "data": [{"offset_mib": 0, "length_mib": 2, "pattern": 3}]},
+            {"name": "mixed_raw", "size_mib": 8, "format": "raw", "sparse": false, "backup": "none",
+             "data": [{"offset_mib": 1, "length_mib": 1, "pattern": 9}]}
+        ]}]
+    });
+    let sim = Sim::start(&dir.path().join("prod"), seed).await;
+    let config = runner_config(&sim, dir.path(), "mixed");
+    let vm_dir = dir.path().join("backup/mixed");
+    let (os, raw) = (
+        sim.disk_id("mixed_os").await,
+        sim.disk_id("mixed_raw").await,
+    );
+    let fields = |d: &Value| {
+        let text = |key: &str| d[key].as_str().unwrap_or_default().to_owned();
+        (text("format"), text("sparse"), text("backup"))
+    };
+    let reported = fields(&sim.get(&format!("/disks/{raw}")).await);
+    assert_eq!(reported, ("raw".into(), "false".into(), "none".into()));
+    let reported = fields(&sim.get(&format!("/disks/{os}")).await);
+    assert_eq!(
+        reported,
+        ("cow".into(), "true".into(), "incremental".into())
+    );
+
+    let mut expected = Vec::new();
+    for (round, pattern) in [0x41, 0x42].into_iter().enumerate() {
+        if round > 0 {
+            for disk in [&os, &raw] {
+                let write =
+                    json!({"disk": disk, "offset": 4 * MIB, "length": MIB, "pattern": pattern});
+                sim.admin("guest-write", write).await;
+            }
+        }
+        let copies = [("mixed_os", &os), ("mixed_raw", &raw)].map(|(alias, id)| {
+            let copy = dir.path().join(format!("{alias}-{round}.raw"));
+            raw_copy(&sim.disk_file(id), &copy);
+            (alias, copy)
+        });
+        expected.push(copies);
+        backup_ok(&config, &[]);
+    }
+    let points = manifests(&vm_dir);
+    let kinds: Vec<&str> = points.iter().filter_map(|m| m["kind"].as_str()).collect();
+    assert_eq!(kinds, ["full", "incremental"]);
+    let modes = |m: &Value| {
+        [
+            disk(m, "mixed_os")["mode"].clone(),
+            disk(m, "mixed_raw")["mode"].clone(),
+        ]
+    };
+    assert_eq!(
+        modes(&points[1]),
+        ["incremental", "full"],
+        "only the tracked disk is incremental"
+    );
+    let read = |alias: &str| disk(&points[1], alias)["bytes_transferred"].as_u64();
+    assert_eq!(
+        read("mixed_os"),
+        Some(MIB),
+        "the tracked disk: only what was written"
+    );
+    assert_eq!(
+        read("mixed_raw"),
+        Some(2 * MIB),
+        "the untracked disk: all its data again"
+    );
+    for (manifest, copies) in points.iter().zip(&expected) {
+        for (alias, at) in copies {
+            let file = vm_dir.join(disk(manifest, alias)["file"].as_str().expect("file"));
+            assert!(
+                same_content(&file, at),
+                "{alias} at {} equals the disk then",
+                manifest["point"]
+            );
+        }
+    }
+    let (code, log) = tokio::task::block_in_place(|| {
+        ovrun(&["verify", "--config", config.to_str().expect("utf-8")])
+    });
+    assert_eq!(code, 0, "{log}");
+    sim.running.shutdown().await;
+}
