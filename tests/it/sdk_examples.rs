@@ -134,6 +134,17 @@ async fn the_sdks_vm_and_snapshot_examples_run_unchanged() {
     sim.running.shutdown().await;
 }
 
+/// Whether `done` holds within 20 s (checked every 100 ms).
+async fn eventually(done: impl Fn() -> bool) -> bool {
+    for _ in 0..200 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn poll_events_follows_the_engines_events() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -159,24 +170,13 @@ async fn poll_events_follows_the_engines_events() {
             .unwrap_or_default()
             .contains(text)
     };
-    let mut seen_first = false;
-    for _ in 0..200 {
-        if index_file.exists() && printed("Snapshot 'first' creation for VM 'myvm'") {
-            seen_first = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let seen_first =
+        eventually(|| index_file.exists() && printed("Snapshot 'first' creation for VM 'myvm'"))
+            .await;
     sim.post(&snapshots, json!({"description": "second"}), 201)
         .await;
-    let mut seen_second = false;
-    for _ in 0..200 {
-        if printed("Snapshot 'second' creation for VM 'myvm' was initiated") {
-            seen_second = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let seen_second =
+        eventually(|| printed("Snapshot 'second' creation for VM 'myvm' was initiated")).await;
     let _ = poller.kill();
     let _ = poller.wait();
     let text = std::fs::read_to_string(&output).unwrap_or_default();
