@@ -1,5 +1,5 @@
 //! The engine's REST control plane assembled: the routes of [`super::login`] and the resource
-//! modules (`resources`, `transfers`, `backups`, `vms`, `snapshots`, `jobs`, `events`, `faults`) over one
+//! modules (`resources`, `transfers`, `backups`, `vms`, `snapshots`, `jobs`, `events`, `devices`, `faults`) over one
 //! [`Engine`] state, with the middleware every call goes through (fault injection, jobs,
 //! login, faults in XML). The routes depend on the state ([`super::state`]) and the answers
 //! ([`super::reply`]); only this module knows them all.
@@ -26,6 +26,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(super::snapshots::routes())
         .merge(super::jobs::routes())
         .merge(super::events::routes())
+        .merge(super::devices::routes())
         .merge(super::faults::routes())
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),

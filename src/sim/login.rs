@@ -147,7 +147,7 @@ async fn root(
 ) -> Response {
     let (major, minor) = (engine.version.major, engine.version.minor);
     let link = |rel: &str| json!({"href": format!("{API}/{rel}"), "rel": rel});
-    let blank = "00000000-0000-0000-0000-000000000000";
+    let blank = super::devices::BLANK;
     let links: Vec<Value> = [
         "clusters",
         "datacenters",
@@ -157,6 +157,7 @@ async fn root(
         "imagetransfers",
         "jobs",
         "storagedomains",
+        "templates",
         "vms",
     ]
     .map(link)

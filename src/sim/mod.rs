@@ -23,6 +23,7 @@ pub mod api;
 pub mod backups;
 pub mod body;
 pub mod clock;
+pub mod devices;
 pub mod disk;
 pub mod events;
 pub mod faults;

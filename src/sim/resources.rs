@@ -522,6 +522,11 @@ fn requested_domain(engine: &Engine, request: &NewDisk) -> Result<String, Refusa
         })
 }
 
+/// A cluster, as the engine describes it (in its data center).
+pub(crate) fn cluster_json(cluster: &Named) -> Value {
+    Kind::Cluster.json(cluster)
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Cluster,
@@ -550,7 +555,10 @@ impl Kind {
         let (path, _, _) = self.names();
         let mut body = json!({"id": item.id, "href": href(path, &item.id), "name": item.name});
         match self {
-            Kind::Cluster => body["version"] = json!({"major": "4", "minor": "7"}),
+            Kind::Cluster => {
+                body["version"] = json!({"major": "4", "minor": "7"});
+                body["data_center"] = reference("datacenters", &data_center_id());
+            }
             Kind::StorageDomain => {
                 body["type"] = json!("data");
                 body["storage"] = json!({"type": "nfs"});
@@ -597,7 +605,8 @@ async fn named_one(
 }
 
 /// The one data center, `Default`: every cluster and storage domain is in it.
-fn data_center_id() -> String {
+/// The id of ovsim's one data center.
+pub(crate) fn data_center_id() -> String {
     super::inventory::id_of("datacenter", "Default")
 }
 

@@ -13,12 +13,11 @@ use axum::routing::{delete, post};
 use serde::Deserialize;
 
 use super::body::{Body, Flag, Number, Reference};
+use super::devices::BLANK;
 use super::inventory::{Attachment, Inventory, Vm};
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
 use super::resources::{NewDisk, attachment_json, create_disk, vm_json};
 use super::state::Engine;
-
-const BLANK: &str = "00000000-0000-0000-0000-000000000000";
 
 /// The routes of VM changes.
 pub fn routes() -> Router<Arc<Engine>> {

@@ -31,6 +31,7 @@ mod schedules;
 mod sdk_examples;
 mod sim_api;
 mod sim_clock;
+mod sim_devices;
 mod sim_faults;
 mod sim_flows;
 mod support;

@@ -1,0 +1,96 @@
+//! What an inventory walk reads besides VMs and disks: the Blank template (the API root names
+//! it), a VM's NICs and CD-ROMs (none), the clusters of the data center and each cluster's data
+//! center; in JSON here and in XML through the official SDK.
+
+use std::process::Command;
+
+use reqwest::Method;
+
+use crate::support::engine::{Sim, seed};
+
+fn names(list: &serde_json::Value, key: &str) -> Vec<String> {
+    list[key]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i["name"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_vm_devices_and_the_data_centers_clusters() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let root = sim.get("").await;
+    let blank = root["special_objects"]["blank_template"]["id"]
+        .as_str()
+        .expect("id");
+    let templates = sim.get("/templates").await;
+    assert_eq!(names(&templates, "template"), ["Blank"]);
+    assert_eq!(templates["template"][0]["id"], blank);
+    assert_eq!(
+        sim.get(&format!("/templates/{blank}")).await["name"],
+        "Blank"
+    );
+    let (status, _) = sim.call(Method::GET, "/templates/nope", None).await;
+    assert_eq!(status, 404);
+
+    let vm = sim.vm("web 01").await;
+    let vm_id = vm["id"].as_str().expect("id");
+    for (path, key) in [("nics", "nic"), ("cdroms", "cdrom")] {
+        let found = sim.get(&format!("/vms/{vm_id}/{path}")).await;
+        assert!(names(&found, key).is_empty(), "{path}: {found}");
+        let (status, _) = sim
+            .call(Method::GET, &format!("/vms/nope/{path}"), None)
+            .await;
+        assert_eq!(status, 404, "{path} of a VM that does not exist");
+    }
+
+    let data_center = sim.get("/datacenters").await["data_center"][0].clone();
+    let dc_id = data_center["id"].as_str().expect("id");
+    let clusters = sim.get("/clusters").await;
+    for cluster in clusters["cluster"].as_array().expect("clusters") {
+        assert_eq!(cluster["data_center"]["id"], dc_id, "{cluster}");
+    }
+    let of_dc = sim.get(&format!("/datacenters/{dc_id}/clusters")).await;
+    assert_eq!(names(&of_dc, "cluster"), names(&clusters, "cluster"));
+
+    let script = r#"
+import sys
+import ovirtsdk4 as sdk
+url, password, ca = sys.argv[1:4]
+connection = sdk.Connection(url=url, username="admin@internal", password=password, ca_file=ca)
+system = connection.system_service()
+print("templates", [t.name for t in system.templates_service().list()])
+vm = system.vms_service().list(search='name="web 01"')[0]
+vm_service = system.vms_service().vm_service(vm.id)
+print("nics", len(vm_service.nics_service().list()), "cdroms", len(vm_service.cdroms_service().list()))
+dc = system.data_centers_service().list()[0]
+clusters = system.data_centers_service().data_center_service(dc.id).clusters_service().list()
+print("clusters", sorted(c.name for c in clusters))
+connection.close()
+"#;
+    let out = tokio::task::block_in_place(|| {
+        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+            .args(["-c", script])
+            .arg(sim.running.api_url())
+            .arg(&sim.running.users["admin@internal"])
+            .arg(&sim.running.pki.ca_cert)
+            .output()
+            .expect("python runs")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text,
+        "templates ['Blank']\nnics 0 cdroms 0\nclusters ['DR', 'Default']\n"
+    );
+    sim.running.shutdown().await;
+}
