@@ -194,8 +194,18 @@ pub(crate) fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
     })
 }
 
-fn disk_json(disk: &Disk) -> Value {
-    json!({
+/// The bytes disk `id`'s image takes on its storage (the engine's `actual_size`), when the data
+/// plane holds it.
+fn actual_size(engine: &Engine, id: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let plane = engine.data_plane.as_ref()?;
+    let metadata = fs_err::metadata(plane.image(id).path()).ok()?;
+    Some(metadata.blocks() * 512)
+}
+
+/// A disk in the engine's shape.
+fn disk_json(disk: &Disk, actual_size: Option<u64>) -> Value {
+    let mut body = json!({
         "id": disk.id, "href": href("disks", &disk.id),
         "alias": disk.alias, "name": disk.alias, "description": disk.description,
         "backup": if disk.tracks_changes() { "incremental" } else { "none" },
@@ -205,7 +215,12 @@ fn disk_json(disk: &Disk) -> Value {
         "status": disk.status,
         "storage_type": "image", "wipe_after_delete": "false",
         "storage_domains": {"storage_domain": [reference("storagedomains", &disk.storage_domain)]},
-    })
+    });
+    if let Some(bytes) = actual_size {
+        body["actual_size"] = json!(bytes.to_string());
+        body["total_size"] = json!(bytes.to_string());
+    }
+    body
 }
 
 async fn vms(
@@ -294,7 +309,7 @@ async fn disks(
             .filter(|d| {
                 query.matches_fields(&[("name", &d.alias), ("alias", &d.alias), ("id", &d.id)])
             })
-            .map(disk_json)
+            .map(|d| disk_json(d, actual_size(&engine, &d.id)))
             .collect();
         represent(&headers, "disks", &json!({"disk": query.window(found)}))
     })
@@ -309,7 +324,7 @@ async fn disk(
     let Some(disk) = inventory.disks.iter_mut().find(|d| d.id == id) else {
         return not_found();
     };
-    let body = disk_json(disk);
+    let body = disk_json(disk, actual_size(&engine, &id));
     if disk.settle_polls > 0 {
         disk.settle_polls -= 1;
         if disk.settle_polls == 0 {
@@ -397,7 +412,10 @@ async fn add_disk(
     Body(request): Body<NewDisk>,
 ) -> Response {
     match create_disk(&engine, request).await {
-        Ok(disk) => created(&headers, "disk", &disk_json(&disk)),
+        Ok(disk) => {
+            let body = disk_json(&disk, actual_size(&engine, &disk.id));
+            created(&headers, "disk", &body)
+        }
         Err(refused) => refused,
     }
 }

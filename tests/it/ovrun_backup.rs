@@ -241,10 +241,20 @@ async fn a_disk_that_tracks_no_changes_is_read_whole_in_every_point() {
     };
     let reported = fields(&sim.get(&format!("/disks/{raw}")).await);
     assert_eq!(reported, ("raw".into(), "false".into(), "none".into()));
-    let reported = fields(&sim.get(&format!("/disks/{os}")).await);
+    let os_disk = sim.get(&format!("/disks/{os}")).await;
     assert_eq!(
-        reported,
+        fields(&os_disk),
         ("cow".into(), "true".into(), "incremental".into())
+    );
+    // actual_size: what the image takes on storage, its 2 MiB of data, not its 16 MiB.
+    let actual: u64 = os_disk["actual_size"]
+        .as_str()
+        .expect("actual_size")
+        .parse()
+        .expect("number");
+    assert!(
+        (2 * MIB..16 * MIB).contains(&actual),
+        "actual_size {actual}"
     );
 
     let mut expected = Vec::new();
