@@ -33,7 +33,7 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/ovirt-engine/api/vms/{id}/diskattachments", post(attach))
         .route(
             "/ovirt-engine/api/vms/{id}/diskattachments/{disk}",
-            delete(detach),
+            delete(detach).put(update_attachment),
         )
 }
 
@@ -441,6 +441,47 @@ fn check_disk_unattached(inventory: &Inventory, disk_id: &str) -> Result<(), Ref
         ));
     }
     Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentUpdate {
+    active: Option<Flag>,
+    interface: Option<String>,
+}
+
+/// `PUT /vms/{id}/diskattachments/{disk}`: activates or deactivates the disk, or changes its
+/// interface.
+async fn update_attachment(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((id, disk)): Path<(String, String)>,
+    Body(update): Body<AttachmentUpdate>,
+) -> Response {
+    let interface = update
+        .interface
+        .as_deref()
+        .map(|i| requested_interface(Some(i)));
+    let interface = match interface.transpose() {
+        Ok(interface) => interface,
+        Err(refused) => return refused.into_response(),
+    };
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(vm) = inventory.vm_mut(&id) else {
+        return not_found();
+    };
+    let Some(attachment) = vm.attachments.iter_mut().find(|a| a.disk == disk) else {
+        return not_found();
+    };
+    if let Some(active) = &update.active {
+        attachment.active = active.value();
+    }
+    if let Some(interface) = interface {
+        attachment.interface = interface;
+    }
+    let updated = attachment.clone();
+    let body = attachment_json(vm, &updated);
+    engine.save(&inventory);
+    represent(&headers, "disk_attachment", &body)
 }
 
 /// `DELETE /vms/{id}/diskattachments/{disk}`: detaches (the disk stays).

@@ -3,10 +3,12 @@
 //! password and CA file in their code; `tests/support/sdk_redirect/sitecustomize.py` points
 //! their `Connection` at the simulator and changes nothing else. The seed holds what they look
 //! for by name (`myvm`, the storage domain `mydata`).
-//! `page_vms.py`, `search_vms.py`, `add_vm_disk.py` and `poll_events.py` did not run against
-//! `ovsim` before it served paging, searches with `and`, disks made through an attachment and
-//! `/events`; `backup_vm.py` crashed on a failed backup (no events) and a cancelled transfer
-//! kept its disk locked until someone polled it.
+//!
+//! `page_vms.py`, `search_vms.py`, `add_vm_disk.py`, `deactivate_disk_attachment.py` and
+//! `poll_events.py` did not run against `ovsim` before it served paging, searches with `and`,
+//! disks made through an attachment, attachment updates and `/events`; `backup_vm.py` crashed on
+//! a failed backup (no events), and a cancelled transfer kept its disk locked until someone
+//! polled it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -123,6 +125,11 @@ async fn the_sdks_vm_and_snapshot_examples_run_unchanged() {
         attached["bootable"].as_str(),
     );
     assert_eq!(flags, (Some("virtio"), Some("true"), Some("false")));
+
+    // The same attachment deactivated (PUT active=false), waited for until inactive.
+    run(&sim, work, "deactivate_disk_attachment.py");
+    let attached = sim.get(&format!("/vms/{myvm}/diskattachments/{disk}")).await;
+    assert_eq!(attached["active"], "false");
 
     run(&sim, work, "add_vm_snapshot.py");
     let snapshots = run(&sim, work, "list_vm_snapshots.py");
