@@ -401,13 +401,30 @@ impl Attempt<'_> {
         match &now.phase {
             Some(BackupPhase::Ready) => Ok(Seen::Done(now)),
             Some(BackupPhase::Failed) => Err(EngineError::NeedsFull {
-                reason: format!(
-                    "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost)"
-                ),
+                reason: self.why_failed(backup).await,
                 fault: None,
             }
             .into()),
             phase => Ok(Seen::Waiting(format!("phase {}", shown(phase.as_ref())))),
+        }
+    }
+
+    /// Why the engine's backup failed: the engine's newest event about it, else what a failed
+    /// backup means (an engine without events, or none written).
+    async fn why_failed(&self, backup: &str) -> String {
+        let told = match self.client.newest_event_about(backup).await {
+            Ok(event) => event.and_then(|e| e.description),
+            Err(e) => {
+                tracing::debug!("reading the engine's events about backup {backup}: {e}");
+                None
+            }
+        };
+        match told {
+            Some(words) => format!("backup {backup} failed on the engine: {words}"),
+            None => format!(
+                "backup {backup} failed on the engine (FULL_VM_BACKUP_NEEDED if a checkpoint's \
+                 bitmap was lost)"
+            ),
         }
     }
 

@@ -2,7 +2,7 @@
 //! backups (started, the failed incremental that needs a full, finalized), their image
 //! transfers, and a snapshot's creation and removal, with the engine's codes and words; then
 //! read back with `from`, `max` and `search`, in JSON here and in XML by the official Python
-//! SDK.
+//! SDK. `ovrun` quotes the event that says why an incremental had to become a full.
 
 use std::process::Command;
 
@@ -76,7 +76,14 @@ async fn events_tell_what_backups_transfers_and_snapshots_did() {
         json!({"disk": os, "offset": 0, "length": MIB, "pattern": 0x61}),
     )
     .await;
-    backup_ok(&config, &[]);
+    let log = backup_ok(&config, &[]);
+    // ovrun tells why the incremental became a full in the engine's own words (its event).
+    assert!(
+        log.contains("incremental backup not possible (backup ")
+            && log.contains("failed on the engine: Incremental backup ")
+            && log.contains("Full backup is now needed"),
+        "{log}"
+    );
     snapshot_made_and_removed(&sim).await;
 
     let all = sim.get("/events").await;

@@ -128,7 +128,9 @@ async fn the_sdks_vm_and_snapshot_examples_run_unchanged() {
 
     // The same attachment deactivated (PUT active=false), waited for until inactive.
     run(&sim, work, "deactivate_disk_attachment.py");
-    let attached = sim.get(&format!("/vms/{myvm}/diskattachments/{disk}")).await;
+    let attached = sim
+        .get(&format!("/vms/{myvm}/diskattachments/{disk}"))
+        .await;
     assert_eq!(attached["active"], "false");
 
     run(&sim, work, "add_vm_snapshot.py");

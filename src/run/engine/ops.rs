@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use super::wire::{
     ApiRoot, BACKUP_API_SINCE, Backup, BackupMode, Backups, Checkpoint, Checkpoints, Collection,
-    ContentType, Direction, Disk, DiskAttachment, DiskAttachments, Disks, FaultMeaning,
-    ImageTransfer, Named, Vm, Vms,
+    ContentType, Direction, Disk, DiskAttachment, DiskAttachments, Disks, Event, Events,
+    FaultMeaning, ImageTransfer, Named, Vm, Vms,
 };
 use super::{EngineClient, EngineError, url_encode};
 
@@ -302,6 +302,17 @@ impl EngineClient {
 
 /// The backups and their checkpoints.
 impl EngineClient {
+    /// The newest event whose words contain `text` (a backup's or a transfer's id), as the
+    /// SDK's examples find why a backup failed.
+    ///
+    /// # Errors
+    /// The call fails.
+    pub async fn newest_event_about(&self, text: &str) -> Result<Option<Event>, EngineError> {
+        let search = url_encode(text);
+        let events: Events = self.get(&format!("/events?search={search}&max=1")).await?;
+        Ok(events.event.into_iter().next())
+    }
+
     /// The API root: which engine this is.
     ///
     /// # Errors

@@ -268,6 +268,28 @@ pub struct Named {
     pub name: String,
 }
 
+/// An event of the engine's audit log.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Event {
+    /// Its index.
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub id: Option<String>,
+    /// The engine's code (10791: an incremental backup failed and a full one is needed).
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub code: Option<u64>,
+    /// The engine's words.
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub description: Option<String>,
+}
+
+/// `GET /events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Events {
+    /// The events, newest first.
+    #[serde(default, deserialize_with = "lenient::list")]
+    pub event: Vec<Event>,
+}
+
 /// The API root (`GET /ovirt-engine/api`): which engine answers.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ApiRoot {
