@@ -409,10 +409,10 @@ impl Attempt<'_> {
         }
     }
 
-    /// Why the engine's backup failed: the engine's newest event about it, else what a failed
-    /// backup means (an engine without events, or none written).
+    /// Why the engine's backup failed: the engine's event saying so, else what a failed backup
+    /// means (an engine without events, or none written).
     async fn why_failed(&self, backup: &str) -> String {
-        let told = match self.client.newest_event_about(backup).await {
+        let told = match self.client.backup_failure_event(backup).await {
             Ok(event) => event.and_then(|e| e.description),
             Err(e) => {
                 tracing::debug!("reading the engine's events about backup {backup}: {e}");

@@ -185,6 +185,7 @@ fn admit(inventory: &Inventory, vm_id: &str, request: StartRequest) -> Result<Ba
         modification_date: now,
         snapshot: uuid::Uuid::new_v4().to_string(),
         failure: None,
+        busy: true,
     })
 }
 
@@ -359,6 +360,7 @@ async fn start(
         return not_found();
     };
     stored.failure = failure;
+    stored.busy = false;
     let body = backup_json(stored);
     engine.save(&inventory);
     created(&headers, "backup", &body)
@@ -444,22 +446,30 @@ async fn poll(
         };
         backup_json(&inventory.backups[index])
     };
-    move_on(&engine, &vm, &id).await;
+    move_on(&engine, &vm, &id, None).await;
     represent(&headers, "backup", &body)
 }
 
 /// Moves VM `vm`'s backup `id` one phase on: after a poll, or by the engine's clock
 /// (`crate::sim::clock`) when nobody polled it.
-pub(crate) async fn move_on(engine: &Engine, vm: &str, id: &str) {
+///
+/// The clock passes the phase it saw (`expected`): a backup a poll moved on meanwhile is left.
+pub(crate) async fn move_on(engine: &Engine, vm: &str, id: &str, expected: Option<&str>) {
     let next = {
         let mut inventory = engine.inventory.lock().expect("inventory lock");
         let Some(index) = inventory.backup_index(vm, id) else {
             return;
         };
         let before = inventory.backups[index].phase.clone();
+        if expected.is_some_and(|phase| phase != before) {
+            return;
+        }
         let next = advance(&mut inventory, index);
         if before != "succeeded" && inventory.backups[index].phase == "succeeded" {
             engine.audit_vm(&inventory, Audit::BackupSucceeded(id), vm, None);
+        }
+        if let Next::Fail(backup) = &next {
+            engine.audit_vm(&inventory, failed_event(backup), vm, None);
         }
         engine.save(&inventory);
         next
@@ -473,6 +483,9 @@ pub(crate) async fn move_on(engine: &Engine, vm: &str, id: &str) {
 fn advance(inventory: &mut Inventory, index: usize) -> Next {
     let backup = &mut inventory.backups[index];
     backup.modification_date = now_ms();
+    if backup.busy {
+        return Next::Nothing;
+    }
     match (backup.phase.as_str(), backup.failure.is_some()) {
         ("initializing" | "starting", true) => {
             backup.phase = "failed".into();
@@ -516,6 +529,15 @@ fn add_checkpoint(inventory: &mut Inventory, mut checkpoint: Checkpoint) {
     inventory.checkpoints.push(checkpoint);
 }
 
+/// The event of a failed backup: an incremental one now needs a full.
+fn failed_event(backup: &Backup) -> Audit<'_> {
+    if backup.from_checkpoint_id.is_some() {
+        Audit::IncrementalNeedsFull(&backup.id)
+    } else {
+        Audit::BackupFailed(&backup.id)
+    }
+}
+
 /// A failed backup: the guest's writes are committed back, the new bitmap dropped; a lost
 /// bitmap makes the engine forget every checkpoint of the VM (the next backup must be full).
 async fn fail(engine: &Engine, backup: &Backup) {
@@ -532,12 +554,6 @@ async fn fail(engine: &Engine, backup: &Backup) {
             .map(|c| c.id.clone())
             .collect();
         inventory.checkpoints.retain(|c| c.vm != backup.vm);
-        let failed = if backup.from_checkpoint_id.is_some() {
-            Audit::IncrementalNeedsFull(&backup.id)
-        } else {
-            Audit::BackupFailed(&backup.id)
-        };
-        engine.audit_vm(&inventory, failed, &backup.vm, None);
         ids
     };
     tracing::warn!(
@@ -603,6 +619,7 @@ async fn finalize(
         }
         let was_ready = backup.phase == "ready";
         backup.phase = "finalizing".into();
+        backup.busy = true;
         backup.modification_date = now_ms();
         (backup.clone(), was_ready)
     };
@@ -616,7 +633,13 @@ async fn finalize(
         vec![backup.to_checkpoint_id.clone()]
     };
     thaw(&engine, &backup, bitmaps).await;
-    engine.record_vm(Audit::BackupFinalized(&id), &vm, Some(&user));
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    engine.audit_vm(&inventory, Audit::BackupFinalized(&id), &vm, Some(&user));
+    if let Some(index) = inventory.backup_index(&vm, &id) {
+        inventory.backups[index].busy = false;
+    }
+    engine.save(&inventory);
+    drop(inventory);
     action_complete(&headers)
 }
 

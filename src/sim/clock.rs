@@ -14,8 +14,8 @@ use super::state::Engine;
 /// One object in a transient state: what it is, and the state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Pending {
-    /// A snapshot (VM, snapshot) being created or removed.
-    Snapshot(String, String),
+    /// A snapshot (VM, snapshot) being created (false) or removed (true).
+    Snapshot(String, String, bool),
     /// A disk being created.
     Disk(String),
     /// A backup (VM, backup) in a phase.
@@ -69,14 +69,14 @@ fn pending(engine: &Engine) -> Vec<Pending> {
     {
         let inventory = engine.inventory.lock().expect("inventory lock");
         let snapshots = inventory.snapshots.iter().filter(|s| s.status == "locked");
-        found.extend(snapshots.map(|s| Pending::Snapshot(s.vm.clone(), s.id.clone())));
+        found.extend(snapshots.map(|s| Pending::Snapshot(s.vm.clone(), s.id.clone(), s.removing)));
         let disks = inventory.disks.iter().filter(|d| d.settle_polls > 0);
         found.extend(disks.map(|d| Pending::Disk(d.id.clone())));
         let transient = ["initializing", "starting", "finalizing"];
         let backups = inventory
             .backups
             .iter()
-            .filter(|b| transient.contains(&b.phase.as_str()));
+            .filter(|b| !b.busy && transient.contains(&b.phase.as_str()));
         found.extend(backups.map(|b| Pending::Backup(b.vm.clone(), b.id.clone(), b.phase.clone())));
     }
     if let Some(plane) = engine.data_plane.as_ref() {
@@ -89,13 +89,17 @@ fn pending(engine: &Engine) -> Vec<Pending> {
     found
 }
 
-/// Moves one object on, as a poll would.
+/// Moves one object on, as a poll would, if it is still as it was seen.
 async fn move_on(engine: &Arc<Engine>, what: Pending) {
     match what {
-        Pending::Snapshot(vm, id) => super::snapshots::move_on(engine, &vm, &id),
+        Pending::Snapshot(vm, id, removing) => {
+            super::snapshots::move_on(engine, &vm, &id, removing);
+        }
         Pending::Disk(id) => super::resources::disk_created(engine, &id),
-        Pending::Backup(vm, id, _) => super::backups::move_on(engine, &vm, &id).await,
-        Pending::Transfer(id, _) => super::transfers::move_on(engine, &id),
+        Pending::Backup(vm, id, phase) => {
+            super::backups::move_on(engine, &vm, &id, Some(&phase)).await;
+        }
+        Pending::Transfer(id, phase) => super::transfers::move_on(engine, &id, Some(phase)),
     }
 }
 

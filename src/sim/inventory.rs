@@ -174,6 +174,10 @@ pub struct Backup {
     pub snapshot: String,
     /// Why it will fail at the next poll (a lost bitmap).
     pub failure: Option<String>,
+    /// The engine is still working on its disks (freezing them at the start, thawing them at
+    /// the finalize): its phase does not move on until that is done.
+    #[serde(default)]
+    pub busy: bool,
 }
 
 impl Backup {

@@ -429,14 +429,15 @@ impl NewDisk {
         }
     }
 
-    /// Whether it describes a disk to create (it gives a size).
+    /// Whether an attachment's disk is one to create (it names no existing disk by id).
     pub(crate) fn is_new(&self) -> bool {
-        self.provisioned_size.is_some()
+        self.id.is_none()
     }
 
-    /// The id of the existing disk the request names, when it asks for no new one.
+    /// The id of the existing disk the request names (an attachment of a disk with an id
+    /// attaches that disk, whatever else the request says, as on the engine).
     pub(crate) fn existing_id(&self) -> Option<&str> {
-        self.id.as_deref().filter(|_| !self.is_new())
+        self.id.as_deref()
     }
 }
 
@@ -470,6 +471,21 @@ pub(crate) async fn create_disk(engine: &Engine, request: NewDisk) -> Result<Dis
 
 /// Checks a new disk's request; on success the disk to add (its image not made yet).
 fn admit_new_disk(engine: &Engine, request: NewDisk) -> Result<Disk, Refusal> {
+    let taken = |id: &str| {
+        engine
+            .inventory
+            .lock()
+            .expect("inventory lock")
+            .disks
+            .iter()
+            .any(|d| d.id == id)
+    };
+    if request.id.as_deref().is_some_and(taken) {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot add Virtual Disk. A disk with the same ID already exists.",
+        ));
+    }
     let (provisioned_size, format) = requested_size_and_format(&request)?;
     let storage_domain = requested_domain(engine, &request)?;
     let id = request

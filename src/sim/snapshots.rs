@@ -251,11 +251,11 @@ fn settle(engine: &Engine, inventory: &mut Inventory, index: usize) {
 }
 
 /// The engine's clock (`crate::sim::clock`): snapshot `id` of VM `vm`, which nobody polled,
-/// settles.
-pub(crate) fn move_on(engine: &Engine, vm: &str, id: &str) {
+/// settles, if it is still being created (`removing` false) or removed as it was seen.
+pub(crate) fn move_on(engine: &Engine, vm: &str, id: &str, removing: bool) {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    let snapshots = &inventory.snapshots;
-    if let Some(index) = snapshots.iter().position(|s| s.id == id && s.vm == vm) {
+    let seen = |s: &Snapshot| s.id == id && s.vm == vm && s.removing == removing;
+    if let Some(index) = inventory.snapshots.iter().position(seen) {
         settle(engine, &mut inventory, index);
         engine.save(&inventory);
     }

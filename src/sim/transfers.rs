@@ -395,7 +395,7 @@ async fn poll(
         };
         transfer_json(&id, transfer)
     };
-    move_on(&engine, &id);
+    move_on(&engine, &id, None);
     represent(&headers, "image_transfer", &body)
 }
 
@@ -405,9 +405,10 @@ pub(crate) fn is_transient(phase: &str) -> bool {
 }
 
 /// Moves transfer `id` one phase on: after a poll, or by the engine's clock
-/// (`crate::sim::clock`) when nobody polled it. A transfer that ends writes its event and
+/// (`crate::sim::clock`) when nobody polled it (the clock passes the phase it saw, `expected`:
+/// a transfer that moved on meanwhile is left). A transfer that ends writes its event and
 /// unlocks its disk (a backup's disks stay locked until the backup is finalized).
-pub(crate) fn move_on(engine: &Engine, id: &str) {
+pub(crate) fn move_on(engine: &Engine, id: &str, expected: Option<&str>) {
     let Some(plane) = engine.data_plane.as_ref() else {
         return;
     };
@@ -417,6 +418,9 @@ pub(crate) fn move_on(engine: &Engine, id: &str) {
             return;
         };
         let before = transfer.phase;
+        if expected.is_some_and(|phase| phase != before) {
+            return;
+        }
         transfer.phase = advance(before);
         let finished = transfer.phase != before && transfer.phase.starts_with("finished");
         let t = &*transfer;

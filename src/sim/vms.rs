@@ -329,7 +329,8 @@ async fn attach(
 }
 
 /// The request, its new disk (if it describes one) created and named by id, and whether it
-/// was; the VM and the interface are checked first, so a refused attachment makes no disk.
+/// was; the VM, the interface and a second bootable disk are checked first, so a refused
+/// attachment makes no disk.
 async fn with_new_disk(
     engine: &Engine,
     vm: &str,
@@ -339,14 +340,15 @@ async fn with_new_disk(
         return Ok((request, false));
     };
     requested_interface(request.interface.as_deref()).map_err(IntoResponse::into_response)?;
-    if engine
-        .inventory
-        .lock()
-        .expect("inventory lock")
-        .vm(vm)
-        .is_none()
+    let probe = Attachment {
+        disk: String::new(),
+        interface: String::new(),
+        bootable: request.bootable.as_ref().is_some_and(Flag::value),
+        active: true,
+    };
     {
-        return Err(not_found());
+        let inventory = engine.inventory.lock().expect("inventory lock");
+        check_attachable(&inventory, vm, &probe, true).map_err(IntoResponse::into_response)?;
     }
     let disk = create_disk(engine, new).await?;
     request.disk = Some(NewDisk::named(disk.id));

@@ -1,6 +1,7 @@
 //! What an inventory walk reads besides VMs and disks: the Blank template (the API root names
 //! it), a VM's NICs and CD-ROMs (none), the clusters of the data center and each cluster's data
-//! center; in JSON here and in XML through the official SDK.
+//! center; in JSON here and in XML through the official SDK. And disks made through
+//! attachments: an existing id is never created again, a refused attachment makes no disk.
 
 use std::process::Command;
 
@@ -91,6 +92,49 @@ connection.close()
     assert_eq!(
         text,
         "templates ['Blank']\nnics 0 cdroms 0\nclusters ['DR', 'Default']\n"
+    );
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_id_is_never_created_twice_and_a_refused_attachment_makes_no_disk() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let os = sim.disk_id("web01_os").await;
+    let before = dir.path().join("os-before.raw");
+    crate::support::engine::raw_copy(&sim.disk_file(&os), &before);
+    let domains = serde_json::json!({"storage_domain": [{"name": "data"}]});
+    let (status, _) = sim
+        .call(
+            Method::POST,
+            "/disks",
+            Some(
+                serde_json::json!({"id": os, "name": "again", "provisioned_size": 1_048_576,
+                                    "format": "cow", "storage_domains": domains}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 409, "a disk id that exists is refused");
+    assert!(
+        crate::support::engine::same_content(&sim.disk_file(&os), &before),
+        "not overwritten"
+    );
+
+    let db01 = sim.vm("db01").await;
+    let attachments = format!("/vms/{}/diskattachments", db01["id"].as_str().expect("id"));
+    let new_disk = |name: &str| {
+        serde_json::json!({"disk": {"name": name, "provisioned_size": 1_048_576, "format": "cow",
+                                    "storage_domains": domains}, "interface": "virtio", "bootable": true})
+    };
+    sim.post(&attachments, new_disk("first_boot"), 201).await;
+    let (status, _) = sim
+        .call(Method::POST, &attachments, Some(new_disk("second_boot")))
+        .await;
+    assert_eq!(status, 409, "a second bootable disk is refused");
+    let named = sim.get("/disks?search=name%3Dsecond_boot").await;
+    assert!(
+        names(&named, "disk").is_empty(),
+        "the refused attachment made no disk: {named}"
     );
     sim.running.shutdown().await;
 }

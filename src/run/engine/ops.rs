@@ -302,15 +302,16 @@ impl EngineClient {
 
 /// The backups and their checkpoints.
 impl EngineClient {
-    /// The newest event whose words contain `text` (a backup's or a transfer's id), as the
-    /// SDK's examples find why a backup failed.
+    /// The engine's event that says backup `backup` failed, if it wrote one: among the newest
+    /// events naming the backup (as the SDK's `backup_vm.py` finds why a backup failed), the
+    /// newest of a failure's codes.
     ///
     /// # Errors
     /// The call fails.
-    pub async fn newest_event_about(&self, text: &str) -> Result<Option<Event>, EngineError> {
-        let search = url_encode(text);
-        let events: Events = self.get(&format!("/events?search={search}&max=1")).await?;
-        Ok(events.event.into_iter().next())
+    pub async fn backup_failure_event(&self, backup: &str) -> Result<Option<Event>, EngineError> {
+        let search = url_encode(backup);
+        let events: Events = self.get(&format!("/events?search={search}&max=10")).await?;
+        Ok(events.event.into_iter().find(Event::tells_a_failed_backup))
     }
 
     /// The API root: which engine this is.

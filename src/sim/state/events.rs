@@ -263,7 +263,8 @@ impl Event {
     }
 }
 
-/// The audit log.
+/// The audit log. Its lock is a leaf: it is taken under the inventory's guard and takes no
+/// other lock itself.
 #[derive(Debug, Default)]
 pub struct Events {
     log: Mutex<Log>,

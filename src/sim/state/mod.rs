@@ -231,12 +231,6 @@ impl Engine {
         self.events.record(what, about);
     }
 
-    /// [`Self::audit_vm`], taking the inventory's lock (which the caller must not hold).
-    pub(crate) fn record_vm(&self, what: events::Audit<'_>, vm_id: &str, user: Option<&str>) {
-        let inventory = self.inventory.lock().expect("inventory lock");
-        self.audit_vm(&inventory, what, vm_id, user);
-    }
-
     /// [`Self::audit_disk`], taking the inventory's lock (which the caller must not hold).
     pub(crate) fn record_disk(&self, what: events::Audit<'_>, disk_id: &str, user: Option<&str>) {
         let inventory = self.inventory.lock().expect("inventory lock");

@@ -282,6 +282,14 @@ pub struct Event {
     pub description: Option<String>,
 }
 
+impl Event {
+    /// Whether it says a backup failed: `VM_INCREMENTAL_BACKUP_FAILED_FULL_VM_BACKUP_NEEDED`
+    /// (10791) or `VM_BACKUP_FAILED` (10792).
+    pub fn tells_a_failed_backup(&self) -> bool {
+        matches!(self.code, Some(10791 | 10792))
+    }
+}
+
 /// `GET /events`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Events {
