@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::body::{Body, Flag, Number, Reference};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
 use super::reply::{Refusal, created, fault, not_found, represent};
-use super::state::{API, Engine};
+use super::state::{API, Engine, EngineVersion};
 
 /// The routes of the inventory.
 pub fn routes() -> Router<Arc<Engine>> {
@@ -163,11 +163,15 @@ fn with_inventory(engine: &Engine, answer: impl FnOnce(&Inventory) -> Response) 
 }
 
 /// A VM in the engine's shape.
-pub(crate) fn vm_json(vm: &Vm) -> Value {
+pub(crate) fn vm_json(vm: &Vm, version: EngineVersion) -> Value {
     let link = |rel: &str| json!({"href": format!("{}/{rel}", href("vms", &vm.id)), "rel": rel});
+    let mut links = vec![link("diskattachments"), link("snapshots")];
+    if version.has_backup_api() {
+        links.extend([link("backups"), link("checkpoints")]);
+    }
     let mut body = json!({
         "id": vm.id, "href": href("vms", &vm.id), "name": vm.name,
-        "link": [link("diskattachments"), link("snapshots"), link("backups"), link("checkpoints")],
+        "link": links,
         "description": vm.description,
         "memory": vm.memory.to_string(), "type": "server", "stateless": "false",
         "status": vm.status,
@@ -235,7 +239,7 @@ async fn vms(
             .filter(|vm| {
                 query.matches_fields(&[("name", &vm.name), ("status", &vm.status), ("id", &vm.id)])
             })
-            .map(vm_json)
+            .map(|vm| vm_json(vm, engine.version))
             .collect();
         represent(&headers, "vms", &json!({"vm": query.window(found)}))
     })
@@ -250,7 +254,7 @@ async fn vm(
     let Some(vm) = inventory.vm_mut(&id) else {
         return not_found();
     };
-    let body = vm_json(vm);
+    let body = vm_json(vm, engine.version);
     if !vm.pending_status.is_empty() {
         vm.status = vm.pending_status.remove(0);
     }

@@ -73,7 +73,7 @@ async fn create(
         Ok(vm) => vm,
         Err(refused) => return refused.into_response(),
     };
-    let body = vm_json(&vm);
+    let body = vm_json(&vm, engine.version);
     inventory.vms.push(vm);
     engine.save(&inventory);
     created(&headers, "vm", &body)
@@ -161,7 +161,7 @@ async fn update(
     if let Some(description) = request.description {
         vm.description = description;
     }
-    let body = vm_json(vm);
+    let body = vm_json(vm, engine.version);
     engine.save(&inventory);
     represent(&headers, "vm", &body)
 }

@@ -10,6 +10,12 @@ use reqwest::Method;
 use crate::support::engine::{Sim, seed};
 use crate::support::ovrun::{ovrun, runner_config};
 
+/// The `rel`s of a VM's links.
+fn links(vm: &serde_json::Value) -> Vec<&str> {
+    let all = vm["link"].as_array().map(Vec::as_slice).unwrap_or_default();
+    all.iter().filter_map(|l| l["rel"].as_str()).collect()
+}
+
 /// Every file under `dir` whose name ends with `suffix`.
 fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
     walkdir(dir)
@@ -48,6 +54,11 @@ async fn a_4_3_engine_has_no_backup_api_and_ovrun_backup_names_it() {
         "{root}"
     );
     let vm = sim.vm("web 01").await;
+    assert_eq!(
+        links(&vm),
+        ["diskattachments", "snapshots"],
+        "a 4.3 VM has no backup links"
+    );
     let vm_id = vm["id"].as_str().expect("VM id");
     for path in [
         format!("/vms/{vm_id}/backups"),
@@ -106,10 +117,12 @@ async fn the_default_engine_is_4_5_with_the_backup_api() {
         (Some("4"), Some("5")),
         "{root}"
     );
-    let vm_id = sim.vm("web 01").await["id"]
-        .as_str()
-        .expect("VM id")
-        .to_owned();
+    let vm = sim.vm("web 01").await;
+    assert_eq!(
+        links(&vm),
+        ["diskattachments", "snapshots", "backups", "checkpoints"]
+    );
+    let vm_id = vm["id"].as_str().expect("VM id").to_owned();
     let backups = sim.get(&format!("/vms/{vm_id}/backups")).await;
     assert!(backups.is_object(), "a 4.5 engine lists backups: {backups}");
 }
