@@ -491,6 +491,12 @@ fn admit_new_disk(engine: &Engine, request: NewDisk) -> Result<Disk, Refusal> {
         ));
     }
     let (provisioned_size, format) = requested_size_and_format(&request)?;
+    if format == "raw" && request.backup.as_deref() == Some("incremental") {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot add Virtual Disk. Incremental backup is not supported for RAW format disks.",
+        ));
+    }
     let storage_domain = requested_domain(engine, &request)?;
     let id = request
         .id

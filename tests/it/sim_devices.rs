@@ -115,6 +115,22 @@ async fn a_disk_id_is_never_created_twice_and_a_refused_attachment_makes_no_disk
         )
         .await;
     assert_eq!(status, 409, "a disk id that exists is refused");
+    let (status, fault) = sim
+        .call(
+            Method::POST,
+            "/disks",
+            Some(serde_json::json!({"name": "raw_tracked", "provisioned_size": 1_048_576,
+                                    "format": "raw", "backup": "incremental", "storage_domains": domains})),
+        )
+        .await;
+    assert_eq!(status, 400, "{fault}");
+    assert!(
+        fault["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not supported for RAW"),
+        "{fault}"
+    );
     assert!(
         crate::support::engine::same_content(&sim.disk_file(&os), &before),
         "not overwritten"
