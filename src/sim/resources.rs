@@ -105,12 +105,14 @@ impl ListQuery {
         }
     }
 
-    /// The part of `found` the client asked for: at most `max` (a negative `max` is no limit),
-    /// from page N (`search=page N`, pages of `max`) when it asks for one.
+    /// The part of `found` the client asked for: at most `max` (none, or a negative one, is no
+    /// limit), from page N (`search=page N`, pages of `max`) when it asks for one.
     fn window<T>(&self, found: Vec<T>) -> Vec<T> {
-        let Some(max) = self.max.and_then(|m| usize::try_from(m).ok()) else {
-            return found;
-        };
+        // No `max` is the engine's unlimited page: page 1 holds everything, later pages nothing.
+        let max = self
+            .max
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(usize::MAX);
         let terms = super::search::terms(self.search.as_deref().unwrap_or_default());
         let page = page_and_terms(terms).0.unwrap_or(1);
         let skip = page.saturating_sub(1).saturating_mul(max);
@@ -778,6 +780,7 @@ mod tests {
             query(Some("page 4"), Some(2)).window(all()),
             Vec::<i32>::new()
         );
-        assert_eq!(query(Some("page 2"), None).window(all()), [1, 2, 3, 4, 5]);
+        assert_eq!(query(Some("page 1"), None).window(all()), [1, 2, 3, 4, 5]);
+        assert_eq!(query(Some("page 2"), None).window(all()), Vec::<i32>::new());
     }
 }
