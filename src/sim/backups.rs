@@ -298,17 +298,11 @@ fn backup_disks(
     wanted: &[String],
     from: Option<&Checkpoint>,
 ) -> Vec<BackupDisk> {
-    let tracked = |id: &String| {
-        inventory
-            .disks
-            .iter()
-            .any(|d| &d.id == id && d.tracks_changes())
-    };
     wanted
         .iter()
         .map(|id| BackupDisk {
             id: id.clone(),
-            mode: if from.is_some_and(|c| c.disks.contains(id)) && tracked(id) {
+            mode: if from.is_some_and(|c| c.disks.contains(id)) && inventory.tracks_changes(id) {
                 "incremental"
             } else {
                 "full"
@@ -335,16 +329,10 @@ async fn start(
     };
     let images: Vec<Frozen> = {
         let inventory = engine.inventory.lock().expect("inventory lock");
-        let tracked = |id: &str| {
-            inventory
-                .disks
-                .iter()
-                .any(|d| d.id == id && d.tracks_changes())
-        };
         let frozen = |d: &BackupDisk| Frozen {
             image: plane.image(&d.id),
             incremental: d.mode == "incremental",
-            tracked: tracked(&d.id),
+            tracked: inventory.tracks_changes(&d.id),
         };
         backup.disks.iter().map(frozen).collect()
     };
@@ -513,13 +501,7 @@ fn advance(inventory: &mut Inventory, index: usize) -> Next {
 /// Records a checkpoint as the newest of its VM's chain; it covers the disks that track their
 /// changes.
 fn add_checkpoint(inventory: &mut Inventory, mut checkpoint: Checkpoint) {
-    let tracked = |id: &String| {
-        inventory
-            .disks
-            .iter()
-            .any(|d| &d.id == id && d.tracks_changes())
-    };
-    checkpoint.disks.retain(tracked);
+    checkpoint.disks.retain(|id| inventory.tracks_changes(id));
     checkpoint.parent_id = inventory
         .checkpoints
         .iter()

@@ -471,6 +471,11 @@ impl Inventory {
         }
     }
 
+    /// Whether disk `id` tracks its changes ([`Disk::tracks_changes`]).
+    pub fn tracks_changes(&self, id: &str) -> bool {
+        self.disks.iter().any(|d| d.id == id && d.tracks_changes())
+    }
+
     /// The VM with `id`.
     pub fn vm(&self, id: &str) -> Option<&Vm> {
         self.vms.iter().find(|vm| vm.id == id)
