@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::body::{Body, Flag, Number, Reference};
 use super::inventory::{Attachment, Disk, Inventory, Named, Vm};
 use super::reply::{Refusal, created, fault, not_found, represent};
+use super::search::Search;
 use super::state::{API, Engine, EngineVersion};
 
 /// The routes of the inventory.
@@ -76,29 +77,44 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// Whether an object named `name` matches the search ([`Self::matches_fields`]).
-    fn matches(&self, name: &str) -> bool {
-        self.matches_fields(&[("name", name)])
+    /// The search parsed once, to filter and page a list with.
+    fn filter(&self) -> Filter<'_> {
+        let search = super::search::parse(self.search.as_deref().unwrap_or_default());
+        Filter {
+            query: self,
+            search,
+        }
+    }
+}
+
+/// A list query with its search parsed.
+struct Filter<'a> {
+    query: &'a ListQuery,
+    search: Search,
+}
+
+impl Filter<'_> {
+    /// Whether an object named `name` matches the search ([`Self::matches`]).
+    fn matches_name(&self, name: &str) -> bool {
+        self.matches(&[("name", name)])
     }
 
     /// Whether an object with these `fields` matches every `FIELD=VALUE` term of the search
     /// (VALUE optionally quoted, `*` a wildcard; case-insensitive unless
     /// `case_sensitive=true`); a term on a field it has not, or a free word, does not match.
     /// `page N` is paging ([`Self::window`]); no search matches everything.
-    fn matches_fields(&self, fields: &[(&str, &str)]) -> bool {
-        let terms = super::search::terms(self.search.as_deref().unwrap_or_default());
-        let (_, terms) = page_and_terms(terms);
-        terms.iter().all(|term| {
-            let Some((key, wanted)) = term.split_once('=') else {
+    fn matches(&self, fields: &[(&str, &str)]) -> bool {
+        self.search.terms.iter().all(|term| {
+            let Some((key, wanted)) = super::search::field(term) else {
                 return false;
             };
             let value = fields.iter().find(|(field, _)| *field == key);
-            value.is_some_and(|(_, value)| self.like(wanted.trim_matches('"'), value))
+            value.is_some_and(|(_, value)| self.like(wanted, value))
         })
     }
 
     fn like(&self, wanted: &str, value: &str) -> bool {
-        if self.case_sensitive.as_deref() == Some("true") {
+        if self.query.case_sensitive.as_deref() == Some("true") {
             glob(wanted, value)
         } else {
             glob(&wanted.to_lowercase(), &value.to_lowercase())
@@ -109,29 +125,13 @@ impl ListQuery {
     /// limit), from page N (`search=page N`, pages of `max`) when it asks for one.
     fn window<T>(&self, found: Vec<T>) -> Vec<T> {
         // No `max` is the engine's unlimited page: page 1 holds everything, later pages nothing.
-        let max = self
-            .max
+        let max = (self.query.max)
             .and_then(|m| usize::try_from(m).ok())
             .unwrap_or(usize::MAX);
-        let terms = super::search::terms(self.search.as_deref().unwrap_or_default());
-        let page = page_and_terms(terms).0.unwrap_or(1);
+        let page = self.search.page.unwrap_or(1);
         let skip = page.saturating_sub(1).saturating_mul(max);
         found.into_iter().skip(skip).take(max).collect()
     }
-}
-
-/// A search's `page N` (N from 1) and its other terms.
-fn page_and_terms(terms: Vec<String>) -> (Option<usize>, Vec<String>) {
-    let at = terms.iter().position(|t| t.eq_ignore_ascii_case("page"));
-    let Some(at) = at else {
-        return (None, terms);
-    };
-    let page = terms.get(at + 1).and_then(|n| n.parse().ok());
-    let rest = terms
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| *i != at && *i != at + 1);
-    (page, rest.map(|(_, t)| t).collect())
 }
 
 /// `*` matches any run of characters; everything else itself.
@@ -234,16 +234,17 @@ async fn vms(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
+    let filter = query.filter();
     with_inventory(&engine, |inv| {
         let found: Vec<Value> = inv
             .vms
             .iter()
             .filter(|vm| {
-                query.matches_fields(&[("name", &vm.name), ("status", &vm.status), ("id", &vm.id)])
+                filter.matches(&[("name", &vm.name), ("status", &vm.status), ("id", &vm.id)])
             })
             .map(|vm| vm_json(vm, engine.version))
             .collect();
-        represent(&headers, "vms", &json!({"vm": query.window(found)}))
+        represent(&headers, "vms", &json!({"vm": filter.window(found)}))
     })
 }
 
@@ -308,16 +309,15 @@ async fn disks(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
+    let filter = query.filter();
     with_inventory(&engine, |inv| {
         let found: Vec<Value> = inv
             .disks
             .iter()
-            .filter(|d| {
-                query.matches_fields(&[("name", &d.alias), ("alias", &d.alias), ("id", &d.id)])
-            })
+            .filter(|d| filter.matches(&[("name", &d.alias), ("alias", &d.alias), ("id", &d.id)]))
             .map(|d| disk_json(d, actual_size(&engine, &d.id)))
             .collect();
-        represent(&headers, "disks", &json!({"disk": query.window(found)}))
+        represent(&headers, "disks", &json!({"disk": filter.window(found)}))
     })
 }
 
@@ -624,15 +624,16 @@ async fn named_list(
     Query(query): Query<ListQuery>,
     kind: Kind,
 ) -> Response {
+    let filter = query.filter();
     with_inventory(&engine, |inv| {
         let (_, singular, plural) = kind.names();
         let found: Vec<Value> = kind
             .list(inv)
             .iter()
-            .filter(|x| query.matches(&x.name))
+            .filter(|x| filter.matches_name(&x.name))
             .map(|x| kind.json(x))
             .collect();
-        represent(&headers, plural, &json!({ singular: query.window(found) }))
+        represent(&headers, plural, &json!({ singular: filter.window(found) }))
     })
 }
 
@@ -685,7 +686,7 @@ async fn data_centers(
                 let name = name.trim_matches('"');
                 inv.storage_domains.iter().any(|sd| sd.name == name)
             });
-        let by_name = search.contains("storage.name=") || query.matches("Default");
+        let by_name = search.contains("storage.name=") || query.filter().matches_name("Default");
         let found: Vec<Value> = (holds_domain && by_name)
             .then(data_center_json)
             .into_iter()
@@ -745,21 +746,37 @@ mod tests {
             case_sensitive: case.map(str::to_owned),
             max: None,
         };
-        assert!(query("name=web01", None).matches("WEB01"));
-        assert!(!query("name=web01", Some("true")).matches("WEB01"));
-        assert!(query("name=\"my vm\"", None).matches("my vm"));
-        assert!(query("name=web*", None).matches("web-frontend"));
-        assert!(!query("name=web*1", None).matches("web-frontend"));
-        assert!(!query("status=up", None).matches("web01"));
-        let up = [("name", "web01"), ("status", "up")];
-        assert!(query("name=web* and status=up", None).matches_fields(&up));
-        assert!(!query("name=web* and status=down", None).matches_fields(&up));
+        assert!(query("name=web01", None).filter().matches_name("WEB01"));
         assert!(
-            query("page 2", None).matches_fields(&up),
+            !query("name=web01", Some("true"))
+                .filter()
+                .matches_name("WEB01")
+        );
+        assert!(query("name=\"my vm\"", None).filter().matches_name("my vm"));
+        assert!(
+            query("name=web*", None)
+                .filter()
+                .matches_name("web-frontend")
+        );
+        assert!(
+            !query("name=web*1", None)
+                .filter()
+                .matches_name("web-frontend")
+        );
+        assert!(!query("status=up", None).filter().matches_name("web01"));
+        let up = [("name", "web01"), ("status", "up")];
+        assert!(query("name=web* and status=up", None).filter().matches(&up));
+        assert!(
+            !query("name=web* and status=down", None)
+                .filter()
+                .matches(&up)
+        );
+        assert!(
+            query("page 2", None).filter().matches(&up),
             "paging is not a filter"
         );
         assert!(
-            !query("web01", None).matches_fields(&up),
+            !query("web01", None).filter().matches(&up),
             "free words are not served"
         );
     }
@@ -772,15 +789,24 @@ mod tests {
             max,
         };
         let all = || vec![1, 2, 3, 4, 5];
-        assert_eq!(query(None, None).window(all()), [1, 2, 3, 4, 5]);
-        assert_eq!(query(None, Some(2)).window(all()), [1, 2]);
-        assert_eq!(query(None, Some(-1)).window(all()), [1, 2, 3, 4, 5]);
-        assert_eq!(query(Some("page 3"), Some(2)).window(all()), [5]);
+        assert_eq!(query(None, None).filter().window(all()), [1, 2, 3, 4, 5]);
+        assert_eq!(query(None, Some(2)).filter().window(all()), [1, 2]);
         assert_eq!(
-            query(Some("page 4"), Some(2)).window(all()),
+            query(None, Some(-1)).filter().window(all()),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(query(Some("page 3"), Some(2)).filter().window(all()), [5]);
+        assert_eq!(
+            query(Some("page 4"), Some(2)).filter().window(all()),
             Vec::<i32>::new()
         );
-        assert_eq!(query(Some("page 1"), None).window(all()), [1, 2, 3, 4, 5]);
-        assert_eq!(query(Some("page 2"), None).window(all()), Vec::<i32>::new());
+        assert_eq!(
+            query(Some("page 1"), None).filter().window(all()),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            query(Some("page 2"), None).filter().window(all()),
+            Vec::<i32>::new()
+        );
     }
 }

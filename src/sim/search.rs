@@ -24,6 +24,33 @@ pub(crate) fn terms(search: &str) -> Vec<String> {
         .collect()
 }
 
+/// A search parsed once: its terms, `page N` taken out, and that page.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Search {
+    /// The terms every object must match.
+    pub(crate) terms: Vec<String>,
+    /// The page asked for (from 1).
+    pub(crate) page: Option<usize>,
+}
+
+/// `search` parsed: its [`terms`], with `page N` taken out as the page.
+pub(crate) fn parse(search: &str) -> Search {
+    let mut terms = terms(search);
+    let at = terms.iter().position(|t| t.eq_ignore_ascii_case("page"));
+    let page = at.and_then(|at| {
+        let page = terms.get(at + 1).and_then(|n| n.parse().ok());
+        terms.drain(at..(at + 2).min(terms.len()));
+        page
+    });
+    Search { terms, page }
+}
+
+/// The field and the value (unquoted) of a `FIELD=VALUE` term; `None` for a free word.
+pub(crate) fn field(term: &str) -> Option<(&str, &str)> {
+    term.split_once('=')
+        .map(|(key, value)| (key, value.trim_matches('"')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::terms;

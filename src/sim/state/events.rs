@@ -244,21 +244,17 @@ impl Event {
     /// Whether one term of a search matches: `field=value` for the fields a client searches
     /// on, else words that the description contains (any case).
     pub(crate) fn matches(&self, term: &str) -> bool {
-        let unquoted = |v: &str| v.trim_matches('"').to_lowercase();
-        match term.split_once('=') {
-            Some(("severity", value)) => self.severity == unquoted(value),
-            Some(("type", value)) => self.code.to_string() == unquoted(value),
-            Some(("vm.name", value)) => self
-                .about
-                .vm
-                .as_ref()
-                .is_some_and(|(_, name)| name.to_lowercase() == unquoted(value)),
-            Some(("disk.alias" | "disk.name", value)) => self
-                .about
-                .disk
-                .as_ref()
-                .is_some_and(|(_, alias)| alias.to_lowercase() == unquoted(value)),
-            _ => self.description.to_lowercase().contains(&unquoted(term)),
+        let named = |part: &Option<(String, String)>, value: &str| {
+            part.as_ref()
+                .is_some_and(|(_, name)| name.to_lowercase() == value)
+        };
+        let field = crate::sim::search::field(term);
+        match field.map(|(key, value)| (key, value.to_lowercase())) {
+            Some(("severity", value)) => self.severity == value,
+            Some(("type", value)) => self.code.to_string() == value,
+            Some(("vm.name", value)) => named(&self.about.vm, &value),
+            Some(("disk.alias" | "disk.name", value)) => named(&self.about.disk, &value),
+            _ => (self.description.to_lowercase()).contains(&term.trim_matches('"').to_lowercase()),
         }
     }
 }
