@@ -256,19 +256,18 @@ async fn backup_vm_backs_up_and_reports_a_failed_backup_through_its_event() {
     assert_eq!(code, 0, "{full}");
     assert!(full.contains("completed successfully"), "{full}");
     let first = checkpoint(&full);
-    let (code, incremental) = run_with_config(
-        &sim,
-        home,
-        "backup_vm.py",
-        &[
+    let incremental_from = |checkpoint: &str| {
+        let args = [
             "incremental",
             &vm,
             "--backup-dir",
             backup_dir,
             "--from-checkpoint-uuid",
-            &first,
-        ],
-    );
+            checkpoint,
+        ];
+        run_with_config(&sim, home, "backup_vm.py", &args)
+    };
+    let (code, incremental) = incremental_from(&first);
     assert_eq!(code, 0, "{incremental}");
     let second = checkpoint(&incremental);
 
@@ -276,19 +275,7 @@ async fn backup_vm_backs_up_and_reports_a_failed_backup_through_its_event() {
     // engine's events (searching them for the backup's id).
     let os = sim.disk_id("myvm_os").await;
     sim.admin("lose-bitmap", json!({"disk": os})).await;
-    let (code, failed) = run_with_config(
-        &sim,
-        home,
-        "backup_vm.py",
-        &[
-            "incremental",
-            &vm,
-            "--backup-dir",
-            backup_dir,
-            "--from-checkpoint-uuid",
-            &second,
-        ],
-    );
+    let (code, failed) = incremental_from(&second);
     assert_ne!(code, 0, "{failed}");
     assert!(
         failed.contains("has failed, last reported event: {'code': 10791")
@@ -341,12 +328,10 @@ async fn cancel_transfer_frees_the_disk_with_nobody_polling() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Nobody polls the transfer: the engine ends it by itself and unlocks the disk.
-    for _ in 0..300 {
-        if sim.get(&format!("/disks/{os}")).await["status"] == "ok" {
-            sim.running.shutdown().await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the disk stayed locked after the cancel");
+    let disk = format!("/disks/{os}");
+    sim.until(&disk, "the disk's unlock after the cancel", |d| {
+        d["status"] == "ok"
+    })
+    .await;
+    sim.running.shutdown().await;
 }

@@ -3,25 +3,10 @@
 //! polled again, each end within a bounded wait (read through lists and other objects, which
 //! move nothing on), and the VM can be backed up afterwards instead of answering 409 for ever.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::engine::{Sim, seed};
-
-/// Reads `path` (a list, or an object that does not move on when read) until `done` holds on
-/// it; panics naming `what` after 30 s.
-async fn until(sim: &Sim, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..300 {
-        let body = sim.get(path).await;
-        if done(&body) {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen by itself within 30 s: {path}");
-}
 
 /// The element of list `key` in `body` whose `id` is `id`.
 fn item<'a>(body: &'a Value, key: &str, id: &str) -> Option<&'a Value> {
@@ -48,7 +33,7 @@ async fn work_nobody_polls_finishes_by_itself() {
     let snapshot = made["id"].as_str().expect("id").to_owned();
     assert_eq!(made["snapshot_status"], "locked");
     let snapshots = format!("{vm_href}/snapshots");
-    until(&sim, &snapshots, "the snapshot's creation", |list| {
+    sim.until(&snapshots, "the snapshot's creation", |list| {
         item(list, "snapshot", &snapshot).is_some_and(|s| s["snapshot_status"] == "ok")
     })
     .await;
@@ -64,13 +49,13 @@ async fn work_nobody_polls_finishes_by_itself() {
         .await;
     let backup = started["id"].as_str().expect("id").to_owned();
     let backups = format!("{vm_href}/backups");
-    until(&sim, &backups, "the backup's start", |list| {
+    sim.until(&backups, "the backup's start", |list| {
         item(list, "backup", &backup).is_some_and(|b| b["phase"] == "ready")
     })
     .await;
     sim.post(&format!("{backups}/{backup}/finalize"), json!({}), 200)
         .await;
-    until(&sim, &backups, "the backup's end", |list| {
+    sim.until(&backups, "the backup's end", |list| {
         item(list, "backup", &backup).is_some_and(|b| b["phase"] == "succeeded")
     })
     .await;
@@ -84,14 +69,15 @@ async fn work_nobody_polls_finishes_by_itself() {
     assert_eq!(sim.get(&format!("/disks/{os}")).await["status"], "locked");
     sim.post(&format!("{transfer}/cancel"), json!({}), 200)
         .await;
-    until(&sim, &format!("/disks/{os}"), "the cancel", is_ok).await;
+    sim.until(&format!("/disks/{os}"), "the cancel", is_ok)
+        .await;
 
     // The snapshot removed and never polled: it is gone, its disks unlocked.
     let (status, _) = sim
         .call(Method::DELETE, &format!("{snapshots}/{snapshot}"), None)
         .await;
     assert_eq!(status, 200);
-    until(&sim, &snapshots, "the snapshot's removal", |list| {
+    sim.until(&snapshots, "the snapshot's removal", |list| {
         item(list, "snapshot", &snapshot).is_none()
     })
     .await;
@@ -107,8 +93,7 @@ async fn work_nobody_polls_finishes_by_itself() {
         )
         .await;
     let disk = disk["id"].as_str().expect("id").to_owned();
-    until(
-        &sim,
+    sim.until(
         "/disks?search=name%3Dunpolled",
         "the disk's creation",
         |list| item(list, "disk", &disk).is_some_and(is_ok),

@@ -161,6 +161,19 @@ impl Sim {
         panic!("{path} never reached {key}={want}");
     }
 
+    /// Reads `path` (a list, or an object that does not move on when read) until `done` holds
+    /// on it; panics naming `what` after 30 s.
+    pub async fn until(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..300 {
+            let body = self.get(path).await;
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{what} did not happen by itself within 30 s: {path}");
+    }
+
     /// The VM named `name`.
     pub async fn vm(&self, name: &str) -> Value {
         let search = format!("name=\"{name}\"");
