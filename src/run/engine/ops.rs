@@ -333,14 +333,16 @@ impl EngineClient {
             return Ok(root);
         }
         let (major, minor) = BACKUP_API_SINCE;
+        let since = format!("{major}.{minor}");
         Err(EngineError::Unsupported {
             url: self.api_url().to_owned(),
             product: root.product(),
             feature: "incremental backup API (/vms/{id}/backups)".into(),
-            since: format!("{major}.{minor}"),
-            help: "ovrun takes backups through the engine's backup API; upgrade the engine to \
-                   oVirt or OLVM 4.4 or newer"
-                .into(),
+            help: format!(
+                "ovrun takes backups through the engine's backup API; upgrade the engine to \
+                 oVirt or OLVM {since} or newer"
+            ),
+            since,
         })
     }
 
