@@ -199,8 +199,7 @@ fn capitalized(word: &str) -> String {
     })
 }
 
-/// What an event is about: a VM (with its name) and a disk (with its alias), who did it, and
-/// the client's correlation id.
+/// What an event is about: a VM (with its name) and a disk (with its alias), and who did it.
 #[derive(Debug, Clone, Default)]
 pub struct About {
     /// The VM's id and name.
