@@ -193,3 +193,31 @@ connection.close()
         .map(str::to_owned)
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_that_do_not_answer_leave_the_generic_reason_and_the_full_backup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let config = runner_config(&sim, dir.path(), "web 01");
+    let os = sim.disk_id("web01_os").await;
+    backup_ok(&config, &[]);
+    sim.admin("lose-bitmap", json!({"disk": os})).await;
+    let broken =
+        json!({"method": "GET", "path": "/ovirt-engine/api/events", "status": 500, "count": 10});
+    sim.admin("faults", broken).await;
+    let log = backup_ok(&config, &[]);
+    assert!(
+        log.contains("incremental backup not possible")
+            && log.contains("FULL_VM_BACKUP_NEEDED if a checkpoint's bitmap was lost"),
+        "without the engine's events the generic reason is given:\n{log}"
+    );
+    let points = crate::support::ovrun::manifests(&dir.path().join("backup/web 01"));
+    let kinds: Vec<&str> = points.iter().filter_map(|m| m["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["full", "full"],
+        "the failed incremental became a full"
+    );
+    crate::support::ovrun::verify_ok(&config);
+    sim.running.shutdown().await;
+}
