@@ -30,6 +30,10 @@ pub struct ExportOptions {
     /// Bypass the page cache (`--cache=none --aio=native`), as the official imageio client
     /// does where the file system allows `O_DIRECT`: a writer copies each byte once less.
     pub direct_io: bool,
+    /// Report which layer of the chain holds each block (`--allocation-depth`, as vdsm
+    /// exports): imageio then marks what a layer does not hold as a `hole`, which is how a
+    /// `shallow` transfer tells unchanged blocks from written zeroes.
+    pub allocation_depth: bool,
 }
 
 /// A running export on a unix socket; stopped when dropped.
@@ -98,6 +102,9 @@ fn qemu_nbd(image: &Path, socket: &Path, ready: &Path, options: &ExportOptions) 
     }
     if options.direct_io {
         command.args(["--cache=none", "--aio=native"]);
+    }
+    if options.allocation_depth {
+        command.arg("--allocation-depth");
     }
     if let Some(bitmap) = &options.bitmap {
         command.arg(format!("--bitmap={bitmap}"));

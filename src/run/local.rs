@@ -125,6 +125,7 @@ impl Writer {
                 exit_with_last_client: true,
                 die_with_owner: true,
                 direct_io: !read_only && can_use_direct_io(image),
+                allocation_depth: false,
             },
         )
         .map_err(|e| LocalError::Tool {

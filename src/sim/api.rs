@@ -24,6 +24,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     routes
         .merge(super::vms::routes())
         .merge(super::snapshots::routes())
+        .merge(super::disk_snapshots::routes())
         .merge(super::jobs::routes())
         .merge(super::events::routes())
         .merge(super::devices::routes())

@@ -8,6 +8,8 @@
 //! backup exports. `end_backup` commits the overlay back, and the commit's writes land in the
 //! disk's enabled bitmaps, so the next incremental sees what the guest wrote meanwhile.
 
+mod layers;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;

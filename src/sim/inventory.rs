@@ -222,6 +222,9 @@ pub struct Snapshot {
     pub settle_polls: u32,
     /// Being deleted: gone when `settle_polls` reaches 0.
     pub removing: bool,
+    /// Its layers are being merged (a removal): it stays `locked` until they are.
+    #[serde(default)]
+    pub merging: bool,
 }
 
 /// An object with an id and a name.
@@ -496,6 +499,15 @@ impl Inventory {
         for disk in self.disks.iter_mut().filter(|d| ids.contains(&d.id)) {
             disk.status = status.into();
         }
+    }
+
+    /// The aliases of those of disks `ids` that are `locked`.
+    pub fn locked_disk_aliases(&self, ids: &[String]) -> Vec<String> {
+        let locked = self.disks.iter().filter(|d| d.status == "locked");
+        locked
+            .filter(|d| ids.contains(&d.id))
+            .map(|d| d.alias.clone())
+            .collect()
     }
 
     /// Where VM `vm`'s backup `id` is in [`Self::backups`].

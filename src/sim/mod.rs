@@ -25,6 +25,7 @@ pub mod body;
 pub mod clock;
 pub mod devices;
 pub mod disk;
+pub mod disk_snapshots;
 pub mod events;
 pub mod faults;
 pub mod imageio;
@@ -40,6 +41,7 @@ pub mod snapshots;
 pub mod state;
 pub mod transfers;
 pub mod vms;
+pub mod volumes;
 pub mod xml;
 
 /// What can go wrong running the data plane.

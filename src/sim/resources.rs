@@ -405,8 +405,8 @@ async fn remove_disk(State(engine): State<Arc<Engine>>, Path(id): Path<String>) 
         engine.save(&inventory);
     }
     if let Some(plane) = engine.data_plane.as_ref() {
-        let path = plane.image(&id).path().to_owned();
-        let _ = tokio::task::spawn_blocking(move || fs_err::remove_file(path)).await;
+        let image = plane.image(&id);
+        let _ = tokio::task::spawn_blocking(move || image.remove_files()).await;
     }
     StatusCode::OK.into_response()
 }

@@ -1,9 +1,10 @@
-//! VM snapshots (section 5 of the API page), as a backup tool meets them: the list always holds
-//! the "Active VM" snapshot; a new snapshot is `locked` (its disks too) for one poll, then
-//! `ok`; a deleted one stays `locked` for one poll, then is gone (404). Unpolled, each moves on
-//! after the engine's pace (`crate::sim::clock`). Snapshots conflict with
-//! backups, transfers and each other (409). They are the engine's records only: ovsim's backups
-//! freeze disks themselves (see `disk.rs`), so no snapshot volume is made here.
+//! VM snapshots (section 5 of the API page), with real volumes: creating one turns each covered
+//! disk's active volume into a read-only layer under a new active volume (`disk/layers.rs`);
+//! removing one merges its layers in the background, and it stays `locked` until they are
+//! merged. The list always holds the "Active VM" snapshot. A new snapshot is `locked` (its disks
+//! too) for one poll, then `ok`; a deleted one stays `locked` for a poll after its merge, then
+//! is gone (404). Unpolled, each moves on after the engine's pace (`crate::sim::clock`).
+//! Snapshots conflict with backups, transfers and each other (409).
 
 use std::sync::Arc;
 
@@ -15,12 +16,15 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::SimError;
 use super::body::{Body, Flag, Reference};
 use super::inventory::{Inventory, Snapshot, Vm, id_of};
 use super::login::User;
 use super::reply::{Refusal, created, fault, incomplete, not_found, represent};
+use super::state::data_plane::DataPlane;
 use super::state::events::Audit;
 use super::state::{API, Engine};
+use super::volumes;
 
 /// The routes of snapshots.
 pub fn routes() -> Router<Arc<Engine>> {
@@ -65,6 +69,7 @@ fn active(vm: &Vm) -> Snapshot {
         disks: vm.attachments.iter().map(|a| a.disk.clone()).collect(),
         settle_polls: 0,
         removing: false,
+        merging: false,
     }
 }
 
@@ -145,7 +150,7 @@ fn conflict(inventory: &Inventory, vm: &Vm) -> Option<Response> {
 }
 
 /// `POST …/snapshots`: a `locked` snapshot of the VM's disks (or those the request names),
-/// `ok` after one poll.
+/// whose layers are made before the answer; `ok` after one poll.
 async fn create(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
@@ -153,20 +158,41 @@ async fn create(
     Path(vm_id): Path<String>,
     Body(request): Body<SnapshotRequest>,
 ) -> Response {
+    let snapshot = match begin_snapshot(&engine, &vm_id, request, &user) {
+        Ok(snapshot) => snapshot,
+        Err(refused) => return refused,
+    };
+    if let Err(e) = make_layers(&engine, &snapshot).await {
+        roll_back(&engine, &snapshot);
+        return fault(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Failed to create snapshot {}: {e}", snapshot.description),
+        );
+    }
+    created(&headers, "snapshot", &snapshot_json(&snapshot, "regular"))
+}
+
+/// Records a new `locked` snapshot and locks its disks, unless the VM's state refuses it.
+fn begin_snapshot(
+    engine: &Engine,
+    vm_id: &str,
+    request: SnapshotRequest,
+    user: &str,
+) -> Result<Snapshot, Response> {
     let Some(description) = request.description.filter(|d| !d.is_empty()) else {
-        return incomplete("Snapshot [description] required for add");
+        return Err(incomplete("Snapshot [description] required for add"));
     };
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    let Some(vm) = inventory.vm(&vm_id) else {
-        return not_found();
+    let Some(vm) = inventory.vm(vm_id) else {
+        return Err(not_found());
     };
     if let Some(refused) = conflict(&inventory, vm) {
-        return refused;
+        return Err(refused);
     }
     let disks = snapshot_disks(vm, request.disk_attachments);
     let snapshot = Snapshot {
         id: uuid::Uuid::new_v4().to_string(),
-        vm: vm_id,
+        vm: vm_id.to_owned(),
         description,
         date: chrono::Utc::now().timestamp_millis(),
         status: "locked".into(),
@@ -175,14 +201,64 @@ async fn create(
         disks,
         settle_polls: 1,
         removing: false,
+        merging: false,
     };
     inventory.set_disk_status(&snapshot.disks, "locked");
-    let body = snapshot_json(&snapshot, "regular");
     let creating = Audit::SnapshotCreating(&snapshot.description);
-    engine.audit_vm(&inventory, creating, &snapshot.vm, Some(&user));
-    inventory.snapshots.push(snapshot);
+    engine.audit_vm(&inventory, creating, &snapshot.vm, Some(user));
+    inventory.snapshots.push(snapshot.clone());
     engine.save(&inventory);
-    created(&headers, "snapshot", &body)
+    Ok(snapshot)
+}
+
+/// Makes the snapshot's layer of each of its disks (with the guest held off each disk); a
+/// failure merges back the layers already made.
+async fn make_layers(engine: &Engine, snapshot: &Snapshot) -> Result<(), String> {
+    let Some(plane) = engine.data_plane.as_ref() else {
+        return Ok(());
+    };
+    for (done, disk) in snapshot.disks.iter().enumerate() {
+        let (image, id) = (plane.image(disk), snapshot.id.clone());
+        let made = with_guest_held(plane, disk, move || image.take_snapshot(&id)).await;
+        if let Err(e) = made {
+            for disk in &snapshot.disks[..done] {
+                let (image, id) = (plane.image(disk), snapshot.id.clone());
+                let undone = with_guest_held(plane, disk, move || image.merge_layer(&id, None));
+                if let Err(e) = undone.await {
+                    tracing::warn!(disk = %disk, "merging back a failed snapshot's layer: {e}");
+                }
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `work` on disk `disk`'s images off the async threads, while the guest does not write.
+async fn with_guest_held(
+    plane: &DataPlane,
+    disk: &str,
+    work: impl FnOnce() -> Result<(), SimError> + Send + 'static,
+) -> Result<(), String> {
+    let lock = plane.guest_lock(disk);
+    let ran = tokio::task::spawn_blocking(move || {
+        let _held = lock.lock().expect("guest lock");
+        work()
+    });
+    match ran.await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the volume task failed: {e}")),
+    }
+}
+
+/// A snapshot whose layers could not be made is gone again, its disks unlocked.
+fn roll_back(engine: &Engine, snapshot: &Snapshot) {
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    inventory.snapshots.retain(|s| s.id != snapshot.id);
+    inventory.set_disk_status(&snapshot.disks, "ok");
+    let failed = Audit::SnapshotFailed(&snapshot.description);
+    engine.audit_vm(&inventory, failed, &snapshot.vm, None);
+    engine.save(&inventory);
 }
 
 /// The disks a new snapshot covers: those of the request's attachments that the VM has, or
@@ -230,7 +306,7 @@ async fn poll(
 /// A snapshot being created becomes `ok`, one being removed is gone; its disks are unlocked.
 fn settle(engine: &Engine, inventory: &mut Inventory, index: usize) {
     let snapshot = &mut inventory.snapshots[index];
-    if snapshot.status != "locked" {
+    if snapshot.status != "locked" || snapshot.merging {
         return;
     }
     snapshot.settle_polls = 0;
@@ -261,7 +337,8 @@ pub(crate) fn move_on(engine: &Engine, vm: &str, id: &str, removing: bool) {
     }
 }
 
-/// `DELETE …/snapshots/{id}`: the merge runs "in the background": `locked` for one poll, gone.
+/// `DELETE …/snapshots/{id}`: the layers are merged in the background; the snapshot stays
+/// `locked` until they are and one poll (or the engine's pace) has seen it, then is gone.
 async fn remove(
     State(engine): State<Arc<Engine>>,
     axum::Extension(User(user)): axum::Extension<User>,
@@ -272,16 +349,63 @@ async fn remove(
         Ok(index) => index,
         Err(refused) => return refused.into_response(),
     };
+    let merges: Vec<(String, Option<String>)> = inventory.snapshots[index]
+        .disks
+        .iter()
+        .map(|d| (d.clone(), volumes::child_of(&inventory, &id, d)))
+        .collect();
     let snapshot = &mut inventory.snapshots[index];
     snapshot.status = "locked".into();
     snapshot.removing = true;
+    snapshot.merging = true;
     snapshot.settle_polls = 1;
     let (disks, description) = (snapshot.disks.clone(), snapshot.description.clone());
     inventory.set_disk_status(&disks, "locked");
     let removing = Audit::SnapshotRemoving(&description);
     engine.audit_vm(&inventory, removing, &vm, Some(&user));
     engine.save(&inventory);
+    drop(inventory);
+    tokio::spawn(merge_layers(engine, id, merges));
     StatusCode::OK.into_response()
+}
+
+/// Merges a removed snapshot's layer of each disk into the volume above it; then the snapshot
+/// may go. A failed merge leaves the snapshot `ok` (the engine's "failed to delete").
+async fn merge_layers(engine: Arc<Engine>, id: String, merges: Vec<(String, Option<String>)>) {
+    let mut failure = None;
+    if let Some(plane) = engine.data_plane.as_ref() {
+        for (disk, child) in merges {
+            let (image, snapshot) = (plane.image(&disk), id.clone());
+            let merge = move || image.merge_layer(&snapshot, child.as_deref());
+            if let Err(e) = with_guest_held(plane, &disk, merge).await {
+                tracing::warn!(snapshot = %id, disk = %disk, "merging a layer: {e}");
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let mut inventory = engine.inventory.lock().expect("inventory lock");
+    let Some(snapshot) = inventory.snapshots.iter_mut().find(|s| s.id == id) else {
+        return;
+    };
+    snapshot.merging = false;
+    if failure.is_some() {
+        snapshot.status = "ok".into();
+        snapshot.removing = false;
+        let (disks, vm, description) = (
+            snapshot.disks.clone(),
+            snapshot.vm.clone(),
+            snapshot.description.clone(),
+        );
+        inventory.set_disk_status(&disks, "ok");
+        engine.audit_vm(
+            &inventory,
+            Audit::SnapshotRemovalFailed(&description),
+            &vm,
+            None,
+        );
+    }
+    engine.save(&inventory);
 }
 
 /// Where in the inventory the snapshot `id` of VM `vm` is, when it may be removed: not the
@@ -315,6 +439,16 @@ fn removable_snapshot(inventory: &Inventory, vm: &str, id: &str) -> Result<usize
             "Cannot remove Snapshot. Snapshot is currently being created or removed.",
         ));
     }
+    let locked = inventory.locked_disk_aliases(&inventory.snapshots[index].disks);
+    if !locked.is_empty() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            &format!(
+                "Cannot remove Snapshot: The following disks are locked: {}. Please try again in a few minutes.",
+                locked.join(", ")
+            ),
+        ));
+    }
     Ok(index)
 }
 
@@ -339,15 +473,21 @@ async fn disks(
             None => return not_found(),
         }
     };
+    let active = id == id_of("active-snapshot", &owner.id);
     let found: Vec<Value> = inventory
         .disks
         .iter()
         .filter(|d| ids.contains(&d.id))
         .map(|d| {
+            let image = if active {
+                volumes::chain(&inventory, &d.id).pop().map(|v| v.id)
+            } else {
+                Some(volumes::layer_id(&id, &d.id))
+            };
             json!({"id": d.id, "name": d.alias, "alias": d.alias, "content_type": "data",
                    "format": d.format, "provisioned_size": d.provisioned_size.to_string(),
                    "sparse": "true", "status": d.status, "storage_type": "image",
-                   "snapshot": {"id": id},
+                   "image_id": image, "snapshot": {"id": id},
                    "storage_domains": {"storage_domain": [{"id": d.storage_domain}]}})
         })
         .collect();

@@ -21,7 +21,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::{Body, Number, Reference};
+use super::body::{Body, Flag, Number, Reference};
+use super::disk::DiskImage;
 use super::imageio::Ticket;
 use super::inventory::{Backup, Disk, Inventory};
 use super::login::User;
@@ -29,6 +30,7 @@ use super::reply::{Refusal, action_complete, action_fault, created, fault, not_f
 use super::state::data_plane::{DataPlane, Transfer};
 use super::state::events::Audit;
 use super::state::{API, Engine};
+use super::volumes;
 use crate::qemu::QemuError;
 use crate::qemu::nbd::{ExportOptions, NbdExport};
 
@@ -50,6 +52,8 @@ struct CreateRequest {
     disk: Option<Reference>,
     image: Option<Reference>,
     backup: Option<Reference>,
+    snapshot: Option<Reference>,
+    shallow: Option<Flag>,
     direction: Option<String>,
     format: Option<String>,
     inactivity_timeout: Option<Number>,
@@ -66,7 +70,8 @@ fn transfer_json(id: &str, t: &Transfer) -> Value {
         "active": if t.phase == "transferring" { "true" } else { "false" },
         "direction": t.direction, "format": "raw",
         "inactivity_timeout": t.inactivity_timeout.to_string(),
-        "phase": t.phase, "shallow": "false", "timeout_policy": t.timeout_policy,
+        "phase": t.phase, "shallow": if t.shallow { "true" } else { "false" },
+        "timeout_policy": t.timeout_policy,
         "transferred": "0",
         "image": {"id": t.disk},
         "host": {"href": format!("{API}/hosts/{}", t.host), "id": t.host},
@@ -74,6 +79,9 @@ fn transfer_json(id: &str, t: &Transfer) -> Value {
     });
     if let Some(backup) = &t.backup {
         body["backup"] = json!({"id": backup});
+    }
+    if let Some(volume) = &t.volume {
+        body["snapshot"] = json!({"id": volume});
     }
     body
 }
@@ -93,12 +101,24 @@ async fn list(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response
     )
 }
 
-/// What a transfer exports: the disk's image, with a bitmap for an incremental backup disk.
+/// What a transfer exports: the disk's image, with a bitmap for an incremental backup disk,
+/// or one of its volumes (a disk snapshot), whole or alone (`shallow`).
 struct Plan {
     disk: String,
     size: u64,
     bitmap: Option<String>,
     backup: Option<String>,
+    volume: Option<VolumeView>,
+}
+
+/// A disk snapshot a transfer reads.
+struct VolumeView {
+    /// The disk snapshot's id.
+    id: String,
+    /// The snapshot whose layer it is; `None`: the active volume.
+    layer: Option<String>,
+    /// Only this volume, without its backing chain.
+    shallow: bool,
 }
 
 /// Checks a request against the inventory and locks what the transfer holds.
@@ -114,6 +134,9 @@ fn admit(inventory: &mut Inventory, request: &CreateRequest) -> Result<(Plan, St
 /// Checks the disk a transfer names: a backup's disk is exported as the backup froze it, any
 /// other disk must be free and is locked here.
 fn admit_disk(inventory: &mut Inventory, request: &CreateRequest) -> Result<Plan, Refusal> {
+    if let Some(volume) = request.snapshot.as_ref().and_then(|s| s.id.clone()) {
+        return admit_volume(inventory, request, &volume);
+    }
     let disk_id = requested_disk_id(request)?;
     let Some(disk) = inventory.disks.iter().find(|d| d.id == disk_id) else {
         return Err(Refusal::NotFound);
@@ -129,7 +152,53 @@ fn admit_disk(inventory: &mut Inventory, request: &CreateRequest) -> Result<Plan
         size,
         bitmap: None,
         backup: None,
+        volume: None,
     })
+}
+
+/// Checks a disk snapshot's download: its disk must be `ok` (it may be plugged to a running
+/// VM: its snapshot's layers hold still), and is locked here.
+fn admit_volume(
+    inventory: &mut Inventory,
+    request: &CreateRequest,
+    id: &str,
+) -> Result<Plan, Refusal> {
+    let Some(volume) = volumes::find(inventory, id) else {
+        return Err(Refusal::NotFound);
+    };
+    if request.direction.as_deref() != Some("download") {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot transfer Virtual Disk. A disk snapshot can only be downloaded.",
+        ));
+    }
+    let disk = inventory.disks.iter().find(|d| d.id == volume.disk);
+    let disk = disk.ok_or(Refusal::NotFound)?;
+    if disk.status != "ok" {
+        return Err(locked_disk(&disk.alias));
+    }
+    let size = disk.provisioned_size;
+    inventory.set_disk_status(std::slice::from_ref(&volume.disk), "locked");
+    Ok(Plan {
+        disk: volume.disk,
+        size,
+        bitmap: None,
+        backup: None,
+        volume: Some(VolumeView {
+            id: volume.id,
+            layer: volume.snapshot,
+            shallow: request.shallow.as_ref().is_some_and(Flag::value),
+        }),
+    })
+}
+
+fn locked_disk(alias: &str) -> Refusal {
+    Refusal::fault(
+        StatusCode::CONFLICT,
+        &format!(
+            "Cannot transfer Virtual Disk: The following disks are locked: {alias}. Please try again in a few minutes."
+        ),
+    )
 }
 
 /// The id of the disk (or image) a transfer request names.
@@ -176,6 +245,7 @@ fn backup_disk_plan(
         size: disk.provisioned_size,
         bitmap,
         backup: Some(backup_id),
+        volume: None,
     })
 }
 
@@ -203,12 +273,7 @@ fn ready_backup<'a>(inventory: &'a Inventory, backup_id: &str) -> Result<&'a Bac
 fn check_disk_free(inventory: &Inventory, disk: &Disk) -> Result<(), Refusal> {
     let alias = &disk.alias;
     if disk.status != "ok" {
-        return Err(Refusal::fault(
-            StatusCode::CONFLICT,
-            &format!(
-                "Cannot transfer Virtual Disk: The following disks are locked: {alias}. Please try again in a few minutes."
-            ),
-        ));
+        return Err(locked_disk(alias));
     }
     let running: Vec<&str> = inventory
         .vms
@@ -286,6 +351,8 @@ async fn open_transfer(
         export: Some(export),
         url: plane.imageio.transfer_url(&id),
         backup: plan.backup,
+        volume: plan.volume.as_ref().map(|v| v.id.clone()),
+        shallow: plan.volume.as_ref().is_some_and(|v| v.shallow),
         inactivity_timeout,
         timeout_policy: request.timeout_policy.unwrap_or_else(|| "legacy".into()),
         host,
@@ -309,7 +376,7 @@ async fn start_export(
     read_only: bool,
 ) -> Result<NbdExport, QemuError> {
     let (image, socket, log) = (
-        plane.image(&plan.disk).path().to_owned(),
+        exported_image(plane, plan)?,
         plane.run.join(format!("{id}.sock")),
         plane.run.join(format!("{id}.qemu-nbd.log")),
     );
@@ -320,10 +387,31 @@ async fn start_export(
         exit_with_last_client: false,
         die_with_owner: false,
         direct_io: false,
+        allocation_depth: true,
     };
     tokio::task::spawn_blocking(move || NbdExport::start(&image, &socket, &log, &options))
         .await
         .expect("the export task does not panic")
+}
+
+/// What `qemu-nbd` opens for a planned transfer: the disk's active volume, or a disk
+/// snapshot's volume with its backing chain or (`shallow`) alone.
+fn exported_image(plane: &DataPlane, plan: &Plan) -> Result<std::path::PathBuf, QemuError> {
+    let image = plane.image(&plan.disk);
+    let Some(volume) = &plan.volume else {
+        return Ok(image.path().to_owned());
+    };
+    let path = match &volume.layer {
+        Some(snapshot) => image.layer_path(snapshot),
+        None => image.path().to_owned(),
+    };
+    if !volume.shallow {
+        return Ok(path);
+    }
+    DiskImage::shallow_view(&path).map_err(|e| QemuError::Start {
+        program: "qemu-nbd".into(),
+        why: e.to_string(),
+    })
 }
 
 /// The imageio ticket of transfer `id` over its export.

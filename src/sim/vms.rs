@@ -191,16 +191,9 @@ async fn remove(
         Err(refused) => return refused.into_response(),
     };
     if let Some(plane) = engine.data_plane.as_ref() {
-        let paths: Vec<_> = disks
-            .iter()
-            .map(|d| plane.image(d).path().to_owned())
-            .collect();
-        let _ = tokio::task::spawn_blocking(move || {
-            paths.iter().for_each(|p| {
-                let _ = fs_err::remove_file(p);
-            });
-        })
-        .await;
+        let images: Vec<_> = disks.iter().map(|d| plane.image(d)).collect();
+        let _ =
+            tokio::task::spawn_blocking(move || images.iter().for_each(|i| i.remove_files())).await;
     }
     StatusCode::OK.into_response()
 }

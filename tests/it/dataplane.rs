@@ -74,6 +74,7 @@ async fn a_backup_client_reads_data_and_dirty_extents_through_the_real_daemon() 
             exit_with_last_client: false,
             die_with_owner: false,
             direct_io: false,
+            allocation_depth: false,
         },
     )
     .expect("qemu-nbd");
@@ -183,6 +184,7 @@ async fn export(
             exit_with_last_client: false,
             die_with_owner: false,
             direct_io: false,
+            allocation_depth: false,
         },
     )
     .expect("qemu-nbd");

@@ -49,6 +49,10 @@ pub(crate) struct Transfer {
     pub(crate) export: Option<NbdExport>,
     pub(crate) url: String,
     pub(crate) backup: Option<String>,
+    /// The disk snapshot read, if the transfer reads one.
+    pub(crate) volume: Option<String>,
+    /// Only that volume, without its backing chain.
+    pub(crate) shallow: bool,
     pub(crate) inactivity_timeout: u64,
     pub(crate) timeout_policy: String,
     pub(crate) host: String,

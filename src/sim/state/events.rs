@@ -32,10 +32,14 @@ pub enum Audit<'a> {
     SnapshotCreating(&'a str),
     /// `USER_CREATE_SNAPSHOT_FINISHED_SUCCESS` (68).
     SnapshotCreated(&'a str),
+    /// `USER_CREATE_SNAPSHOT_FINISHED_FAILURE` (69).
+    SnapshotFailed(&'a str),
     /// `USER_REMOVE_SNAPSHOT` (342).
     SnapshotRemoving(&'a str),
     /// `USER_REMOVE_SNAPSHOT_FINISHED_SUCCESS` (356).
     SnapshotRemoved(&'a str),
+    /// `USER_REMOVE_SNAPSHOT_FINISHED_FAILURE` (357).
+    SnapshotRemovalFailed(&'a str),
     /// `TRANSFER_IMAGE_INITIATED` (1031).
     TransferStarted(&'a str),
     /// `TRANSFER_IMAGE_SUCCEEDED` (1032).
@@ -96,6 +100,18 @@ const USER_CREATE_SNAPSHOT_FINISHED_SUCCESS: Message = Message {
     template: "Snapshot '${SnapshotName}' creation for VM '${VmName}' has been completed.",
 };
 
+const USER_CREATE_SNAPSHOT_FINISHED_FAILURE: Message = Message {
+    code: 69,
+    severity: "error",
+    template: "Failed to complete snapshot '${SnapshotName}' creation for VM '${VmName}'.",
+};
+
+const USER_REMOVE_SNAPSHOT_FINISHED_FAILURE: Message = Message {
+    code: 357,
+    severity: "error",
+    template: "Failed to delete snapshot '${SnapshotName}' for VM '${VmName}'.",
+};
+
 const USER_REMOVE_SNAPSHOT: Message = Message {
     code: 342,
     severity: "normal",
@@ -143,6 +159,8 @@ impl Audit<'_> {
             Audit::BackupFinalized(_) => &VM_BACKUP_FINALIZED,
             Audit::SnapshotCreating(_) => &USER_CREATE_SNAPSHOT,
             Audit::SnapshotCreated(_) => &USER_CREATE_SNAPSHOT_FINISHED_SUCCESS,
+            Audit::SnapshotFailed(_) => &USER_CREATE_SNAPSHOT_FINISHED_FAILURE,
+            Audit::SnapshotRemovalFailed(_) => &USER_REMOVE_SNAPSHOT_FINISHED_FAILURE,
             Audit::SnapshotRemoving(_) => &USER_REMOVE_SNAPSHOT,
             Audit::SnapshotRemoved(_) => &USER_REMOVE_SNAPSHOT_FINISHED_SUCCESS,
             Audit::TransferStarted(_) => &TRANSFER_IMAGE_INITIATED,
@@ -163,6 +181,8 @@ impl Audit<'_> {
             | Audit::BackupFinalized(backup) => backup.to_owned(),
             Audit::SnapshotCreating(snapshot)
             | Audit::SnapshotCreated(snapshot)
+            | Audit::SnapshotFailed(snapshot)
+            | Audit::SnapshotRemovalFailed(snapshot)
             | Audit::SnapshotRemoving(snapshot)
             | Audit::SnapshotRemoved(snapshot) => snapshot.to_owned(),
             Audit::TransferStarted(direction)
