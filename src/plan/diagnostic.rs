@@ -77,6 +77,8 @@ pub enum Code {
     KeepsEverything,
     /// A disk interface the engine does not know.
     UnknownDiskInterface,
+    /// A `backup_method` that is not `auto`, `backup_api` or `snapshot`.
+    UnknownBackupMethod,
     /// `auto_restore` without a DR engine to restore into.
     MissingRestoreTarget,
     /// A control character in a string (it could split a line of a generated file).
@@ -91,7 +93,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation and for the test that each has a fixture.
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 33] = [
         Code::Syntax,
         Code::BadJsonText,
         Code::DuplicateKey,
@@ -119,6 +121,7 @@ impl Code {
         Code::BothPasswordForms,
         Code::KeepsEverything,
         Code::UnknownDiskInterface,
+        Code::UnknownBackupMethod,
         Code::MissingRestoreTarget,
         Code::ControlCharacter,
         Code::RelativePath,
@@ -156,6 +159,7 @@ impl Code {
             Code::BothPasswordForms => "ovplan::both-password-forms",
             Code::KeepsEverything => "ovplan::keeps-everything",
             Code::UnknownDiskInterface => "ovplan::unknown-disk-interface",
+            Code::UnknownBackupMethod => "ovplan::unknown-backup-method",
             Code::MissingRestoreTarget => "ovplan::missing-restore-target",
             Code::ControlCharacter => "ovplan::control-character",
             Code::RelativePath => "ovplan::relative-path",

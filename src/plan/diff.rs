@@ -1,5 +1,5 @@
 //! `ovplan diff`: what a policy change does, VM by VM, for code review: schedule, the next runs
-//! before and after, their kinds, retention and restore.
+//! before and after, their kinds, backup method, retention and restore.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -147,6 +147,7 @@ fn facts(vm: &VmPolicy) -> Facts {
                 vm.full.incremental_enabled
             ),
         ),
+        ("backup_method", vm.backup_method.as_str().to_owned()),
         (
             "retention",
             format!(

@@ -59,6 +59,8 @@ pub struct BackupSettings {
     pub default_backup_time: NaiveTime,
     /// Time zone of schedules without one; `None` = host local time.
     pub timezone: Option<String>,
+    /// How the disks of VMs without a method of their own are read.
+    pub backup_method: BackupMethod,
 }
 
 /// How restores into DR are made.
@@ -93,6 +95,8 @@ pub struct VmPolicy {
     pub schedule: Schedule,
     /// Full or incremental.
     pub full: FullPolicy,
+    /// How its disks are read (its own, else `backup_settings`').
+    pub backup_method: BackupMethod,
     /// What to keep.
     pub keep: KeepPolicy,
     /// Restore each new point into DR.
@@ -251,6 +255,48 @@ impl FullFrequency {
             "biweekly" => FullFrequency::Biweekly,
             "monthly" => FullFrequency::Monthly,
             "never" => FullFrequency::Never,
+            _ => return None,
+        })
+    }
+}
+
+/// How `ovrun` reads a VM's disks (issue 13): the engine's incremental backup API (4.4+), VM
+/// snapshots (every engine, every disk), or whichever the engine offers (`auto`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupMethod {
+    /// The backup API where the engine has it, else snapshots.
+    #[default]
+    Auto,
+    /// Only the backup API (an engine without it is a configuration error).
+    BackupApi,
+    /// Only VM snapshots.
+    Snapshot,
+}
+
+impl BackupMethod {
+    /// Every method, in the order the policy's documentation lists them.
+    pub const ALL: [BackupMethod; 3] = [
+        BackupMethod::Auto,
+        BackupMethod::BackupApi,
+        BackupMethod::Snapshot,
+    ];
+
+    /// The policy's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupMethod::Auto => "auto",
+            BackupMethod::BackupApi => "backup_api",
+            BackupMethod::Snapshot => "snapshot",
+        }
+    }
+
+    /// The method a policy word names.
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "auto" => BackupMethod::Auto,
+            "backup_api" => BackupMethod::BackupApi,
+            "snapshot" => BackupMethod::Snapshot,
             _ => return None,
         })
     }

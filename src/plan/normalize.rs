@@ -4,15 +4,15 @@
 //! Defaults (docs/policy.md section 1 and `docs/policy-defaults.md`): incremental on, chains of at
 //! most 10 incrementals, no forced full by age, 02:00, cluster `Default`, `virtio_scsi`,
 //! 60 minutes, suffix `_restored`, no replace, keep the old VM, keep 7 daily / 4 weekly /
-//! 3 monthly with no age limit, full backups weekly from Sunday.
+//! 3 monthly with no age limit, full backups weekly from Sunday, backup method `auto`.
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::model::{
-    BackupSettings, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy, MonthDay, Policy,
-    RestoreSettings, Rule, Schedule, VmPolicy, WeekOfMonth, default_anchor,
+    BackupMethod, BackupSettings, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy,
+    MonthDay, Policy, RestoreSettings, Rule, Schedule, VmPolicy, WeekOfMonth, default_anchor,
 };
 use super::names;
 use super::raw::{
@@ -97,6 +97,17 @@ fn backup_settings(raw: &RawPolicy) -> Result<BackupSettings, NormalizeError> {
         force_full_backup_days: s.force_full_backup_days.unwrap_or(0),
         default_backup_time: time(s.default_backup_time.as_deref(), default_time())?,
         timezone: s.timezone.clone(),
+        backup_method: backup_method(s.backup_method.as_deref(), BackupMethod::Auto)?,
+    })
+}
+
+/// A `backup_method` word, or `default` when there is none.
+fn backup_method(
+    word: Option<&str>,
+    default: BackupMethod,
+) -> Result<BackupMethod, NormalizeError> {
+    word.map_or(Ok(default), |w| {
+        BackupMethod::parse(w).ok_or_else(|| gap(format!("backup method `{w}`")))
     })
 }
 
@@ -135,16 +146,7 @@ fn vm_policy(
     value: &Value,
     settings: &BackupSettings,
 ) -> Result<VmPolicy, NormalizeError> {
-    let policy = match value {
-        Value::String(bits) => RawVmPolicy {
-            enabled: None,
-            schedule: Value::String(bits.clone()),
-            backup_type: Default::default(),
-            retention: Default::default(),
-            auto_restore: None,
-        },
-        _ => RawVmPolicy::deserialize(value).map_err(|e| gap(format!("VM `{name}`: {e}")))?,
-    };
+    let policy = raw_vm_policy(name, value)?;
     let schedule = schedule(&policy.schedule, settings)?;
     let anchor = match schedule.rule {
         Rule::Biweekly { anchor, .. } => anchor,
@@ -155,9 +157,25 @@ fn vm_policy(
         enabled: policy.enabled.unwrap_or(true),
         schedule,
         full: full_policy(&policy.backup_type, settings, anchor)?,
+        backup_method: backup_method(policy.backup_method.as_deref(), settings.backup_method)?,
         keep: keep_policy(&policy.retention),
         auto_restore: policy.auto_restore.unwrap_or(false),
     })
+}
+
+/// A VM's entry as written: a policy object, or (legacy) a bare 7-bit pattern as its schedule.
+fn raw_vm_policy(name: &str, value: &Value) -> Result<RawVmPolicy, NormalizeError> {
+    match value {
+        Value::String(bits) => Ok(RawVmPolicy {
+            enabled: None,
+            schedule: Value::String(bits.clone()),
+            backup_type: RawBackupType::default(),
+            retention: RawRetention::default(),
+            auto_restore: None,
+            backup_method: None,
+        }),
+        _ => RawVmPolicy::deserialize(value).map_err(|e| gap(format!("VM `{name}`: {e}"))),
+    }
 }
 
 /// A VM's `backup_type`, its gaps filled from `backup_settings` and the defaults.
@@ -230,6 +248,7 @@ pub fn schedule_from_json(value: &Value) -> Result<Schedule, NormalizeError> {
         force_full_backup_days: 0,
         default_backup_time: default_time(),
         timezone: None,
+        backup_method: BackupMethod::Auto,
     };
     schedule(value, &settings)
 }
@@ -378,7 +397,21 @@ pub fn to_json(policy: &Policy) -> Value {
     }
     root.insert("backup_directory".into(), json!(policy.backup_directory));
     root.insert("checkpoints_file".into(), json!(policy.checkpoints_file));
-    let s = &policy.backup_settings;
+    root.insert(
+        "backup_settings".into(),
+        settings_json(&policy.backup_settings),
+    );
+    root.insert("restore_settings".into(), restore_json(&policy.restore));
+    let vms: Map<String, Value> = policy
+        .vms
+        .iter()
+        .map(|vm| (vm.name.clone(), vm_json(vm)))
+        .collect();
+    root.insert("vms_config".into(), Value::Object(vms));
+    Value::Object(root)
+}
+
+fn settings_json(s: &BackupSettings) -> Value {
     let mut settings = Map::new();
     settings.insert("incremental_enabled".into(), json!(s.incremental_enabled));
     settings.insert(
@@ -394,15 +427,8 @@ pub fn to_json(policy: &Policy) -> Value {
         json!(hhmm(s.default_backup_time)),
     );
     insert_some(&mut settings, "timezone", s.timezone.as_ref());
-    root.insert("backup_settings".into(), Value::Object(settings));
-    root.insert("restore_settings".into(), restore_json(&policy.restore));
-    let vms: Map<String, Value> = policy
-        .vms
-        .iter()
-        .map(|vm| (vm.name.clone(), vm_json(vm)))
-        .collect();
-    root.insert("vms_config".into(), Value::Object(vms));
-    Value::Object(root)
+    settings.insert("backup_method".into(), json!(s.backup_method.as_str()));
+    Value::Object(settings)
 }
 
 fn engine_json(root: &mut Map<String, Value>, side: &str, engine: &Engine) {
@@ -460,6 +486,7 @@ fn vm_json(vm: &VmPolicy) -> Value {
             "full_backup_frequency": vm.full.frequency.as_str(),
             "full_backup_day": names::weekday_name(vm.full.day),
         },
+        "backup_method": vm.backup_method.as_str(),
         "retention": {
             "keep_daily": vm.keep.daily,
             "keep_weekly": vm.keep.weekly,
@@ -592,5 +619,43 @@ mod tests {
             assert_eq!(seven_bits(bits).expect("valid bits"), rule, "{bits}");
         }
         assert!(seven_bits("0000000").is_err());
+    }
+
+    #[test]
+    fn a_vms_backup_method_overrides_the_settings_which_default_to_auto() {
+        let policy = |settings: Value| {
+            normalize(&json!({
+                "source_ovirt_url": "https://engine.example.com/ovirt-engine/api",
+                "source_ovirt_user": "backup@internal",
+                "backup_directory": "/backup",
+                "backup_settings": settings,
+                "vms_config": {
+                    "own": {"schedule": "1111111", "backup_method": "backup_api"},
+                    "inherits": "1111111",
+                },
+            }))
+            .expect("normalizes")
+        };
+        let methods = |p: &Policy| p.vms.iter().map(|vm| vm.backup_method).collect::<Vec<_>>();
+        let snapshot = policy(json!({"backup_method": "snapshot"}));
+        assert_eq!(
+            methods(&snapshot),
+            [BackupMethod::BackupApi, BackupMethod::Snapshot]
+        );
+        let default = policy(json!({}));
+        assert_eq!(
+            methods(&default),
+            [BackupMethod::BackupApi, BackupMethod::Auto]
+        );
+        let written = to_json(&snapshot);
+        assert_eq!(written["backup_settings"]["backup_method"], "snapshot");
+        assert_eq!(
+            written["vms_config"]["inherits"]["backup_method"],
+            "snapshot"
+        );
+        assert_eq!(
+            to_json(&default)["backup_settings"]["backup_method"],
+            "auto"
+        );
     }
 }

@@ -34,6 +34,7 @@ pub struct RawBackupSettings {
     pub force_full_backup_days: Option<u32>,
     pub default_backup_time: Option<String>,
     pub timezone: Option<String>,
+    pub backup_method: Option<String>,
 }
 
 /// `restore_settings`.
@@ -61,6 +62,7 @@ pub struct RawVmPolicy {
     #[serde(default)]
     pub retention: RawRetention,
     pub auto_restore: Option<bool>,
+    pub backup_method: Option<String>,
 }
 
 /// A schedule object of any type; which fields apply depends on `type` (checked by the schema).

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::diagnostic::{Code, Diagnostic, Mark};
+use super::model::BackupMethod;
 use super::names::{self, MONTHS, WEEKDAYS};
 use super::parse::DuplicateKey;
 use super::source::escape_token;
@@ -112,7 +113,15 @@ impl Rules {
                 "/backup_settings/default_backup_time",
             );
             self.timezone(settings.get("timezone"), "/backup_settings/timezone");
+            self.backup_method(
+                settings.get("backup_method"),
+                "/backup_settings/backup_method",
+            );
         }
+        self.disk_interface(root);
+    }
+
+    fn disk_interface(&mut self, root: &Map<String, Value>) {
         let interface = root
             .get("restore_settings")
             .and_then(|r| r.get("disk_interface"))
@@ -125,6 +134,28 @@ impl Rules {
                     format!("the engine has no disk interface `{interface}`"),
                 )
                 .help(names::suggestion(interface, &names::DISK_INTERFACES)),
+            );
+        }
+    }
+
+    /// A `backup_method` (of `backup_settings` or of a VM) that names no method. Lower case
+    /// only, like the policy's other closed sets; a value of another type is the schema's.
+    fn backup_method(&mut self, method: Option<&Value>, pointer: &str) {
+        let Some(Value::String(word)) = method else {
+            return;
+        };
+        if BackupMethod::parse(word).is_none() {
+            let words = BackupMethod::ALL.map(BackupMethod::as_str);
+            self.push(
+                Diagnostic::new(
+                    Code::UnknownBackupMethod,
+                    pointer,
+                    format!(
+                        "there is no backup method `{word}`; the methods are {}",
+                        words.join(", ")
+                    ),
+                )
+                .help(backup_method_help(word, &words)),
             );
         }
     }
@@ -188,6 +219,10 @@ impl Rules {
         {
             self.weekday(day, &format!("{pointer}/backup_type/full_backup_day"));
         }
+        self.backup_method(
+            policy.get("backup_method"),
+            &child(pointer, "backup_method"),
+        );
         if let Some(retention) = policy.get("retention").and_then(Value::as_object) {
             self.retention(retention, &child(pointer, "retention"));
         }
@@ -438,6 +473,14 @@ impl Rules {
     }
 }
 
+/// "Did you mean" for a near miss (`snapshots`, `SNAPSHOT`), else what each method does.
+fn backup_method_help(word: &str, words: &[&str]) -> String {
+    match names::did_you_mean(word, words.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => "auto reads the disks through the engine's incremental backup API where the engine has it (4.4 and later) and through VM snapshots where it does not; backup_api only through the backup API; snapshot only through VM snapshots (every engine and every disk, raw ones too)".to_owned(),
+    }
+}
+
 /// The keys a restore into DR needs that the policy does not set.
 fn missing_restore_target(root: &Map<String, Value>) -> Vec<&'static str> {
     let domain = root
@@ -516,6 +559,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_backup_method_is_named_with_the_methods() {
+        let doc: Value = serde_json::from_str(
+            r#"{"backup_settings": {"backup_method": "SNAPSHOT"},
+                "vms_config": {"a b": {"schedule": "1111111", "backup_method": "vss"},
+                               "c": {"schedule": "1111111", "backup_method": "backup_api"}}}"#,
+        )
+        .expect("test JSON");
+        let found: Vec<(String, String, Option<String>)> = check(&doc, &[])
+            .into_iter()
+            .filter(|d| d.code == Code::UnknownBackupMethod)
+            .map(|d| (d.pointer, d.message, d.help))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, "/backup_settings/backup_method");
+        assert_eq!(
+            found[0].1,
+            "there is no backup method `SNAPSHOT`; the methods are auto, backup_api, snapshot"
+        );
+        assert_eq!(found[0].2.as_deref(), Some("did you mean `snapshot`?"));
+        assert_eq!(found[1].0, "/vms_config/a b/backup_method");
+        assert!(
+            found[1]
+                .2
+                .as_deref()
+                .is_some_and(|h| h.starts_with("auto reads the disks")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn folded_names_collide() {
         assert_eq!(fold_name(" Web  01 "), fold_name("web 01"));
     }
@@ -561,6 +634,14 @@ mod tests {
             (
                 r#"{"restore_settings": {"disk_interface": "scsi"}}"#,
                 Code::UnknownDiskInterface,
+            ),
+            (
+                r#"{"backup_settings": {"backup_method": "snapshots"}}"#,
+                Code::UnknownBackupMethod,
+            ),
+            (
+                r#"{"vms_config": {"a": {"schedule": "1111111", "backup_method": "Snapshot"}}}"#,
+                Code::UnknownBackupMethod,
             ),
         ];
         for (policy, code) in cases {

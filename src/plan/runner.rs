@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::model::{
-    DiskInterface, Engine, FullFrequency, FullPolicy, Policy, Rule, Schedule, VmPolicy,
+    BackupMethod, DiskInterface, Engine, FullFrequency, FullPolicy, Policy, Rule, Schedule,
+    VmPolicy,
 };
 use super::normalize::{default_time, schedule_from_json, schedule_json};
 use super::schedule::{Calendar, guard_superset};
@@ -54,7 +55,7 @@ pub struct RunnerConfig {
     /// same times of day). `ovrun` runs only when the latest start of the superset at or before
     /// now is a start of the schedule.
     pub due_guard: Option<RunnerSchedule>,
-    /// Full or incremental (policy.md section 3).
+    /// Full or incremental (policy.md section 3), and how the disks are read.
     pub backup: BackupPolicy,
     /// What to keep (policy.md section 4).
     pub retention: Retention,
@@ -79,7 +80,7 @@ pub struct EngineAccess {
     pub ca_file: Option<String>,
 }
 
-/// The full-or-incremental policy, with the settings it inherits.
+/// The full-or-incremental policy, with the settings it inherits, and the backup method.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupPolicy {
@@ -97,6 +98,15 @@ pub struct BackupPolicy {
     pub max_incremental_chain_length: u32,
     /// Rule 5; 0 = off.
     pub force_full_backup_days: u32,
+    /// How the disks are read. Absent means `auto`: written only when it is another method,
+    /// so configs written before issue 13 (and `auto` ones) read and write back unchanged.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub backup_method: BackupMethod,
+}
+
+/// `auto`, the method a runner config does not write (serde passes the field by reference).
+fn is_auto(method: &BackupMethod) -> bool {
+    *method == BackupMethod::Auto
 }
 
 /// Retention.
@@ -348,7 +358,7 @@ pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> Runner
         // Validation refused an unknown zone, so none is dropped here.
         timezone: vm.schedule.timezone.as_deref().and_then(|z| z.parse().ok()),
         due_guard: superset,
-        backup: backup_policy(&vm.full),
+        backup: backup_policy(vm),
         retention: Retention {
             keep_daily: vm.keep.daily,
             keep_weekly: vm.keep.weekly,
@@ -359,7 +369,8 @@ pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> Runner
     }
 }
 
-fn backup_policy(full: &FullPolicy) -> BackupPolicy {
+fn backup_policy(vm: &VmPolicy) -> BackupPolicy {
+    let full = &vm.full;
     BackupPolicy {
         incremental_enabled: full.incremental_enabled,
         full_backup_frequency: full.frequency,
@@ -367,6 +378,7 @@ fn backup_policy(full: &FullPolicy) -> BackupPolicy {
         anchor_date: full.anchor,
         max_incremental_chain_length: full.max_chain_length,
         force_full_backup_days: full.force_full_after_days,
+        backup_method: vm.backup_method,
     }
 }
 
@@ -436,6 +448,11 @@ mod tests {
             ("\"sunday\"", "\"Sunday\"", "backup.full_backup_day"),
             ("\"2024-01-01\"", "\"-024-01-01\"", "backup.anchor_date"),
             (
+                "\"force_full_backup_days\": 7",
+                "\"force_full_backup_days\": 7, \"backup_method\": \"snapshots\"",
+                "backup.backup_method",
+            ),
+            (
                 "\"timezone\": \"Europe/Lisbon\",\n  \"due",
                 "\"timezone\": \"Lisbon\",\n  \"due",
                 "timezone",
@@ -449,5 +466,22 @@ mod tests {
         }
         let error = RunnerConfig::from_json("{").expect_err("not JSON");
         assert_eq!(error.field, None, "{error}");
+    }
+
+    #[test]
+    fn the_backup_method_is_written_when_not_auto_and_absent_means_auto() {
+        let text = config_text();
+        let read = |text: &str| RunnerConfig::from_json(text).expect("reads");
+        let auto = read(&text);
+        assert_eq!(auto.backup.backup_method, BackupMethod::Auto);
+        assert!(!text.contains("backup_method"), "auto is not written");
+        let mut config = auto.clone();
+        config.backup.backup_method = BackupMethod::Snapshot;
+        let written = serde_json::to_string_pretty(&config).expect("JSON");
+        assert!(
+            written.contains("\"backup_method\": \"snapshot\""),
+            "{written}"
+        );
+        assert_eq!(read(&written), config);
     }
 }

@@ -287,28 +287,78 @@ fn unit_names_are_escaped_as_systemd_escape_does() {
     }
 }
 
-#[test]
-fn diff_shows_what_a_policy_change_does() {
+/// `ovplan diff` of the example against the example with `replacements` made.
+fn diff_example(replacements: &[(&str, &str)]) -> crate::support::Run {
     let dir = tempfile::tempdir().expect("temp dir");
-    let old = repo().join("examples/variables.json");
-    let text = std::fs::read_to_string(&old)
-        .expect("example")
-        .replace(
-            r#""pattern": "weekly", "day": "tuesday", "time": "04:45""#,
-            r#""pattern": "weekly", "day": "wednesday", "time": "05:00""#,
-        )
-        .replace(r#""keep_daily": 14"#, r#""keep_daily": 30"#);
+    let mut text =
+        std::fs::read_to_string(repo().join("examples/variables.json")).expect("example");
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
     let new = dir.path().join("new.json");
     std::fs::write(&new, text).expect("write");
-    let result = ovplan_in_repo(&[
+    ovplan_in_repo(&[
         "diff",
         "examples/variables.json",
         new.to_str().expect("utf-8"),
         "--from",
         "2026-11-29T00:00:00Z",
+    ])
+}
+
+#[test]
+fn diff_shows_what_a_policy_change_does() {
+    let result = diff_example(&[
+        (
+            r#""pattern": "weekly", "day": "tuesday", "time": "04:45""#,
+            r#""pattern": "weekly", "day": "wednesday", "time": "05:00""#,
+        ),
+        (r#""keep_daily": 14"#, r#""keep_daily": 30"#),
     ]);
     assert_eq!(result.code, 1, "{}", result.stderr);
     insta::assert_snapshot!(result.stdout);
     let same = ovplan_in_repo(&["diff", "examples/variables.json", "examples/variables.json"]);
     assert_eq!((same.code, same.stdout.as_str()), (0, ""));
+}
+
+/// Issue 13: a VM's own `backup_method` is one VM's change; the settings' one changes every VM
+/// that has none of its own.
+#[test]
+fn diff_shows_a_changed_backup_method() {
+    let own = diff_example(&[(
+        r#""backup_method": "snapshot""#,
+        r#""backup_method": "backup_api""#,
+    )]);
+    assert_eq!(own.code, 1, "{}", own.stderr);
+    insta::assert_snapshot!(own.stdout, @r"
+    VM legacy-intranet: changed
+      backup_method: snapshot -> backup_api
+    ");
+    let settings = diff_example(&[(
+        r#""backup_method": "auto""#,
+        r#""backup_method": "snapshot""#,
+    )]);
+    assert_eq!(settings.code, 1, "{}", settings.stderr);
+    let lines: Vec<&str> = settings.stdout.lines().collect();
+    assert_eq!(lines[0], "policy-wide settings:");
+    assert!(
+        lines[1].contains(r#""backup_method":"auto""#),
+        "{}",
+        lines[1]
+    );
+    let changed = lines
+        .iter()
+        .filter(|l| **l == "  backup_method: auto -> snapshot")
+        .count();
+    assert_eq!(
+        changed, 13,
+        "every VM but legacy-intranet:\n{}",
+        settings.stdout
+    );
+    assert!(
+        !settings.stdout.contains("VM legacy-intranet"),
+        "{}",
+        settings.stdout
+    );
 }
