@@ -23,8 +23,18 @@ pub fn run(program: &str, args: &[&str]) -> Result<Vec<u8>, QemuError> {
     }
     Err(QemuError::Tool {
         command: format!("{program} {}", args.join(" ")),
-        why: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        why: failure_words(&out),
     })
+}
+
+/// What a failed tool said: its error output, else its output (`qemu-io` reports a failed
+/// command on standard output), else its exit status.
+fn failure_words(out: &std::process::Output) -> String {
+    [&out.stderr, &out.stdout]
+        .iter()
+        .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned())
+        .find(|words| !words.is_empty())
+        .unwrap_or_else(|| out.status.to_string())
 }
 
 /// `path` as the UTF-8 argument a tool gets.

@@ -12,19 +12,23 @@
 
 mod disks;
 mod download;
+mod method;
 mod record;
+mod snapshot;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use self::download::Source;
+use self::method::{Chosen, ReadMethod, choose_method};
 use self::record::{export_checkpoint, prune_after_backup, record_success};
-use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest};
+use self::snapshot::remove_leftover_snapshots;
+use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord};
 use super::engine::wait::{Seen, WaitError, wait_until};
 use super::engine::{
     Backup, BackupPhase, BackupRequest, CheckpointState, ContentType, DiskStatus, EngineClient,
-    EngineError, StorageType, Vm, shown,
+    EngineError, StorageType, Vm, VmStatus, shown,
 };
 use super::job::locked_catalog;
 pub use super::job::{Options, Outcome, RunError};
@@ -102,15 +106,20 @@ async fn backup(
     options: &Options,
     catalog: &Catalog,
 ) -> Result<(Manifest, Option<String>), RunError> {
-    let engine = client.require_backup_api().await?;
-    tracing::debug!("engine: {}", engine.product());
+    let method = choose_method(client, config).await?;
+    tracing::info!(vm = %config.vm, "backup method: {} ({})", method.kind.as_str(), method.why);
     let vm = wait_for_vm(client, &config.vm, options).await?;
-    finalize_stale_backups(client, &vm.id, options).await?;
-    let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
     let points = catalog.points()?;
+    let keep = points.last().and_then(|p| method.kept_snapshot(p));
+    remove_leftover_snapshots(client, &vm.id, keep, options).await?;
+    if method.kind == ReadMethod::BackupApi {
+        finalize_stale_backups(client, &vm.id, options).await?;
+    }
+    let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
     let taken_at = unused_second(&points).await;
+    let found = (vm.id.as_str(), points.as_slice(), sources.as_slice());
     let (kind, reason, parent) =
-        choose_kind(client, config, options, &vm.id, &points, &sources, taken_at).await?;
+        choose_kind(client, config, options, found, taken_at, &method).await?;
     let attempt = Attempt {
         client,
         config,
@@ -118,9 +127,14 @@ async fn backup(
         catalog,
         vm_id: &vm.id,
         memory: vm.memory,
+        vm_was_up: vm.status.as_ref().map(|s| *s == VmStatus::Up),
+        method: &method,
         sources: &sources,
         taken_at,
     };
+    if method.kind == ReadMethod::Snapshot {
+        return attempt.take_by_snapshot(kind, &reason, parent).await;
+    }
     match attempt.take(kind, &reason, parent).await {
         Err(RunError::Engine(EngineError::NeedsFull { reason: why, .. })) if parent.is_some() => {
             let fallback = format!("incremental backup not possible ({why}); taking a full backup");
@@ -233,15 +247,15 @@ async fn sources_of(client: &EngineClient, vm_id: &str) -> Result<Vec<Source>, R
     Ok(sources)
 }
 
-/// Full or incremental, why, and the point an incremental builds on.
+/// Full or incremental, why, and the point an incremental builds on; `found` is the VM's id,
+/// the catalog's points and the VM's disks now.
 async fn choose_kind<'p>(
     client: &EngineClient,
     config: &RunnerConfig,
     options: &Options,
-    vm_id: &str,
-    points: &'p [Manifest],
-    sources: &[Source],
+    (vm_id, points, sources): (&str, &'p [Manifest], &[Source]),
     at: DateTime<Utc>,
+    method: &Chosen,
 ) -> Result<(Kind, String, Option<&'p Manifest>), RunError> {
     let policy = config.full_policy();
     let zone = config.zone();
@@ -251,7 +265,7 @@ async fn choose_kind<'p>(
     let Some(last) = points.last() else {
         return Ok((Kind::Full, "no backup exists yet".into(), None));
     };
-    if let Some(why) = chain_unusable(client, vm_id, last, sources).await? {
+    if let Some(why) = chain_unusable(client, (vm_id, last, sources), method).await? {
         return Ok((Kind::Full, why, None));
     }
     let chain_points = Catalog::chain(points, &last.point);
@@ -275,16 +289,17 @@ fn describe(reason: Reason) -> String {
     }
 }
 
-/// Why the last point cannot be built on (rule 2), if it cannot.
+/// Why the last point cannot be built on (rule 2), if it cannot: it was not taken so that this
+/// method can build on it, the VM or its disks are not the same, or the engine lost what
+/// the method builds on (the checkpoint, the kept snapshot).
 async fn chain_unusable(
     client: &EngineClient,
-    vm_id: &str,
-    last: &Manifest,
-    sources: &[Source],
+    (vm_id, last, sources): (&str, &Manifest, &[Source]),
+    method: &Chosen,
 ) -> Result<Option<String>, RunError> {
-    let Some(checkpoint) = &last.checkpoint else {
-        return Ok(Some("the last point has no checkpoint".into()));
-    };
+    if let Some(why) = method.cannot_build_on(last) {
+        return Ok(Some(why));
+    }
     if last.vm_id != vm_id {
         return Ok(Some("the VM was re-created (its id changed)".into()));
     }
@@ -295,8 +310,21 @@ async fn chain_unusable(
     if ours != now {
         return Ok(Some("the VM's disk set changed".into()));
     }
+    match method.kind {
+        ReadMethod::BackupApi => checkpoint_lost(client, vm_id, last).await,
+        ReadMethod::Snapshot => snapshot::kept_snapshot_lost(client, vm_id, last).await,
+    }
+}
+
+/// Why the engine cannot start an incremental from the last point's checkpoint, if it cannot.
+async fn checkpoint_lost(
+    client: &EngineClient,
+    vm_id: &str,
+    last: &Manifest,
+) -> Result<Option<String>, RunError> {
+    let checkpoint = last.checkpoint.as_deref().unwrap_or_default();
     let known = client.checkpoints(vm_id).await?;
-    match known.iter().find(|c| &c.id == checkpoint) {
+    match known.iter().find(|c| c.id == checkpoint) {
         None => Ok(Some(format!(
             "the engine does not know checkpoint {checkpoint} any more"
         ))),
@@ -315,6 +343,9 @@ struct Attempt<'a> {
     catalog: &'a Catalog,
     vm_id: &'a str,
     memory: Option<u64>,
+    /// Whether the VM was running when the run began.
+    vm_was_up: Option<bool>,
+    method: &'a Chosen,
     sources: &'a [Source],
     taken_at: DateTime<Utc>,
 }
@@ -354,6 +385,7 @@ impl Attempt<'_> {
             from_checkpoint: started.from_checkpoint_id.clone(),
             checkpoint,
             memory: self.memory,
+            method: Some(self.method_record(None)),
             disks,
         };
         if let Err(e) = self.catalog.commit(&manifest) {
@@ -361,6 +393,17 @@ impl Attempt<'_> {
             return Err(e.into());
         }
         Ok(manifest)
+    }
+
+    /// The manifest's record of how the point was read (`snapshot`: the one kept for the next
+    /// incremental).
+    fn method_record(&self, snapshot: Option<String>) -> MethodRecord {
+        MethodRecord {
+            name: self.method.kind.as_str().into(),
+            why: self.method.why.clone(),
+            snapshot,
+            vm_was_up: self.vm_was_up,
+        }
     }
 
     /// Starts the engine's backup, then polls until it is ready.

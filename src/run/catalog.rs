@@ -75,7 +75,7 @@ mod scan;
 pub use checkpoints::record_checkpoint;
 pub use error::CatalogError;
 use error::{io, io_at};
-pub use manifest::{ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest};
+pub use manifest::{ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest, MethodRecord};
 pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
 pub use scan::Scan;
 
@@ -517,6 +517,7 @@ mod tests {
             from_checkpoint: None,
             checkpoint: None,
             memory: None,
+            method: None,
             disks: vec![DiskEntry {
                 id: "d".into(),
                 alias: "os".into(),

@@ -62,6 +62,10 @@ pub struct Extent {
     /// Changed since the backup's checkpoint (only in the `dirty` context).
     #[serde(default)]
     pub dirty: bool,
+    /// Not held by the exported volume itself (`zero` context, qcow2 exports with allocation
+    /// depth): in a `shallow` transfer, a block the layer did not write.
+    #[serde(default)]
+    pub hole: bool,
 }
 
 /// A ticket's URL and the client that reaches it.
@@ -260,6 +264,7 @@ mod tests {
             length,
             zero: false,
             dirty: true,
+            hole: false,
         };
         assert_eq!(
             chunks(&[e(0, 10), e(20, 4)], 4),

@@ -302,6 +302,7 @@ mod tests {
                 from_checkpoint: parent.map(|p| format!("cp-{p}")),
                 checkpoint: Some(format!("cp-{id}")),
                 memory: None,
+                method: None,
                 disks,
             })
             .unwrap();

@@ -413,6 +413,7 @@ mod tests {
             from_checkpoint: None,
             checkpoint: None,
             memory: None,
+            method: None,
             disks,
         }
     }

@@ -160,7 +160,7 @@ async fn create(
 ) -> Response {
     let snapshot = match begin_snapshot(&engine, &vm_id, request, &user) {
         Ok(snapshot) => snapshot,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if let Err(e) = make_layers(&engine, &snapshot).await {
         roll_back(&engine, &snapshot);
@@ -178,16 +178,18 @@ fn begin_snapshot(
     vm_id: &str,
     request: SnapshotRequest,
     user: &str,
-) -> Result<Snapshot, Response> {
+) -> Result<Snapshot, Box<Response>> {
     let Some(description) = request.description.filter(|d| !d.is_empty()) else {
-        return Err(incomplete("Snapshot [description] required for add"));
+        return Err(Box::new(incomplete(
+            "Snapshot [description] required for add",
+        )));
     };
     let mut inventory = engine.inventory.lock().expect("inventory lock");
     let Some(vm) = inventory.vm(vm_id) else {
-        return Err(not_found());
+        return Err(Box::new(not_found()));
     };
     if let Some(refused) = conflict(&inventory, vm) {
-        return Err(refused);
+        return Err(Box::new(refused));
     }
     let disks = snapshot_disks(vm, request.disk_attachments);
     let snapshot = Snapshot {

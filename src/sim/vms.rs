@@ -192,8 +192,10 @@ async fn remove(
     };
     if let Some(plane) = engine.data_plane.as_ref() {
         let images: Vec<_> = disks.iter().map(|d| plane.image(d)).collect();
-        let _ =
-            tokio::task::spawn_blocking(move || images.iter().for_each(|i| i.remove_files())).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            images.iter().for_each(super::disk::DiskImage::remove_files)
+        })
+        .await;
     }
     StatusCode::OK.into_response()
 }

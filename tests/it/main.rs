@@ -34,6 +34,7 @@ mod sim_clock;
 mod sim_devices;
 mod sim_faults;
 mod sim_flows;
+mod snapshot_method;
 mod support;
 mod tls;
 mod validate;

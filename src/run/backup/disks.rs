@@ -6,17 +6,39 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::Attempt;
-use super::download::{self, Source, file_names};
+use super::download::{self, Reads, Source, file_names};
 use crate::plan::full::Kind;
 use crate::run::blocksum::{self, BlockSums};
 use crate::run::catalog::{ContentSum, DiskEntry, Manifest};
-use crate::run::engine::{Backup, BackupMode, Disk, TransferRequest};
+use crate::run::engine::{Backup, BackupMode, Disk, ImageTransfer, TransferRequest};
 use crate::run::job::RunError;
 use crate::run::local;
 use crate::run::transfer::{finish_transfer, wait_transferring};
 
+/// Where a disk's point is read from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Origin<'a> {
+    /// The disk in the engine's running backup (this id).
+    Backup(&'a str),
+    /// A snapshot's volume of the disk (this disk snapshot id): whole for a full, its layer
+    /// alone for an incremental.
+    Volume(&'a str),
+}
+
+impl Origin<'_> {
+    /// What the transfer's extents say must be read.
+    fn reads(self, incremental: bool) -> Reads {
+        match (self, incremental) {
+            (_, false) => Reads::Whole,
+            (Origin::Backup(_), true) => Reads::Dirty,
+            (Origin::Volume(_), true) => Reads::Layer,
+        }
+    }
+}
+
 impl Attempt<'_> {
-    /// Every disk of the point, in the VM's order; their manifest entries.
+    /// Every disk of the point from the engine's backup `started`, in the VM's order; their
+    /// manifest entries. A disk is incremental where the point is and the backup reads it so.
     pub(super) async fn transfer_all(
         &self,
         started: &Backup,
@@ -34,28 +56,44 @@ impl Attempt<'_> {
                 )
             })
             .collect();
-        let names = file_names(self.sources);
-        let mut entries = Vec::new();
-        for source in self.sources {
+        let plan = self.sources.iter().map(|source| {
             let incremental = kind == Kind::Incremental
                 && mode_of.get(source.disk.id.as_str()) == Some(&&BackupMode::Incremental);
+            (source, Origin::Backup(&started.id), incremental)
+        });
+        self.read_disks(plan.collect(), point, kind, parent).await
+    }
+
+    /// Reads each planned disk (its source, where from, whether incremental) into the point;
+    /// their manifest entries.
+    pub(super) async fn read_disks(
+        &self,
+        plan: Vec<(&Source, Origin<'_>, bool)>,
+        point: &str,
+        kind: Kind,
+        parent: Option<&Manifest>,
+    ) -> Result<Vec<DiskEntry>, RunError> {
+        let names = file_names(self.sources);
+        let mut entries = Vec::new();
+        for (source, origin, incremental) in plan {
             let parent_disk = parent
                 .filter(|_| incremental)
                 .and_then(|p| p.disks.iter().find(|d| d.id == source.disk.id));
             let file = format!("{point}.{}.{}.qcow2", kind.as_str(), names[&source.disk.id]);
             let entry = self
-                .transfer_disk(started, source, &file, parent_disk)
+                .transfer_disk(origin, source, &file, parent_disk)
                 .await?;
             entries.push(entry);
         }
         Ok(entries)
     }
 
-    /// One disk: an image transfer of the backup, its extents, the data ranges read in
-    /// parallel into a local qcow2; the transfer always finalized.
-    async fn transfer_disk(
+    /// One disk: an image transfer of `origin`, its extents, the data ranges read in parallel
+    /// into a local qcow2 (over `parent`'s file for an incremental); the transfer always
+    /// finalized.
+    pub(super) async fn transfer_disk(
         &self,
-        started: &Backup,
+        origin: Origin<'_>,
         source: &Source,
         file: &str,
         parent: Option<&DiskEntry>,
@@ -66,14 +104,11 @@ impl Attempt<'_> {
             .map(|p| self.catalog.qemu_path(&p.file))
             .transpose()?;
         local::create(&path, size, backing.as_deref())?;
-        let request = TransferRequest::Download {
-            disk: &source.disk.id,
-            backup: &started.id,
-        };
-        let transfer = self.client.create_transfer(request).await?;
+        let transfer = self.open_transfer(origin, source, parent.is_some()).await?;
         let start_sums = self.parent_sums(parent, size);
+        let reads = origin.reads(parent.is_some());
         let moved = self
-            .read_transfer(&transfer.id, &path, parent.is_some(), start_sums, source)
+            .read_transfer(&transfer.id, &path, reads, start_sums, source)
             .await;
         let finished = finish_transfer(self.client, self.options, &transfer.id).await;
         let (bytes, sums) = moved?;
@@ -91,19 +126,40 @@ impl Attempt<'_> {
         Ok(disk_entry(source, file, parent, bytes, sizes, content))
     }
 
+    /// Opens the image transfer that reads `source` from `origin` (an incremental's alone).
+    async fn open_transfer(
+        &self,
+        origin: Origin<'_>,
+        source: &Source,
+        incremental: bool,
+    ) -> Result<ImageTransfer, RunError> {
+        Ok(match origin {
+            Origin::Backup(backup) => {
+                let disk = &source.disk.id;
+                let request = TransferRequest::Download { disk, backup };
+                self.client.create_transfer(request).await?
+            }
+            Origin::Volume(volume) => {
+                self.client
+                    .download_disk_snapshot(volume, incremental)
+                    .await?
+            }
+        })
+    }
+
     /// Waits until transfer `id` is transferring, then reads it into the image at `path`
     /// ([`download::download`]).
     async fn read_transfer(
         &self,
         id: &str,
         path: &Path,
-        incremental: bool,
+        reads: Reads,
         start_sums: Option<BlockSums>,
         source: &Source,
     ) -> Result<(u64, BlockSums), RunError> {
         let url = wait_transferring(self.client, self.options, id).await?;
         let (client, options) = (self.client, self.options);
-        download::download(client, options, &url, path, incremental, start_sums, source).await
+        download::download(client, options, &url, path, reads, start_sums, source).await
     }
 
     /// Where a disk's block digests start: zeroes for a new image, the parent's for an

@@ -15,6 +15,37 @@ use crate::run::job::{Options, RunError, panicked};
 use crate::run::local::{self, Writer};
 use crate::run::workers::{self, progress_bar};
 
+/// What of a disk a transfer's extents say must be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// Every data extent (a full backup).
+    Whole,
+    /// The extents the backup's bitmap marks dirty (a backup-API incremental).
+    Dirty,
+    /// What one snapshot layer holds (a `shallow` transfer): every extent that is not a hole,
+    /// written zeroes included (a snapshot-method incremental).
+    Layer,
+}
+
+impl Reads {
+    /// The imageio extents context that tells it.
+    fn context(self) -> &'static str {
+        match self {
+            Reads::Dirty => "dirty",
+            Reads::Whole | Reads::Layer => "zero",
+        }
+    }
+
+    /// Whether an extent holds what must be read (or zeroed).
+    fn wants(self, extent: &Extent) -> bool {
+        match self {
+            Reads::Whole => true,
+            Reads::Dirty => extent.dirty,
+            Reads::Layer => !extent.hole,
+        }
+    }
+}
+
 /// A disk to back up, as attached to the VM.
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
@@ -34,18 +65,16 @@ pub(crate) async fn download(
     options: &Options,
     url: &str,
     path: &Path,
-    incremental: bool,
+    reads: Reads,
     start_sums: Option<BlockSums>,
     source: &Source,
 ) -> Result<(u64, BlockSums), RunError> {
     let ticket = Ticket::new(client.http().clone(), url);
-    let extents = ticket
-        .extents(if incremental { "dirty" } else { "zero" })
-        .await?;
+    let extents = ticket.extents(reads.context()).await?;
     let size = source.disk.size()?;
-    let (data, zeroes) = plan_reads(&extents, incremental);
+    let (data, zeroes) = plan_reads(&extents, reads);
     let total: u64 = data.iter().map(|e| e.length).sum();
-    log_plan(source.disk.label(), total, incremental, zeroes.len());
+    log_plan(source.disk.label(), total, reads, zeroes.len());
     let writer = Arc::new(Writer::open(path, &options.run_dir)?);
     let bar = progress_bar(options.progress, total, source.disk.label());
     let began = std::time::Instant::now();
@@ -85,12 +114,12 @@ async fn complete_sums(
 }
 
 /// Logs what is to be read.
-fn log_plan(disk: &str, total: u64, incremental: bool, zero_ranges: usize) {
+fn log_plan(disk: &str, total: u64, reads: Reads, zero_ranges: usize) {
     tracing::info!(
         disk = %disk,
         "{} to read ({}), {} zero ranges",
         indicatif::HumanBytes(total),
-        if incremental { "changed blocks" } else { "data" },
+        if reads == Reads::Whole { "data" } else { "changed blocks" },
         zero_ranges
     );
 }
@@ -116,9 +145,10 @@ async fn close(writer: Arc<Writer>) -> Result<(), RunError> {
         .map_err(|e| panicked(&e))??)
 }
 
-/// Extents to read, and (incremental only) dirty ranges that read as zero, to zero locally.
-fn plan_reads(extents: &[Extent], incremental: bool) -> (Vec<Extent>, Vec<Extent>) {
-    let wanted = |e: &&Extent| !incremental || e.dirty;
+/// Extents to read, and (incremental only) changed ranges that read as zero, to zero locally
+/// (over the parent's data).
+fn plan_reads(extents: &[Extent], reads: Reads) -> (Vec<Extent>, Vec<Extent>) {
+    let wanted = |e: &&Extent| reads.wants(e);
     let data = extents
         .iter()
         .filter(wanted)
@@ -128,7 +158,7 @@ fn plan_reads(extents: &[Extent], incremental: bool) -> (Vec<Extent>, Vec<Extent
     let zeroes = extents
         .iter()
         .filter(wanted)
-        .filter(|e| incremental && e.zero)
+        .filter(|e| reads != Reads::Whole && e.zero)
         .copied()
         .collect();
     (data, zeroes)
@@ -409,6 +439,7 @@ mod tests {
             partial: vec![2],
         };
         let zero = |start, length| Extent {
+            hole: false,
             start,
             length,
             zero: true,
@@ -428,23 +459,28 @@ mod tests {
     }
 
     #[test]
-    fn only_data_is_read_and_only_dirty_in_an_incremental() {
-        let e = |start, zero, dirty| Extent {
+    fn only_data_is_read_only_dirty_in_an_incremental_and_no_hole_of_a_layer() {
+        let e = |start, zero, dirty, hole| Extent {
             start,
             length: 1,
             zero,
             dirty,
+            hole,
         };
         let extents = [
-            e(0, false, true),
-            e(1, true, true),
-            e(2, false, false),
-            e(3, true, false),
+            e(0, false, true, false),
+            e(1, true, true, false),
+            e(2, false, false, false),
+            e(3, true, false, true),
         ];
-        let (data, zeroes) = plan_reads(&extents, false);
+        let (data, zeroes) = plan_reads(&extents, Reads::Whole);
         assert_eq!((data.len(), zeroes.len()), (2, 0));
-        let (data, zeroes) = plan_reads(&extents, true);
-        assert_eq!(data, vec![e(0, false, true)]);
-        assert_eq!(zeroes, vec![e(1, true, true)]);
+        let (data, zeroes) = plan_reads(&extents, Reads::Dirty);
+        assert_eq!(data, vec![extents[0]]);
+        assert_eq!(zeroes, vec![extents[1]]);
+        // A layer's written zeroes (no hole) are zeroed over the parent; its holes are not.
+        let (data, zeroes) = plan_reads(&extents, Reads::Layer);
+        assert_eq!(data, vec![extents[0], extents[2]]);
+        assert_eq!(zeroes, vec![extents[1]]);
     }
 }

@@ -36,8 +36,29 @@ pub struct Manifest {
     /// The VM's memory in bytes when the backup started (a restore gives the new VM as much).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
+    /// How the disks were read (absent in points taken before the snapshot method: the
+    /// backup API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<MethodRecord>,
     /// The disks.
     pub disks: Vec<DiskEntry>,
+}
+
+/// How a point's disks were read, and why that way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodRecord {
+    /// `backup_api` or `snapshot`.
+    pub name: String,
+    /// Why: the policy's `backup_method`, and for `auto` what the engine offers.
+    pub why: String,
+    /// The snapshot method's VM snapshot, kept on the engine until the next run: the layer
+    /// above it is what the next incremental reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Whether the VM was running (a crash-consistent point) or down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_was_up: Option<bool>,
 }
 
 /// One disk of a point.

@@ -183,6 +183,7 @@ mod tests {
             from_checkpoint: None,
             checkpoint: Some("c".into()),
             memory: None,
+            method: None,
             disks: Vec::new(),
         };
         std::fs::write(catalog.path("20261129T020000Z.full.os.qcow2"), b"x").unwrap();

@@ -13,10 +13,12 @@
 mod error;
 pub mod ops;
 pub mod session;
+pub mod snapshot_ops;
 pub mod wait;
 pub mod wire;
 
 pub use error::EngineError;
 pub use ops::{BackupRequest, DiskRequest, TransferRequest};
 pub use session::{EngineClient, check_url, https_client, read_password, url_encode};
+pub use snapshot_ops::SnapshotRequest;
 pub use wire::*;

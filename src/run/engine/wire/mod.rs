@@ -194,6 +194,18 @@ impl VmStatus {
 }
 
 wire_enum! {
+    /// A VM snapshot's status.
+    SnapshotStatus {
+        /// Made (or not being removed).
+        Ok = "ok",
+        /// Being made or removed.
+        Locked = "locked",
+        /// Being previewed.
+        InPreview = "in_preview",
+    }
+}
+
+wire_enum! {
     /// A checkpoint's state.
     CheckpointState {
         /// Usable for an incremental backup.

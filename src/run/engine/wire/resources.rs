@@ -3,8 +3,8 @@
 //! phases and statuses they carry are the closed sets of [`super`].
 
 use super::{
-    BackupMode, BackupPhase, CheckpointState, ContentType, DiskStatus, JobStatus, StorageType,
-    TransferPhase, VmStatus, lenient,
+    BackupMode, BackupPhase, CheckpointState, ContentType, DiskStatus, JobStatus, SnapshotStatus,
+    StorageType, TransferPhase, VmStatus, lenient,
 };
 use crate::run::engine::EngineError;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,10 @@ pub struct Disk {
     /// In a backup's disk list: how the backup reads it.
     #[serde(default)]
     pub backup_mode: Option<BackupMode>,
+    /// In a snapshot's disk list: the snapshot's volume of the disk (the disk snapshot an image
+    /// transfer names).
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub image_id: Option<String>,
 }
 
 impl Disk {
@@ -170,6 +174,40 @@ pub struct Backups {
     /// The backups.
     #[serde(default, deserialize_with = "lenient::list")]
     pub backup: Vec<Backup>,
+}
+
+/// A VM snapshot.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Snapshot {
+    /// Id.
+    pub id: String,
+    /// The description (ovrun's start with `ovrun `).
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub description: Option<String>,
+    /// Epoch ms.
+    #[serde(default, deserialize_with = "lenient::signed")]
+    pub date: Option<i64>,
+    /// Its status.
+    #[serde(default)]
+    pub snapshot_status: Option<SnapshotStatus>,
+    /// `active` (the VM's present state: never removed), `regular`, ...
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub snapshot_type: Option<String>,
+}
+
+impl Snapshot {
+    /// Whether it is the VM's present state rather than a snapshot taken.
+    pub fn is_active(&self) -> bool {
+        self.snapshot_type.as_deref() == Some("active")
+    }
+}
+
+/// `GET /vms/{id}/snapshots`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Snapshots {
+    /// The snapshots.
+    #[serde(default, deserialize_with = "lenient::list")]
+    pub snapshot: Vec<Snapshot>,
 }
 
 /// A checkpoint.
