@@ -28,7 +28,7 @@ use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord};
 use super::engine::wait::{Seen, WaitError, wait_until};
 use super::engine::{
     Backup, BackupPhase, BackupRequest, CheckpointState, ContentType, DiskStatus, EngineClient,
-    EngineError, StorageType, Vm, VmStatus, shown,
+    EngineError, StorageType, TransferPhase, Vm, VmStatus, shown,
 };
 use super::job::locked_catalog;
 pub use super::job::{Options, Outcome, RunError};
@@ -109,6 +109,7 @@ async fn backup(
     let method = choose_method(client, config).await?;
     tracing::info!(vm = %config.vm, "backup method: {} ({})", method.kind.as_str(), method.why);
     let vm = wait_for_vm(client, &config.vm, options).await?;
+    end_abandoned_transfers(client, catalog, options).await;
     let points = catalog.points()?;
     let keep = points.last().and_then(|p| method.kept_snapshot(p));
     remove_leftover_snapshots(client, &vm.id, keep, options).await?;
@@ -145,6 +146,24 @@ async fn backup(
             Ok((manifest, Some(fallback)))
         }
         other => other.map(|manifest| (manifest, None)),
+    }
+}
+
+/// Ends the image transfers a killed run left open (noted in the catalog): they hold the
+/// VM's disks locked until the engine's inactivity timeout. What fails is logged; the disks'
+/// wait then covers the rest.
+async fn end_abandoned_transfers(client: &EngineClient, catalog: &Catalog, options: &Options) {
+    for id in catalog.open_transfers() {
+        tracing::warn!(transfer = %id, "ending an image transfer left open by an earlier ovrun that did not finish");
+        let ended = match client.transfer(&id).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            Ok(t) if t.phase.as_ref().is_some_and(TransferPhase::is_finished) => Ok(()),
+            _ => crate::run::transfer::finish_transfer(client, options, &id).await,
+        };
+        match ended.and_then(|()| Ok(catalog.note_transfer(&id, false)?)) {
+            Ok(()) => {}
+            Err(e) => tracing::warn!("transfer {id}: {e}"),
+        }
     }
 }
 

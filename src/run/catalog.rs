@@ -69,6 +69,7 @@ mod checkpoints;
 mod error;
 mod manifest;
 mod naming;
+mod open_transfers;
 mod prune;
 mod scan;
 
@@ -107,8 +108,16 @@ pub const OWNER_FILE: &str = ".vm.json";
 /// `run::restore`): present only while a restore runs, or after one was killed.
 pub const JOURNAL_FILE: &str = ".restore-journal.json";
 
+pub use open_transfers::TRANSFERS_FILE;
+
 /// The catalog's own dotfiles (neither leftovers nor foreign).
-const OWN_DOTFILES: [&str; 4] = [LOCK_FILE, STATUS_FILE, OWNER_FILE, JOURNAL_FILE];
+const OWN_DOTFILES: [&str; 5] = [
+    LOCK_FILE,
+    STATUS_FILE,
+    OWNER_FILE,
+    JOURNAL_FILE,
+    TRANSFERS_FILE,
+];
 
 /// What [`OWNER_FILE`] holds.
 #[derive(Debug, Serialize, Deserialize)]

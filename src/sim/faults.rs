@@ -15,6 +15,8 @@
 //! `POST /ovsim/admin/lose-bitmap` `{"disk": "…", "checkpoint": "…"|null}`: the checkpoint's
 //! bitmap (or all of them) leaves the disk, as after an unclean shutdown.
 //! `POST /ovsim/admin/checkpoint-state` `{"vm": "…", "checkpoint": "…", "state": "invalid"}`.
+//! `POST /ovsim/admin/hold-snapshots` `{"hold": true}`: snapshots being made stay `locked`
+//! (polled or not) until released with `false`, as a snapshot stuck on a host.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,18 @@ pub fn routes() -> axum::Router<Arc<Engine>> {
         .route("/ovsim/admin/cut", post(cut))
         .route("/ovsim/admin/lose-bitmap", post(lose_bitmap))
         .route("/ovsim/admin/checkpoint-state", post(checkpoint_state))
+        .route("/ovsim/admin/hold-snapshots", post(hold_snapshots))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hold {
+    hold: bool,
+}
+
+async fn hold_snapshots(State(engine): State<Arc<Engine>>, Json(hold): Json<Hold>) -> StatusCode {
+    engine.faults.hold_snapshots(hold.hold);
+    StatusCode::NO_CONTENT
 }
 
 /// Middleware: answers an injected fault instead of the route, or after a delay.

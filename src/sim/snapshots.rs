@@ -308,7 +308,8 @@ async fn poll(
 /// A snapshot being created becomes `ok`, one being removed is gone; its disks are unlocked.
 fn settle(engine: &Engine, inventory: &mut Inventory, index: usize) {
     let snapshot = &mut inventory.snapshots[index];
-    if snapshot.status != "locked" || snapshot.merging {
+    let held = !snapshot.removing && engine.faults.snapshots_held();
+    if snapshot.status != "locked" || snapshot.merging || held {
         return;
     }
     snapshot.settle_polls = 0;

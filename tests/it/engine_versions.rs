@@ -1,14 +1,17 @@
 //! Engines older than the backup API (oVirt and OLVM 4.3), as `ovsim serve --engine-version 4.3`
 //! plays them: the API root says which version answers, the backup and checkpoint routes answer
-//! 404 as a 4.3 engine does, and `ovrun backup` names the engine and what it lacks before it
-//! changes anything (exit 2: no retry helps), leaving no point behind.
+//! 404 as a 4.3 engine does. `ovrun backup` with `backup_method: backup_api` names the engine and
+//! what it lacks before it changes anything (exit 2: no retry helps), leaving no point behind;
+//! with `auto` (the default) it takes the point by snapshots there, and by the backup API on the
+//! default 4.5 engine, and the manifest says which and why.
 
 use std::path::Path;
 
 use reqwest::Method;
 
+use crate::snapshot_method::method_config;
 use crate::support::engine::{Sim, seed};
-use crate::support::ovrun::{ovrun, runner_config};
+use crate::support::ovrun::{backup_ok, manifests, ovrun, runner_config};
 
 /// The `rel`s of a VM's links.
 fn links(vm: &serde_json::Value) -> Vec<&str> {
@@ -76,7 +79,7 @@ async fn a_4_3_engine_has_no_backup_api_and_ovrun_backup_names_it() {
         .await;
     assert_eq!(status, 404, "POST a backup on a 4.3 engine");
 
-    let config = runner_config(&sim, dir.path(), "web 01");
+    let config = method_config(&sim, dir.path(), "web 01", "backup_api");
     let config = config.to_str().expect("utf-8");
     let (code, log) = tokio::task::block_in_place(|| ovrun(&["backup", "--config", config]));
     assert_eq!(code, 2, "no retry helps against a 4.3 engine:\n{log}");
@@ -104,6 +107,17 @@ async fn a_4_3_engine_has_no_backup_api_and_ovrun_backup_names_it() {
             .await;
         assert_eq!(disk["status"], "ok", "no disk was left locked: {disk}");
     }
+
+    let auto = runner_config(&sim, dir.path(), "web 01");
+    let log = backup_ok(&auto, &[]);
+    assert!(log.contains("backup method: snapshot"), "{log}");
+    let point = &manifests(&dir.path().join("backup/web 01"))[0];
+    assert_eq!(point["method"]["name"], "snapshot");
+    let why = point["method"]["why"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("auto") && why.contains("4.3.0-ovsim has no backup API"),
+        "{why}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,6 +139,11 @@ async fn the_default_engine_is_4_5_with_the_backup_api() {
     let vm_id = vm["id"].as_str().expect("VM id").to_owned();
     let backups = sim.get(&format!("/vms/{vm_id}/backups")).await;
     assert!(backups.is_object(), "a 4.5 engine lists backups: {backups}");
+    let auto = runner_config(&sim, dir.path(), "web 01");
+    backup_ok(&auto, &[]);
+    let point = &manifests(&dir.path().join("backup/web 01"))[0];
+    assert_eq!(point["method"]["name"], "backup_api", "{point}");
+    assert!(point["checkpoint"].is_string(), "{point}");
 }
 
 #[test]

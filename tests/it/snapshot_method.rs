@@ -168,3 +168,198 @@ async fn snapshot_points_equal_the_disk_at_their_snapshot_and_leave_only_the_kep
     verify_ok(&config);
     sim.running.shutdown().await;
 }
+
+/// A production ovsim, a snapshot-method config for `web 01`, and the VM's id.
+async fn snapshot_setup(dir: &Path) -> (Sim, PathBuf, String) {
+    let sim = Sim::start(&dir.join("prod"), seed()).await;
+    let config = method_config(&sim, dir, "web 01", "snapshot");
+    let vm_id = sim.vm("web 01").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    (sim, config, vm_id)
+}
+
+/// `ovrun backup` with `extra` arguments, expected to fail: its log.
+fn backup_fails(config: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["backup", "--config", config.to_str().expect("utf-8")];
+    args.extend(extra);
+    let (code, log) = tokio::task::block_in_place(|| crate::support::ovrun::ovrun(&args));
+    assert_ne!(code, 0, "the run was expected to fail:\n{log}");
+    log
+}
+
+/// After a failure: no point and no snapshot of that run is left, the catalog verifies, and the
+/// next run takes a good point with only its own snapshot left.
+async fn next_run_is_good(sim: &Sim, config: &Path, vm_id: &str, kinds: &[&str]) {
+    verify_ok(config);
+    backup_ok(config, &[]);
+    verify_ok(config);
+    let vm_dir = config.parent().expect("dir").join("backup/web 01");
+    let points = manifests(&vm_dir);
+    let got: Vec<&str> = points.iter().filter_map(|m| m["kind"].as_str()).collect();
+    assert_eq!(got, kinds);
+    let left = taken_snapshots(sim, vm_id).await;
+    assert_eq!(left.len(), 1, "only the kept snapshot: {left:?}");
+    assert_eq!(
+        json!(left[0].0),
+        points.last().expect("point")["method"]["snapshot"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_or_failed_snapshot_fails_the_run_and_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, config, vm_id) = snapshot_setup(dir.path()).await;
+    let refused = json!({"method": "POST", "path": "/ovirt-engine/api/vms/*/snapshots",
+                         "status": 500, "fault": {"reason": "Operation Failed",
+                         "detail": "[Failed to create snapshot: storage error]"}});
+    sim.admin("faults", refused).await;
+    let log = backup_fails(&config, &[]);
+    assert!(
+        log.contains("storage error"),
+        "the engine's words are told:\n{log}"
+    );
+    assert!(taken_snapshots(&sim, &vm_id).await.is_empty());
+    // Made, then gone while polled: the engine rolled it back (404). This run's snapshot,
+    // found by its description, is removed before the run ends.
+    let vanished = json!({"method": "GET", "path": "/ovirt-engine/api/vms/*/snapshots/*",
+                          "status": 404});
+    sim.admin("faults", vanished).await;
+    let log = backup_fails(&config, &[]);
+    assert!(log.contains("failed to make snapshot"), "{log}");
+    assert!(
+        taken_snapshots(&sim, &vm_id).await.is_empty(),
+        "its snapshot was removed"
+    );
+    next_run_is_good(&sim, &config, &vm_id, &["full"]).await;
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_stuck_locked_is_named_after_a_bounded_wait_and_removed_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, config, vm_id) = snapshot_setup(dir.path()).await;
+    sim.admin("hold-snapshots", json!({"hold": true})).await;
+    let log = backup_fails(&config, &["--engine-lock-wait", "2"]);
+    let left = taken_snapshots(&sim, &vm_id).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "a locked snapshot cannot be removed: {left:?}"
+    );
+    let waited = format!(
+        "waiting for snapshot {} of VM web 01 to be made; last seen: status locked",
+        left[0].0
+    );
+    assert!(
+        log.contains(&waited),
+        "the wait is bounded and names the snapshot:\n{log}"
+    );
+    assert!(log.contains("the next run removes it"), "{log}");
+    sim.admin("hold-snapshots", json!({"hold": false})).await;
+    let log = {
+        verify_ok(&config);
+        backup_ok(&config, &[])
+    };
+    assert!(
+        log.contains("no point builds on it"),
+        "the leftover is removed:\n{log}"
+    );
+    next_run_is_good(&sim, &config, &vm_id, &["full", "incremental"]).await;
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_during_the_transfer_leaves_a_snapshot_the_next_run_removes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, config, vm_id) = snapshot_setup(dir.path()).await;
+    backup_ok(&config, &[]);
+    // The killed run has read its disk and is finalizing its transfer (held 3 s): the
+    // transfer is open on the engine, holding the disk locked.
+    let slow = json!({"method": "POST", "path": "/ovirt-engine/api/imagetransfers/*/finalize",
+                      "status": 0, "delay_ms": 3000});
+    sim.admin("faults", slow).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args(["backup", "--config", config.to_str().expect("utf-8")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ovrun starts");
+    sim.until("/imagetransfers", "the killed run's transfer", |l| {
+        l["image_transfer"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t["phase"] == "transferring"))
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let (status, _) = sim
+        .call(reqwest::Method::DELETE, "/ovsim/admin/faults", None)
+        .await;
+    assert!(status.is_success());
+    let left = taken_snapshots(&sim, &vm_id).await;
+    assert_eq!(left.len(), 2, "the killed run's snapshot is left: {left:?}");
+    let transfers = sim.get("/imagetransfers").await;
+    let open = transfers["image_transfer"].as_array().expect("list").iter();
+    assert!(
+        open.clone().any(|t| t["phase"] == "transferring"),
+        "its transfer is open"
+    );
+    let log = backup_ok(&config, &[]);
+    for words in [
+        "ending an image transfer left open",
+        "no point builds on it",
+    ] {
+        assert!(log.contains(words), "the next run says {words:?}:\n{log}");
+    }
+    next_run_is_good(
+        &sim,
+        &config,
+        &vm_id,
+        &["full", "incremental", "incremental"],
+    )
+    .await;
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_removal_is_retried_and_a_lost_layer_means_a_full() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, config, vm_id) = snapshot_setup(dir.path()).await;
+    backup_ok(&config, &[]);
+    let busy = json!({"method": "DELETE", "path": "/ovirt-engine/api/vms/*/snapshots/*",
+                      "status": 409, "count": 2, "fault": {"reason": "Operation Failed",
+                      "detail": "[Cannot remove Snapshot: The following disks are locked: web01_os.]"}});
+    sim.admin("faults", busy).await;
+    backup_ok(&config, &[]);
+    assert_eq!(
+        taken_snapshots(&sim, &vm_id).await.len(),
+        1,
+        "the older one was removed"
+    );
+    // Someone removes the kept snapshot: the layer above it can no longer be read alone.
+    let kept = taken_snapshots(&sim, &vm_id).await[0].0.clone();
+    let path = format!("/vms/{vm_id}/snapshots/{kept}");
+    let (status, _) = sim.call(reqwest::Method::DELETE, &path, None).await;
+    assert!(status.is_success(), "{status}");
+    sim.until(
+        &format!("/vms/{vm_id}/snapshots"),
+        "the snapshot to go",
+        |l| l["snapshot"].as_array().is_some_and(|a| a.len() == 1),
+    )
+    .await;
+    let log = backup_ok(&config, &[]);
+    assert!(
+        log.contains(&format!("the last point's snapshot {kept} is gone")),
+        "{log}"
+    );
+    next_run_is_good(
+        &sim,
+        &config,
+        &vm_id,
+        &["full", "incremental", "full", "incremental"],
+    )
+    .await;
+    sim.running.shutdown().await;
+}

@@ -105,12 +105,14 @@ impl Attempt<'_> {
             .transpose()?;
         local::create(&path, size, backing.as_deref())?;
         let transfer = self.open_transfer(origin, source, parent.is_some()).await?;
+        self.note_transfer(&transfer.id, true);
         let start_sums = self.parent_sums(parent, size);
         let reads = origin.reads(parent.is_some());
         let moved = self
             .read_transfer(&transfer.id, &path, reads, start_sums, source)
             .await;
         let finished = finish_transfer(self.client, self.options, &transfer.id).await;
+        self.note_transfer(&transfer.id, false);
         let (bytes, sums) = moved?;
         finished?;
         let blocks = file.replace(".qcow2", ".sums");
@@ -145,6 +147,14 @@ impl Attempt<'_> {
                     .await?
             }
         })
+    }
+
+    /// Notes transfer `id` open or ended in the catalog (see `catalog::open_transfers`); a
+    /// note that cannot be written costs only the next run's cleanup of a killed run.
+    fn note_transfer(&self, id: &str, open: bool) {
+        if let Err(e) = self.catalog.note_transfer(id, open) {
+            tracing::warn!("noting transfer {id}: {e}");
+        }
     }
 
     /// Waits until transfer `id` is transferring, then reads it into the image at `path`

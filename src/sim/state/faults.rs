@@ -2,6 +2,7 @@
 //! consumes through the injection middleware.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -46,9 +47,21 @@ fn one() -> u32 {
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Mutex<Vec<FaultRule>>,
+    /// Snapshots being made stay `locked`.
+    held_snapshots: AtomicBool,
 }
 
 impl Faults {
+    /// Holds (or releases) the snapshots being made.
+    pub fn hold_snapshots(&self, hold: bool) {
+        self.held_snapshots.store(hold, Ordering::Relaxed);
+    }
+
+    /// Whether snapshots being made are held `locked`.
+    pub fn snapshots_held(&self) -> bool {
+        self.held_snapshots.load(Ordering::Relaxed)
+    }
+
     /// Adds a fault.
     pub fn add(&self, rule: FaultRule) {
         self.rules.lock().expect("faults lock").push(rule);
