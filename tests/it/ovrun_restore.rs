@@ -555,3 +555,32 @@ async fn a_killed_restores_orphans_are_removed_by_the_next_restore() {
     prod.running.shutdown().await;
     dr.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_method_point_restores_into_dr_equal_to_production() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prod = Sim::start(&dir.path().join("prod"), seed()).await;
+    let dr = Sim::start(&dir.path().join("dr"), dr_seed()).await;
+    let config = restore_config(&prod, &dr, dir.path(), &json!({}));
+    let mut with_method: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("JSON");
+    with_method["backup"]["backup_method"] = json!("snapshot");
+    std::fs::write(&config, with_method.to_string()).expect("config");
+    let (os, data) = (prod.disk_id("web01_os").await, prod.disk_id("web01_data").await);
+    backup_ok(&config, &[]);
+    for (disk, offset, pattern) in [(&os, 8 * MIB, 0x22), (&data, 2 * MIB, 0x23)] {
+        let write = json!({"disk": disk, "offset": offset, "length": 3 * MIB, "pattern": pattern});
+        prod.admin("guest-write", write).await;
+    }
+    let expected = (dir.path().join("os.raw"), dir.path().join("data.raw"));
+    raw_copy(&prod.disk_file(&os), &expected.0);
+    raw_copy(&prod.disk_file(&data), &expected.1);
+    backup_ok(&config, &[]);
+    let points = manifests(&dir.path().join("backup/web 01"));
+    assert_eq!(points[1]["kind"], "incremental");
+    assert_eq!(points[1]["method"]["name"], "snapshot");
+    restore_ok(&config, &[]);
+    assert_restored(&dr, "web 01_dr", &expected, "up").await;
+    prod.running.shutdown().await;
+    dr.running.shutdown().await;
+}
