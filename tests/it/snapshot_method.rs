@@ -363,3 +363,109 @@ async fn a_refused_removal_is_retried_and_a_lost_layer_means_a_full() {
     .await;
     sim.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_the_transfer_removes_the_runs_snapshot_and_keeps_the_older() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sim, config, vm_id) = snapshot_setup(dir.path()).await;
+    backup_ok(&config, &[]);
+    let kept = taken_snapshots(&sim, &vm_id).await;
+    let slow = json!({"method": "POST", "path": "/ovirt-engine/api/imagetransfers/*/finalize",
+                      "status": 0, "delay_ms": 2000});
+    sim.admin("faults", slow).await;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args(["backup", "--config", config.to_str().expect("utf-8")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ovrun starts");
+    sim.until("/imagetransfers", "the run's transfer", |l| {
+        let all = l["image_transfer"].as_array().cloned().unwrap_or_default();
+        all.iter().any(|t| t["phase"] == "transferring")
+    })
+    .await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).expect("exit");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "stopped by a signal:\n{log}");
+    let vm_dir = dir.path().join("backup/web 01");
+    assert_eq!(manifests(&vm_dir).len(), 1, "no point from the stopped run");
+    assert_eq!(
+        taken_snapshots(&sim, &vm_id).await,
+        kept,
+        "its snapshot is gone, the kept stays"
+    );
+    next_run_is_good(&sim, &config, &vm_id, &["full", "incremental"]).await;
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_api_incrementals_stay_exact_across_a_users_snapshot_and_its_removal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let config = runner_config(&sim, dir.path(), "web 01");
+    let vm_dir = dir.path().join("backup/web 01");
+    let vm_id = sim.vm("web 01").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let os = sim.disk_id("web01_os").await;
+    let write = |offset: u64, pattern: u8| json!({"disk": os, "offset": offset, "length": MIB, "pattern": pattern});
+    backup_ok(&config, &[]);
+    // Written before the user's snapshot (in the layer below), and after it (in the top): the
+    // checkpoint's bitmap must hold both.
+    sim.admin("guest-write", write(8 * MIB, 0x31)).await;
+    let snapshot = sim
+        .post(
+            &format!("/vms/{vm_id}/snapshots"),
+            json!({"description": "before upgrade", "persist_memorystate": false}),
+            201,
+        )
+        .await;
+    let id = snapshot["id"].as_str().expect("id").to_owned();
+    sim.wait_for(
+        &format!("/vms/{vm_id}/snapshots/{id}"),
+        "snapshot_status",
+        "ok",
+        &[],
+    )
+    .await;
+    sim.admin("guest-write", write(16 * MIB, 0x32)).await;
+    let mut expected = vec![dir.path().join("at-1.raw")];
+    raw_copy(&sim.disk_file(&os), &expected[0]);
+    backup_ok(&config, &[]);
+    // The user removes the snapshot (its layer is merged), the guest writes again.
+    let (status, _) = sim
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/vms/{vm_id}/snapshots/{id}"),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    sim.until(&format!("/vms/{vm_id}/snapshots"), "the merge", |l| {
+        l["snapshot"].as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    sim.admin("guest-write", write(24 * MIB, 0x33)).await;
+    expected.push(dir.path().join("at-2.raw"));
+    raw_copy(&sim.disk_file(&os), &expected[1]);
+    backup_ok(&config, &[]);
+    let points = manifests(&vm_dir);
+    let kinds: Vec<&str> = points.iter().filter_map(|m| m["kind"].as_str()).collect();
+    assert_eq!(kinds, ["full", "incremental", "incremental"]);
+    for (point, at) in points[1..].iter().zip(&expected) {
+        let entry = disk(point, "web01_os");
+        let file = vm_dir.join(entry["file"].as_str().expect("file"));
+        assert!(
+            same_content(&file, at),
+            "{} equals the disk",
+            point["point"]
+        );
+        assert_eq!(
+            entry["bytes_transferred"].as_u64(),
+            Some(if at == &expected[0] { 2 * MIB } else { MIB })
+        );
+    }
+    sim.running.shutdown().await;
+}
