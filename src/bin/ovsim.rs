@@ -132,6 +132,8 @@ enum AdminAction {
     LoseBitmap,
     /// Set a checkpoint's state (`invalid`).
     CheckpointState,
+    /// Hold snapshots being made `locked` (`{"hold": true}`), or release them.
+    HoldSnapshots,
 }
 
 impl AdminAction {
@@ -144,6 +146,7 @@ impl AdminAction {
             AdminAction::Cut => (reqwest::Method::POST, "cut"),
             AdminAction::LoseBitmap => (reqwest::Method::POST, "lose-bitmap"),
             AdminAction::CheckpointState => (reqwest::Method::POST, "checkpoint-state"),
+            AdminAction::HoldSnapshots => (reqwest::Method::POST, "hold-snapshots"),
         }
     }
 }
