@@ -108,15 +108,7 @@ async fn backup(
 ) -> Result<(Manifest, Option<String>), RunError> {
     let method = choose_method(client, config).await?;
     tracing::info!(vm = %config.vm, "backup method: {} ({})", method.kind.as_str(), method.why);
-    let vm = wait_for_vm(client, &config.vm, options).await?;
-    end_abandoned_transfers(client, catalog, options).await;
-    let points = catalog.points()?;
-    let keep = points.last().and_then(|p| method.kept_snapshot(p));
-    remove_leftover_snapshots(client, &vm.id, keep, options).await?;
-    if method.kind == ReadMethod::BackupApi {
-        finalize_stale_backups(client, &vm.id, options).await?;
-    }
-    let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
+    let (vm, points, sources) = prepare(client, (config, options, catalog), &method).await?;
     let taken_at = unused_second(&points).await;
     let found = (vm.id.as_str(), points.as_slice(), sources.as_slice());
     let (kind, reason, parent) =
@@ -133,20 +125,30 @@ async fn backup(
         sources: &sources,
         taken_at,
     };
-    if method.kind == ReadMethod::Snapshot {
-        return attempt.take_by_snapshot(kind, &reason, parent).await;
+    match method.kind {
+        ReadMethod::Snapshot => attempt.take_by_snapshot(kind, &reason, parent).await,
+        ReadMethod::BackupApi => attempt.take_or_fall_back(kind, &reason, parent).await,
     }
-    match attempt.take(kind, &reason, parent).await {
-        Err(RunError::Engine(EngineError::NeedsFull { reason: why, .. })) if parent.is_some() => {
-            let fallback = format!("incremental backup not possible ({why}); taking a full backup");
-            tracing::warn!("{fallback}");
-            let manifest = attempt
-                .take(Kind::Full, "fallback after a failed incremental", None)
-                .await?;
-            Ok((manifest, Some(fallback)))
-        }
-        other => other.map(|manifest| (manifest, None)),
+}
+
+/// Before a point: the VM once unlocked, what a killed run left on the engine ended (its
+/// transfers, its snapshots but the kept one, its backups), the catalog's points, and the
+/// VM's disks once unlocked.
+async fn prepare(
+    client: &EngineClient,
+    (config, options, catalog): (&RunnerConfig, &Options, &Catalog),
+    method: &Chosen,
+) -> Result<(Vm, Vec<Manifest>, Vec<Source>), RunError> {
+    let vm = wait_for_vm(client, &config.vm, options).await?;
+    end_abandoned_transfers(client, catalog, options).await;
+    let points = catalog.points()?;
+    let keep = points.last().and_then(|p| method.kept_snapshot(p));
+    remove_leftover_snapshots(client, &vm.id, keep, options).await?;
+    if method.kind == ReadMethod::BackupApi {
+        finalize_stale_backups(client, &vm.id, options).await?;
     }
+    let sources = wait_for_disks(client, &vm.id, &config.vm, options).await?;
+    Ok((vm, points, sources))
 }
 
 /// Ends the image transfers a killed run left open (noted in the catalog): they hold the
@@ -370,6 +372,30 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    /// Takes the point through the backup API; an incremental the engine cannot take is taken
+    /// again as a full (the manifest, and the fallback's words).
+    async fn take_or_fall_back(
+        &self,
+        kind: Kind,
+        reason: &str,
+        parent: Option<&Manifest>,
+    ) -> Result<(Manifest, Option<String>), RunError> {
+        match self.take(kind, reason, parent).await {
+            Err(RunError::Engine(EngineError::NeedsFull { reason: why, .. }))
+                if parent.is_some() =>
+            {
+                let fallback =
+                    format!("incremental backup not possible ({why}); taking a full backup");
+                tracing::warn!("{fallback}");
+                let manifest = self
+                    .take(Kind::Full, "fallback after a failed incremental", None)
+                    .await?;
+                Ok((manifest, Some(fallback)))
+            }
+            other => other.map(|manifest| (manifest, None)),
+        }
+    }
+
     /// Takes the point: starts the engine's backup, transfers every disk, always finalizes;
     /// then writes the manifest and the checkpoints file.
     async fn take(

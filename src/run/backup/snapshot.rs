@@ -243,25 +243,9 @@ impl Attempt<'_> {
         &self,
         snapshot: &Snapshot,
         point: &str,
-        (kind, reason, parent): (Kind, &str, Option<&Manifest>),
+        chosen: (Kind, &str, Option<&Manifest>),
     ) -> Result<(Manifest, Option<String>), RunError> {
-        let gap = match parent {
-            Some(parent) => self.layer_gap(parent, snapshot).await?,
-            None => None,
-        };
-        let fallback = gap.map(|why| {
-            let words = format!("incremental backup not possible ({why}); taking a full backup");
-            tracing::warn!("{words}");
-            words
-        });
-        let (kind, reason, parent) = match &fallback {
-            Some(_) => (
-                Kind::Full,
-                "fallback: the engine cannot give the layer",
-                None,
-            ),
-            None => (kind, reason, parent),
-        };
+        let (fallback, (kind, reason, parent)) = self.layer_or_full(snapshot, chosen).await?;
         tracing::info!(vm = %self.config.vm, point = %point, "{} backup by snapshot: {reason}", kind.as_str());
         let disks = self.read_volumes(snapshot, point, kind, parent).await?;
         let manifest = Manifest {
@@ -282,6 +266,29 @@ impl Attempt<'_> {
         };
         self.catalog.commit(&manifest)?;
         Ok((manifest, fallback))
+    }
+
+    /// The chosen kind, or a full (and the fallback's words) when an incremental's layer is not
+    /// what the engine gives ([`Self::layer_gap`]).
+    async fn layer_or_full<'m>(
+        &self,
+        snapshot: &Snapshot,
+        chosen: (Kind, &'m str, Option<&'m Manifest>),
+    ) -> Result<(Option<String>, (Kind, &'m str, Option<&'m Manifest>)), RunError> {
+        let Some(parent) = chosen.2 else {
+            return Ok((None, chosen));
+        };
+        let Some(why) = self.layer_gap(parent, snapshot).await? else {
+            return Ok((None, chosen));
+        };
+        let words = format!("incremental backup not possible ({why}); taking a full backup");
+        tracing::warn!("{words}");
+        let full = (
+            Kind::Full,
+            "fallback: the engine cannot give the layer",
+            None,
+        );
+        Ok((Some(words), full))
     }
 
     /// Why the new snapshot's layer is not exactly what was written since `parent`'s kept
