@@ -15,6 +15,7 @@ mod download;
 mod method;
 mod record;
 mod snapshot;
+mod vm_config;
 
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use self::download::Source;
 use self::method::{Chosen, ReadMethod, choose_method};
 use self::record::{export_checkpoint, prune_after_backup, record_success};
 use self::snapshot::remove_leftover_snapshots;
-use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord};
+use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord, VmConfig};
 use super::engine::wait::{Seen, WaitError, wait_until};
 use super::engine::{
     Backup, BackupPhase, BackupRequest, CheckpointState, ContentType, DiskStatus, EngineClient,
@@ -121,6 +122,7 @@ async fn backup(
         vm_id: &vm.id,
         memory: vm.memory,
         vm_was_up: vm.status.as_ref().map(|s| *s == VmStatus::Up),
+        vm_config: recorded_config(client, &vm.id, &sources).await,
         method: &method,
         sources: &sources,
         taken_at,
@@ -128,6 +130,22 @@ async fn backup(
     match method.kind {
         ReadMethod::Snapshot => attempt.take_by_snapshot(kind, &reason, parent).await,
         ReadMethod::BackupApi => attempt.take_or_fall_back(kind, &reason, parent).await,
+    }
+}
+
+/// The VM's configuration for the point; a point without it still restores (production's
+/// memory only), so a failure to read it is a warning.
+async fn recorded_config(
+    client: &EngineClient,
+    vm_id: &str,
+    sources: &[Source],
+) -> Option<VmConfig> {
+    match vm_config::read_vm_config(client, vm_id, sources).await {
+        Ok(config) => Some(config),
+        Err(e) => {
+            tracing::warn!("the VM's configuration is not recorded in this point: {e}");
+            None
+        }
     }
 }
 
@@ -262,6 +280,7 @@ async fn sources_of(client: &EngineClient, vm_id: &str) -> Result<Vec<Source>, R
                 disk,
                 interface: attachment.interface.unwrap_or_else(|| "virtio_scsi".into()),
                 bootable: attachment.bootable.unwrap_or(false),
+                logical_name: attachment.logical_name,
             });
         }
     }
@@ -366,6 +385,8 @@ struct Attempt<'a> {
     memory: Option<u64>,
     /// Whether the VM was running when the run began.
     vm_was_up: Option<bool>,
+    /// Its configuration when the run began.
+    vm_config: Option<VmConfig>,
     method: &'a Chosen,
     sources: &'a [Source],
     taken_at: DateTime<Utc>,
@@ -431,6 +452,7 @@ impl Attempt<'_> {
             checkpoint,
             memory: self.memory,
             method: Some(self.method_record(None)),
+            config: self.vm_config.clone(),
             disks,
         };
         if let Err(e) = self.catalog.commit(&manifest) {

@@ -72,11 +72,15 @@ mod naming;
 mod open_transfers;
 mod prune;
 mod scan;
+mod vm_config;
 
 pub use checkpoints::record_checkpoint;
 pub use error::CatalogError;
 use error::{io, io_at};
 pub use manifest::{ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest, MethodRecord};
+pub use vm_config::{
+    AttachmentConfig, CpuTopology, HighAvailability, MemoryConfig, NicConfig, VmConfig,
+};
 pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
 pub use scan::Scan;
 
@@ -527,6 +531,7 @@ mod tests {
             checkpoint: None,
             memory: None,
             method: None,
+            config: None,
             disks: vec![DiskEntry {
                 id: "d".into(),
                 alias: "os".into(),

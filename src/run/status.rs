@@ -303,6 +303,7 @@ mod tests {
                 checkpoint: Some(format!("cp-{id}")),
                 memory: None,
                 method: None,
+                config: None,
                 disks,
             })
             .unwrap();

@@ -414,6 +414,7 @@ mod tests {
             checkpoint: None,
             memory: None,
             method: None,
+            config: None,
             disks,
         }
     }

@@ -566,7 +566,10 @@ async fn a_snapshot_method_point_restores_into_dr_equal_to_production() {
         serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("JSON");
     with_method["backup"]["backup_method"] = json!("snapshot");
     std::fs::write(&config, with_method.to_string()).expect("config");
-    let (os, data) = (prod.disk_id("web01_os").await, prod.disk_id("web01_data").await);
+    let (os, data) = (
+        prod.disk_id("web01_os").await,
+        prod.disk_id("web01_data").await,
+    );
     backup_ok(&config, &[]);
     for (disk, offset, pattern) in [(&os, 8 * MIB, 0x22), (&data, 2 * MIB, 0x23)] {
         let write = json!({"disk": disk, "offset": offset, "length": 3 * MIB, "pattern": pattern});

@@ -52,6 +52,8 @@ pub(crate) struct Source {
     pub(crate) disk: Disk,
     pub(crate) interface: String,
     pub(crate) bootable: bool,
+    /// The guest's name for it, when the guest agent said.
+    pub(crate) logical_name: Option<String>,
 }
 
 /// Reads what must be read from the transfer at `url` into the local image at `path`; the

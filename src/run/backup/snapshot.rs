@@ -262,6 +262,7 @@ impl Attempt<'_> {
             checkpoint: None,
             memory: self.memory,
             method: Some(self.method_record(Some(snapshot.id.clone()))),
+            config: self.vm_config.clone(),
             disks,
         };
         self.catalog.commit(&manifest)?;

@@ -40,6 +40,10 @@ pub struct Manifest {
     /// backup API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<MethodRecord>,
+    /// The VM's configuration at the point (absent in points taken before issue 16: a restore
+    /// then gives the DR VM production's memory only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<super::VmConfig>,
     /// The disks.
     pub disks: Vec<DiskEntry>,
 }

@@ -184,6 +184,7 @@ mod tests {
             checkpoint: Some("c".into()),
             memory: None,
             method: None,
+            config: None,
             disks: Vec::new(),
         };
         std::fs::write(catalog.path("20261129T020000Z.full.os.qcow2"), b"x").unwrap();

@@ -11,6 +11,7 @@
 //!   uses.
 
 mod error;
+pub mod config_ops;
 pub mod ops;
 pub mod session;
 pub mod snapshot_ops;
@@ -21,4 +22,5 @@ pub use error::EngineError;
 pub use ops::{BackupRequest, DiskRequest, TransferRequest};
 pub use session::{EngineClient, check_url, https_client, read_password, url_encode};
 pub use snapshot_ops::SnapshotRequest;
+pub use config_ops::NicRequest;
 pub use wire::*;

@@ -10,7 +10,9 @@ use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod config;
 mod resources;
+pub use config::*;
 pub use resources::*;
 
 /// An enum of the engine's words: `Deserialize` from the text (a value it does not know becomes

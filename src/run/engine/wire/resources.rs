@@ -74,6 +74,9 @@ pub struct DiskAttachment {
     /// Plugged.
     #[serde(default, deserialize_with = "lenient::flag")]
     pub active: Option<bool>,
+    /// The guest's name for the disk (`/dev/sda`), when the guest agent reports it.
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub logical_name: Option<String>,
 }
 
 /// `GET /vms/{id}/diskattachments`.
