@@ -2,7 +2,8 @@
 //! backups (started, the failed incremental that needs a full, finalized), their image
 //! transfers, and a snapshot's creation and removal, with the engine's codes and words; then
 //! read back with `from`, `max` and `search`, in JSON here and in XML by the official Python
-//! SDK. `ovrun` quotes the event that says why an incremental had to become a full.
+//! SDK. `ovrun` quotes the event that says why an incremental had to become a full. An
+//! application adds its own events (`POST /events`), once per custom id for its origin.
 
 use std::process::Command;
 
@@ -219,5 +220,57 @@ async fn events_that_do_not_answer_leave_the_generic_reason_and_the_full_backup(
         "the failed incremental became a full"
     );
     crate::support::ovrun::verify_ok(&config);
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_application_adds_its_own_events_once_per_custom_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("state"), seed()).await;
+    let vm = sim.vm("web 01").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let event = |origin: &str, severity: &str, custom_id: u64| {
+        json!({"origin": origin, "severity": severity, "custom_id": custom_id.to_string(),
+               "description": "Backup of web 01 is starting.", "vm": {"id": vm}})
+    };
+    let added = sim
+        .post("/events", event("mybackup", "warning", 7), 201)
+        .await;
+    assert_eq!(
+        (&added["code"], &added["origin"], &added["custom_id"]),
+        (&json!("9802"), &json!("mybackup"), &json!("7"))
+    );
+    assert_eq!(added["vm"]["id"], vm.as_str());
+    let listed = sim.get("/events?search=origin%3Dmybackup").await;
+    assert_eq!(
+        listed["event"][0]["description"],
+        "Backup of web 01 is starting."
+    );
+    assert_eq!(listed["event"][0]["severity"], "warning");
+    let by_vm = sim.get("/events?search=vm.name%3D%22web%2001%22").await;
+    assert_eq!(by_vm["event"][0]["index"], added["index"]);
+
+    for (body, status, words) in [
+        (
+            event("mybackup", "normal", 7),
+            409,
+            "this custom id already exists",
+        ),
+        (event("oVirt", "normal", 8), 409, "Illegal Origin"),
+        (event("mybackup", "loud", 8), 400, "severity"),
+        (
+            json!({"origin": "mybackup", "severity": "normal"}),
+            400,
+            "required for add",
+        ),
+    ] {
+        let (got, fault) = sim.call(reqwest::Method::POST, "/events", Some(body)).await;
+        let detail = fault["detail"].as_str().unwrap_or_default();
+        assert!(got == status && detail.contains(words), "{got} {fault}");
+    }
+    sim.post("/events", event("othertool", "normal", 7), 201)
+        .await;
     sim.running.shutdown().await;
 }

@@ -1,7 +1,9 @@
 //! The engine's audit log, as `/events` serves it (`crate::sim::events`): what backups,
-//! snapshots and image transfers write, with the engine's codes, severities and words (its
-//! `AuditLogType` and `AuditLogMessages.properties`), under a strictly increasing index. It is
-//! bounded: the oldest events go first, as the engine's audit log cleanup drops them.
+//! snapshots, image transfers and disk attachments write, with the engine's codes, severities
+//! and words (its `AuditLogType` and `AuditLogMessages.properties`), and the events applications
+//! add themselves (external events: their origin, their own id, their words), under a strictly
+//! increasing index. It is bounded: the oldest events go first, as the engine's audit log
+//! cleanup drops them.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -48,6 +50,10 @@ pub enum Audit<'a> {
     TransferCancelled(&'a str),
     /// `TRANSFER_IMAGE_FAILED` (1034).
     TransferFailed(&'a str),
+    /// `USER_ATTACH_DISK_TO_VM` (2016).
+    DiskAttached,
+    /// `USER_DETACH_DISK_FROM_VM` (2018).
+    DiskDetached,
 }
 
 /// An entry of the engine's audit log types: its code, severity and message template (the
@@ -148,6 +154,44 @@ const TRANSFER_IMAGE_FAILED: Message = Message {
     template: "Image ${TransferType} with disk ${DiskAlias} failed.",
 };
 
+const USER_ATTACH_DISK_TO_VM: Message = Message {
+    code: 2016,
+    severity: "normal",
+    template: "Disk ${DiskAlias} was successfully attached to VM ${VmName} by ${UserName}.",
+};
+
+const USER_DETACH_DISK_FROM_VM: Message = Message {
+    code: 2018,
+    severity: "normal",
+    template: "Disk ${DiskAlias} was successfully detached from VM ${VmName} by ${UserName}.",
+};
+
+/// The engine's types of external events, one per severity (`EXTERNAL_EVENT_NORMAL` 9801,
+/// `EXTERNAL_EVENT_WARNING` 9802, `EXTERNAL_EVENT_ERROR` 9803, `EXTERNAL_ALERT` 9804); their
+/// description is the application's.
+const EXTERNAL: [Message; 4] = [
+    Message {
+        code: 9801,
+        severity: "normal",
+        template: "",
+    },
+    Message {
+        code: 9802,
+        severity: "warning",
+        template: "",
+    },
+    Message {
+        code: 9803,
+        severity: "error",
+        template: "",
+    },
+    Message {
+        code: 9804,
+        severity: "alert",
+        template: "",
+    },
+];
+
 impl Audit<'_> {
     /// Its entry in the engine's audit log types.
     fn message(self) -> &'static Message {
@@ -167,6 +211,8 @@ impl Audit<'_> {
             Audit::TransferSucceeded(_) => &TRANSFER_IMAGE_SUCCEEDED,
             Audit::TransferCancelled(_) => &TRANSFER_IMAGE_CANCELLED,
             Audit::TransferFailed(_) => &TRANSFER_IMAGE_FAILED,
+            Audit::DiskAttached => &USER_ATTACH_DISK_TO_VM,
+            Audit::DiskDetached => &USER_DETACH_DISK_FROM_VM,
         }
     }
 
@@ -189,6 +235,7 @@ impl Audit<'_> {
             | Audit::TransferSucceeded(direction)
             | Audit::TransferCancelled(direction)
             | Audit::TransferFailed(direction) => capitalized(direction),
+            Audit::DiskAttached | Audit::DiskDetached => String::new(),
         }
     }
 
@@ -230,6 +277,25 @@ pub struct About {
     pub user: Option<String>,
 }
 
+/// Who added an external event: the application (`origin`, never `oVirt`) and its own id for
+/// the event, unique per origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct External {
+    /// The application.
+    pub origin: String,
+    /// Its id for the event.
+    pub custom_id: u64,
+}
+
+/// Why an external event is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not one of `normal`, `warning`, `error`, `alert`.
+    Severity,
+    /// The origin already added an event with this custom id.
+    Duplicate,
+}
+
 /// One event.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
@@ -239,16 +305,28 @@ pub(crate) struct Event {
     pub(crate) description: String,
     pub(crate) time: i64,
     pub(crate) about: About,
+    /// The application that added it; `None`: the engine wrote it.
+    pub(crate) external: Option<External>,
 }
 
 impl Event {
+    /// Who wrote it: the engine (`oVirt`) or an application.
+    fn origin(&self) -> &str {
+        self.external
+            .as_ref()
+            .map_or("oVirt", |e| e.origin.as_str())
+    }
+
     /// The engine's JSON of it.
     pub(crate) fn json(&self) -> Value {
         let id = self.index.to_string();
+        // The engine's own events have custom id -1.
+        let custom_id = (self.external.as_ref()).map_or(-1, |e| i128::from(e.custom_id));
         let mut body = json!({
             "id": id, "href": format!("{API}/events/{id}"),
-            "code": self.code.to_string(), "custom_id": "-1", "description": self.description,
-            "flood_rate": "30", "index": id, "origin": "oVirt", "severity": self.severity,
+            "code": self.code.to_string(), "custom_id": custom_id.to_string(),
+            "description": self.description, "flood_rate": "30", "index": id,
+            "origin": self.origin(), "severity": self.severity,
             "time": self.time,
         });
         if let Some((vm, _)) = &self.about.vm {
@@ -273,6 +351,7 @@ impl Event {
             Some(("type", value)) => self.code.to_string() == value,
             Some(("vm.name", value)) => named(&self.about.vm, &value),
             Some(("disk.alias" | "disk.name", value)) => named(&self.about.disk, &value),
+            Some(("origin", value)) => self.origin().to_lowercase() == value,
             _ => (self.description.to_lowercase()).contains(&term.trim_matches('"').to_lowercase()),
         }
     }
@@ -291,25 +370,65 @@ struct Log {
     events: VecDeque<Event>,
 }
 
+impl Log {
+    /// Appends an event of type `message` under the next index, dropping the oldest beyond
+    /// [`KEPT`]; the event.
+    fn push(
+        &mut self,
+        message: &Message,
+        description: String,
+        about: About,
+        external: Option<External>,
+    ) -> Event {
+        self.last_index += 1;
+        let event = Event {
+            index: self.last_index,
+            code: message.code,
+            severity: message.severity,
+            description,
+            time: chrono::Utc::now().timestamp_millis(),
+            about,
+            external,
+        };
+        self.events.push_back(event.clone());
+        while self.events.len() > KEPT {
+            self.events.pop_front();
+        }
+        event
+    }
+}
+
 impl Events {
     /// Writes what happened.
     pub fn record(&self, what: Audit<'_>, about: About) {
         let description = what.words(&about);
-        let &Message { code, severity, .. } = what.message();
         let mut log = self.log.lock().expect("events lock");
-        log.last_index += 1;
-        let event = Event {
-            index: log.last_index,
-            code,
-            severity,
-            description,
-            time: chrono::Utc::now().timestamp_millis(),
-            about,
-        };
-        log.events.push_back(event);
-        while log.events.len() > KEPT {
-            log.events.pop_front();
+        log.push(what.message(), description, about, None);
+    }
+
+    /// Adds an application's event with `severity` and its `description`, unless its origin
+    /// already added one with the same custom id (the engine keeps them unique per origin).
+    ///
+    /// # Errors
+    /// The severity is unknown, or the custom id is taken.
+    pub(crate) fn add_external(
+        &self,
+        severity: &str,
+        description: String,
+        external: External,
+        about: About,
+    ) -> Result<Event, Refused> {
+        let message = EXTERNAL.iter().find(|m| m.severity == severity);
+        let message = message.ok_or(Refused::Severity)?;
+        let mut log = self.log.lock().expect("events lock");
+        if log
+            .events
+            .iter()
+            .any(|e| e.external.as_ref() == Some(&external))
+        {
+            return Err(Refused::Duplicate);
         }
+        Ok(log.push(message, description, about, Some(external)))
     }
 
     /// The events after index `from` (all without it) that match every term, newest first, at

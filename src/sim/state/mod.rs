@@ -202,9 +202,8 @@ impl Engine {
         vm_id: &str,
         user: Option<&str>,
     ) {
-        let name = inventory.vm(vm_id).map(|vm| vm.name.clone());
         let about = events::About {
-            vm: Some((vm_id.to_owned(), name.unwrap_or_default())),
+            vm: Some(vm_named(inventory, vm_id)),
             disk: None,
             user: user.map(str::to_owned),
         };
@@ -219,13 +218,9 @@ impl Engine {
         disk_id: &str,
         user: Option<&str>,
     ) {
-        let alias = inventory.disks.iter().find(|d| d.id == disk_id);
         let about = events::About {
             vm: None,
-            disk: Some((
-                disk_id.to_owned(),
-                alias.map(|d| d.alias.clone()).unwrap_or_default(),
-            )),
+            disk: Some(disk_named(inventory, disk_id)),
             user: user.map(str::to_owned),
         };
         self.events.record(what, about);
@@ -245,4 +240,19 @@ impl Engine {
             tracing::warn!("saving the inventory: {e}");
         }
     }
+}
+
+/// VM `id` with its name (empty when it is gone), as an event names it.
+pub(crate) fn vm_named(inventory: &Inventory, id: &str) -> (String, String) {
+    let name = inventory.vm(id).map(|vm| vm.name.clone());
+    (id.to_owned(), name.unwrap_or_default())
+}
+
+/// Disk `id` with its alias (empty when it is gone), as an event names it.
+fn disk_named(inventory: &Inventory, id: &str) -> (String, String) {
+    let alias = inventory.disks.iter().find(|d| d.id == id);
+    (
+        id.to_owned(),
+        alias.map(|d| d.alias.clone()).unwrap_or_default(),
+    )
 }
