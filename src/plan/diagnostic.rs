@@ -79,6 +79,14 @@ pub enum Code {
     UnknownDiskInterface,
     /// A `backup_method` that is not `auto`, `backup_api` or `snapshot`.
     UnknownBackupMethod,
+    /// A `network_map` name that no engine network or vNIC profile can have.
+    UnsafeNetworkName,
+    /// A `mac_policy` that is not `keep` or `new`.
+    UnknownMacPolicy,
+    /// A CPU override count outside 1 to 256.
+    CpuOutOfRange,
+    /// A memory override outside 1 MiB to 16 TiB.
+    MemoryOutOfRange,
     /// `auto_restore` without a DR engine to restore into.
     MissingRestoreTarget,
     /// A control character in a string (it could split a line of a generated file).
@@ -93,7 +101,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation and for the test that each has a fixture.
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 37] = [
         Code::Syntax,
         Code::BadJsonText,
         Code::DuplicateKey,
@@ -122,6 +130,10 @@ impl Code {
         Code::KeepsEverything,
         Code::UnknownDiskInterface,
         Code::UnknownBackupMethod,
+        Code::UnsafeNetworkName,
+        Code::UnknownMacPolicy,
+        Code::CpuOutOfRange,
+        Code::MemoryOutOfRange,
         Code::MissingRestoreTarget,
         Code::ControlCharacter,
         Code::RelativePath,
@@ -160,6 +172,10 @@ impl Code {
             Code::KeepsEverything => "ovplan::keeps-everything",
             Code::UnknownDiskInterface => "ovplan::unknown-disk-interface",
             Code::UnknownBackupMethod => "ovplan::unknown-backup-method",
+            Code::UnsafeNetworkName => "ovplan::unsafe-network-name",
+            Code::UnknownMacPolicy => "ovplan::unknown-mac-policy",
+            Code::CpuOutOfRange => "ovplan::cpu-out-of-range",
+            Code::MemoryOutOfRange => "ovplan::memory-out-of-range",
             Code::MissingRestoreTarget => "ovplan::missing-restore-target",
             Code::ControlCharacter => "ovplan::control-character",
             Code::RelativePath => "ovplan::relative-path",

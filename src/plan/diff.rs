@@ -1,15 +1,16 @@
 //! `ovplan diff`: what a policy change does, VM by VM, for code review: schedule, the next runs
-//! before and after, their kinds, backup method, retention and restore.
+//! before and after, their kinds, backup method, retention and restore (for `auto_restore` VMs,
+//! also how their DR copy is built: network map, MAC policy, CPU and memory).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::full::predict;
-use super::model::{Policy, VmPolicy};
+use super::model::{CpuOverride, Policy, RestoreSettings, VmPolicy};
 use super::normalize::{schedule_json, to_json};
 use super::schedule::Calendar;
 
@@ -21,12 +22,20 @@ pub fn diff(old: &Policy, new: &Policy, from: DateTime<Utc>, host: Tz) -> Option
     let mut out = String::new();
     settings(&mut out, old, new);
     for name in names(old, new) {
-        let before = old.vms.iter().find(|vm| vm.name == name);
-        let after = new.vms.iter().find(|vm| vm.name == name);
-        vm(&mut out, &name, before, after, from, host);
+        let [before, after] = [old, new].map(|policy| side(policy, &name, from, host));
+        vm(&mut out, &name, before, after);
     }
     (!out.is_empty()).then_some(out)
 }
+
+/// A VM's facts and next runs in one policy; `None` when it does not list the VM.
+fn side(policy: &Policy, name: &str, from: DateTime<Utc>, host: Tz) -> Option<Side> {
+    let vm = policy.vms.iter().find(|vm| vm.name == name)?;
+    Some((facts(vm, &policy.restore), runs(vm, from, host)))
+}
+
+/// A VM's facts and next runs.
+type Side = (Facts, Vec<String>);
 
 fn names(old: &Policy, new: &Policy) -> Vec<String> {
     let names: BTreeSet<&String> = old.vms.iter().chain(&new.vms).map(|vm| &vm.name).collect();
@@ -74,32 +83,22 @@ fn shown(value: Option<&Value>) -> String {
     value.map_or_else(|| "(absent)".to_owned(), Value::to_string)
 }
 
-fn vm(
-    out: &mut String,
-    name: &str,
-    before: Option<&VmPolicy>,
-    after: Option<&VmPolicy>,
-    from: DateTime<Utc>,
-    host: Tz,
-) {
-    let facts = |vm: Option<&VmPolicy>| vm.map(|vm| (facts(vm), runs(vm, from, host)));
-    let (old, new) = (facts(before), facts(after));
+fn vm(out: &mut String, name: &str, old: Option<Side>, new: Option<Side>) {
     if old == new {
         return;
     }
-    let status = match (before, after) {
+    let status = match (&old, &new) {
         (None, Some(_)) => "added",
         (Some(_), None) => "removed",
         _ => "changed",
     };
     let _ = writeln!(out, "VM {name}: {status}");
-    let empty = (Vec::new(), Vec::new());
-    let (old_facts, old_runs) = old.as_ref().unwrap_or(&empty);
-    let (new_facts, new_runs) = new.as_ref().unwrap_or(&empty);
-    fact_changes(out, old_facts, new_facts);
+    let (old_facts, old_runs) = old.unwrap_or_default();
+    let (new_facts, new_runs) = new.unwrap_or_default();
+    fact_changes(out, &old_facts, &new_facts);
     if old_runs != new_runs {
-        let _ = writeln!(out, "  next runs before: {}", runs_text(old_runs));
-        let _ = writeln!(out, "  next runs after:  {}", runs_text(new_runs));
+        let _ = writeln!(out, "  next runs before: {}", runs_text(&old_runs));
+        let _ = writeln!(out, "  next runs after:  {}", runs_text(&new_runs));
     }
     out.push('\n');
 }
@@ -134,8 +133,8 @@ fn runs_text(runs: &[String]) -> String {
 /// A VM's facts as `(label, value)`, in the order the diff shows them.
 type Facts = Vec<(&'static str, String)>;
 
-fn facts(vm: &VmPolicy) -> Facts {
-    vec![
+fn facts(vm: &VmPolicy, restore: &RestoreSettings) -> Facts {
+    let mut facts = vec![
         ("enabled", vm.enabled.to_string()),
         ("schedule", schedule_json(&vm.schedule).to_string()),
         (
@@ -156,7 +155,36 @@ fn facts(vm: &VmPolicy) -> Facts {
             ),
         ),
         ("auto_restore", vm.auto_restore.to_string()),
+    ];
+    if vm.auto_restore {
+        facts.extend(dr_vm_facts(restore));
+    }
+    facts
+}
+
+/// How an `auto_restore` VM's DR copy is built (issue 16): a change of these in
+/// `restore_settings` is a change of every VM restored automatically.
+fn dr_vm_facts(restore: &RestoreSettings) -> Facts {
+    let recorded = || "as recorded".to_owned();
+    vec![
+        ("network_map", json!(restore.network_map).to_string()),
+        ("mac_policy", restore.mac_policy.as_str().to_owned()),
+        ("cpu", restore.cpu.as_ref().map_or_else(recorded, cpu_text)),
+        (
+            "memory_mib",
+            restore.memory_mib.map_or_else(recorded, |m| m.to_string()),
+        ),
     ]
+}
+
+/// The counts a CPU override sets (`sockets 2, cores 4`); the others stay as recorded.
+fn cpu_text(cpu: &CpuOverride) -> String {
+    let set: Vec<String> = cpu
+        .counts()
+        .iter()
+        .filter_map(|(key, n)| n.map(|n| format!("{key} {n}")))
+        .collect();
+    set.join(", ")
 }
 
 /// The next runs with their kinds, as `ovplan next` prints them (empty for a disabled VM).

@@ -2,7 +2,8 @@
 //!
 //! The stages, in order, each in its own module:
 //! 1. [`parse`]: text -> `Document` (value + span of every node; Airflow JSON text decoded);
-//! 2. [`schema`] and [`rules`]: the JSON Schema and the checks it cannot make -> diagnostics;
+//! 2. [`schema`] and [`rules`] (with [`safety`] and [`restore_rules`]): the JSON Schema and the
+//!    checks it cannot make -> diagnostics;
 //! 3. [`normalize`]: document -> [`Policy`] (defaults filled, legacy forms gone) -> modern JSON.
 //!
 //! Nothing here reads files, clocks or the environment: the binaries do, once, at the top.
@@ -20,6 +21,7 @@ pub mod names;
 pub mod normalize;
 pub mod parse;
 mod raw;
+pub mod restore_rules;
 pub mod retention;
 pub mod rules;
 pub mod runner;

@@ -4,6 +4,8 @@
 //! `Rule`, a weekday is a `chrono::Weekday`, a disk interface is the engine's spelling. Nothing
 //! here is optional that "should be set by now".
 
+use std::collections::BTreeMap;
+
 use chrono::{NaiveDate, NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +84,14 @@ pub struct RestoreSettings {
     pub replace_existing_vm: bool,
     /// Rename, rather than remove, the VM replaced.
     pub backup_old_vm: bool,
+    /// Production network or vNIC profile name -> DR vNIC profile name (issue 16).
+    pub network_map: BTreeMap<String, String>,
+    /// Whether the DR VM's NICs keep production's MAC addresses.
+    pub mac_policy: MacPolicy,
+    /// CPU topology of the DR VM, where it differs from the recorded one.
+    pub cpu: Option<CpuOverride>,
+    /// Memory of the DR VM in MiB; `None` = the recorded memory.
+    pub memory_mib: Option<u64>,
 }
 
 /// One VM's policy.
@@ -299,6 +309,74 @@ impl BackupMethod {
             "snapshot" => BackupMethod::Snapshot,
             _ => return None,
         })
+    }
+}
+
+/// Whether a restored VM's NICs keep production's MAC addresses (issue 16). `new` by default,
+/// so that a DR VM and its production VM never share a MAC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MacPolicy {
+    /// Production's MACs, as recorded in the backup point.
+    Keep,
+    /// MACs from the DR engine's pool.
+    #[default]
+    New,
+}
+
+impl MacPolicy {
+    /// Every policy, in the order the policy's documentation lists them.
+    pub const ALL: [MacPolicy; 2] = [MacPolicy::New, MacPolicy::Keep];
+
+    /// The policy's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MacPolicy::Keep => "keep",
+            MacPolicy::New => "new",
+        }
+    }
+
+    /// The MAC policy a policy word names.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == word)
+    }
+}
+
+/// The most sockets, cores per socket or threads per core a CPU override may give.
+pub const MAX_CPU_COUNT: u32 = 256;
+
+/// The most memory, in MiB, a memory override may give (16 TiB, above every engine's limit).
+pub const MAX_MEMORY_MIB: u64 = 16 * 1024 * 1024;
+
+/// A DR VM's CPU topology where it differs from the production VM's recorded one (issue 16):
+/// each count is 1 to [`MAX_CPU_COUNT`]; a count left out keeps the recorded one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuOverride {
+    /// Sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<u32>,
+    /// Cores per socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
+    /// Threads per core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+}
+
+impl CpuOverride {
+    /// The override's counts by the policy's names, in its order.
+    pub fn counts(&self) -> [(&'static str, Option<u32>); 3] {
+        [
+            ("sockets", self.sockets),
+            ("cores", self.cores),
+            ("threads", self.threads),
+        ]
+    }
+
+    /// Whether it overrides nothing (`{}`, which normalize drops).
+    pub fn is_empty(&self) -> bool {
+        self.counts().iter().all(|(_, n)| n.is_none())
     }
 }
 

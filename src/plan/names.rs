@@ -36,14 +36,40 @@ pub const DISK_INTERFACES: [&str; 5] = ["virtio_scsi", "virtio", "sata", "ide", 
 /// or holding `/` or a control character. `ovplan` refuses such a name in the policy, and
 /// `ovrun` in a runner config.
 pub fn unsafe_vm_name(name: &str) -> Option<&'static str> {
-    if name.trim().is_empty() {
+    if name.is_empty() {
         Some("it is empty")
+    } else if name.trim().is_empty() {
+        Some("it is only white space")
     } else if name.contains('/') {
         Some("it holds `/`")
     } else if name == "." || name == ".." {
         Some("it is a relative directory name")
     } else if name.chars().any(char::is_control) {
         Some("it holds a control character")
+    } else {
+        None
+    }
+}
+
+/// The longest name the engine gives a network (`NETWORK_NAME_SIZE`); a vNIC profile's is
+/// shorter.
+pub const MAX_NETWORK_NAME: usize = 256;
+
+/// Why a `network_map` name cannot be the name of an engine network or vNIC profile (`None`
+/// when it can): empty, holding a control character, white space at either end, or longer
+/// than [`MAX_NETWORK_NAME`] characters. `ovplan` refuses such a name in the policy, and
+/// `ovrun` in a runner config, so none reaches an engine query or a restore log.
+pub fn unsafe_network_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.trim().is_empty() {
+        Some("it is only white space")
+    } else if name.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else if name.trim() != name {
+        Some("it begins or ends with white space")
+    } else if name.chars().count() > MAX_NETWORK_NAME {
+        Some("it is longer than 256 characters")
     } else {
         None
     }
@@ -127,6 +153,25 @@ mod tests {
         assert_eq!(disk_interface("SATA"), Some("sata"));
         assert_eq!(disk_interface("Virtio_SCSI"), Some("virtio_scsi"));
         assert_eq!(disk_interface("scsi"), None);
+    }
+
+    #[test]
+    fn network_names_that_no_engine_network_has() {
+        let long = "n".repeat(MAX_NETWORK_NAME);
+        for (name, why) in [
+            ("ovirtmgmt", None),
+            ("DR VLAN 10", None),
+            (long.as_str(), None),
+            ("", Some("it is empty")),
+            ("  ", Some("it is only white space")),
+            ("lan\n", Some("it holds a control character")),
+            (" lan", Some("it begins or ends with white space")),
+            ("lan ", Some("it begins or ends with white space")),
+        ] {
+            assert_eq!(unsafe_network_name(name), why, "{name:?}");
+        }
+        let longer = format!("{long}n");
+        assert!(unsafe_network_name(&longer).is_some());
     }
 
     #[test]

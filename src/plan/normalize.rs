@@ -4,19 +4,22 @@
 //! Defaults (docs/policy.md section 1 and `docs/policy-defaults.md`): incremental on, chains of at
 //! most 10 incrementals, no forced full by age, 02:00, cluster `Default`, `virtio_scsi`,
 //! 60 minutes, suffix `_restored`, no replace, keep the old VM, keep 7 daily / 4 weekly /
-//! 3 monthly with no age limit, full backups weekly from Sunday, backup method `auto`.
+//! 3 monthly with no age limit, full backups weekly from Sunday, backup method `auto`, no
+//! network map, new MAC addresses, the recorded CPU and memory.
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::model::{
-    BackupMethod, BackupSettings, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy,
-    MonthDay, Policy, RestoreSettings, Rule, Schedule, VmPolicy, WeekOfMonth, default_anchor,
+    BackupMethod, BackupSettings, CpuOverride, DiskInterface, Engine, FullFrequency, FullPolicy,
+    KeepPolicy, MacPolicy, MonthDay, Policy, RestoreSettings, Rule, Schedule, VmPolicy,
+    WeekOfMonth, default_anchor,
 };
 use super::names;
 use super::raw::{
-    RawBackupType, RawDay, RawMonth, RawPolicy, RawRetention, RawScheduleObject, RawVmPolicy,
+    RawBackupType, RawCpu, RawDay, RawMonth, RawPolicy, RawRestoreSettings, RawRetention,
+    RawScheduleObject, RawVmPolicy,
 };
 use super::rules::{parse_date, parse_time};
 
@@ -74,7 +77,7 @@ pub fn normalize(doc: &Value) -> Result<Policy, NormalizeError> {
         checkpoints_file: checkpoints_file(raw.checkpoints_file, &raw.backup_directory),
         backup_directory: raw.backup_directory,
         backup_settings: settings,
-        restore: restore_settings(raw.restore_settings),
+        restore: restore_settings(raw.restore_settings)?,
         vms,
     })
 }
@@ -122,8 +125,8 @@ fn time(text: Option<&str>, default: NaiveTime) -> Result<NaiveTime, NormalizeEr
     })
 }
 
-fn restore_settings(raw: super::raw::RawRestoreSettings) -> RestoreSettings {
-    RestoreSettings {
+fn restore_settings(raw: RawRestoreSettings) -> Result<RestoreSettings, NormalizeError> {
+    Ok(RestoreSettings {
         target_cluster_name: raw
             .target_cluster_name
             .unwrap_or_else(|| "Default".to_owned()),
@@ -138,6 +141,25 @@ fn restore_settings(raw: super::raw::RawRestoreSettings) -> RestoreSettings {
         vm_name_suffix: raw.vm_name_suffix.unwrap_or_else(|| "_restored".to_owned()),
         replace_existing_vm: raw.replace_existing_vm.unwrap_or(false),
         backup_old_vm: raw.backup_old_vm.unwrap_or(true),
+        network_map: raw.network_map,
+        mac_policy: mac_policy(raw.mac_policy.as_deref())?,
+        cpu: raw.cpu.map(cpu_override).filter(|cpu| !cpu.is_empty()),
+        memory_mib: raw.memory_mib,
+    })
+}
+
+/// A `mac_policy` word; `new` when there is none, so DR and production never share a MAC.
+fn mac_policy(word: Option<&str>) -> Result<MacPolicy, NormalizeError> {
+    word.map_or(Ok(MacPolicy::New), |w| {
+        MacPolicy::parse(w).ok_or_else(|| gap(format!("MAC policy `{w}`")))
+    })
+}
+
+fn cpu_override(raw: RawCpu) -> CpuOverride {
+    CpuOverride {
+        sockets: raw.sockets,
+        cores: raw.cores,
+        threads: raw.threads,
     }
 }
 
@@ -474,7 +496,20 @@ fn restore_json(r: &RestoreSettings) -> Value {
     map.insert("vm_name_suffix".into(), json!(r.vm_name_suffix));
     map.insert("replace_existing_vm".into(), json!(r.replace_existing_vm));
     map.insert("backup_old_vm".into(), json!(r.backup_old_vm));
+    dr_vm_json(&mut map, r);
     Value::Object(map)
+}
+
+/// The keys that shape the DR VM (issue 16): the defaults written, the overrides when set.
+fn dr_vm_json(map: &mut Map<String, Value>, r: &RestoreSettings) {
+    map.insert("network_map".into(), json!(r.network_map));
+    map.insert("mac_policy".into(), json!(r.mac_policy.as_str()));
+    if let Some(cpu) = &r.cpu {
+        map.insert("cpu".into(), json!(cpu));
+    }
+    if let Some(memory) = r.memory_mib {
+        map.insert("memory_mib".into(), json!(memory));
+    }
 }
 
 fn vm_json(vm: &VmPolicy) -> Value {
@@ -657,5 +692,45 @@ mod tests {
             to_json(&default)["backup_settings"]["backup_method"],
             "auto"
         );
+    }
+
+    #[test]
+    fn the_dr_vm_settings_default_to_none_and_new_and_round_trip() {
+        let policy = |restore: Value| {
+            normalize(&json!({
+                "source_ovirt_url": "https://engine.example.com/ovirt-engine/api",
+                "source_ovirt_user": "backup@internal",
+                "backup_directory": "/backup",
+                "restore_settings": restore,
+                "vms_config": {"a": "1111111"},
+            }))
+            .expect("normalizes")
+        };
+        let default = policy(json!({"cpu": {}}));
+        let r = &default.restore;
+        assert!(r.network_map.is_empty());
+        assert_eq!(
+            (r.mac_policy, r.cpu, r.memory_mib),
+            (MacPolicy::New, None, None)
+        );
+        let written = to_json(&default)["restore_settings"].clone();
+        assert_eq!(
+            (&written["network_map"], &written["mac_policy"]),
+            (&json!({}), &json!("new")),
+            "the defaults are written"
+        );
+        assert!(written.get("cpu").is_none() && written.get("memory_mib").is_none());
+        let set = policy(json!({
+            "network_map": {"prod-lan": "dr-lan"}, "mac_policy": "keep",
+            "cpu": {"cores": 2}, "memory_mib": 4096,
+        }));
+        let cpu = CpuOverride {
+            cores: Some(2),
+            ..CpuOverride::default()
+        };
+        assert_eq!(set.restore.cpu, Some(cpu));
+        let written = to_json(&set);
+        assert_eq!(written["restore_settings"]["cpu"], json!({"cores": 2}));
+        assert_eq!(normalize(&written).expect("normalizes again"), set);
     }
 }

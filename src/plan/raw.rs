@@ -2,6 +2,8 @@
 //! every legacy form still present. Only `normalize` reads these; `vms_config` it reads from
 //! the document itself, so VMs keep their file order.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -48,6 +50,19 @@ pub struct RawRestoreSettings {
     pub vm_name_suffix: Option<String>,
     pub replace_existing_vm: Option<bool>,
     pub backup_old_vm: Option<bool>,
+    #[serde(default)]
+    pub network_map: BTreeMap<String, String>,
+    pub mac_policy: Option<String>,
+    pub cpu: Option<RawCpu>,
+    pub memory_mib: Option<u64>,
+}
+
+/// `restore_settings.cpu`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCpu {
+    pub sockets: Option<u32>,
+    pub cores: Option<u32>,
+    pub threads: Option<u32>,
 }
 
 /// One VM's policy.

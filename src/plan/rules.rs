@@ -19,6 +19,7 @@ pub fn check(doc: &Value, duplicate_keys: &[DuplicateKey]) -> Vec<Diagnostic> {
     let mut rules = Rules {
         found: super::safety::check(doc),
     };
+    rules.found.extend(super::restore_rules::check(doc));
     rules.duplicate_keys(duplicate_keys);
     if let Some(root) = doc.as_object() {
         rules.engines(root);
@@ -642,6 +643,22 @@ mod tests {
             (
                 r#"{"vms_config": {"a": {"schedule": "1111111", "backup_method": "Snapshot"}}}"#,
                 Code::UnknownBackupMethod,
+            ),
+            (
+                r#"{"restore_settings": {"network_map": {"lan": " dr"}}}"#,
+                Code::UnsafeNetworkName,
+            ),
+            (
+                r#"{"restore_settings": {"mac_policy": "same"}}"#,
+                Code::UnknownMacPolicy,
+            ),
+            (
+                r#"{"restore_settings": {"cpu": {"sockets": 0}}}"#,
+                Code::CpuOutOfRange,
+            ),
+            (
+                r#"{"restore_settings": {"memory_mib": 0}}"#,
+                Code::MemoryOutOfRange,
             ),
         ];
         for (policy, code) in cases {

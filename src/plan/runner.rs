@@ -7,6 +7,8 @@
 //! is the one place a runner config is checked; `ovrun` works from the typed values and never
 //! goes back to the policy's `normalize`.
 
+use std::collections::BTreeMap;
+
 use chrono::{NaiveDate, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,7 @@ use super::model::{
     BackupMethod, DiskInterface, Engine, FullFrequency, FullPolicy, Policy, Rule, Schedule,
     VmPolicy,
 };
+pub use super::model::{CpuOverride, MacPolicy};
 use super::normalize::{default_time, schedule_from_json, schedule_json};
 use super::schedule::{Calendar, guard_superset};
 use crate::plan::cron::CronProblem;
@@ -145,6 +148,87 @@ pub struct RestoreConfig {
     pub backup_old_vm: bool,
     /// Where restore logs go.
     pub restore_log_directory: String,
+    /// Production network or vNIC profile name -> DR vNIC profile name. Written only when not
+    /// empty, as are the three below when they are not their defaults: configs written before
+    /// issue 16 read and write back unchanged.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "checked::network_map"
+    )]
+    pub network_map: BTreeMap<String, String>,
+    /// Whether the DR VM's NICs keep production's MACs; absent means `new`.
+    #[serde(default, skip_serializing_if = "is_new")]
+    pub mac_policy: MacPolicy,
+    /// The DR VM's CPU topology where it differs from the recorded one; absent: as recorded.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::cpu"
+    )]
+    pub cpu: Option<CpuOverride>,
+    /// The DR VM's memory in MiB; absent: as recorded.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::memory_mib"
+    )]
+    pub memory_mib: Option<u64>,
+}
+
+/// `new`, the MAC policy a runner config does not write (serde passes the field by reference).
+fn is_new(policy: &MacPolicy) -> bool {
+    *policy == MacPolicy::New
+}
+
+/// The DR VM's keys of a runner config, checked as `ovplan validate` checks the policy's: a
+/// name no network can have, a count or size out of range, is refused when the file is read.
+mod checked {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::plan::model::{CpuOverride, MAX_CPU_COUNT, MAX_MEMORY_MIB};
+    use crate::plan::names::unsafe_network_name;
+
+    pub fn network_map<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(d)?;
+        for name in map.keys().chain(map.values()) {
+            if let Some(why) = unsafe_network_name(name) {
+                let name = name.escape_debug();
+                return Err(D::Error::custom(format!("`{name}`: {why}")));
+            }
+        }
+        Ok(map)
+    }
+
+    pub fn cpu<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CpuOverride>, D::Error> {
+        let cpu = CpuOverride::deserialize(d)?;
+        let bad = cpu.counts().into_iter().find_map(|(key, n)| {
+            n.filter(|n| !(1..=MAX_CPU_COUNT).contains(n))
+                .map(|n| (key, n))
+        });
+        match bad {
+            Some((key, n)) => Err(D::Error::custom(format!(
+                "{key} {n} is not 1 to {MAX_CPU_COUNT}"
+            ))),
+            None => Ok(Some(cpu)),
+        }
+    }
+
+    pub fn memory_mib<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let mib = u64::deserialize(d)?;
+        if (1..=MAX_MEMORY_MIB).contains(&mib) {
+            Ok(Some(mib))
+        } else {
+            Err(D::Error::custom(format!(
+                "{mib} MiB is not 1 to {MAX_MEMORY_MIB}"
+            )))
+        }
+    }
 }
 
 impl RunnerConfig {
@@ -397,6 +481,10 @@ fn restore_config(policy: &Policy, vm: &VmPolicy) -> RestoreConfig {
             "{}/restore_logs",
             policy.backup_directory.trim_end_matches('/')
         ),
+        network_map: r.network_map.clone(),
+        mac_policy: r.mac_policy,
+        cpu: r.cpu,
+        memory_mib: r.memory_mib,
     }
 }
 
@@ -483,5 +571,49 @@ mod tests {
             "{written}"
         );
         assert_eq!(read(&written), config);
+    }
+
+    #[test]
+    fn the_dr_vm_settings_are_written_when_not_default_and_checked_when_read() {
+        let text = include_str!("../../out/runner/erp-db01.json");
+        let config = RunnerConfig::from_json(text).expect("reads");
+        let restore = config.restore.as_ref().expect("an auto_restore VM");
+        let map = BTreeMap::from([("servers-vlan10".into(), "dr-servers-vlan10".into())]);
+        assert_eq!(restore.network_map, map);
+        let defaults = (restore.mac_policy, restore.cpu, restore.memory_mib);
+        assert_eq!(defaults, (MacPolicy::New, None, None));
+        for key in ["mac_policy", "\"cpu\"", "memory_mib"] {
+            assert!(!text.contains(key), "{key} is not written at its default");
+        }
+        let mut config = config.clone();
+        let restore = config.restore.as_mut().expect("restore");
+        restore.mac_policy = MacPolicy::Keep;
+        restore.cpu = Some(CpuOverride {
+            sockets: Some(2),
+            ..CpuOverride::default()
+        });
+        restore.memory_mib = Some(4096);
+        let written = serde_json::to_string_pretty(&config).expect("JSON");
+        assert_eq!(RunnerConfig::from_json(&written).expect("reads"), config);
+        for (from, to, field) in [
+            ("\"memory_mib\": 4096", "\"memory_mib\": 0", "memory_mib"),
+            ("\"sockets\": 2", "\"sockets\": 257", "cpu"),
+            (
+                "\"dr-servers-vlan10\"",
+                "\" dr-servers-vlan10\"",
+                "network_map",
+            ),
+            (
+                "\"mac_policy\": \"keep\"",
+                "\"mac_policy\": \"same\"",
+                "mac_policy",
+            ),
+        ] {
+            let bad = written.replacen(from, to, 1);
+            assert_ne!(bad, written, "{from}");
+            let error = RunnerConfig::from_json(&bad).expect_err(to);
+            let expected = format!("restore.{field}");
+            assert_eq!(error.field.as_deref(), Some(expected.as_str()), "{error}");
+        }
     }
 }

@@ -362,3 +362,33 @@ fn diff_shows_a_changed_backup_method() {
         settings.stdout
     );
 }
+
+/// Issue 16: how an `auto_restore` VM's DR copy is built (network map, MAC policy, CPU and
+/// memory) is one of its facts, so a change of these `restore_settings` is named under every
+/// VM restored automatically, and under no other.
+#[test]
+fn diff_shows_changed_dr_vm_settings_under_each_auto_restore_vm() {
+    let result = diff_example(&[
+        (
+            r#""mac_policy": "new""#,
+            r#""mac_policy": "keep", "cpu": {"sockets": 1, "cores": 2}, "memory_mib": 4096"#,
+        ),
+        (r#""dr-servers-vlan10""#, r#""dr-servers""#),
+    ]);
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    let (settings, vms) = result.stdout.split_once("\n\n").expect("two parts");
+    assert!(settings.starts_with("policy-wide settings:\n  restore_settings: "));
+    insta::assert_snapshot!(vms, @r#"
+    VM erp-db01: changed
+      network_map: {"servers-vlan10":"dr-servers-vlan10"} -> {"servers-vlan10":"dr-servers"}
+      mac_policy: new -> keep
+      cpu: as recorded -> sockets 1, cores 2
+      memory_mib: as recorded -> 4096
+
+    VM mail01: changed
+      network_map: {"servers-vlan10":"dr-servers-vlan10"} -> {"servers-vlan10":"dr-servers"}
+      mac_policy: new -> keep
+      cpu: as recorded -> sockets 1, cores 2
+      memory_mib: as recorded -> 4096
+    "#);
+}
