@@ -241,7 +241,7 @@ fn check_disks_ready(inventory: &Inventory, vm: &Vm, wanted: &[String]) -> Resul
     let mut locked = Vec::new();
     for id in wanted {
         let disk = inventory.disks.iter().find(|d| &d.id == id);
-        let attached = vm.attachments.iter().any(|a| &a.disk == id && a.active);
+        let attached = (vm.attachments.iter()).any(|a| &a.disk == id && a.is_own() && a.active);
         match disk {
             Some(disk) if attached && disk.status == "ok" => {}
             Some(disk) if attached => locked.push(disk.alias.clone()),

@@ -64,10 +64,7 @@ fn actual_size(engine: &Engine, volume: &Volume) -> Option<u64> {
 /// A volume in the engine's disk snapshot shape.
 fn volume_json(engine: &Engine, inventory: &Inventory, disk: &Disk, volume: &Volume) -> Value {
     let snapshot = volume.snapshot.clone().unwrap_or_else(|| {
-        let vm = inventory
-            .vms
-            .iter()
-            .find(|vm| vm.attachments.iter().any(|a| a.disk == disk.id));
+        let vm = inventory.owner_of(&disk.id);
         vm.map_or_else(String::new, |vm| id_of("active-snapshot", &vm.id))
     });
     let sd = &disk.storage_domain;

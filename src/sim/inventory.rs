@@ -272,6 +272,31 @@ pub struct Attachment {
     pub bootable: bool,
     /// Plugged.
     pub active: bool,
+    /// The snapshot whose view of the disk this is, when another VM's disk is attached as it
+    /// was at one of its snapshots (a backup appliance reading it); `None`: the disk itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+impl Attachment {
+    /// Whether it attaches the disk itself (the VM owns the disk), not a snapshot's view of
+    /// another VM's disk.
+    pub fn is_own(&self) -> bool {
+        self.snapshot.is_none()
+    }
+}
+
+impl Vm {
+    /// The disks the VM owns, in order (not those of other VMs it sees at a snapshot).
+    pub fn own_disks(&self) -> impl Iterator<Item = &str> {
+        let own = self.attachments.iter().filter(|a| a.is_own());
+        own.map(|a| a.disk.as_str())
+    }
+
+    /// Whether the VM owns disk `disk`.
+    pub fn owns(&self, disk: &str) -> bool {
+        self.own_disks().any(|d| d == disk)
+    }
 }
 
 /// A disk.
@@ -433,6 +458,7 @@ impl Inventory {
             interface: seed_disk.interface.clone(),
             bootable,
             active: true,
+            snapshot: None,
         })
     }
 
@@ -487,6 +513,11 @@ impl Inventory {
     /// The VM with `id`, to change.
     pub fn vm_mut(&mut self, id: &str) -> Option<&mut Vm> {
         self.vms.iter_mut().find(|vm| vm.id == id)
+    }
+
+    /// The VM that owns disk `disk` (a floating disk has none).
+    pub fn owner_of(&self, disk: &str) -> Option<&Vm> {
+        self.vms.iter().find(|vm| vm.owns(disk))
     }
 
     /// The disk with `id`, to change.

@@ -367,6 +367,8 @@ pub(crate) struct NewDisk {
     sparse: Option<Flag>,
     backup: Option<String>,
     storage_domains: Option<NewDiskDomains>,
+    /// An existing disk attached as it was at this snapshot (`POST …/diskattachments`).
+    snapshot: Option<Reference>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -444,6 +446,11 @@ impl NewDisk {
     /// attaches that disk, whatever else the request says, as on the engine).
     pub(crate) fn existing_id(&self) -> Option<&str> {
         self.id.as_deref()
+    }
+
+    /// The snapshot at which an existing disk is to be attached, if the request names one.
+    pub(crate) fn snapshot_id(&self) -> Option<&str> {
+        self.snapshot.as_ref().and_then(|s| s.id.as_deref())
     }
 }
 

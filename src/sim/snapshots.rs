@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::SimError;
 use super::body::{Body, Flag, Reference};
-use super::inventory::{Inventory, Snapshot, Vm, id_of};
+use super::inventory::{Disk, Inventory, Snapshot, Vm, id_of};
 use super::login::User;
 use super::reply::{Refusal, created, fault, incomplete, not_found, represent};
 use super::state::data_plane::DataPlane;
@@ -66,7 +66,7 @@ fn active(vm: &Vm) -> Snapshot {
         date: chrono::Utc::now().timestamp_millis(),
         status: "ok".into(),
         persist_memorystate: false,
-        disks: vm.attachments.iter().map(|a| a.disk.clone()).collect(),
+        disks: vm.own_disks().map(str::to_owned).collect(),
         settle_polls: 0,
         removing: false,
         merging: false,
@@ -135,7 +135,7 @@ fn conflict(inventory: &Inventory, vm: &Vm) -> Option<Response> {
     let locked: Vec<&str> = inventory
         .disks
         .iter()
-        .filter(|d| d.status == "locked" && vm.attachments.iter().any(|a| a.disk == d.id))
+        .filter(|d| d.status == "locked" && vm.owns(&d.id))
         .map(|d| d.alias.as_str())
         .collect();
     (!locked.is_empty()).then(|| {
@@ -266,14 +266,11 @@ fn roll_back(engine: &Engine, snapshot: &Snapshot) {
 /// The disks a new snapshot covers: those of the request's attachments that the VM has, or
 /// all the VM's disks when the request names none.
 fn snapshot_disks(vm: &Vm, wanted: Option<AttachmentList>) -> Vec<String> {
-    let attached = vm.attachments.iter().map(|a| &a.disk);
     let Some(list) = wanted else {
-        return attached.cloned().collect();
+        return vm.own_disks().map(str::to_owned).collect();
     };
     let named = list.disk_attachment.into_iter().filter_map(|a| a.disk?.id);
-    named
-        .filter(|d| vm.attachments.iter().any(|a| &a.disk == d))
-        .collect()
+    named.filter(|d| vm.owns(d)).collect()
 }
 
 /// `GET …/snapshots/{id}`: answers, then moves on (`locked` -> `ok`, or a removal completes).
@@ -412,7 +409,8 @@ async fn merge_layers(engine: Arc<Engine>, id: String, merges: Vec<(String, Opti
 }
 
 /// Where in the inventory the snapshot `id` of VM `vm` is, when it may be removed: not the
-/// active one, not during a backup, not while it is being created or removed.
+/// active one, not during a backup, not while it is being created or removed, and no other VM
+/// sees one of the VM's disks at a snapshot.
 fn removable_snapshot(inventory: &Inventory, vm: &str, id: &str) -> Result<usize, Refusal> {
     let Some(owner) = inventory.vm(vm) else {
         return Err(Refusal::NotFound);
@@ -436,13 +434,20 @@ fn removable_snapshot(inventory: &Inventory, vm: &str, id: &str) -> Result<usize
     else {
         return Err(Refusal::NotFound);
     };
-    if inventory.snapshots[index].status == "locked" {
+    check_settled(inventory, &inventory.snapshots[index])?;
+    check_no_views_elsewhere(inventory, owner)?;
+    Ok(index)
+}
+
+/// The snapshot is neither being created nor removed, and none of its disks is locked.
+fn check_settled(inventory: &Inventory, snapshot: &Snapshot) -> Result<(), Refusal> {
+    if snapshot.status == "locked" {
         return Err(Refusal::fault(
             StatusCode::CONFLICT,
             "Cannot remove Snapshot. Snapshot is currently being created or removed.",
         ));
     }
-    let locked = inventory.locked_disk_aliases(&inventory.snapshots[index].disks);
+    let locked = inventory.locked_disk_aliases(&snapshot.disks);
     if !locked.is_empty() {
         return Err(Refusal::fault(
             StatusCode::CONFLICT,
@@ -452,7 +457,46 @@ fn removable_snapshot(inventory: &Inventory, vm: &str, id: &str) -> Result<usize
             ),
         ));
     }
-    Ok(index)
+    Ok(())
+}
+
+/// No other VM has one of `owner`'s disks attached at a snapshot: the engine refuses to remove
+/// any snapshot of the VM until they are detached (its words, with each disk, snapshot and VM).
+fn check_no_views_elsewhere(inventory: &Inventory, owner: &Vm) -> Result<(), Refusal> {
+    let views: Vec<String> = (inventory.vms.iter())
+        .flat_map(|vm| vm.attachments.iter().map(move |a| (vm, a)))
+        .filter(|(_, a)| owner.owns(&a.disk))
+        .filter_map(|(vm, a)| Some(view_of(inventory, &a.disk, a.snapshot.as_ref()?, vm)))
+        .collect();
+    if views.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal::fault(
+        StatusCode::CONFLICT,
+        &format!(
+            "Cannot remove Snapshot. The following VM's disks snapshots are attached to other VMs (Disk Alias/Snapshot Description/VM attached to):\n\n {} \n\nPlease detach them from those VMs and try again.",
+            views.join("\n")
+        ),
+    ))
+}
+
+/// `ALIAS ,SNAPSHOT, VM`: disk `disk` seen at snapshot `snapshot` by `vm`, in the engine's
+/// words.
+fn view_of(inventory: &Inventory, disk: &str, snapshot: &str, vm: &Vm) -> String {
+    let alias = inventory.disks.iter().find(|d| d.id == disk);
+    let alias = alias.map_or("", |d| d.alias.as_str());
+    let taken = inventory.snapshots.iter().find(|s| s.id == snapshot);
+    let taken = taken.map_or("", |s| s.description.as_str());
+    format!("{alias} ,{taken}, {}", vm.name)
+}
+
+/// Disk `d` as snapshot `id` lists it, with the volume (`image`) that holds it there.
+fn snapshot_disk_json(d: &Disk, image: Option<String>, id: &str) -> Value {
+    json!({"id": d.id, "name": d.alias, "alias": d.alias, "content_type": "data",
+           "format": d.format, "provisioned_size": d.provisioned_size.to_string(),
+           "sparse": "true", "status": d.status, "storage_type": "image",
+           "image_id": image, "snapshot": {"id": id},
+           "storage_domains": {"storage_domain": [{"id": d.storage_domain}]}})
 }
 
 async fn disks(
@@ -487,11 +531,7 @@ async fn disks(
             } else {
                 Some(volumes::layer_id(&id, &d.id))
             };
-            json!({"id": d.id, "name": d.alias, "alias": d.alias, "content_type": "data",
-                   "format": d.format, "provisioned_size": d.provisioned_size.to_string(),
-                   "sparse": "true", "status": d.status, "storage_type": "image",
-                   "image_id": image, "snapshot": {"id": id},
-                   "storage_domains": {"storage_domain": [{"id": d.storage_domain}]}})
+            snapshot_disk_json(d, image, &id)
         })
         .collect();
     represent(&headers, "disks", &json!({ "disk": found }))

@@ -278,7 +278,7 @@ fn check_disk_free(inventory: &Inventory, disk: &Disk) -> Result<(), Refusal> {
     let running: Vec<&str> = inventory
         .vms
         .iter()
-        .filter(|vm| vm.status != "down" && vm.attachments.iter().any(|a| a.disk == disk.id))
+        .filter(|vm| vm.status != "down" && vm.owns(&disk.id))
         .map(|vm| vm.name.as_str())
         .collect();
     if !running.is_empty() {

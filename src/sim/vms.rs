@@ -14,10 +14,12 @@ use serde::Deserialize;
 
 use super::body::{Body, Flag, Number, Reference};
 use super::devices::BLANK;
-use super::inventory::{Attachment, Inventory, Vm};
+use super::inventory::{Attachment, Inventory, Snapshot, Vm, id_of};
+use super::login::User;
 use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
 use super::resources::{NewDisk, attachment_json, create_disk, vm_json};
 use super::state::Engine;
+use super::state::events::Audit;
 
 /// The routes of VM changes.
 pub fn routes() -> Router<Arc<Engine>> {
@@ -225,9 +227,13 @@ fn forget_vm(
     let disks: Vec<String> = if detach_only {
         Vec::new()
     } else {
-        vm.attachments.iter().map(|a| a.disk.clone()).collect()
+        // Disks it sees at another VM's snapshot are that VM's: they stay.
+        vm.own_disks().map(str::to_owned).collect()
     };
     inventory.vms.retain(|vm| vm.id != id);
+    for other in &mut inventory.vms {
+        other.attachments.retain(|a| !disks.contains(&a.disk));
+    }
     inventory.disks.retain(|d| !disks.contains(&d.id));
     inventory.checkpoints.retain(|c| c.vm != id);
     inventory.snapshots.retain(|s| s.vm != id);
@@ -296,11 +302,14 @@ struct AttachRequest {
     active: Option<Flag>,
 }
 
-/// `POST /vms/{id}/diskattachments`: attaches an existing, unattached disk, or a new disk the
-/// request describes (created first, as the engine does).
+/// `POST /vms/{id}/diskattachments`: attaches an existing, unattached disk, another VM's disk
+/// as it was at one of its snapshots (`disk.snapshot.id`: how a backup appliance reads it; the
+/// disk stays with its VM), or a new disk the request describes (created first, as the engine
+/// does).
 async fn attach(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
+    axum::Extension(User(user)): axum::Extension<User>,
     Path(id): Path<String>,
     Body(request): Body<AttachRequest>,
 ) -> Response {
@@ -319,6 +328,10 @@ async fn attach(
     let vm = inventory.vm_mut(&id).expect("checked above");
     vm.attachments.push(attachment.clone());
     let body = attachment_json(vm, &attachment);
+    if !fresh {
+        let attached = Audit::DiskAttached;
+        engine.audit_vm_disk(&inventory, attached, (&id, &attachment.disk), Some(&user));
+    }
     engine.save(&inventory);
     created(&headers, "disk_attachment", &body)
 }
@@ -340,6 +353,7 @@ async fn with_new_disk(
         interface: String::new(),
         bootable: request.bootable.as_ref().is_some_and(Flag::value),
         active: true,
+        snapshot: None,
     };
     {
         let inventory = engine.inventory.lock().expect("inventory lock");
@@ -370,25 +384,31 @@ fn requested_interface(interface: Option<&str>) -> Result<String, Refusal> {
 }
 
 /// The attachment a request asks for: a disk id and a known interface are required; a disk
-/// is active unless the request says otherwise.
+/// is active unless the request says otherwise; a snapshot, if named, is the one it is seen at.
 fn requested_attachment(request: AttachRequest) -> Result<Attachment, Refusal> {
-    let Some(disk) = request.disk.as_ref().and_then(NewDisk::existing_id) else {
+    let Some(disk) = request.disk.as_ref() else {
         return Err(Refusal::incomplete(
             "DiskAttachment [disk.id] required for add",
         ));
     };
-    let disk = disk.to_owned();
+    let Some(id) = disk.existing_id() else {
+        return Err(Refusal::incomplete(
+            "DiskAttachment [disk.id] required for add",
+        ));
+    };
     let interface = requested_interface(request.interface.as_deref())?;
     Ok(Attachment {
-        disk,
+        disk: id.to_owned(),
         interface,
         bootable: request.bootable.as_ref().is_some_and(Flag::value),
         active: request.active.as_ref().is_none_or(Flag::value),
+        snapshot: disk.snapshot_id().map(str::to_owned),
     })
 }
 
 /// The VM exists, the disk is free to attach (a `fresh` one, being created for this
-/// attachment, is), and a bootable disk would be the VM's only one.
+/// attachment, is) or a snapshot's view of it may be attached, and a bootable disk would be the
+/// VM's only one.
 fn check_attachable(
     inventory: &Inventory,
     vm_id: &str,
@@ -398,8 +418,10 @@ fn check_attachable(
     let Some(vm) = inventory.vm(vm_id) else {
         return Err(Refusal::NotFound);
     };
-    if !fresh {
-        check_disk_unattached(inventory, &attachment.disk)?;
+    match &attachment.snapshot {
+        Some(snapshot) => check_snapshot_view(inventory, vm, &attachment.disk, snapshot)?,
+        None if !fresh => check_disk_unattached(inventory, &attachment.disk)?,
+        None => {}
     }
     if attachment.bootable && vm.attachments.iter().any(|a| a.bootable) {
         return Err(Refusal::fault(
@@ -410,13 +432,65 @@ fn check_attachable(
     Ok(())
 }
 
+/// The engine's answer to an attachment of a disk it does not have (or a snapshot that does
+/// not cover it).
+fn no_such_disk() -> Refusal {
+    Refusal::fault(
+        StatusCode::BAD_REQUEST,
+        "Cannot attach Virtual Disk. The disk doesn't exist.",
+    )
+}
+
+/// Disk `disk` as it was at snapshot `snapshot` may be attached to `vm`: the snapshot is a
+/// regular one of the disk's VM that covers the disk and is `ok`, and `vm` has no attachment of
+/// the disk yet (its own VM has: the disk itself).
+fn check_snapshot_view(
+    inventory: &Inventory,
+    vm: &Vm,
+    disk: &str,
+    snapshot: &str,
+) -> Result<(), Refusal> {
+    let taken = regular_snapshot_of(inventory, disk, snapshot)?;
+    if taken.status != "ok" {
+        let status = taken.status.to_uppercase();
+        let why = format!("Cannot attach Virtual Disk. The snapshot is in {status} status.");
+        return Err(Refusal::fault(StatusCode::CONFLICT, &why));
+    }
+    if vm.attachments.iter().any(|a| a.disk == disk) {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot attach Virtual Disk. The disk is already attached to VM.",
+        ));
+    }
+    Ok(())
+}
+
+/// Snapshot `snapshot` of the VM that owns disk `disk`, when it is a regular one (not the
+/// active VM) that covers the disk.
+fn regular_snapshot_of<'a>(
+    inventory: &'a Inventory,
+    disk: &str,
+    snapshot: &str,
+) -> Result<&'a Snapshot, Refusal> {
+    let owner = inventory.owner_of(disk);
+    if owner.is_some_and(|o| snapshot == id_of("active-snapshot", &o.id)) {
+        return Err(Refusal::fault(
+            StatusCode::BAD_REQUEST,
+            "Cannot attach Virtual Disk. The operation is only allowed for regular snapshots.",
+        ));
+    }
+    let covers = |s: &&Snapshot| s.id == snapshot && s.disks.iter().any(|d| d == disk);
+    inventory
+        .snapshots
+        .iter()
+        .find(covers)
+        .ok_or_else(no_such_disk)
+}
+
 /// The disk exists, is not locked, and is attached to no VM.
 fn check_disk_unattached(inventory: &Inventory, disk_id: &str) -> Result<(), Refusal> {
     let Some(disk) = inventory.disks.iter().find(|d| d.id == disk_id) else {
-        return Err(Refusal::fault(
-            StatusCode::BAD_REQUEST,
-            "Cannot attach Virtual Disk. The disk doesn't exist.",
-        ));
+        return Err(no_such_disk());
     };
     if disk.status == "locked" {
         return Err(Refusal::fault(
@@ -427,11 +501,7 @@ fn check_disk_unattached(inventory: &Inventory, disk_id: &str) -> Result<(), Ref
             ),
         ));
     }
-    if inventory
-        .vms
-        .iter()
-        .any(|vm| vm.attachments.iter().any(|a| a.disk == disk_id))
-    {
+    if inventory.owner_of(disk_id).is_some() {
         return Err(Refusal::fault(
             StatusCode::CONFLICT,
             "Cannot attach Virtual Disk. The disk is already attached to a VM.",
@@ -481,9 +551,11 @@ async fn update_attachment(
     represent(&headers, "disk_attachment", &body)
 }
 
-/// `DELETE /vms/{id}/diskattachments/{disk}`: detaches (the disk stays).
+/// `DELETE /vms/{id}/diskattachments/{disk}`: detaches (the disk stays; a snapshot's view of
+/// another VM's disk leaves that disk and its VM as they are).
 async fn detach(
     State(engine): State<Arc<Engine>>,
+    axum::Extension(User(user)): axum::Extension<User>,
     Path((id, disk)): Path<(String, String)>,
 ) -> Response {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
@@ -495,6 +567,8 @@ async fn detach(
     if vm.attachments.len() == before {
         return not_found();
     }
+    let detached = Audit::DiskDetached;
+    engine.audit_vm_disk(&inventory, detached, (&id, &disk), Some(&user));
     engine.save(&inventory);
     StatusCode::OK.into_response()
 }

@@ -1,7 +1,9 @@
 //! What an inventory walk reads besides VMs and disks: the Blank template (the API root names
 //! it), a VM's NICs and CD-ROMs (none), the clusters of the data center and each cluster's data
 //! center; in JSON here and in XML through the official SDK. And disks made through
-//! attachments: an existing id is never created again, a refused attachment makes no disk.
+//! attachments: an existing id is never created again, a refused attachment makes no disk; a
+//! disk seen at a snapshot attached to another VM (a backup appliance), which holds the
+//! snapshot until it is detached.
 
 use std::process::Command;
 
@@ -152,5 +154,70 @@ async fn a_disk_id_is_never_created_twice_and_a_refused_attachment_makes_no_disk
         names(&named, "disk").is_empty(),
         "the refused attachment made no disk: {named}"
     );
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_seen_at_a_snapshot_attaches_to_another_vm_and_holds_the_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let web = sim.vm("web 01").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let db01 = sim.vm("db01").await["id"].as_str().expect("id").to_owned();
+    let os = sim.disk_id("web01_os").await;
+    let snapshots = format!("/vms/{web}/snapshots");
+    let made = sim
+        .post(
+            &snapshots,
+            serde_json::json!({"description": "for the appliance"}),
+            201,
+        )
+        .await;
+    let snapshot = made["id"].as_str().expect("id").to_owned();
+    let href = format!("{snapshots}/{snapshot}");
+    sim.wait_for(&href, "snapshot_status", "ok", &[]).await;
+    let appliance = format!("/vms/{db01}/diskattachments");
+    let at = |snapshot: &str| {
+        serde_json::json!({"disk": {"id": os, "snapshot": {"id": snapshot}},
+                           "interface": "virtio", "active": true})
+    };
+    let refused = |status: u16, words: &'static str| {
+        move |(got, fault): (reqwest::StatusCode, serde_json::Value)| {
+            let detail = fault["detail"].as_str().unwrap_or_default().to_owned();
+            assert!(got == status && detail.contains(words), "{got} {fault}");
+        }
+    };
+
+    // Only a regular snapshot of the disk's VM that covers it.
+    let active = sim.get(&snapshots).await["snapshot"][0]["id"].clone();
+    let active = active.as_str().expect("the active snapshot");
+    refused(400, "only allowed for regular snapshots")(
+        sim.call(Method::POST, &appliance, Some(at(active))).await,
+    );
+    refused(400, "The disk doesn't exist")(
+        sim.call(Method::POST, &appliance, Some(at("no-such-snapshot")))
+            .await,
+    );
+    sim.post(&appliance, at(&snapshot), 201).await;
+    refused(409, "already attached to VM")(
+        sim.call(Method::POST, &appliance, Some(at(&snapshot)))
+            .await,
+    );
+    let listed = sim.get(&appliance).await;
+    assert_eq!(listed["disk_attachment"][0]["id"], os.as_str(), "{listed}");
+    let owner = sim.get(&format!("/vms/{web}/diskattachments/{os}")).await;
+    assert_eq!(owner["active"], "true", "the disk stays its VM's: {owner}");
+
+    // While another VM sees the disk at a snapshot, the VM's snapshots stay.
+    refused(409, "web01_os ,for the appliance, db01")(sim.call(Method::DELETE, &href, None).await);
+    let (status, _) = sim
+        .call(Method::DELETE, &format!("{appliance}/{os}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(sim.get(&format!("/disks/{os}")).await["status"], "ok");
+    let (status, _) = sim.call(Method::DELETE, &href, None).await;
+    assert_eq!(status, 200, "detached, the snapshot goes");
     sim.running.shutdown().await;
 }

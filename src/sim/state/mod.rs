@@ -226,6 +226,23 @@ impl Engine {
         self.events.record(what, about);
     }
 
+    /// Writes event `what` about a VM and a disk (`(vm_id, disk_id)`, named from `inventory`),
+    /// done by `user`: a disk attached to or detached from the VM.
+    pub(crate) fn audit_vm_disk(
+        &self,
+        inventory: &Inventory,
+        what: events::Audit<'_>,
+        (vm_id, disk_id): (&str, &str),
+        user: Option<&str>,
+    ) {
+        let about = events::About {
+            vm: Some(vm_named(inventory, vm_id)),
+            disk: Some(disk_named(inventory, disk_id)),
+            user: user.map(str::to_owned),
+        };
+        self.events.record(what, about);
+    }
+
     /// [`Self::audit_disk`], taking the inventory's lock (which the caller must not hold).
     pub(crate) fn record_disk(&self, what: events::Audit<'_>, disk_id: &str, user: Option<&str>) {
         let inventory = self.inventory.lock().expect("inventory lock");
