@@ -13,7 +13,8 @@
 //! - [`api`]: the REST control plane assembled from the routes below and its middleware.
 //! - [`login`]: SSO tokens, logout, the CA, the API root and the login check.
 //! - [`reply`], [`body`], [`xml`]: answers (JSON or XML, faults), request bodies, XML.
-//! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources.
+//! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources;
+//!   [`ovf`]: a VM's OVF, which `all_content=true` adds to it.
 //! - [`faults`]: fault injection and guest activity for tests and drills.
 //!
 //! The qemu tools it runs (`qemu-img`, `qemu-io`, `qemu-nbd`, supervised processes) live in
@@ -32,6 +33,7 @@ pub mod imageio;
 pub mod inventory;
 pub mod jobs;
 pub mod login;
+pub mod ovf;
 pub mod pki;
 pub mod reply;
 pub mod resources;

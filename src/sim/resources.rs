@@ -68,12 +68,36 @@ pub fn routes() -> Router<Arc<Engine>> {
         )
 }
 
-/// `search=` and `case_sensitive=` of a list request.
+/// `search=`, `case_sensitive=`, `max=` and `all_content=` of a list request.
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     search: Option<String>,
     case_sensitive: Option<String>,
     max: Option<i64>,
+    all_content: Option<String>,
+}
+
+/// `all_content=` of a request for one object.
+#[derive(Debug, Default, Deserialize)]
+pub struct ContentQuery {
+    all_content: Option<String>,
+}
+
+/// Whether a request asks for all of an object's content (`all_content=true`, or the header
+/// `All-Content: true`), which adds a VM's OVF.
+fn wants_all_content(headers: &HeaderMap, query: Option<&str>) -> bool {
+    let header = headers.get("all-content").and_then(|v| v.to_str().ok());
+    [query, header]
+        .into_iter()
+        .flatten()
+        .any(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// VM `vm`'s body with its OVF, as the engine adds it for `all_content`.
+fn with_configuration(engine: &Engine, inventory: &Inventory, vm: &Vm, mut body: Value) -> Value {
+    let ovf = super::ovf::vm_ovf(engine, inventory, vm);
+    body["initialization"] = json!({"configuration": {"type": "ovf", "data": ovf}});
+    body
 }
 
 impl ListQuery {
@@ -202,7 +226,7 @@ pub(crate) fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
 
 /// The bytes disk `id`'s image takes on its storage (the engine's `actual_size`), when the data
 /// plane holds it.
-fn actual_size(engine: &Engine, id: &str) -> Option<u64> {
+pub(crate) fn actual_size(engine: &Engine, id: &str) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let plane = engine.data_plane.as_ref()?;
     let metadata = fs_err::metadata(plane.image(id).path()).ok()?;
@@ -235,6 +259,7 @@ async fn vms(
     Query(query): Query<ListQuery>,
 ) -> Response {
     let filter = query.filter();
+    let all_content = wants_all_content(&headers, query.all_content.as_deref());
     with_inventory(&engine, |inv| {
         let found: Vec<Value> = inv
             .vms
@@ -242,7 +267,14 @@ async fn vms(
             .filter(|vm| {
                 filter.matches(&[("name", &vm.name), ("status", &vm.status), ("id", &vm.id)])
             })
-            .map(|vm| vm_json(vm, engine.version))
+            .map(|vm| {
+                let body = vm_json(vm, engine.version);
+                if all_content {
+                    with_configuration(&engine, inv, vm, body)
+                } else {
+                    body
+                }
+            })
             .collect();
         represent(&headers, "vms", &json!({"vm": filter.window(found)}))
     })
@@ -252,12 +284,17 @@ async fn vm(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<ContentQuery>,
 ) -> Response {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    let Some(vm) = inventory.vm_mut(&id) else {
+    let Some(vm) = inventory.vm(&id) else {
         return not_found();
     };
-    let body = vm_json(vm, engine.version);
+    let mut body = vm_json(vm, engine.version);
+    if wants_all_content(&headers, query.all_content.as_deref()) {
+        body = with_configuration(&engine, &inventory, vm, body);
+    }
+    let vm = inventory.vm_mut(&id).expect("found above");
     if !vm.pending_status.is_empty() {
         vm.status = vm.pending_status.remove(0);
     }
@@ -752,6 +789,7 @@ mod tests {
             search: Some(search.into()),
             case_sensitive: case.map(str::to_owned),
             max: None,
+            all_content: None,
         };
         assert!(query("name=web01", None).filter().matches_name("WEB01"));
         assert!(
@@ -794,6 +832,7 @@ mod tests {
             search: search.map(str::to_owned),
             case_sensitive: None,
             max,
+            all_content: None,
         };
         let all = || vec![1, 2, 3, 4, 5];
         assert_eq!(query(None, None).filter().window(all()), [1, 2, 3, 4, 5]);
