@@ -194,6 +194,12 @@ impl Sim {
         self.state.join("disks").join(format!("{id}.qcow2"))
     }
 
+    /// The read-only layer snapshot `snapshot` made of a disk (the disk as it was then, with
+    /// the layers below it as its backing chain).
+    pub fn layer_file(&self, disk: &str, snapshot: &str) -> PathBuf {
+        (self.state.join("disks")).join(format!("{disk}.snap-{snapshot}.qcow2"))
+    }
+
     /// Starts an image transfer and waits for `transferring`; returns its href and URL.
     pub async fn transfer(&self, request: Value) -> (String, String) {
         let created = self.post("/imagetransfers", request, 201).await;
