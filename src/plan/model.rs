@@ -72,8 +72,10 @@ pub struct RestoreSettings {
     pub target_cluster_name: String,
     /// DR storage domain (required by validation when a VM restores automatically).
     pub target_storage_domain_name: Option<String>,
-    /// How restored disks are attached.
+    /// How restored disks are attached where a point recorded no interface.
     pub disk_interface: DiskInterface,
+    /// The policy sets `disk_interface`: it then overrides each disk's recorded interface.
+    pub disk_interface_given: bool,
     /// Restore timeout.
     pub timeout_minutes: u32,
     /// Start the VM after restoring it.

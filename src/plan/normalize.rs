@@ -136,6 +136,7 @@ fn restore_settings(raw: RawRestoreSettings) -> Result<RestoreSettings, Normaliz
             .as_deref()
             .and_then(DiskInterface::parse)
             .unwrap_or(DiskInterface::VirtioScsi),
+        disk_interface_given: raw.disk_interface.is_some(),
         timeout_minutes: raw.timeout_minutes.unwrap_or(60),
         auto_start_restored_vm: raw.auto_start_restored_vm.unwrap_or(false),
         vm_name_suffix: raw.vm_name_suffix.unwrap_or_else(|| "_restored".to_owned()),
@@ -487,7 +488,11 @@ fn restore_json(r: &RestoreSettings) -> Value {
         "target_storage_domain_name",
         r.target_storage_domain_name.as_ref(),
     );
-    map.insert("disk_interface".into(), json!(r.disk_interface.as_str()));
+    // Only when the policy sets it: it then overrides the interfaces a point recorded, and a
+    // default written here would turn into such an override when read back.
+    if r.disk_interface_given {
+        map.insert("disk_interface".into(), json!(r.disk_interface.as_str()));
+    }
     map.insert("timeout_minutes".into(), json!(r.timeout_minutes));
     map.insert(
         "auto_start_restored_vm".into(),

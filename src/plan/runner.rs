@@ -136,8 +136,13 @@ pub struct RestoreConfig {
     pub target_cluster_name: String,
     /// DR storage domain.
     pub target_storage_domain_name: String,
-    /// How the restored disks are attached.
+    /// How the restored disks are attached where a point recorded no interface (points taken
+    /// before issue 16), and for every disk when `disk_interface_overrides`.
     pub disk_interface: DiskInterface,
+    /// The policy set `disk_interface`: it overrides the interfaces a point recorded. Absent:
+    /// the recorded interfaces are kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_interface_overrides: bool,
     /// Timeout.
     pub timeout_minutes: u32,
     /// Start after restore.
@@ -473,6 +478,7 @@ fn restore_config(policy: &Policy, vm: &VmPolicy) -> RestoreConfig {
         target_cluster_name: r.target_cluster_name.clone(),
         target_storage_domain_name: r.target_storage_domain_name.clone().unwrap_or_default(),
         disk_interface: r.disk_interface,
+        disk_interface_overrides: r.disk_interface_given,
         timeout_minutes: r.timeout_minutes,
         auto_start_restored_vm: r.auto_start_restored_vm,
         replace_existing_vm: r.replace_existing_vm,

@@ -78,11 +78,11 @@ pub use checkpoints::record_checkpoint;
 pub use error::CatalogError;
 use error::{io, io_at};
 pub use manifest::{ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest, MethodRecord};
+pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
+pub use scan::Scan;
 pub use vm_config::{
     AttachmentConfig, CpuTopology, HighAvailability, MemoryConfig, NicConfig, VmConfig,
 };
-pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
-pub use scan::Scan;
 
 /// The file in a VM's folder that records how its last runs went.
 pub const STATUS_FILE: &str = ".status.json";

@@ -33,6 +33,7 @@ pub mod blocksum;
 pub mod catalog;
 pub mod cert;
 pub mod chain;
+pub mod config_view;
 pub mod engine;
 pub mod imageio;
 pub mod job;

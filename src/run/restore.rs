@@ -33,10 +33,11 @@
 mod dry_run;
 mod journal;
 mod log;
+mod network;
+mod shape;
 mod undo;
 mod upload;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ use serde::Deserialize;
 
 use self::journal::{Journal, Made, OldVm};
 pub use self::log::{LogEntry, RestoreLog, RestoredDisk, Verdict};
+use self::network::Placement;
 use super::catalog::{Catalog, DiskEntry, Manifest};
 use super::chain;
 pub use super::chain::{Selector, select};
@@ -188,9 +190,9 @@ impl Job<'_> {
         disks
     }
 
-    /// The cluster and storage domain exist; the VM now named `name`, if any (refused unless
-    /// replacing).
-    async fn preflight(&self) -> Result<Option<Vm>, RunError> {
+    /// The cluster and storage domain exist, every NIC has a DR vNIC profile; the VM now named
+    /// `name`, if any (refused unless replacing), and each NIC's DR profile.
+    async fn preflight(&self) -> Result<(Option<Vm>, Vec<Placement>), RunError> {
         for (collection, name, what) in [
             (
                 Collection::Clusters,
@@ -212,6 +214,7 @@ impl Job<'_> {
                 )));
             }
         }
+        let placements = self.place_nics().await?;
         let existing = self.client.vms_named(&self.name).await?.into_iter().next();
         if existing.is_some() && !self.restore.replace_existing_vm {
             return Err(RunError::Failed(format!(
@@ -220,7 +223,16 @@ impl Job<'_> {
                 self.name
             )));
         }
-        Ok(existing)
+        Ok((existing, placements))
+    }
+
+    /// Each recorded NIC's DR vNIC profile (none asked of the engine for a point without NICs).
+    async fn place_nics(&self) -> Result<Vec<Placement>, RunError> {
+        let Some(config) = self.point.config.as_ref().filter(|c| !c.nics.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let profiles = self.client.vnic_profiles().await?;
+        network::place_nics(&config.nics, &self.restore.network_map, &profiles)
     }
 
     /// The name a replaced VM is kept under.
@@ -294,14 +306,17 @@ impl Job<'_> {
         made: &mut Made,
         disks: &mut Vec<RestoredDisk>,
     ) -> Result<Done, RunError> {
-        let existing = self.preflight().await?;
+        let (existing, placements) = self.preflight().await?;
+        if self.point.config.is_none() {
+            tracing::warn!("{}", shape::unshaped_warning(&self.point.point));
+        }
         for disk in self.disks() {
             disks.push(self.upload_disk(disk, made).await?);
         }
         if let Some(old) = existing {
             self.move_old(old, made).await?;
         }
-        let vm = self.create_vm(made, disks).await?;
+        let vm = self.create_vm(made, disks, &placements).await?;
         let started = self.restore.auto_start_restored_vm;
         if started {
             self.client.start_vm(&vm).await?;
@@ -485,8 +500,15 @@ impl Job<'_> {
         }
     }
 
-    /// The VM from the Blank template, its disks attached (boot disk first, bootable).
-    async fn create_vm(&self, made: &mut Made, disks: &[RestoredDisk]) -> Result<String, RunError> {
+    /// The VM from the Blank template with the point's configuration, its disks attached as
+    /// production had them, its NICs on their DR profiles.
+    async fn create_vm(
+        &self,
+        made: &mut Made,
+        disks: &[RestoredDisk],
+        placements: &[Placement],
+    ) -> Result<String, RunError> {
+        let config = self.shaped_config();
         let request = VmRequest {
             name: &self.name,
             cluster: &self.restore.target_cluster_name,
@@ -495,28 +517,24 @@ impl Job<'_> {
                 self.point.vm, self.point.point, self.point.taken_at
             ),
             memory: self.point.memory,
+            config: config.as_ref(),
         };
         let vm = self.client.add_vm(&request).await?;
         made.vm = Some(vm.id.clone());
         self.journal.save(made);
-        let sources: BTreeMap<&str, &DiskEntry> = self
-            .point
-            .disks
-            .iter()
-            .map(|d| (d.id.as_str(), d))
-            .collect();
-        let any_bootable = self.point.disks.iter().any(|d| d.bootable);
-        for (index, restored) in disks.iter().enumerate() {
-            let bootable = sources
-                .get(restored.source_id.as_str())
-                .is_some_and(|d| d.bootable)
-                || (!any_bootable && index == 0);
-            let interface = self.restore.disk_interface.as_str();
+        for attach in self.attachments(disks) {
+            let flags = [attach.bootable, attach.active];
+            let disk = &attach.disk.disk_id;
             self.client
-                .attach_disk(&vm.id, &restored.disk_id, interface, bootable)
+                .attach_disk(&vm.id, disk, &attach.interface, flags)
                 .await?;
-            made.disks.retain(|d| d != &restored.disk_id);
+            made.disks.retain(|d| d != disk);
             self.journal.save(made);
+        }
+        if let Some(config) = &config {
+            for nic in self.nic_requests(config, placements) {
+                self.client.add_nic(&vm.id, &nic).await?;
+            }
         }
         tracing::info!(vm = %self.name, id = %vm.id, "VM created with {} disks", disks.len());
         Ok(vm.id)

@@ -103,6 +103,19 @@ pub(crate) enum Command {
     Restore(RestoreArgs),
     /// Write the chain of a point's disk as one qcow2 image, in one pass (a portable copy).
     Merge(MergeArgs),
+    /// Print the VM configuration a point recorded (CPU, memory, firmware, OS, NICs and their
+    /// networks, disk attachments): what a restore gives the DR VM.
+    Config {
+        /// The VM's runner config.
+        #[arg(long)]
+        config: PathBuf,
+        /// The point's id; default the newest.
+        #[arg(long)]
+        point: Option<String>,
+        /// `human` or `json`.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+        format: StatusFormat,
+    },
     /// Apply the VM's retention to its backup points (policy.md section 4).
     Prune(PruneArgs),
     #[command(flatten)]

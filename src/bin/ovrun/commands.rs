@@ -388,6 +388,18 @@ pub(crate) fn report_restore(outcome: restore::Outcome) {
     }
 }
 
+pub(crate) fn config_command(path: &Path, point: Option<&str>, format: StatusFormat) -> Outcome {
+    use ovbackup::run::config_view;
+    let config = load(path)?;
+    let points = open_catalog(&config)?.points()?;
+    let point = config_view::chosen(&points, point).map_err(Failure::failed)?;
+    match format {
+        StatusFormat::Json => print!("{}", config_view::json(point)),
+        StatusFormat::Human => print!("{}", config_view::human(point)),
+    }
+    Ok(SUCCESS)
+}
+
 pub(crate) fn merge_command(args: &MergeArgs) -> Outcome {
     let config = load(&args.config)?;
     let catalog = open_catalog(&config)?;

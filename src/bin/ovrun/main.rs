@@ -19,8 +19,8 @@ use clap::{CommandFactory, Parser};
 
 use crate::args::{CertCommand, Cli, Command};
 use crate::commands::{
-    backup_command, cert_fetch_command, due_command, each_config, merge_command, prune_command,
-    restore_command, status_command, verify_command,
+    backup_command, cert_fetch_command, config_command, due_command, each_config, merge_command,
+    prune_command, restore_command, status_command, verify_command,
 };
 use crate::exit::{Failure, SUCCESS, USAGE_OR_CONFIG};
 
@@ -45,6 +45,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Backup(args) => backup_command(&args),
         Command::Restore(args) => restore_command(&args),
         Command::Merge(args) => merge_command(&args),
+        Command::Config {
+            config,
+            point,
+            format,
+        } => config_command(&config, point.as_deref(), format),
         Command::Prune(args) => each_config(args.config, args.config_dir, |path| {
             prune_command(path, args.dry_run, Duration::from_secs(args.lock_wait))
         }),

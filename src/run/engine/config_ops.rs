@@ -1,7 +1,9 @@
 //! The engine operations around a VM's configuration (issue 16): reading it whole with its
 //! NICs and what they name, and on the DR side finding vNIC profiles and adding NICs.
 
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::run::catalog::VmConfig;
 
 use super::wire::{Network, Nic, Nics, VmDetails, VnicProfile, VnicProfiles};
 use super::{EngineClient, EngineError};
@@ -84,5 +86,66 @@ impl EngineClient {
             body["mac"] = json!({"address": mac});
         }
         self.post(&format!("/vms/{vm_id}/nics"), &body).await
+    }
+}
+
+/// Adds a recorded configuration's fields to a new VM's body (`POST /vms`): the engine's own
+/// names, each only when the point recorded it (the engine's default otherwise).
+pub(super) fn add_config_fields(body: &mut Value, config: &VmConfig) {
+    if let Some(cpu) = config.cpu {
+        body["cpu"] = json!({"topology": {"sockets": cpu.sockets.to_string(),
+            "cores": cpu.cores.to_string(), "threads": cpu.threads.to_string()}});
+    }
+    add_memory(body, config);
+    let text = |value: &Option<String>| value.clone().map(Value::String);
+    let fields = [
+        ("bios", text(&config.bios_type).map(|t| json!({"type": t}))),
+        ("custom_emulated_machine", text(&config.machine_type)),
+        ("type", text(&config.vm_type)),
+        (
+            "time_zone",
+            text(&config.time_zone).map(|z| json!({"name": z})),
+        ),
+        ("comment", text(&config.comment)),
+        ("description", text(&config.description)),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            body[key] = value;
+        }
+    }
+    add_os(body, config);
+    if let Some(ha) = config.high_availability {
+        body["high_availability"] = json!({"enabled": ha.enabled.to_string(),
+            "priority": ha.priority.unwrap_or(0).to_string()});
+    }
+    if !config.custom_properties.is_empty() {
+        let each: Vec<Value> = config
+            .custom_properties
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+        body["custom_properties"] = json!({"custom_property": each});
+    }
+}
+
+fn add_memory(body: &mut Value, config: &VmConfig) {
+    let memory = &config.memory;
+    if let Some(size) = memory.size {
+        body["memory"] = json!(size.to_string());
+        let guaranteed = memory.guaranteed.unwrap_or(size);
+        let max = memory.max.unwrap_or(size).max(size);
+        body["memory_policy"] =
+            json!({"guaranteed": guaranteed.to_string(), "max": max.to_string()});
+    }
+}
+
+fn add_os(body: &mut Value, config: &VmConfig) {
+    let Some(os_type) = &config.os_type else {
+        return;
+    };
+    body["os"] = json!({"type": os_type});
+    if !config.boot_devices.is_empty() {
+        body["os"]["boot"] = json!({"devices": {"device": config.boot_devices}});
     }
 }

@@ -10,17 +10,17 @@
 //! - [`wait`]: [`wait::wait_until`], the one bounded poll every wait for a phase or a status
 //!   uses.
 
-mod error;
 pub mod config_ops;
+mod error;
 pub mod ops;
 pub mod session;
 pub mod snapshot_ops;
 pub mod wait;
 pub mod wire;
 
+pub use config_ops::NicRequest;
 pub use error::EngineError;
 pub use ops::{BackupRequest, DiskRequest, TransferRequest};
 pub use session::{EngineClient, check_url, https_client, read_password, url_encode};
 pub use snapshot_ops::SnapshotRequest;
-pub use config_ops::NicRequest;
 pub use wire::*;

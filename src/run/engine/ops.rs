@@ -75,8 +75,11 @@ pub struct VmRequest<'a> {
     pub cluster: &'a str,
     /// Its description.
     pub description: String,
-    /// Its memory in bytes (also its guaranteed and maximum memory).
+    /// Its memory in bytes (also its guaranteed and maximum memory), when no configuration
+    /// is given.
     pub memory: Option<u64>,
+    /// The configuration to give it (a point's, with the policy's overrides).
+    pub config: Option<&'a crate::run::catalog::VmConfig>,
 }
 
 /// The path of an image transfer.
@@ -176,6 +179,9 @@ impl EngineClient {
             body["memory_policy"] =
                 json!({"guaranteed": memory.to_string(), "max": memory.to_string()});
         }
+        if let Some(config) = request.config {
+            super::config_ops::add_config_fields(&mut body, config);
+        }
         self.post("/vms", &body).await
     }
 
@@ -273,7 +279,7 @@ impl EngineClient {
         self.post("/disks", &body).await
     }
 
-    /// Attaches disk `disk_id` to VM `vm_id`, active, on `interface`.
+    /// Attaches disk `disk_id` to VM `vm_id` on `interface`, `[bootable, active]`.
     ///
     /// # Errors
     /// The engine refused.
@@ -282,10 +288,10 @@ impl EngineClient {
         vm_id: &str,
         disk_id: &str,
         interface: &str,
-        bootable: bool,
+        [bootable, active]: [bool; 2],
     ) -> Result<(), EngineError> {
         let body = json!({"disk": {"id": disk_id}, "interface": interface,
-                          "bootable": bootable.to_string(), "active": "true",
+                          "bootable": bootable.to_string(), "active": active.to_string(),
                           "pass_discard": "false"});
         let path = format!("/vms/{vm_id}/diskattachments");
         self.post::<Value>(&path, &body).await.map(|_| ())

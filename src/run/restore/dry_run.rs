@@ -9,8 +9,9 @@ use crate::run::job::RunError;
 impl Job<'_> {
     /// Checks the DR side and says what a restore would do.
     pub(super) async fn plan(&self) -> Result<Vec<String>, RunError> {
-        let existing = self.preflight().await?;
+        let (existing, placements) = self.preflight().await?;
         let mut steps = vec![self.point_step()];
+        steps.extend(self.shape_steps(&placements));
         steps.extend(self.disks().into_iter().map(|disk| self.upload_step(disk)));
         if let Some(old) = existing {
             steps.push(self.old_vm_step(&old));
@@ -19,6 +20,35 @@ impl Job<'_> {
             steps.push("start the restored VM".into());
         }
         Ok(steps)
+    }
+
+    /// What the point's configuration makes of the DR VM, and where its NICs go.
+    fn shape_steps(&self, placements: &[super::network::Placement]) -> Vec<String> {
+        let Some(config) = self.shaped_config() else {
+            return vec![super::shape::unshaped_warning(&self.point.point)];
+        };
+        let cpu = config.cpu.map_or("the cluster's default".into(), |c| {
+            format!(
+                "{} socket(s) x {} core(s) x {} thread(s)",
+                c.sockets, c.cores, c.threads
+            )
+        });
+        let memory = config
+            .memory
+            .size
+            .map_or("-".into(), |m| indicatif::HumanBytes(m).to_string());
+        let mut steps = vec![format!(
+            "create it with CPU {cpu}, memory {memory}, firmware {}, OS {}",
+            config.bios_type.as_deref().unwrap_or("default"),
+            config.os_type.as_deref().unwrap_or("default")
+        )];
+        for (nic, placed) in config.nics.iter().zip(placements) {
+            let on = placed.as_ref().map_or("no network".into(), |(_, name)| {
+                format!("vNIC profile {name}")
+            });
+            steps.push(format!("add NIC {} ({}) on {on}", nic.name, nic.interface));
+        }
+        steps
     }
 
     fn point_step(&self) -> String {
