@@ -130,8 +130,20 @@ fn log_lines(dir: &Path) -> Vec<Value> {
 }
 
 /// Asserts the DR VM `name` holds the production disks as they were in `expected`
-/// (web01_os, web01_data), boot disk first with the configured interface, in DR-Cluster.
+/// (web01_os, web01_data), in production's order with production's interfaces (the points
+/// recorded them), in DR-Cluster.
 async fn assert_restored(dr: &Sim, name: &str, expected: &(PathBuf, PathBuf), status: &str) {
+    let interfaces = ["virtio_scsi", "virtio"];
+    assert_restored_on(dr, (name, status), expected, interfaces).await;
+}
+
+/// [`assert_restored`] with the disks on `interfaces`.
+async fn assert_restored_on(
+    dr: &Sim,
+    (name, status): (&str, &str),
+    expected: &(PathBuf, PathBuf),
+    interfaces: [&str; 2],
+) {
     let vm = dr.vm(name).await;
     assert_eq!(vm["name"], name);
     assert_eq!(vm["status"], status, "{vm}");
@@ -155,8 +167,8 @@ async fn assert_restored(dr: &Sim, name: &str, expected: &(PathBuf, PathBuf), st
     assert_eq!(
         order,
         [
-            ("web01_os", "virtio_scsi", true),
-            ("web01_data", "virtio_scsi", false)
+            ("web01_os", interfaces[0], true),
+            ("web01_data", interfaces[1], false)
         ]
     );
     assert!(
@@ -561,7 +573,9 @@ async fn a_snapshot_method_point_restores_into_dr_equal_to_production() {
     let dir = tempfile::tempdir().expect("temp dir");
     let prod = Sim::start(&dir.path().join("prod"), seed()).await;
     let dr = Sim::start(&dir.path().join("dr"), dr_seed()).await;
-    let config = restore_config(&prod, &dr, dir.path(), &json!({}));
+    // The policy sets disk_interface: it overrides the interfaces the point recorded.
+    let overrides = json!({"disk_interface": "sata", "disk_interface_overrides": true});
+    let config = restore_config(&prod, &dr, dir.path(), &overrides);
     let mut with_method: Value =
         serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("JSON");
     with_method["backup"]["backup_method"] = json!("snapshot");
@@ -583,7 +597,7 @@ async fn a_snapshot_method_point_restores_into_dr_equal_to_production() {
     assert_eq!(points[1]["kind"], "incremental");
     assert_eq!(points[1]["method"]["name"], "snapshot");
     restore_ok(&config, &[]);
-    assert_restored(&dr, "web 01_dr", &expected, "up").await;
+    assert_restored_on(&dr, ("web 01_dr", "up"), &expected, ["sata", "sata"]).await;
     prod.running.shutdown().await;
     dr.running.shutdown().await;
 }
