@@ -190,8 +190,16 @@ async fn a_running_backup_conflicts_with_other_changes() {
     let (status, _) = sim.call(Method::DELETE, &snap_href, None).await;
     assert_eq!(status, 200);
     assert_eq!(sim.get(&snap_href).await["snapshot_status"], "locked");
-    let (status, _) = sim.call(Method::GET, &snap_href, None).await;
-    assert_eq!(status, 404, "gone once the merge ran");
+    // The layer is merged in the background: locked until then, then gone.
+    for polls in 1.. {
+        let (status, body) = sim.call(Method::GET, &snap_href, None).await;
+        if status == 404 {
+            break;
+        }
+        assert_eq!(body["snapshot_status"], "locked", "locked until gone");
+        assert!(polls < 100, "the merge ends");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     sim.running.shutdown().await;
 }
 
