@@ -38,6 +38,31 @@ pub fn json(point: &Manifest) -> String {
     serde_json::to_string_pretty(&value).expect("a configuration serializes") + "\n"
 }
 
+/// The configuration in one line (for `ovrun status`): CPU, memory, firmware, OS, NICs, disks.
+pub fn one_line(config: &VmConfig) -> String {
+    let cpu = config.cpu.map_or("CPU -".into(), |c| {
+        format!(
+            "{} vCPU ({}x{}x{})",
+            c.sockets * c.cores * c.threads,
+            c.sockets,
+            c.cores,
+            c.threads
+        )
+    });
+    let memory = config
+        .memory
+        .size
+        .map_or("memory -".into(), |b| indicatif::BinaryBytes(b).to_string());
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    format!(
+        "{cpu}, {memory}, {}, {}, {} NIC(s), {} disk(s)",
+        text(&config.bios_type),
+        text(&config.os_type),
+        config.nics.len(),
+        config.disks.len()
+    )
+}
+
 /// The point's configuration for a person.
 pub fn human(point: &Manifest) -> String {
     let mut out = format!(
@@ -223,6 +248,14 @@ mod tests {
     fn a_points_configuration_for_a_person() {
         insta::assert_snapshot!(human(&point(Some(config()))));
         insta::assert_snapshot!("without_configuration", human(&point(None)));
+    }
+
+    #[test]
+    fn a_configuration_in_one_line() {
+        assert_eq!(
+            one_line(&config()),
+            "4 vCPU (2x2x1), 8.00 GiB, q35_ovmf, rhel_9x64, 1 NIC(s), 1 disk(s)"
+        );
     }
 
     #[test]

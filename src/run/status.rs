@@ -43,6 +43,11 @@ pub struct VmStatus {
     pub bytes_on_disk: u64,
     /// Bytes read from the engine for the newest point.
     pub last_point_bytes_transferred: u64,
+    /// How the newest point's disks were read (`backup_api`, `snapshot`; absent in older
+    /// points).
+    pub last_method: Option<String>,
+    /// The VM configuration the newest point recorded, in one line (`None`: not recorded).
+    pub last_configuration: Option<String>,
     /// How the last runs went.
     pub run: RunStatus,
 }
@@ -89,6 +94,10 @@ pub fn collect(catalog: &Catalog) -> Result<VmStatus, CatalogError> {
         chain_length: last.map_or(0, |p| Catalog::chain(&points, &p.point).len()),
         bytes_on_disk: points.iter().map(file_bytes).sum(),
         last_point_bytes_transferred: last.map_or(0, transferred_bytes),
+        last_method: last.and_then(|p| Some(p.method.as_ref()?.name.clone())),
+        last_configuration: last
+            .and_then(|p| p.config.as_ref())
+            .map(super::config_view::one_line),
         run: catalog.run_status(),
     })
 }
@@ -219,6 +228,14 @@ pub fn human(statuses: &[VmStatus], now: DateTime<Utc>) -> String {
         .chain(statuses.iter().map(|s| row(s, now)))
         .collect();
     let mut out = table(&rows);
+    for status in statuses.iter().filter(|s| s.last_point.is_some()) {
+        let method = status.last_method.as_deref().unwrap_or("backup_api");
+        let config = status
+            .last_configuration
+            .as_deref()
+            .unwrap_or("not recorded");
+        let _ = writeln!(out, "{}: by {method}; configuration: {config}", status.vm);
+    }
     for status in statuses {
         if let Some(error) = status.failing_error() {
             let _ = writeln!(out, "FAILING: {}: {}", status.vm, one_line(error));
