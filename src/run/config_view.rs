@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::catalog::{Manifest, VmConfig};
+use super::catalog::{CpuTopology, Manifest, VmConfig};
 
 /// The point `id` names among `points`, or the newest.
 ///
@@ -83,11 +83,7 @@ pub fn human(point: &Manifest) -> String {
             _ => "no network".into(),
         };
         let mac = nic.mac.as_deref().unwrap_or("-");
-        let state = format!(
-            "{}{}",
-            flag(nic.linked, "linked"),
-            flag(nic.plugged, ", plugged")
-        );
+        let state = flags([(nic.linked, "linked"), (nic.plugged, ", plugged")]);
         let _ = writeln!(
             out,
             "  nic {:<14} {} {mac} on {on}; {state}",
@@ -101,11 +97,7 @@ pub fn human(point: &Manifest) -> String {
             .find(|d| d.id == disk.disk)
             .map_or(disk.disk.as_str(), |d| d.alias.as_str());
         let name = disk.logical_name.as_deref().unwrap_or("-");
-        let flags = format!(
-            "{}{}",
-            flag(disk.bootable, "bootable "),
-            flag(disk.active, "active")
-        );
+        let flags = flags([(disk.bootable, "bootable "), (disk.active, "active")]);
         let _ = writeln!(
             out,
             "  disk {:<13} {} {name} {flags}",
@@ -116,20 +108,27 @@ pub fn human(point: &Manifest) -> String {
     out
 }
 
-fn flag(on: bool, word: &str) -> &str {
-    if on { word } else { "" }
+/// A CPU topology in words.
+pub fn cpu_words(cpu: CpuTopology) -> String {
+    format!(
+        "{} socket(s) x {} core(s) x {} thread(s)",
+        cpu.sockets, cpu.cores, cpu.threads
+    )
+}
+
+/// The words of the flags that are on.
+fn flags(each: [(bool, &str); 2]) -> String {
+    each.iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, word)| *word)
+        .collect()
 }
 
 /// The scalar settings, in the order the engine's VM dialog shows them.
 fn summary(config: &VmConfig) -> Vec<(&'static str, String)> {
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let bytes = |v: Option<u64>| v.map_or("-".into(), |b| indicatif::BinaryBytes(b).to_string());
-    let cpu = config.cpu.map_or("-".into(), |c| {
-        format!(
-            "{} socket(s) x {} core(s) x {} thread(s)",
-            c.sockets, c.cores, c.threads
-        )
-    });
+    let cpu = config.cpu.map_or("-".into(), cpu_words);
     let ha = config
         .high_availability
         .map_or("-".into(), |h| match (h.enabled, h.priority) {

@@ -3,6 +3,7 @@
 
 use super::Job;
 use crate::run::catalog::DiskEntry;
+use crate::run::config_view::cpu_words;
 use crate::run::engine::Vm;
 use crate::run::job::RunError;
 
@@ -27,12 +28,7 @@ impl Job<'_> {
         let Some(config) = self.shaped_config() else {
             return vec![super::shape::unshaped_warning(&self.point.point)];
         };
-        let cpu = config.cpu.map_or("the cluster's default".into(), |c| {
-            format!(
-                "{} socket(s) x {} core(s) x {} thread(s)",
-                c.sockets, c.cores, c.threads
-            )
-        });
+        let cpu = config.cpu.map_or("the cluster's default".into(), cpu_words);
         let memory = config
             .memory
             .size
