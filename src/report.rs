@@ -1,6 +1,12 @@
-//! Showing diagnostics: miette's graphical report for people, a JSON array for CI annotations.
+//! Showing diagnostics: miette's graphical report for people, and for CI a JSON array, GitHub
+//! workflow commands ([`github`]), a GitLab Code Quality report ([`gitlab`]) or a SARIF 2.1.0
+//! log ([`sarif`]).
 //!
 //! This is the edge where `plan`'s data becomes text; nothing else in the library prints.
+
+pub mod github;
+pub mod gitlab;
+pub mod sarif;
 
 use std::fmt;
 
@@ -9,6 +15,25 @@ use serde::Serialize;
 
 use crate::plan::Located;
 use crate::plan::diagnostic::Severity;
+
+/// One checked file's diagnostics, as the CI formats take them (several files make one report).
+#[derive(Debug, Clone, Copy)]
+pub struct FileReport<'a> {
+    /// The file's path as given on the command line (the CI formats name it so).
+    pub file: &'a str,
+    /// Its diagnostics, in file order.
+    pub diagnostics: &'a [Located],
+}
+
+/// A diagnostic's message followed by its `help` after `separator`, for formats that have one
+/// text field.
+fn message_and_help(located: &Located, separator: &str) -> String {
+    let diagnostic = &located.diagnostic;
+    match &diagnostic.help {
+        Some(help) => format!("{}{separator}help: {help}", diagnostic.message),
+        None => diagnostic.message.clone(),
+    }
+}
 
 /// How to draw the human report.
 #[derive(Debug, Clone, Copy)]

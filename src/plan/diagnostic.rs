@@ -2,7 +2,8 @@
 //!
 //! Every stage reports problems as [`Diagnostic`]s: a code, a message that names the thing, a
 //! JSON Pointer, the file bytes to underline and a `help` line that says what to do. Rendering
-//! (miette's report, or JSON for CI annotations) happens in `crate::report`, at the edge.
+//! (miette's report for people; JSON, GitHub workflow commands, GitLab Code Quality or SARIF for
+//! CI) happens in `crate::report`, at the edge.
 
 use std::fmt;
 use std::ops::Range;
@@ -181,6 +182,71 @@ impl Code {
             Code::RelativePath => "ovplan::relative-path",
             Code::UnusablePath => "ovplan::unusable-path",
             Code::ByteOrderMark => "ovplan::byte-order-mark",
+        }
+    }
+
+    /// What the code means, as the README's table of codes says it (SARIF's rule help).
+    pub fn description(self) -> &'static str {
+        match self {
+            Code::Syntax => "the file is not JSON",
+            Code::BadJsonText => "a string holding JSON text (Airflow's form) does not parse",
+            Code::DuplicateKey => "a key written twice in one object (JSON keeps only the last)",
+            Code::UnknownKey => "a key the format does not have, with \"did you mean\"",
+            Code::MissingKey => "a required key is absent",
+            Code::WrongType => "a value of the wrong JSON type",
+            Code::InvalidValue => "a value outside the allowed set",
+            Code::OutOfRange => "a number outside its range (every count is at most 4294967295)",
+            Code::InvalidFormat => {
+                "a string of the wrong form (an engine URL that is not https, an empty list)"
+            }
+            Code::BadSevenBits => "a 7-bit weekday pattern that is not seven 0/1 characters",
+            Code::NeverFires => "the pattern `0000000`",
+            Code::BadTime => "a time of day that does not exist (`24:30`)",
+            Code::BadCron => "a cron expression that does not parse; the bad field is underlined",
+            Code::UnknownWeekday => "a weekday name that does not exist",
+            Code::UnknownMonth => "a month number or name that does not exist",
+            Code::WeeksWithoutWeekdays => "`weeks_of_month` without `weekdays`",
+            Code::BothDayForms => "`days_of_month` with `weekdays`, or `day` with `days`",
+            Code::NoDayForm => "an advanced schedule that names no days",
+            Code::BadAnchorDate => "an `anchor_date` that is not a calendar date",
+            Code::UnknownTimezone => "a time zone that is not an IANA name",
+            Code::UnsafeVmName => {
+                "a VM name that cannot name a folder or unit (empty, `.`, `..`, `/`, control characters, a unit name over 255 bytes)"
+            }
+            Code::DuplicateVm => "the same VM twice, also after folding case and white space",
+            Code::InlinePassword => "a password written in the policy: use `*_password_file`",
+            Code::MissingPassword => "neither a password nor a password file for an engine in use",
+            Code::BothPasswordForms => "a password and a password file for the same engine",
+            Code::KeepsEverything => {
+                "retention with every `keep_*` at 0 and no age limit keeps every point forever"
+            }
+            Code::UnknownDiskInterface => {
+                "a disk interface the engine does not know (any case is accepted: `SATA`)"
+            }
+            Code::UnknownBackupMethod => {
+                "a `backup_method` (in `backup_settings` or a VM) other than `auto`, `backup_api` or `snapshot`"
+            }
+            Code::UnsafeNetworkName => {
+                "a `restore_settings.network_map` name no engine network or vNIC profile can have (empty, white space at either end, a control character, over 256 characters)"
+            }
+            Code::UnknownMacPolicy => "a `restore_settings.mac_policy` other than `new` or `keep`",
+            Code::CpuOutOfRange => {
+                "a `restore_settings.cpu` count (`sockets`, `cores`, `threads`) outside 1 to 256"
+            }
+            Code::MemoryOutOfRange => {
+                "a `restore_settings.memory_mib` outside 1 to 16777216 (16 TiB); a size in bytes is named as such"
+            }
+            Code::MissingRestoreTarget => "`auto_restore` without a DR engine or storage domain",
+            Code::ControlCharacter => {
+                "a control character (a line break, a tab) in any string; it could split a line of a generated file"
+            }
+            Code::RelativePath => {
+                "a relative path in a path key (`backup_directory`, `checkpoints_file`, password and CA files)"
+            }
+            Code::UnusablePath => {
+                "a path systemd would not pass on unchanged (`.`, `..` or empty components, trailing `/`, space or `\\`)"
+            }
+            Code::ByteOrderMark => "the file starts with a UTF-8 byte order mark",
         }
     }
 

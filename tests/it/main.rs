@@ -11,6 +11,7 @@ mod bundle_runs;
 mod captures;
 mod catalog_safety;
 mod cert;
+mod ci_reports;
 mod completions_man;
 mod dataplane;
 mod engine_client;

@@ -1,14 +1,16 @@
 //! The helpers the integration tests share. This file: running the real binaries from the
 //! fixtures folder, so paths in output stay short and stable. Beside it: a client of the
 //! simulated engine (`engine`), `ovrun` runs and runner configs (`ovrun`), a tmpfs of a chosen
-//! size (`tmpfs`), and the readers of the compiled bundle (`artifact_syntax`, `bundle_meaning`,
-//! also included by the fuzz target).
+//! size (`tmpfs`), a parser of GitHub's workflow commands (`workflow_command`), and the readers
+//! of the compiled bundle (`artifact_syntax`, `bundle_meaning`, also included by the fuzz
+//! target).
 
 pub mod artifact_syntax;
 pub mod bundle_meaning;
 pub mod engine;
 pub mod ovrun;
 pub mod tmpfs;
+pub mod workflow_command;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -69,11 +69,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a policy file and report every problem with its line and column.
+    /// Check policy files and report every problem with its line and column.
     Validate {
-        /// The policy file (variables.json).
-        file: PathBuf,
-        /// human: a report for people; json: an array for CI annotations.
+        /// The policy files (variables.json); several make one report (pre-commit passes them).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// human: a report for people; json: an array (one file); github: workflow commands
+        /// (annotations); gitlab: a Code Quality report; sarif: a SARIF 2.1.0 log.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -145,6 +147,9 @@ enum Target {
 enum Format {
     Human,
     Json,
+    Github,
+    Gitlab,
+    Sarif,
 }
 
 fn main() -> ExitCode {
@@ -164,7 +169,7 @@ fn main() -> ExitCode {
 /// The command failed; the [`Failure`] says how to exit.
 fn run(cli: Cli) -> Outcome {
     match cli.command {
-        Command::Validate { file, format } => validate(&file, format),
+        Command::Validate { files, format } => validate(&files, format),
         Command::Normalize { file } => normalize(&file),
         Command::Next {
             file,
@@ -210,30 +215,64 @@ fn style() -> report::Style {
     report::Style { color, width: 100 }
 }
 
-fn exit_for(checked: &Checked) -> ExitCode {
-    if checked.has_errors() {
+fn validate(files: &[PathBuf], format: Format) -> Outcome {
+    if files.len() > 1 && matches!(format, Format::Json) {
+        return Err(Failure::usage(
+            "--format json reports one file\nhelp: run `ovplan validate` once per file, or use \
+             --format sarif, gitlab or github, which name the file of each problem",
+        ));
+    }
+    let checked = files
+        .iter()
+        .map(|file| read(file).map(|source| (plan::check(&source), source)))
+        .collect::<Result<Vec<(Checked, Source)>, Failure>>()?;
+    print_validation(&checked, format);
+    let invalid = checked.iter().any(|(c, _)| c.has_errors());
+    Ok(if invalid {
         ExitCode::from(INVALID)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Prints the checked files in `format`: people's report on stderr; CI's on stdout, with each
+/// file's summary line on stderr (the job's log).
+fn print_validation(checked: &[(Checked, Source)], format: Format) {
+    let reports: Vec<report::FileReport<'_>> = checked
+        .iter()
+        .map(|(c, s)| report::FileReport {
+            file: &s.name,
+            diagnostics: &c.diagnostics,
+        })
+        .collect();
+    match format {
+        Format::Human => {
+            for (c, s) in checked {
+                eprint!("{}", human_report(s, c));
+            }
+        }
+        Format::Json => print!("{}", report::json(reports[0].diagnostics)),
+        Format::Github => print_for_ci(&report::github::commands(&reports), &reports),
+        Format::Gitlab => print_for_ci(&report::gitlab::report(&reports), &reports),
+        Format::Sarif => print_for_ci(&report::sarif::log(&reports), &reports),
     }
 }
 
-fn validate(file: &PathBuf, format: Format) -> Outcome {
-    let source = read(file)?;
-    let checked = plan::check(&source);
-    match format {
-        Format::Human => eprint!(
-            "{}",
-            report::human(
-                &source.name,
-                &checked.display_text,
-                &checked.diagnostics,
-                style()
-            )
-        ),
-        Format::Json => print!("{}", report::json(&checked.diagnostics)),
+/// A CI report on stdout, each file's summary line on stderr.
+fn print_for_ci(text: &str, reports: &[report::FileReport<'_>]) {
+    print!("{text}");
+    for r in reports {
+        eprintln!("{}", report::summary(r.file, r.diagnostics));
     }
-    Ok(exit_for(&checked))
+}
+
+fn human_report(source: &Source, checked: &Checked) -> String {
+    report::human(
+        &source.name,
+        &checked.display_text,
+        &checked.diagnostics,
+        style(),
+    )
 }
 
 fn normalize(file: &PathBuf) -> Outcome {
@@ -251,15 +290,7 @@ fn load(file: &PathBuf) -> Result<Policy, Failure> {
     let source = read(file)?;
     let checked = plan::check(&source);
     if !checked.diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            report::human(
-                &source.name,
-                &checked.display_text,
-                &checked.diagnostics,
-                style()
-            )
-        );
+        eprint!("{}", human_report(&source, &checked));
     }
     let code = if checked.has_errors() { INVALID } else { 0 };
     checked.policy.ok_or(Failure {
