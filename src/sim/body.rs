@@ -134,7 +134,7 @@ fn close(
     let Some((parent, fields, _)) = stack.last_mut() else {
         return Some(value);
     };
-    let is_list = *parent == format!("{name}s");
+    let is_list = is_plural_of(parent, &name);
     match fields.get_mut(&name) {
         Some(Value::Array(items)) => items.push(value),
         Some(existing) => {
@@ -149,6 +149,56 @@ fn close(
         }
     }
     None
+}
+
+/// Whether `container` is the plural of `item` (`disks` of `disk`, `custom_properties` of
+/// `custom_property`): the engine's XML names a list so.
+fn is_plural_of(container: &str, item: &str) -> bool {
+    container.strip_suffix('s') == Some(item)
+        || (item.strip_suffix('y')).is_some_and(|stem| container.strip_suffix("ies") == Some(stem))
+}
+
+/// A list of `T`, also when a body gives one `T` alone (an XML list the parser could not tell
+/// from an object).
+///
+/// # Errors
+/// Neither a list of `T` nor a `T`.
+pub fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        Many(Vec<T>),
+        One(T),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::Many(items) => items,
+        OneOrMany::One(item) => vec![item],
+    })
+}
+
+/// Text sent as a string; an empty XML element (`<comment/>`), which the parser makes an empty
+/// object, is the empty string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Text {
+    /// `"web01"`
+    Plain(String),
+    /// `<comment/>`
+    Empty(Map<String, Value>),
+}
+
+impl Text {
+    /// Its text.
+    pub fn value(&self) -> String {
+        match self {
+            Text::Plain(text) => text.clone(),
+            Text::Empty(_) => String::new(),
+        }
+    }
 }
 
 /// A number sent as a JSON number or a string of digits.
@@ -223,6 +273,10 @@ mod tests {
                    "storage_domains": {"storage_domain": [{"name": "data"}]}, "sparse": "true"})
         );
         assert_eq!(xml_to_json("<action/>").unwrap(), json!({}));
+        assert_eq!(
+            xml_to_json("<vm><custom_properties><custom_property><name>a</name></custom_property></custom_properties></vm>").unwrap(),
+            json!({"custom_properties": {"custom_property": [{"name": "a"}]}})
+        );
         assert_eq!(
             xml_to_json("<backup><disks><disk id='1'/><disk id='2'/></disks></backup>").unwrap(),
             json!({"disks": {"disk": [{"id": "1"}, {"id": "2"}]}})

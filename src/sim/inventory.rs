@@ -1,6 +1,8 @@
-//! The simulated engine's inventory: clusters, storage domains, hosts, VMs and their disks, made
-//! from a seed file and kept in `STATE/inventory.json` (written atomically) so a restart keeps it.
-//! Every disk is a real qcow2 file, `STATE/disks/<disk id>.qcow2`.
+//! The simulated engine's inventory: clusters, storage domains, hosts, VMs with their
+//! configuration ([`VmSettings`]) and disks, made from a seed file and kept in
+//! `STATE/inventory.json` (written atomically) so a restart keeps it; what an older state lacks
+//! is the engine's default. Every disk is a real qcow2 file, `STATE/disks/<disk id>.qcow2`. A
+//! seed VM's configuration is checked and made by [`super::settings`].
 //!
 //! Ids are UUIDs derived from names (UUID v5), so the same seed gives the same ids.
 
@@ -11,6 +13,7 @@ use uuid::Uuid;
 
 use super::SimError;
 use super::disk::DiskImage;
+pub use super::settings::VmSettings;
 
 /// The seed file: what exists when the simulator first starts.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,7 +41,8 @@ pub struct SeedNamed {
     pub name: String,
 }
 
-/// A VM of the seed.
+/// A VM of the seed; what it leaves out is the engine's default for a VM made from the Blank
+/// template ([`VmSettings::default`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedVm {
@@ -52,9 +56,69 @@ pub struct SeedVm {
     /// Memory in MiB (default 1024).
     #[serde(default = "memory")]
     pub memory_mib: u64,
-    /// Its disks, the first bootable.
+    /// Its disks (the first bootable unless one says it is).
     #[serde(default)]
     pub disks: Vec<SeedDisk>,
+    /// CPU topology (default 1 socket, 1 core, 1 thread).
+    pub cpu: Option<SeedCpu>,
+    /// `i440fx_sea_bios`, `q35_sea_bios`, `q35_ovmf`, `q35_secure_boot` (default: the
+    /// cluster's).
+    pub bios_type: Option<String>,
+    /// The machine type (`custom_emulated_machine`; default: the cluster's).
+    pub machine_type: Option<String>,
+    /// The guest OS (default `other`).
+    pub os_type: Option<String>,
+    /// Boot order: `hd`, `cdrom`, `network` (default `hd`).
+    #[serde(default)]
+    pub boot_devices: Vec<String>,
+    /// `server` (default), `desktop`, `high_performance`.
+    pub vm_type: Option<String>,
+    /// The guest's time zone (default `Etc/GMT`).
+    pub time_zone: Option<String>,
+    /// High availability (default off, priority 0).
+    pub high_availability: Option<SeedHighAvailability>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Free text.
+    pub comment: Option<String>,
+    /// Custom properties, name to value, in order.
+    #[serde(default)]
+    pub custom_properties: serde_json::Map<String, serde_json::Value>,
+    /// Guaranteed memory in MiB (default: the memory).
+    pub memory_guaranteed_mib: Option<u64>,
+    /// Maximum memory in MiB (default: four times the memory).
+    pub memory_max_mib: Option<u64>,
+}
+
+/// A seed VM's CPU topology.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCpu {
+    /// Sockets (default 1).
+    #[serde(default = "one")]
+    pub sockets: u64,
+    /// Cores per socket (default 1).
+    #[serde(default = "one")]
+    pub cores: u64,
+    /// Threads per core (default 1).
+    #[serde(default = "one")]
+    pub threads: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A seed VM's high availability.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedHighAvailability {
+    /// On (default off).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Priority (default 0).
+    #[serde(default)]
+    pub priority: u64,
 }
 
 fn up() -> String {
@@ -90,6 +154,11 @@ pub struct SeedDisk {
     /// `incremental` (default) or `none`: whether its changed blocks are tracked.
     #[serde(default)]
     pub backup: Option<String>,
+    /// Whether the VM boots from it (default: the first disk, unless another says it is).
+    pub bootable: Option<bool>,
+    /// The guest's name of the disk (`/dev/sda`), which the engine learns from its agent
+    /// (default: none).
+    pub logical_name: Option<String>,
 }
 
 fn virtio_scsi() -> String {
@@ -259,6 +328,9 @@ pub struct Vm {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// Its configuration (an older state's: the engine's defaults).
+    #[serde(default)]
+    pub settings: VmSettings,
 }
 
 /// A disk attachment (its id is the disk's).
@@ -276,6 +348,10 @@ pub struct Attachment {
     /// was at one of its snapshots (a backup appliance reading it); `None`: the disk itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// The guest's name of the disk (`/dev/sda`), known only from a seed (the engine learns it
+    /// from the guest agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical_name: Option<String>,
 }
 
 impl Attachment {
@@ -353,6 +429,14 @@ pub fn id_of(kind: &str, name: &str) -> String {
 
 const MIB: u64 = 1024 * 1024;
 
+/// A seed the engine would refuse, as the reason ovsim does not start.
+fn bad_seed(why: String) -> SimError {
+    SimError::Start {
+        program: "ovsim".into(),
+        why,
+    }
+}
+
 fn named(kind: &str, items: &[SeedNamed], default: &str) -> Vec<Named> {
     let names: Vec<String> = if items.is_empty() {
         vec![default.to_owned()]
@@ -398,13 +482,11 @@ impl Inventory {
         Ok(inventory)
     }
 
-    /// Adds a seed's VM with its disks (the first one bootable), each made and written.
+    /// Adds a seed's VM with its configuration and disks, each disk made and written.
     fn add_seed_vm(&mut self, seed: &SeedVm, disks_dir: &Path) -> Result<(), SimError> {
-        let mut attachments = Vec::new();
-        for (index, seed_disk) in seed.disks.iter().enumerate() {
-            let bootable = index == 0;
-            attachments.push(self.add_seed_disk(&seed.name, seed_disk, bootable, disks_dir)?);
-        }
+        let memory = seed.memory_mib * MIB;
+        let settings = super::settings::from_seed(seed, memory).map_err(bad_seed)?;
+        let attachments = self.add_seed_disks(seed, disks_dir)?;
         let running = seed.status == "up";
         self.vms.push(Vm {
             id: id_of("vm", &seed.name),
@@ -414,12 +496,28 @@ impl Inventory {
             host: running
                 .then(|| self.hosts.first().map(|h| h.id.clone()))
                 .flatten(),
-            memory: seed.memory_mib * MIB,
+            memory,
             attachments,
             pending_status: Vec::new(),
-            description: String::new(),
+            description: seed.description.clone().unwrap_or_default(),
+            settings,
         });
         Ok(())
+    }
+
+    /// Makes a seed VM's disks; the one it says is bootable is, else the first.
+    fn add_seed_disks(
+        &mut self,
+        seed: &SeedVm,
+        disks_dir: &Path,
+    ) -> Result<Vec<Attachment>, SimError> {
+        let chosen = seed.disks.iter().any(|d| d.bootable == Some(true));
+        let mut attachments = Vec::new();
+        for (index, seed_disk) in seed.disks.iter().enumerate() {
+            let bootable = seed_disk.bootable.unwrap_or(!chosen && index == 0);
+            attachments.push(self.add_seed_disk(&seed.name, seed_disk, bootable, disks_dir)?);
+        }
+        Ok(attachments)
     }
 
     /// Adds one disk of the seed's VM `vm_name`: its qcow2 file is made under `disks_dir` and
@@ -459,6 +557,7 @@ impl Inventory {
             bootable,
             active: true,
             snapshot: None,
+            logical_name: seed_disk.logical_name.clone(),
         })
     }
 

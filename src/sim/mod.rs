@@ -14,7 +14,8 @@
 //! - [`login`]: SSO tokens, logout, the CA, the API root and the login check.
 //! - [`reply`], [`body`], [`xml`]: answers (JSON or XML, faults), request bodies, XML.
 //! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources;
-//!   [`ovf`]: a VM's OVF, which `all_content=true` adds to it.
+//!   [`settings`]: a VM's configuration (CPU, firmware, OS, ...); [`ovf`]: a VM's OVF, which
+//!   `all_content=true` adds to it.
 //! - [`faults`]: fault injection and guest activity for tests and drills.
 //!
 //! The qemu tools it runs (`qemu-img`, `qemu-io`, `qemu-nbd`, supervised processes) live in
@@ -39,6 +40,7 @@ pub mod reply;
 pub mod resources;
 pub mod search;
 pub mod server;
+pub mod settings;
 pub mod snapshots;
 pub mod state;
 pub mod transfers;

@@ -348,6 +348,7 @@ mod tests {
             attachments: Vec::new(),
             pending_status: Vec::new(),
             description: String::new(),
+            settings: crate::sim::settings::VmSettings::default(),
         };
         let disk = Disk {
             id: "d1".into(),
@@ -367,6 +368,7 @@ mod tests {
             bootable: true,
             active: true,
             snapshot: None,
+            logical_name: None,
         };
         let ovf = OvfVm {
             vm: &vm,

@@ -152,6 +152,8 @@ pub(crate) enum Refusal {
     Fault(StatusCode, String),
     /// A missing mandatory field.
     Incomplete(String),
+    /// A value that is not one of its enum's (400, reason "Invalid value").
+    InvalidValue(String),
 }
 
 impl Refusal {
@@ -164,6 +166,21 @@ impl Refusal {
     pub(crate) fn incomplete(detail: &str) -> Self {
         Refusal::Incomplete(detail.to_owned())
     }
+
+    /// A value its enum has not.
+    pub(crate) fn invalid_value(detail: &str) -> Self {
+        Refusal::InvalidValue(detail.to_owned())
+    }
+
+    /// What it says (empty for a 404), to report a refused seed with.
+    pub(crate) fn detail(&self) -> &str {
+        match self {
+            Refusal::NotFound => "",
+            Refusal::Fault(_, detail)
+            | Refusal::Incomplete(detail)
+            | Refusal::InvalidValue(detail) => detail,
+        }
+    }
 }
 
 impl IntoResponse for Refusal {
@@ -172,6 +189,11 @@ impl IntoResponse for Refusal {
             Refusal::NotFound => not_found(),
             Refusal::Fault(status, detail) => fault(status, &detail),
             Refusal::Incomplete(detail) => incomplete(&detail),
+            Refusal::InvalidValue(detail) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"reason": "Invalid value", "detail": detail})),
+            )
+                .into_response(),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Inventory resources of the engine API (section 4 of the API page): VMs (with name search),
-//! disk attachments, disks, clusters, storage domains and hosts, in the engine's JSON (scalars as
-//! strings) or XML. An unknown id is 404 with an empty body, as the engine answers.
+//! Inventory resources of the engine API (section 4 of the API page): VMs (with name search;
+//! their configuration fields are [`super::settings`]'s), disk attachments, disks, clusters,
+//! storage domains and hosts, in the engine's JSON (scalars as strings) or XML. An unknown id is
+//! 404 with an empty body, as the engine answers.
 
 use std::sync::Arc;
 
@@ -188,7 +189,7 @@ fn with_inventory(engine: &Engine, answer: impl FnOnce(&Inventory) -> Response) 
     answer(&inventory)
 }
 
-/// A VM in the engine's shape.
+/// A VM in the engine's shape, with its configuration.
 pub(crate) fn vm_json(vm: &Vm, version: EngineVersion) -> Value {
     let link = |rel: &str| json!({"href": format!("{}/{rel}", href("vms", &vm.id)), "rel": rel});
     let mut links = vec![link("diskattachments"), link("snapshots")];
@@ -199,21 +200,26 @@ pub(crate) fn vm_json(vm: &Vm, version: EngineVersion) -> Value {
         "id": vm.id, "href": href("vms", &vm.id), "name": vm.name,
         "link": links,
         "description": vm.description,
-        "memory": vm.memory.to_string(), "type": "server", "stateless": "false",
+        "memory": vm.memory.to_string(), "stateless": "false",
         "status": vm.status,
         "cluster": reference("clusters", &vm.cluster),
         "original_template": reference("templates", "00000000-0000-0000-0000-000000000000"),
         "template": reference("templates", "00000000-0000-0000-0000-000000000000"),
     });
+    let settings = super::settings::settings_json(&vm.settings, vm.memory, version);
+    if let (Some(fields), Value::Object(more)) = (body.as_object_mut(), settings) {
+        fields.extend(more);
+    }
     if let Some(host) = &vm.host {
         body["host"] = reference("hosts", host);
     }
     body
 }
 
-/// A disk attachment in the engine's shape.
+/// A disk attachment in the engine's shape (its logical name only when known, as the engine
+/// has it only from a guest agent).
 pub(crate) fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
-    json!({
+    let mut body = json!({
         "id": attachment.disk,
         "href": format!("{}/diskattachments/{}", href("vms", &vm.id), attachment.disk),
         "active": flag(attachment.active), "bootable": flag(attachment.bootable),
@@ -221,7 +227,11 @@ pub(crate) fn attachment_json(vm: &Vm, attachment: &Attachment) -> Value {
         "uses_scsi_reservation": "false",
         "disk": reference("disks", &attachment.disk),
         "vm": reference("vms", &vm.id),
-    })
+    });
+    if let Some(name) = &attachment.logical_name {
+        body["logical_name"] = json!(name);
+    }
+    body
 }
 
 /// The bytes disk `id`'s image takes on its storage (the engine's `actual_size`), when the data

@@ -1,7 +1,7 @@
 //! VM changes a DR restore makes (section 11 of the API page): create (from the Blank
-//! template, `down` at once), update (rename), remove (with or without its disks), start and
-//! stop (statuses pass one per poll: `wait_for_launch` -> `powering_up` -> `up`), and disk
-//! attachments. Conflicts answer the engine's 409 faults; a missing field its 400.
+//! template, `down` at once, with the configuration the request gives: [`super::settings`]),
+//! update (rename, and the configuration), remove (with or without its disks), start and stop (statuses pass one per poll: `wait_for_launch` -> `powering_up` -> `up`), and
+//! disk attachments. Conflicts answer the engine's 409 faults; a missing field its 400.
 
 use std::sync::Arc;
 
@@ -12,12 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use serde::Deserialize;
 
-use super::body::{Body, Flag, Number, Reference};
+use super::body::{Body, Flag, Number, Reference, Text};
 use super::devices::BLANK;
 use super::inventory::{Attachment, Inventory, Snapshot, Vm, id_of};
 use super::login::User;
-use super::reply::{Refusal, action_complete, action_fault, created, fault, not_found, represent};
+use super::reply::{Refusal, action_complete, action_fault, created, not_found, represent};
 use super::resources::{NewDisk, attachment_json, create_disk, vm_json};
+use super::settings::{SettingsRequest, VmSettings, check_memory};
 use super::state::Engine;
 use super::state::events::Audit;
 
@@ -42,10 +43,13 @@ pub fn routes() -> Router<Arc<Engine>> {
 #[derive(Debug, Deserialize)]
 struct VmRequest {
     name: Option<String>,
-    description: Option<String>,
+    description: Option<Text>,
     cluster: Option<Reference>,
     template: Option<Reference>,
     memory: Option<Number>,
+    /// CPU, firmware, OS, ... (each optional).
+    #[serde(flatten)]
+    settings: SettingsRequest,
 }
 
 fn name_in_use(inventory: &Inventory, name: &str, other_than: Option<&str>) -> bool {
@@ -84,10 +88,38 @@ async fn create(
 /// Memory of a new VM whose request names none: 1 GiB.
 const DEFAULT_VM_MEMORY: u64 = 1 << 30;
 
-/// Checks a new VM's request (a unique name, an existing cluster, the Blank template); on
-/// success the VM to add.
+/// Checks a new VM's request (a unique name, an existing cluster, the Blank template, its
+/// configuration); on success the VM to add.
 fn admit_vm(inventory: &Inventory, request: VmRequest) -> Result<Vm, Refusal> {
-    let Some(name) = request.name.filter(|n| !n.is_empty()) else {
+    let (name, cluster) = check_new_vm(inventory, &request)?;
+    let memory = request.memory.as_ref().and_then(Number::value);
+    let memory = memory.unwrap_or(DEFAULT_VM_MEMORY);
+    // The engine's memory policy for a new VM: all of it guaranteed (the cluster's overcommit
+    // is 100%), four times it at most (`BackendVmsResource`).
+    let blank = VmSettings {
+        memory_guaranteed: Some(memory),
+        memory_max: Some(memory.saturating_mul(4)),
+        ..VmSettings::default()
+    };
+    let settings = request.settings.apply(&blank)?;
+    check_memory(&settings, memory, "add")?;
+    Ok(Vm {
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        status: "down".into(),
+        cluster,
+        host: None,
+        memory,
+        attachments: Vec::new(),
+        pending_status: Vec::new(),
+        description: request.description.map(|d| d.value()).unwrap_or_default(),
+        settings,
+    })
+}
+
+/// A new VM's name (given, unique) and cluster (existing), from the Blank template.
+fn check_new_vm(inventory: &Inventory, request: &VmRequest) -> Result<(String, String), Refusal> {
+    let Some(name) = request.name.clone().filter(|n| !n.is_empty()) else {
         return Err(Refusal::incomplete("Vm [name] required for add"));
     };
     let (Some(cluster), Some(template)) = (&request.cluster, &request.template) else {
@@ -105,18 +137,7 @@ fn admit_vm(inventory: &Inventory, request: VmRequest) -> Result<Vm, Refusal> {
     if name_in_use(inventory, &name, None) {
         return Err(name_taken("add"));
     }
-    let memory = request.memory.as_ref().and_then(Number::value);
-    Ok(Vm {
-        id: uuid::Uuid::new_v4().to_string(),
-        name,
-        status: "down".into(),
-        cluster,
-        host: None,
-        memory: memory.unwrap_or(DEFAULT_VM_MEMORY),
-        attachments: Vec::new(),
-        pending_status: Vec::new(),
-        description: request.description.unwrap_or_default(),
-    })
+    Ok((name, cluster))
 }
 
 /// The id of the cluster a new VM names (by id or name), which must exist.
@@ -134,7 +155,7 @@ fn existing_cluster(inventory: &Inventory, wanted: &Reference) -> Result<String,
         })
 }
 
-/// `PUT /vms/{id}`: rename (and description); 409 when locked or the name is taken.
+/// `PUT /vms/{id}`: rename, describe, reconfigure; 409 when locked or the name is taken.
 async fn update(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
@@ -142,30 +163,53 @@ async fn update(
     Body(request): Body<VmRequest>,
 ) -> Response {
     let mut inventory = engine.inventory.lock().expect("inventory lock");
-    let Some(vm) = inventory.vm(&id) else {
-        return not_found();
+    let (settings, memory) = match check_edit(&inventory, &id, &request) {
+        Ok(edited) => edited,
+        Err(refused) => return refused.into_response(),
     };
-    if vm.status == "image_locked" || inventory.running_backup(&id).is_some() {
-        return fault(
-            StatusCode::CONFLICT,
-            "Cannot edit VM. VM is locked. Please try again in a few minutes.",
-        );
-    }
-    if let Some(name) = &request.name
-        && name_in_use(&inventory, name, Some(&id))
-    {
-        return name_taken("edit").into_response();
-    }
-    let vm = inventory.vm_mut(&id).expect("found above");
+    let vm = inventory.vm_mut(&id).expect("checked");
     if let Some(name) = request.name {
         vm.name = name;
     }
     if let Some(description) = request.description {
-        vm.description = description;
+        vm.description = description.value();
     }
+    (vm.settings, vm.memory) = (settings, memory);
     let body = vm_json(vm, engine.version);
     engine.save(&inventory);
     represent(&headers, "vm", &body)
+}
+
+/// Checks an edit of VM `id` (it exists, is not locked, a new name is free); on success its
+/// configuration and memory as edited.
+fn check_edit(
+    inventory: &Inventory,
+    id: &str,
+    request: &VmRequest,
+) -> Result<(VmSettings, u64), Refusal> {
+    let Some(vm) = inventory.vm(id) else {
+        return Err(Refusal::NotFound);
+    };
+    if vm.status == "image_locked" || inventory.running_backup(id).is_some() {
+        return Err(Refusal::fault(
+            StatusCode::CONFLICT,
+            "Cannot edit VM. VM is locked. Please try again in a few minutes.",
+        ));
+    }
+    if let Some(name) = &request.name
+        && name_in_use(inventory, name, Some(id))
+    {
+        return Err(name_taken("edit"));
+    }
+    let memory = request.memory.as_ref().and_then(Number::value);
+    let memory = memory.unwrap_or(vm.memory);
+    // An edit keeps the policy the VM has: the engine computes one only for a new VM.
+    let mut current = vm.settings.clone();
+    current.memory_guaranteed = Some(current.guaranteed(vm.memory));
+    current.memory_max = Some(current.max(vm.memory));
+    let settings = request.settings.apply(&current)?;
+    check_memory(&settings, memory, "edit")?;
+    Ok((settings, memory))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,6 +398,7 @@ async fn with_new_disk(
         bootable: request.bootable.as_ref().is_some_and(Flag::value),
         active: true,
         snapshot: None,
+        logical_name: None,
     };
     {
         let inventory = engine.inventory.lock().expect("inventory lock");
@@ -403,6 +448,7 @@ fn requested_attachment(request: AttachRequest) -> Result<Attachment, Refusal> {
         bootable: request.bootable.as_ref().is_some_and(Flag::value),
         active: request.active.as_ref().is_none_or(Flag::value),
         snapshot: disk.snapshot_id().map(str::to_owned),
+        logical_name: None,
     })
 }
 
