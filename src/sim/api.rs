@@ -1,7 +1,7 @@
 //! The engine's REST control plane assembled: the routes of [`super::login`] and the resource
-//! modules (`resources`, `transfers`, `backups`, `vms`, `snapshots`, `jobs`, `events`, `devices`, `faults`) over one
-//! [`Engine`] state, with the middleware every call goes through (fault injection, jobs,
-//! login, faults in XML). The routes depend on the state ([`super::state`]) and the answers
+//! modules (`resources`, `transfers`, `backups`, `vms`, `nics`, `networks`, `snapshots`, `jobs`,
+//! `events`, `devices`, `faults`) over one [`Engine`] state, with the middleware every call
+//! goes through (fault injection, jobs, login, faults in XML). The routes depend on the state ([`super::state`]) and the answers
 //! ([`super::reply`]); only this module knows them all.
 
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
     };
     routes
         .merge(super::vms::routes())
+        .merge(super::nics::routes())
+        .merge(super::networks::routes())
         .merge(super::snapshots::routes())
         .merge(super::disk_snapshots::routes())
         .merge(super::jobs::routes())

@@ -1,6 +1,6 @@
 //! What an inventory walk of the SDK reads beside VMs and disks: the `Blank` template (the
-//! only one), a VM's NICs and CD-ROMs (none: ovsim's VMs have neither), and a data center's
-//! clusters.
+//! only one), a VM's CD-ROMs (none: ovsim's VMs have none; its NICs are [`super::nics`]'s), and
+//! a data center's clusters.
 
 use std::sync::Arc;
 
@@ -17,15 +17,11 @@ use super::state::{API, Engine};
 /// The Blank template's id, as the engine's.
 pub const BLANK: &str = "00000000-0000-0000-0000-000000000000";
 
-/// The routes of templates, VM devices and a data center's clusters.
+/// The routes of templates, VM CD-ROMs and a data center's clusters.
 pub fn routes() -> Router<Arc<Engine>> {
     Router::new()
         .route("/ovirt-engine/api/templates", get(templates))
         .route("/ovirt-engine/api/templates/{id}", get(template))
-        .route(
-            "/ovirt-engine/api/vms/{id}/nics",
-            get(|s, h, p| none(s, h, p, "nic")),
-        )
         .route(
             "/ovirt-engine/api/vms/{id}/cdroms",
             get(|s, h, p| none(s, h, p, "cdrom")),
@@ -56,7 +52,7 @@ async fn template(headers: HeaderMap, Path(id): Path<String>) -> Response {
     }
 }
 
-/// An empty collection of VM `id`'s devices of kind `tag` (`nic`, `cdrom`).
+/// An empty collection of VM `id`'s devices of kind `tag` (`cdrom`).
 async fn none(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,

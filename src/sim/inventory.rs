@@ -1,8 +1,9 @@
-//! The simulated engine's inventory: clusters, storage domains, hosts, VMs with their
-//! configuration ([`VmSettings`]) and disks, made from a seed file and kept in
-//! `STATE/inventory.json` (written atomically) so a restart keeps it; what an older state lacks
-//! is the engine's default. Every disk is a real qcow2 file, `STATE/disks/<disk id>.qcow2`. A
-//! seed VM's configuration is checked and made by [`super::settings`].
+//! The simulated engine's inventory: clusters, storage domains, hosts, logical networks and
+//! their vNIC profiles, VMs with their configuration ([`VmSettings`]), NICs and disks, made from
+//! a seed file and kept in `STATE/inventory.json` (written atomically) so a restart keeps it;
+//! what an older state lacks is the engine's default. Every disk is a real qcow2 file,
+//! `STATE/disks/<disk id>.qcow2`. Seeding networks and NICs is [`super::networks`]'s and
+//! [`super::nics`]'s, a VM's configuration [`super::settings`]'s.
 //!
 //! Ids are UUIDs derived from names (UUID v5), so the same seed gives the same ids.
 
@@ -28,6 +29,9 @@ pub struct Seed {
     /// Hosts (default: one named `host1`).
     #[serde(default)]
     pub hosts: Vec<SeedNamed>,
+    /// Logical networks and their vNIC profiles (`ovirtmgmt` is always there).
+    #[serde(default)]
+    pub networks: Vec<SeedNetwork>,
     /// VMs and their disks.
     #[serde(default)]
     pub vms: Vec<SeedVm>,
@@ -39,6 +43,17 @@ pub struct Seed {
 pub struct SeedNamed {
     /// Its name.
     pub name: String,
+}
+
+/// A logical network of the seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedNetwork {
+    /// Its name.
+    pub name: String,
+    /// Its vNIC profiles' names (default: one named as the network, which the engine makes
+    /// with a network).
+    pub vnic_profiles: Option<Vec<String>>,
 }
 
 /// A VM of the seed; what it leaves out is the engine's default for a VM made from the Blank
@@ -88,6 +103,9 @@ pub struct SeedVm {
     pub memory_guaranteed_mib: Option<u64>,
     /// Maximum memory in MiB (default: four times the memory).
     pub memory_max_mib: Option<u64>,
+    /// Its NICs.
+    #[serde(default)]
+    pub nics: Vec<SeedNic>,
 }
 
 /// A seed VM's CPU topology.
@@ -119,6 +137,35 @@ pub struct SeedHighAvailability {
     /// Priority (default 0).
     #[serde(default)]
     pub priority: u64,
+}
+
+/// A NIC of a seed VM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedNic {
+    /// Its name (`nic1`).
+    pub name: String,
+    /// `virtio` (default), `e1000`, `rtl8139`, ...
+    #[serde(default = "virtio")]
+    pub interface: String,
+    /// The name of its vNIC profile (none: on no network).
+    pub vnic_profile: Option<String>,
+    /// Its MAC (default: the next free one of the engine's pool).
+    pub mac: Option<String>,
+    /// Link up (default true).
+    #[serde(default = "yes")]
+    pub linked: bool,
+    /// Plugged (default true).
+    #[serde(default = "yes")]
+    pub plugged: bool,
+}
+
+fn virtio() -> String {
+    "virtio".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn up() -> String {
@@ -199,6 +246,46 @@ pub struct Inventory {
     /// Snapshots (the "Active VM" one is implicit).
     #[serde(default)]
     pub snapshots: Vec<Snapshot>,
+    /// Logical networks (`ovirtmgmt` always), each in every cluster.
+    #[serde(default)]
+    pub networks: Vec<Named>,
+    /// vNIC profiles.
+    #[serde(default)]
+    pub vnic_profiles: Vec<VnicProfile>,
+    /// The third and fourth bytes of this engine's MAC pool, `56:6f:XX:XX:00:00` to
+    /// `56:6f:XX:XX:ff:ff` (an engine's setup picks them, so two engines' pools differ).
+    #[serde(default)]
+    pub mac_pool: [u8; 2],
+}
+
+/// A vNIC profile: how a NIC connects to a logical network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VnicProfile {
+    /// Id.
+    pub id: String,
+    /// Name (unique on its network).
+    pub name: String,
+    /// Its network's id.
+    pub network: String,
+}
+
+/// A VM's network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nic {
+    /// Id.
+    pub id: String,
+    /// Name (unique in its VM).
+    pub name: String,
+    /// `virtio`, `e1000`, ...
+    pub interface: String,
+    /// MAC address, lower case.
+    pub mac: String,
+    /// Its vNIC profile's id (none: on no network).
+    pub vnic_profile: Option<String>,
+    /// Link up.
+    pub linked: bool,
+    /// Plugged.
+    pub plugged: bool,
 }
 
 /// A checkpoint: the point a later incremental backup starts from.
@@ -331,6 +418,9 @@ pub struct Vm {
     /// Its configuration (an older state's: the engine's defaults).
     #[serde(default)]
     pub settings: VmSettings,
+    /// Its NICs, in order.
+    #[serde(default)]
+    pub nics: Vec<Nic>,
 }
 
 /// A disk attachment (its id is the disk's).
@@ -437,6 +527,15 @@ fn bad_seed(why: String) -> SimError {
     }
 }
 
+/// The MAC pool bytes of an engine seeded with `seed`: the same seed gives the same pool, two
+/// engines seeded differently (production and DR) have different pools, so a VM restored with
+/// new MACs never shares one with production.
+fn mac_pool_of(seed: &Seed) -> [u8; 2] {
+    let hash = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{seed:?}").as_bytes());
+    let bytes = hash.as_bytes();
+    [bytes[0], bytes[1]]
+}
+
 fn named(kind: &str, items: &[SeedNamed], default: &str) -> Vec<Named> {
     let names: Vec<String> = if items.is_empty() {
         vec![default.to_owned()]
@@ -474,22 +573,25 @@ impl Inventory {
             clusters: named("cluster", &seed.clusters, "Default"),
             storage_domains: named("storagedomain", &seed.storage_domains, "data"),
             hosts: named("host", &seed.hosts, "host1"),
+            mac_pool: mac_pool_of(seed),
             ..Inventory::default()
         };
+        inventory.add_seed_networks(&seed.networks);
         for vm in &seed.vms {
             inventory.add_seed_vm(vm, disks_dir)?;
         }
         Ok(inventory)
     }
 
-    /// Adds a seed's VM with its configuration and disks, each disk made and written.
+    /// Adds a seed's VM with its configuration, NICs and disks, each disk made and written.
     fn add_seed_vm(&mut self, seed: &SeedVm, disks_dir: &Path) -> Result<(), SimError> {
         let memory = seed.memory_mib * MIB;
         let settings = super::settings::from_seed(seed, memory).map_err(bad_seed)?;
         let attachments = self.add_seed_disks(seed, disks_dir)?;
         let running = seed.status == "up";
+        let id = id_of("vm", &seed.name);
         self.vms.push(Vm {
-            id: id_of("vm", &seed.name),
+            id: id.clone(),
             name: seed.name.clone(),
             status: seed.status.clone(),
             cluster: named_or_first(&self.clusters, seed.cluster.as_deref()),
@@ -501,8 +603,9 @@ impl Inventory {
             pending_status: Vec::new(),
             description: seed.description.clone().unwrap_or_default(),
             settings,
+            nics: Vec::new(),
         });
-        Ok(())
+        self.add_seed_nics(&id, seed).map_err(bad_seed)
     }
 
     /// Makes a seed VM's disks; the one it says is bootable is, else the first.
@@ -574,6 +677,7 @@ impl Inventory {
                     why: format!("{} is not an inventory: {e}", path.display()),
                 })?;
             inventory.release_transfer_locks();
+            inventory.add_management_network();
             return Ok(inventory);
         }
         let inventory =

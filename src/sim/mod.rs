@@ -14,7 +14,8 @@
 //! - [`login`]: SSO tokens, logout, the CA, the API root and the login check.
 //! - [`reply`], [`body`], [`xml`]: answers (JSON or XML, faults), request bodies, XML.
 //! - [`resources`], [`vms`], [`backups`], [`transfers`], [`snapshots`], [`jobs`]: its resources;
-//!   [`settings`]: a VM's configuration (CPU, firmware, OS, ...); [`ovf`]: a VM's OVF, which
+//!   [`settings`]: a VM's configuration (CPU, firmware, OS, ...); [`nics`] and [`networks`]: its
+//!   NICs, the networks and vNIC profiles they connect to; [`ovf`]: a VM's OVF, which
 //!   `all_content=true` adds to it.
 //! - [`faults`]: fault injection and guest activity for tests and drills.
 //!
@@ -34,6 +35,8 @@ pub mod imageio;
 pub mod inventory;
 pub mod jobs;
 pub mod login;
+pub mod networks;
+pub mod nics;
 pub mod ovf;
 pub mod pki;
 pub mod reply;

@@ -349,6 +349,7 @@ mod tests {
             pending_status: Vec::new(),
             description: String::new(),
             settings: crate::sim::settings::VmSettings::default(),
+            nics: Vec::new(),
         };
         let disk = Disk {
             id: "d1".into(),

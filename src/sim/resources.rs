@@ -103,7 +103,7 @@ fn with_configuration(engine: &Engine, inventory: &Inventory, vm: &Vm, mut body:
 
 impl ListQuery {
     /// The search parsed once, to filter and page a list with.
-    fn filter(&self) -> Filter<'_> {
+    pub(crate) fn filter(&self) -> Filter<'_> {
         let search = super::search::parse(self.search.as_deref().unwrap_or_default());
         Filter {
             query: self,
@@ -113,14 +113,14 @@ impl ListQuery {
 }
 
 /// A list query with its search parsed.
-struct Filter<'a> {
+pub(crate) struct Filter<'a> {
     query: &'a ListQuery,
     search: Search,
 }
 
 impl Filter<'_> {
     /// Whether an object named `name` matches the search ([`Self::matches`]).
-    fn matches_name(&self, name: &str) -> bool {
+    pub(crate) fn matches_name(&self, name: &str) -> bool {
         self.matches(&[("name", name)])
     }
 
@@ -148,7 +148,7 @@ impl Filter<'_> {
 
     /// The part of `found` the client asked for: at most `max` (none, or a negative one, is no
     /// limit), from page N (`search=page N`, pages of `max`) when it asks for one.
-    fn window<T>(&self, found: Vec<T>) -> Vec<T> {
+    pub(crate) fn window<T>(&self, found: Vec<T>) -> Vec<T> {
         // No `max` is the engine's unlimited page: page 1 holds everything, later pages nothing.
         let max = (self.query.max)
             .and_then(|m| usize::try_from(m).ok())
@@ -192,7 +192,7 @@ fn with_inventory(engine: &Engine, answer: impl FnOnce(&Inventory) -> Response) 
 /// A VM in the engine's shape, with its configuration.
 pub(crate) fn vm_json(vm: &Vm, version: EngineVersion) -> Value {
     let link = |rel: &str| json!({"href": format!("{}/{rel}", href("vms", &vm.id)), "rel": rel});
-    let mut links = vec![link("diskattachments"), link("snapshots")];
+    let mut links = vec![link("diskattachments"), link("nics"), link("snapshots")];
     if version.has_backup_api() {
         links.extend([link("backups"), link("checkpoints")]);
     }
@@ -724,7 +724,7 @@ fn data_center_json() -> Value {
     })
 }
 
-/// `GET /datacenters[?search=name=X|storage.name=X]`.
+/// `GET /datacenters[?search=TERM and …]`: the one data center when each term holds.
 async fn data_centers(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
@@ -732,21 +732,27 @@ async fn data_centers(
 ) -> Response {
     with_inventory(&engine, |inv| {
         let search = query.search.as_deref().unwrap_or_default();
-        // `storage.name=X and …`: the data center holding that storage domain.
-        let holds_domain = search
-            .split(" and ")
-            .find_map(|term| term.trim().strip_prefix("storage.name="))
-            .is_none_or(|name| {
-                let name = name.trim_matches('"');
-                inv.storage_domains.iter().any(|sd| sd.name == name)
-            });
-        let by_name = search.contains("storage.name=") || query.filter().matches_name("Default");
-        let found: Vec<Value> = (holds_domain && by_name)
-            .then(data_center_json)
-            .into_iter()
-            .collect();
+        let mut terms = search.split(" and ").filter(|t| !t.trim().is_empty());
+        let holds = terms.all(|term| data_center_term(inv, term));
+        let found: Vec<Value> = holds.then(data_center_json).into_iter().collect();
         represent(&headers, "data_centers", &json!({ "data_center": found }))
     })
+}
+
+/// Whether the one data center matches a search term: `name=` (`*` a wildcard),
+/// `storage.name=` (a storage domain it holds), `clusters.name=` (a cluster it holds; how the
+/// SDK's `add_vm_nic.py` finds a VM's data center). Case is insignificant in the key.
+fn data_center_term(inv: &Inventory, term: &str) -> bool {
+    let Some((key, value)) = term.trim().split_once('=') else {
+        return false;
+    };
+    let value = value.trim().trim_matches('"');
+    match key.trim().to_ascii_lowercase().as_str() {
+        "name" => glob(&value.to_lowercase(), "default"),
+        "storage.name" => inv.storage_domains.iter().any(|sd| sd.name == value),
+        "clusters.name" | "cluster.name" => inv.clusters.iter().any(|c| c.name == value),
+        _ => false,
+    }
 }
 
 async fn data_center(headers: HeaderMap, Path(id): Path<String>) -> Response {

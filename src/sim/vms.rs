@@ -1,6 +1,7 @@
 //! VM changes a DR restore makes (section 11 of the API page): create (from the Blank
 //! template, `down` at once, with the configuration the request gives: [`super::settings`]),
-//! update (rename, and the configuration), remove (with or without its disks), start and stop (statuses pass one per poll: `wait_for_launch` -> `powering_up` -> `up`), and
+//! update (rename, and the configuration), remove (with or without its disks; its NICs always),
+//! start and stop (statuses pass one per poll: `wait_for_launch` -> `powering_up` -> `up`), and
 //! disk attachments. Conflicts answer the engine's 409 faults; a missing field its 400.
 
 use std::sync::Arc;
@@ -114,6 +115,7 @@ fn admit_vm(inventory: &Inventory, request: VmRequest) -> Result<Vm, Refusal> {
         pending_status: Vec::new(),
         description: request.description.map(|d| d.value()).unwrap_or_default(),
         settings,
+        nics: Vec::new(),
     })
 }
 
