@@ -184,6 +184,12 @@ impl VmSettings {
     pub(crate) fn max(&self, memory: u64) -> u64 {
         self.memory_max.unwrap_or(memory.saturating_mul(4))
     }
+
+    /// Sockets × cores × threads.
+    pub(crate) fn vcpus(&self) -> u64 {
+        let cpu = self.cpu;
+        cpu.sockets * cpu.cores * cpu.threads
+    }
 }
 
 /// The VM's configuration fields in the engine's shape, to add to its body; the machine type

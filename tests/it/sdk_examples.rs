@@ -10,7 +10,8 @@
 //! a failed backup (no events), and a cancelled transfer kept its disk locked until someone
 //! polled it. `list_disk_snapshots.py`, `download_disk_snapshot.py` and `vm_backup.py` need
 //! snapshot volumes, applications' events, a VM's OVF and a disk attached to another VM as it
-//! was at a snapshot.
+//! was at a snapshot; `download_vm_ovf.py`, `add_vm_nic.py` and `list_cluster_networks.py` a
+//! VM's configuration in its OVF, NICs, networks and vNIC profiles.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -605,4 +606,91 @@ fn assert_vm_ovf(ovf: &str, id: &str) {
         envelope["Section"]["Disk"]["ovf:disk-alias"], "myvm_os",
         "{ovf}"
     );
+}
+
+/// `myvm` configured (2 sockets x 2 cores, UEFI, RHEL 9, HA) in `mycluster`, with a NIC on
+/// `mynetwork`: what the configuration and network examples look for by name.
+fn configured_seed() -> serde_json::Value {
+    json!({
+        "clusters": [{"name": "mycluster"}],
+        "storage_domains": [{"name": "mydata"}],
+        "networks": [{"name": "mynetwork"}],
+        "vms": [{
+            "name": "myvm", "status": "down", "memory_mib": 1024,
+            "cpu": {"sockets": 2, "cores": 2, "threads": 1}, "bios_type": "q35_ovmf",
+            "os_type": "rhel_9x64", "high_availability": {"enabled": true, "priority": 50},
+            "nics": [{"name": "nic1", "vnic_profile": "mynetwork", "mac": "56:6f:00:00:00:01"}],
+            "disks": [{"name": "myvm_os", "size_mib": 16}]
+        }]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vm_configuration_and_network_examples_run_unchanged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("state"), configured_seed()).await;
+    let work = dir.path();
+    let myvm = sim.vm("myvm").await["id"].as_str().expect("id").to_owned();
+
+    run(&sim, work, "download_vm_ovf.py");
+    let ovf = std::fs::read_to_string(work.join(format!("{myvm}.ovf"))).expect("the OVF");
+    assert_vm_ovf(&ovf, &myvm);
+    let envelope = ovbackup::sim::body::xml_to_json(&ovf).expect("well-formed XML");
+    let content = &envelope["Content"];
+    assert_eq!(
+        (
+            &content["BiosType"],
+            &content["AutoStartup"],
+            &content["Priority"]
+        ),
+        (&json!("2"), &json!("true"), &json!("50")),
+        "UEFI on Q35 and HA, in the engine's OVF numbers: {ovf}"
+    );
+    assert_eq!(content["Section"][0]["Description"], "rhel_9x64", "{ovf}");
+    let items = &content["Section"][1]["Item"];
+    assert_eq!(
+        (
+            &items[0]["rasd:num_of_sockets"],
+            &items[0]["rasd:VirtualQuantity"]
+        ),
+        (&json!("2"), &json!("4")),
+        "{ovf}"
+    );
+    let nic = &items[3];
+    assert_eq!(
+        (
+            &nic["rasd:Connection"],
+            &nic["rasd:MACAddress"],
+            &nic["rasd:Name"]
+        ),
+        (
+            &json!("mynetwork"),
+            &json!("56:6f:00:00:00:01"),
+            &json!("nic1")
+        ),
+        "{ovf}"
+    );
+
+    // `mynic` on the profile named as the network, found through the VM's data center.
+    run(&sim, work, "add_vm_nic.py");
+    let nics = sim.get(&format!("/vms/{myvm}/nics")).await;
+    let added = (nics["nic"].as_array().expect("nics").iter())
+        .find(|n| n["name"] == "mynic")
+        .expect("the example's NIC")
+        .clone();
+    let profile = sim
+        .get(added["vnic_profile"]["href"].as_str().expect("its profile"))
+        .await;
+    assert_eq!(profile["name"], "mynetwork");
+
+    let listed = run(&sim, work, "list_cluster_networks.py");
+    for line in [
+        "name: ovirtmgmt",
+        "name: mynetwork",
+        "required: True",
+        "mtu: 0",
+    ] {
+        assert!(listed.contains(line), "{line}: {listed}");
+    }
+    sim.running.shutdown().await;
 }
