@@ -35,6 +35,7 @@ mod sim_clock;
 mod sim_devices;
 mod sim_faults;
 mod sim_flows;
+mod sim_vm_config;
 mod snapshot_method;
 mod support;
 mod tls;
