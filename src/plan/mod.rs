@@ -6,6 +6,10 @@
 //!    checks it cannot make -> diagnostics;
 //! 3. [`normalize`]: document -> [`Policy`] (defaults filled, legacy forms gone) -> modern JSON.
 //!
+//! Beside them, what the commands compute from a policy: the bundle ([`compile`]), next runs
+//! ([`schedule`], [`full`]), retention ([`retention`]) and a change's review ([`diff`], shown as
+//! Markdown by [`diff_markdown`]).
+//!
 //! Nothing here reads files, clocks or the environment: the binaries do, once, at the top.
 
 pub mod calendar;
@@ -14,6 +18,7 @@ pub mod compose;
 pub mod cron;
 pub mod diagnostic;
 pub mod diff;
+pub mod diff_markdown;
 pub mod full;
 pub mod index;
 pub mod model;

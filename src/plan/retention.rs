@@ -82,6 +82,29 @@ pub fn plan(points: &[Point], retention: &Retention, zone: Tz, now: DateTime<Utc
     verdict(&sorted, reasons)
 }
 
+/// How one side of a retention change prunes: the VM's retention and zone, or `None` when that
+/// side prunes nothing (the policy has no such VM, or it is disabled: it has no runner config).
+pub type Side = Option<(Retention, Tz)>;
+
+/// What a retention change would delete: the ids of the points (newest first) that `after`
+/// deletes and `before` keeps, each side planned with [`plan`] at `now` (what `ovplan diff
+/// --catalog` shows for a policy change).
+pub fn newly_deleted(
+    points: &[Point],
+    before: Side,
+    after: Side,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let deleted = |side: Side| {
+        side.map(|(retention, zone)| plan(points, &retention, zone, now).delete)
+            .unwrap_or_default()
+    };
+    let already: HashSet<String> = deleted(before).into_iter().collect();
+    let mut newly = deleted(after);
+    newly.retain(|id| !already.contains(id));
+    newly
+}
+
 /// The points sorted newest first, ties by id, so the verdict does not depend on input order.
 fn newest_first(points: &[Point]) -> Vec<&Point> {
     let mut sorted: Vec<&Point> = points.iter().collect();
@@ -609,6 +632,38 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn newly_deleted_is_what_the_new_retention_deletes_and_the_old_keeps() {
+        let shape = fulls(&[
+            ("d5", "2026-03-05T02:00:00Z"),
+            ("d4", "2026-03-04T02:00:00Z"),
+            ("d3", "2026-03-03T02:00:00Z"),
+            ("d2", "2026-03-02T02:00:00Z"),
+            ("d1", "2026-03-01T02:00:00Z"),
+        ]);
+        let now = at("2026-03-05T12:00:00Z");
+        let (five, three, two) = (
+            retention(5, 0, 0, 0),
+            retention(3, 0, 0, 0),
+            retention(2, 0, 0, 0),
+        );
+        let utc = Tz::UTC;
+        let cases: [(Side, Side, &[&str]); 5] = [
+            (Some((five, utc)), Some((two, utc)), &["d3", "d2", "d1"]),
+            (Some((three, utc)), Some((two, utc)), &["d3"]),
+            (Some((two, utc)), Some((five, utc)), &[]),
+            (None, Some((two, utc)), &["d3", "d2", "d1"]),
+            (Some((two, utc)), None, &[]),
+        ];
+        for (before, after, expected) in cases {
+            assert_eq!(
+                newly_deleted(&shape, before, after, now),
+                expected,
+                "{before:?} -> {after:?}"
+            );
         }
     }
 

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::model::{
-    BackupMethod, DiskInterface, Engine, FullFrequency, FullPolicy, Policy, Rule, Schedule,
-    VmPolicy,
+    BackupMethod, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy, Policy, Rule,
+    Schedule, VmPolicy,
 };
 pub use super::model::{CpuOverride, MacPolicy};
 use super::normalize::{default_time, schedule_from_json, schedule_json};
@@ -124,6 +124,18 @@ pub struct Retention {
     pub keep_monthly: u32,
     /// 0 = no limit.
     pub max_backup_age_days: u32,
+}
+
+impl Retention {
+    /// A VM's retention as the runner applies it.
+    pub fn from_keep(keep: &KeepPolicy) -> Self {
+        Self {
+            keep_daily: keep.daily,
+            keep_weekly: keep.weekly,
+            keep_monthly: keep.monthly,
+            max_backup_age_days: keep.max_age_days,
+        }
+    }
 }
 
 /// Restore into DR.
@@ -448,12 +460,7 @@ pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> Runner
         timezone: vm.schedule.timezone.as_deref().and_then(|z| z.parse().ok()),
         due_guard: superset,
         backup: backup_policy(vm),
-        retention: Retention {
-            keep_daily: vm.keep.daily,
-            keep_weekly: vm.keep.weekly,
-            keep_monthly: vm.keep.monthly,
-            max_backup_age_days: vm.keep.max_age_days,
-        },
+        retention: Retention::from_keep(&vm.keep),
         restore: vm.auto_restore.then(|| restore_config(policy, vm)),
     }
 }

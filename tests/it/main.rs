@@ -28,6 +28,7 @@ mod ovrun_restore;
 mod ovrun_verify;
 mod ovsim_cli;
 mod purity;
+mod review;
 mod schedules;
 mod sdk_examples;
 mod sim_api;

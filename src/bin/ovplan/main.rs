@@ -8,7 +8,7 @@
 )]
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
@@ -23,20 +23,23 @@ use ovbackup::{fsutil, host, report};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod catalog;
+mod diff;
+
 /// Exit codes: 0 valid (warnings allowed), 1 invalid or stale, 2 usage or I/O error.
 const INVALID: u8 = 1;
 const USAGE_OR_IO: u8 = 2;
 
 /// Why a command did not succeed: its exit code, and the message to print after `error: `
 /// (`None` when the diagnostics said it already).
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: Option<String>,
 }
 
 impl Failure {
     /// A usage or I/O problem (exit 2).
-    fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             code: USAGE_OR_IO,
             message: Some(message.into()),
@@ -54,7 +57,7 @@ impl Failure {
 
 /// What a command gives: an exit code (0, or 1 when it found the policy invalid, the bundle
 /// stale or a change, which its output says), or a failure.
-type Outcome = Result<ExitCode, Failure>;
+pub(crate) type Outcome = Result<ExitCode, Failure>;
 
 #[derive(Parser)]
 #[command(
@@ -122,15 +125,7 @@ enum Command {
         log_dir: String,
     },
     /// Show what a policy change does, VM by VM; exit 1 when something changed.
-    Diff {
-        /// The policy before.
-        old: PathBuf,
-        /// The policy after.
-        new: PathBuf,
-        /// Compare next runs after this instant (RFC 3339); default now.
-        #[arg(long, value_parser = instant)]
-        from: Option<DateTime<Utc>>,
-    },
+    Diff(diff::DiffArgs),
     #[command(flatten)]
     SelfDescription(SelfDescription),
 }
@@ -193,7 +188,7 @@ fn run(cli: Cli) -> Outcome {
             options.log_dir = log_dir;
             build(&file, &out, &options, check)
         }
-        Command::Diff { old, new, from } => diff(&old, &new, from),
+        Command::Diff(args) => diff::run(args),
         Command::SelfDescription(what) => what
             .run(Cli::command())
             .map(|()| ExitCode::SUCCESS)
@@ -201,7 +196,7 @@ fn run(cli: Cli) -> Outcome {
     }
 }
 
-fn read(file: &PathBuf) -> Result<Source, Failure> {
+fn read(file: &Path) -> Result<Source, Failure> {
     match fs_err::read_to_string(file) {
         Ok(text) => Ok(Source::new(file.display().to_string(), text)),
         Err(e) => Err(Failure::usage(format!(
@@ -275,7 +270,7 @@ fn human_report(source: &Source, checked: &Checked) -> String {
     )
 }
 
-fn normalize(file: &PathBuf) -> Outcome {
+fn normalize(file: &Path) -> Outcome {
     let policy = load(file)?;
     let modern = plan::normalize::to_json(&policy);
     println!(
@@ -286,11 +281,15 @@ fn normalize(file: &PathBuf) -> Outcome {
 }
 
 /// Reads and checks a policy; prints its diagnostics (warnings too) to stderr.
-fn load(file: &PathBuf) -> Result<Policy, Failure> {
-    let source = read(file)?;
-    let checked = plan::check(&source);
+fn load(file: &Path) -> Result<Policy, Failure> {
+    load_source(&read(file)?)
+}
+
+/// Checks a policy's text; prints its diagnostics (warnings too) to stderr.
+fn load_source(source: &Source) -> Result<Policy, Failure> {
+    let checked = plan::check(source);
     if !checked.diagnostics.is_empty() {
-        eprint!("{}", human_report(&source, &checked));
+        eprint!("{}", human_report(source, &checked));
     }
     let code = if checked.has_errors() { INVALID } else { 0 };
     checked.policy.ok_or(Failure {
@@ -299,7 +298,7 @@ fn load(file: &PathBuf) -> Result<Policy, Failure> {
     })
 }
 
-fn next(file: &PathBuf, vm: &str, count: usize, from: Option<DateTime<Utc>>) -> Outcome {
+fn next(file: &Path, vm: &str, count: usize, from: Option<DateTime<Utc>>) -> Outcome {
     let policy = load(file)?;
     let from = from.unwrap_or_else(Utc::now);
     let Some(found) = policy.vms.iter().find(|v| v.name == vm) else {
@@ -336,7 +335,7 @@ fn targets(target: Target) -> Targets {
     }
 }
 
-fn build(file: &PathBuf, out: &std::path::Path, options: &BuildOptions, check: bool) -> Outcome {
+fn build(file: &Path, out: &Path, options: &BuildOptions, check: bool) -> Outcome {
     let policy = load(file)?;
     let bundle = match compile::compile(&policy, options) {
         Ok(bundle) => bundle,
@@ -365,7 +364,7 @@ fn build(file: &PathBuf, out: &std::path::Path, options: &BuildOptions, check: b
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_bundle(out: &std::path::Path, bundle: &compile::Bundle) -> Outcome {
+fn check_bundle(out: &Path, bundle: &compile::Bundle) -> Outcome {
     let existing = fsutil::read_tree(out)
         .map_err(|e| Failure::usage(format!("reading {}: {e}", out.display())))?
         .unwrap_or_default();
@@ -379,21 +378,5 @@ fn check_bundle(out: &std::path::Path, bundle: &compile::Bundle) -> Outcome {
     } else {
         eprintln!("{}: up to date", out.display());
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-fn diff(old: &PathBuf, new: &PathBuf, from: Option<DateTime<Utc>>) -> Outcome {
-    // Both are read before either fails, so that both policies' diagnostics are shown.
-    let (before, after) = (load(old), load(new));
-    let (before, after) = (before?, after?);
-    match plan::diff::diff(&before, &after, from.unwrap_or_else(Utc::now), host::zone()) {
-        None => {
-            eprintln!("no change");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(report) => {
-            print!("{report}");
-            Ok(ExitCode::from(INVALID))
-        }
     }
 }
