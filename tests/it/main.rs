@@ -41,3 +41,4 @@ mod snapshot_method;
 mod support;
 mod tls;
 mod validate;
+mod vm_config;
