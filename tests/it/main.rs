@@ -14,6 +14,7 @@ mod cert;
 mod ci_reports;
 mod completions_man;
 mod dataplane;
+mod diff_git;
 mod engine_client;
 mod engine_versions;
 mod events;

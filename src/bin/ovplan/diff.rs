@@ -1,4 +1,5 @@
-//! `ovplan diff`: reads the two policies, the catalog's manifests when one is given, and prints the pure core's review
+//! `ovplan diff`: reads the two policies (two files, or a file and itself at a git revision),
+//! the catalog's manifests when one is given, and prints the pure core's review
 //! (`ovbackup::plan::diff`) as text, Markdown or JSON.
 
 use std::path::PathBuf;
@@ -13,15 +14,18 @@ use ovbackup::plan::diff_markdown::markdown;
 use ovbackup::plan::model::Policy;
 use ovbackup::plan::source::Source;
 
-use crate::{Failure, INVALID, Outcome, catalog, load_source, read};
+use crate::{Failure, INVALID, Outcome, catalog, git, load_source, read};
 
 /// `ovplan diff`'s arguments.
 #[derive(Args)]
 pub(crate) struct DiffArgs {
-    /// The policy before.
-    old: PathBuf,
+    /// The policy before (with --git: the policy file, default variables.json).
+    old: Option<PathBuf>,
     /// The policy after.
-    new: PathBuf,
+    new: Option<PathBuf>,
+    /// Compare the file with itself at this git revision (`git show REV:FILE`), e.g. origin/main.
+    #[arg(long, value_name = "REV")]
+    git: Option<String>,
     /// Compare next runs (and apply retention) at this instant (RFC 3339); default now.
     #[arg(long, value_parser = instant)]
     from: Option<DateTime<Utc>>,
@@ -71,9 +75,25 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     Ok(exit(&review))
 }
 
-/// The two sources: `OLD NEW`.
+/// The two sources: `OLD NEW`, or with `--git REV`, `FILE` at REV and as it is.
 fn sources(args: &DiffArgs) -> Result<(Source, Source), Failure> {
-    Ok((read(&args.old)?, read(&args.new)?))
+    match (&args.git, &args.old, &args.new) {
+        (None, Some(old), Some(new)) => Ok((read(old)?, read(new)?)),
+        (None, _, _) => Err(Failure::usage(
+            "ovplan diff needs the policy before and after\nhelp: `ovplan diff OLD NEW`, or \
+             `ovplan diff --git REV [FILE]` to compare a file with itself at a git revision",
+        )),
+        (Some(_), _, Some(_)) => Err(Failure::usage(
+            "with --git, ovplan diff takes one file (the policy as it is now)\nhelp: `ovplan \
+             diff --git REV [FILE]`",
+        )),
+        (Some(rev), file, None) => {
+            let file = file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("variables.json"));
+            Ok((git::show(rev, &file)?, read(&file)?))
+        }
+    }
 }
 
 fn vm_names<'a>(before: &'a Policy, after: &'a Policy) -> impl Iterator<Item = &'a str> {

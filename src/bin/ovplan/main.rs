@@ -25,6 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod catalog;
 mod diff;
+mod git;
 
 /// Exit codes: 0 valid (warnings allowed), 1 invalid or stale, 2 usage or I/O error.
 const INVALID: u8 = 1;
