@@ -125,6 +125,9 @@ pub struct Report {
     /// What is not damage but should be known: leftovers (the next backup removes them) and
     /// foreign files (never touched).
     pub warnings: Vec<Problem>,
+    /// The VM configuration the newest point recorded, in one line (`None`: no point, or one
+    /// taken before configurations were recorded).
+    pub configuration: Option<String>,
 }
 
 impl Report {
@@ -157,6 +160,13 @@ impl fmt::Display for Report {
         }
         for warning in &self.warnings {
             write!(f, "\n  - warning: {warning}")?;
+        }
+        if self.points > 0 {
+            let recorded = self.configuration.as_deref().unwrap_or(
+                "not recorded (a restore gives the DR VM production's memory only; the next \
+                 backup records it)",
+            );
+            write!(f, "\n  newest point's VM configuration: {recorded}")?;
         }
         Ok(())
     }
@@ -197,12 +207,14 @@ pub fn verify(catalog: &Catalog) -> Result<Report, CatalogError> {
     let vm = points
         .last()
         .map_or_else(|| catalog.vm().to_owned(), |newest| newest.vm.clone());
+    let newest_config = points.last().and_then(|p| p.config.as_ref());
     Ok(Report {
         vm,
         points: points.len(),
         files,
         problems,
         warnings,
+        configuration: newest_config.map(super::config_view::one_line),
     })
 }
 
@@ -470,11 +482,13 @@ mod tests {
             files: 4,
             problems: vec![broken],
             warnings: Vec::new(),
+            configuration: Some("4 vCPU (2x2x1), 8.00 GiB, q35_ovmf, rhel_9x64".into()),
         };
         assert_eq!(
             report.to_string(),
             "web 01: 2 points, 4 files: 1 problem\n  - point 20261130T020000Z: chain broken: \
-             parent X missing"
+             parent X missing\n  newest point's VM configuration: 4 vCPU (2x2x1), 8.00 GiB, \
+             q35_ovmf, rhel_9x64"
         );
         assert!(!report.is_clean());
     }
