@@ -371,6 +371,21 @@ impl Folder {
         self.sync()
     }
 
+    /// Appends `line` to `name` (created `0600` if missing) in one `write` with `O_APPEND`,
+    /// then fsyncs it: a crash leaves the line whole or absent, never half of it. The file's
+    /// size after the write.
+    ///
+    /// # Errors
+    /// It cannot be opened (`ELOOP` for a link), written or synced.
+    pub fn append(&self, name: &str, line: &[u8]) -> std::io::Result<u64> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND;
+        let fd = open_beneath(self.fd.as_fd(), name, flags, Mode::RUSR | Mode::WUSR)?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(line)?;
+        file.sync_all()?;
+        Ok(file.metadata()?.len())
+    }
+
     /// Takes group and other permissions off the regular file `name`.
     ///
     /// # Errors

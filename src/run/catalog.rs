@@ -10,6 +10,7 @@
 //! BACKUP_DIR/web01/20261130T020000Z.incremental.web01_os.sums
 //! BACKUP_DIR/web01/20261130T020000Z.incremental.manifest.json
 //! BACKUP_DIR/web01/.lock  .status.json
+//! BACKUP_DIR/web01/.history.jsonl  .history.1.jsonl                (one line per run: history)
 //! BACKUP_DIR/checkpoints.json                                    (checkpoints_file)
 //! ```
 //!
@@ -53,7 +54,7 @@
 //!
 //! **Rooms.** This file: the folder, its lock, its files and the run status. `naming`: the
 //! names; `manifest`: a point's record; `scan`: the folder sorted, and leftovers removed;
-//! `prune`: retention carried out; `checkpoints`: the predecessor's checkpoints file; `error`:
+//! `prune`: retention carried out; `history`: the run history; `checkpoints`: the predecessor's checkpoints file; `error`:
 //! [`CatalogError`].
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,7 @@ use crate::fsutil::{EntryKind, Folder};
 
 mod checkpoints;
 mod error;
+mod history;
 mod manifest;
 mod naming;
 mod open_transfers;
@@ -77,6 +79,10 @@ mod vm_config;
 pub use checkpoints::record_checkpoint;
 pub use error::CatalogError;
 use error::{io, io_at};
+pub use history::{
+    HISTORY_FILE, HISTORY_LIMIT, HISTORY_OLD_FILE, History, HistoryEntry, HistorySummary,
+    RUNNING_FILE, RecentRun, Rule, RunKind, RunResult, summarize,
+};
 pub use manifest::{ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest, MethodRecord};
 pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
 pub use scan::Scan;
@@ -115,12 +121,15 @@ pub const JOURNAL_FILE: &str = ".restore-journal.json";
 pub use open_transfers::TRANSFERS_FILE;
 
 /// The catalog's own dotfiles (neither leftovers nor foreign).
-const OWN_DOTFILES: [&str; 5] = [
+const OWN_DOTFILES: [&str; 8] = [
     LOCK_FILE,
     STATUS_FILE,
     OWNER_FILE,
     JOURNAL_FILE,
     TRANSFERS_FILE,
+    HISTORY_FILE,
+    HISTORY_OLD_FILE,
+    RUNNING_FILE,
 ];
 
 /// What [`OWNER_FILE`] holds.
