@@ -19,6 +19,8 @@ fi
 missing=()
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# git: `ovplan diff --git` and the CI wiring's tests run it in temporary repositories.
+command -v git >/dev/null 2>&1 || missing+=(git)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
 [ -e /usr/include/libxml2/libxml/parser.h ] || missing+=(libxml2-dev)
@@ -35,8 +37,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# pre-commit (scripts/requirements-test.txt): the tests run the project's hooks with it.
 if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/ovirt-imageio ] \
-  || ! .venv/bin/python -c 'import croniter, ovirtsdk4' >/dev/null 2>&1; then
+  || ! .venv/bin/python -c 'import croniter, ovirtsdk4' >/dev/null 2>&1 \
+  || [ ! -x .venv/bin/pre-commit ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-sim.txt -r scripts/requirements-test.txt
 fi

@@ -12,6 +12,7 @@ mod captures;
 mod catalog_safety;
 mod cert;
 mod ci_reports;
+mod ci_wiring;
 mod completions_man;
 mod dataplane;
 mod diff_git;
