@@ -59,7 +59,7 @@ async fn a_4_3_engine_has_no_backup_api_and_ovrun_backup_names_it() {
     let vm = sim.vm("web 01").await;
     assert_eq!(
         links(&vm),
-        ["diskattachments", "snapshots"],
+        ["diskattachments", "nics", "snapshots"],
         "a 4.3 VM has no backup links"
     );
     let vm_id = vm["id"].as_str().expect("VM id");
@@ -134,7 +134,13 @@ async fn the_default_engine_is_4_5_with_the_backup_api() {
     let vm = sim.vm("web 01").await;
     assert_eq!(
         links(&vm),
-        ["diskattachments", "snapshots", "backups", "checkpoints"]
+        [
+            "diskattachments",
+            "nics",
+            "snapshots",
+            "backups",
+            "checkpoints"
+        ]
     );
     let vm_id = vm["id"].as_str().expect("VM id").to_owned();
     let backups = sim.get(&format!("/vms/{vm_id}/backups")).await;

@@ -90,7 +90,9 @@ fn point_files(vm_dir: &Path) -> Vec<String> {
     std::fs::read_dir(vm_dir)
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n != ".lock" && n != ".status.json" && n != ".vm.json")
+                // The catalog's own dotfiles (lock, status, owner, open transfers, history)
+                // are not a point's.
+                .filter(|n| !n.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default()

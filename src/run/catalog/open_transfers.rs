@@ -1,11 +1,12 @@
 //! The image transfers a backup run has open, noted in the VM's folder while they are: a run
 //! that is killed leaves its transfer open on the engine, holding the disk locked until the
 //! engine's inactivity timeout, and the next run ends it first. Only transfers noted here are
-//! ended: another tool's transfer of the same disk is never touched.
+//! ended: another tool's transfer of the same disk is never touched. The file stays once made
+//! (`[]` when none is open), so its space is taken before a point's files need theirs.
 
 use super::{Catalog, CatalogError};
 
-/// The file that lists them (absent when none is open).
+/// The file that lists them.
 pub const TRANSFERS_FILE: &str = ".open-transfers.json";
 
 impl Catalog {
@@ -26,9 +27,6 @@ impl Catalog {
         ids.retain(|known| known != id);
         if open {
             ids.push(id.to_owned());
-        }
-        if ids.is_empty() {
-            return self.remove(TRANSFERS_FILE);
         }
         let text = serde_json::to_string(&ids).expect("ids serialize");
         self.write_file(TRANSFERS_FILE, text.as_bytes())
