@@ -8,7 +8,7 @@
 //!
 //! This file is the run's story and its engine steps; `disks` reads each disk of the point
 //! (the data path itself is `download`), `record` is what follows a point (status,
-//! checkpoints file, retention).
+//! checkpoints file, retention); the run's line in the VM's history is `super::history`'s.
 
 mod disks;
 mod download;
@@ -25,7 +25,7 @@ use self::download::Source;
 use self::method::{Chosen, ReadMethod, choose_method};
 use self::record::{export_checkpoint, prune_after_backup, record_success};
 use self::snapshot::remove_leftover_snapshots;
-use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord, VmConfig};
+use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord, RunKind, VmConfig};
 use super::engine::wait::{Seen, WaitError, wait_until};
 use super::engine::{
     Backup, BackupPhase, BackupRequest, CheckpointState, ContentType, DiskStatus, EngineClient,
@@ -52,6 +52,7 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ru
         );
     }
     let started = Utc::now();
+    let entry = super::history::begin(&catalog, RunKind::Backup, started);
     let result = connect_and_back_up(config, options, &catalog)
         .await
         .and_then(|done| record_success(&catalog, started, done));
@@ -67,6 +68,7 @@ pub async fn run(config: &RunnerConfig, options: &Options) -> Result<Outcome, Ru
         Ok(_) => prune_after_backup(config, &catalog),
         Err(_) => Vec::new(),
     };
+    super::history::end_backup(&catalog, entry, &result, &pruned, Utc::now());
     result.map(|(manifest, fallback)| Outcome {
         manifest,
         removed_leftovers,

@@ -54,8 +54,8 @@
 //!
 //! **Rooms.** This file: the folder, its lock, its files and the run status. `naming`: the
 //! names; `manifest`: a point's record; `scan`: the folder sorted, and leftovers removed;
-//! `prune`: retention carried out; `history`: the run history; `checkpoints`: the predecessor's checkpoints file; `error`:
-//! [`CatalogError`].
+//! `prune`: retention carried out; `history`: the run history; `checkpoints`: the
+//! predecessor's checkpoints file; `error`: [`CatalogError`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -20,6 +20,7 @@
 //! - [`merge`]: a point's disk chain written as one standalone qcow2 image (`ovrun merge`).
 //! - [`blocksum`]: content checksums as imageio computes them, block by block.
 //! - [`verify`]: whether a VM's points can still be restored.
+//! - [`history`]: the run history's lines as the commands end them, and `ovrun history`.
 //! - [`status`]: how each VM's backups stand, as a table, JSON or Prometheus metrics.
 //! - [`cert`]: fetching an engine's CA and warning before it expires.
 //! - `retry`: how long a phase is waited for, and a run's side of `wait_until` (its pace, its
@@ -35,6 +36,7 @@ pub mod cert;
 pub mod chain;
 pub mod config_view;
 pub mod engine;
+pub mod history;
 pub mod imageio;
 pub mod job;
 #[expect(

@@ -1,10 +1,12 @@
 //! `ovrun status`: per VM, how its backups stand, read from the backup directory alone.
 //!
-//! [`collect`] reads one VM's folder (its manifests and the run status `ovrun backup` records)
-//! into a [`VmStatus`]; three renderings follow:
+//! [`collect`] reads one VM's folder (its manifests, the run status `ovrun backup` records, and
+//! the run history every backup, prune and verify appends to) into a [`VmStatus`]; three
+//! renderings follow:
 //!
-//! - [`human`]: an aligned table, one row per VM, then a `FAILING:` line per VM whose last run
-//!   failed after its last success;
+//! - [`human`]: an aligned table, one row per VM, then per VM its method and configuration, its
+//!   last runs and success rate (from the run history), and a `FAILING:` line per VM whose last
+//!   run failed after its last success;
 //! - [`json`]: the statuses as a pretty JSON array;
 //! - [`prometheus`]: the Prometheus text exposition format, for node_exporter's textfile
 //!   collector, written with [`write_metrics`] so the collector never reads half a file.
@@ -16,14 +18,14 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::run::catalog::{Catalog, CatalogError, Manifest, RunStatus};
+use crate::run::catalog::{Catalog, CatalogError, HistorySummary, Manifest, RunStatus, summarize};
 
 mod metrics;
 
 pub use self::metrics::{prometheus, write_metrics};
 
 /// How a VM's backups stand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VmStatus {
     /// The VM's name.
     pub vm: String,
@@ -50,6 +52,9 @@ pub struct VmStatus {
     pub last_configuration: Option<String>,
     /// How the last runs went.
     pub run: RunStatus,
+    /// The last runs (backup, prune, verify) and the success rate, from the run history.
+    #[serde(flatten)]
+    pub history: HistorySummary,
 }
 
 impl VmStatus {
@@ -99,6 +104,7 @@ pub fn collect(catalog: &Catalog) -> Result<VmStatus, CatalogError> {
             .and_then(|p| p.config.as_ref())
             .map(super::config_view::one_line),
         run: catalog.run_status(),
+        history: summarize(&catalog.history().entries),
     })
 }
 
@@ -131,7 +137,7 @@ fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// `1.5 GiB`: one decimal, narrower than `indicatif::HumanBytes` (two), which the logs use;
 /// the table's column keeps this width.
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -147,7 +153,7 @@ fn human_bytes(bytes: u64) -> String {
 }
 
 /// `text` on one line (runs of whitespace made one space), cut to `max` characters with `…`.
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     let line = one_line(text);
     if line.chars().count() <= max {
         return line;
@@ -157,7 +163,7 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 /// `text` with runs of whitespace (newlines included) made one space.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -219,9 +225,10 @@ fn table(rows: &[[String; 7]]) -> String {
     out
 }
 
-/// The statuses as an aligned table, one row per VM (ages relative to `now`), then a
-/// `FAILING: vm: error` line per VM whose last run failed after its last success (or that
-/// never succeeded). Ends with a newline.
+/// The statuses as an aligned table, one row per VM (ages relative to `now`), then per VM its
+/// method and configuration, its last runs and success rate, and a `FAILING: vm: error` line
+/// per VM whose last run failed after its last success (or that never succeeded). Ends with a
+/// newline.
 pub fn human(statuses: &[VmStatus], now: DateTime<Utc>) -> String {
     let header = HEADER.map(String::from);
     let rows: Vec<[String; 7]> = std::iter::once(header)
@@ -237,11 +244,41 @@ pub fn human(statuses: &[VmStatus], now: DateTime<Utc>) -> String {
         let _ = writeln!(out, "{}: by {method}; configuration: {config}", status.vm);
     }
     for status in statuses {
+        if let Some(runs) = runs_line(&status.history, now) {
+            let _ = writeln!(out, "{}: {runs}", status.vm);
+        }
+    }
+    for status in statuses {
         if let Some(error) = status.failing_error() {
             let _ = writeln!(out, "FAILING: {}: {}", status.vm, one_line(error));
         }
     }
     out
+}
+
+/// The last runs and the success rate in one line: `last runs: backup ok 3h ago, verify
+/// failed 2h ago; 9 of 10 succeeded (90%)` (`None` without runs).
+fn runs_line(history: &HistorySummary, now: DateTime<Utc>) -> Option<String> {
+    let rate = history.success_rate?;
+    let runs: Vec<String> = history
+        .recent_runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.kind.as_str(),
+                r.result.as_str(),
+                age(r.started, now)
+            )
+        })
+        .collect();
+    Some(format!(
+        "last runs: {}; {} of {} succeeded ({:.0}%)",
+        runs.join(", "),
+        history.runs_succeeded,
+        history.runs_counted,
+        rate * 100.0
+    ))
 }
 
 /// The statuses as a pretty JSON array, ending with a newline.
@@ -256,7 +293,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::run::catalog::{DiskEntry, MANIFEST_FORMAT};
+    use crate::run::catalog::{DiskEntry, HistoryEntry, MANIFEST_FORMAT, RunKind, RunResult};
 
     #[test]
     fn sizes_for_people() {
@@ -372,6 +409,20 @@ mod tests {
         );
         web.record_run(at("2026-12-01T03:00:00Z"), Ok(&inc2))
             .unwrap();
+        for (kind, started, result) in [
+            (RunKind::Backup, "2026-11-30T02:00:00Z", RunResult::Ok),
+            (RunKind::Backup, "2026-12-01T02:00:00Z", RunResult::Failed),
+            (RunKind::Backup, "2026-12-01T03:00:00Z", RunResult::Ok),
+            (RunKind::Prune, "2026-12-01T03:10:00Z", RunResult::Ok),
+            (
+                RunKind::Backup,
+                "2026-12-01T04:00:00Z",
+                RunResult::SkippedNotDue,
+            ),
+            (RunKind::Verify, "2026-12-01T05:00:00Z", RunResult::Ok),
+        ] {
+            ran(&web, kind, started, result);
+        }
 
         let odd_name = "we\"b 02";
         let odd = Catalog::open(backup_dir, odd_name).unwrap();
@@ -393,6 +444,13 @@ mod tests {
     }
 
     const NOW: &str = "2026-12-01T06:00:00Z";
+
+    /// Appends a run of `kind` that started at `started` and took a minute to the history.
+    fn ran(catalog: &Catalog, kind: RunKind, started: &str, result: RunResult) {
+        let mut entry = HistoryEntry::begin(kind, catalog.vm(), at(started));
+        entry.end(at(started) + chrono::Duration::minutes(1), result);
+        catalog.end_run(&entry).unwrap();
+    }
 
     #[test]
     fn chain_length_counts_back_to_the_last_full() {

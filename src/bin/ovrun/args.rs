@@ -80,7 +80,8 @@ pub(crate) enum Command {
     /// Check the VM's backup points: every image (qemu-img check), chain links, sizes and
     /// checksums against the manifests. Exit 1 and a list on any damage.
     Verify(VerifyArgs),
-    /// Per VM: the last point and its age, chain length, sizes, the last failure.
+    /// Per VM: the last point and its age, chain length, sizes, the last failure, the last runs
+    /// and their success rate.
     Status {
         /// Runner configs (one per VM; repeat).
         #[arg(long = "config", required = true)]
@@ -91,6 +92,19 @@ pub(crate) enum Command {
         /// Also write Prometheus text format here (node_exporter's textfile collector).
         #[arg(long)]
         metrics: Option<PathBuf>,
+    },
+    /// The VMs' run history: every backup, prune and verify run (start, end, result, rule,
+    /// method, bytes, point, error), newest last.
+    History {
+        /// Runner configs (one per VM; repeat).
+        #[arg(long = "config", required = true)]
+        configs: Vec<PathBuf>,
+        /// `human` or `json`.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+        format: StatusFormat,
+        /// Only the last N runs.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// The engines' CA certificates.
     Cert {

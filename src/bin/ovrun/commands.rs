@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 use ovbackup::plan::retention::Keep;
 use ovbackup::plan::runner::{EngineAccess, RunnerConfig};
 use ovbackup::plan::schedule::due;
-use ovbackup::run::catalog::{Catalog, CatalogError};
+use ovbackup::run::catalog::{Catalog, CatalogError, RunKind};
 use ovbackup::run::merge::{self};
 use ovbackup::run::{backup, restore};
 
 use crate::args::{BackupArgs, EngineSide, MergeArgs, RestoreArgs, StatusFormat};
 use crate::exit::{BUSY, FAILED, Failure, INTERRUPTED, NOT_DUE, Outcome, SUCCESS, run_code};
+use crate::history;
 
 /// A progress bar on a terminal, unless the log is JSON.
 pub(crate) fn progress_bar() -> bool {
@@ -96,7 +97,10 @@ pub(crate) fn verify_command(path: &Path, lock_wait: Duration) -> Outcome {
     let catalog = open_catalog(&config)?;
     // A backup being written must not look like damage.
     let _lock = catalog.lock(lock_wait)?;
-    let report = ovbackup::run::verify::verify(&catalog)?;
+    let entry = history::begin(&catalog, RunKind::Verify);
+    let report = ovbackup::run::verify::verify(&catalog);
+    history::end_verify(&catalog, entry, &report);
+    let report = report?;
     println!("{report}");
     Ok(if report.is_clean() { SUCCESS } else { FAILED })
 }
@@ -209,7 +213,13 @@ pub(crate) fn prune_command(path: &Path, dry_run: bool, lock_wait: Duration) -> 
     let zone = config.zone();
     let catalog = open_catalog(&config)?;
     let _lock = catalog.lock(lock_wait)?;
-    let verdict = catalog.prune(&config.retention, zone, Utc::now(), dry_run)?;
+    // A dry run changes nothing, and is no run of the history.
+    let entry = (!dry_run).then(|| history::begin(&catalog, RunKind::Prune));
+    let verdict = catalog.prune(&config.retention, zone, Utc::now(), dry_run);
+    if let Some(entry) = entry {
+        history::end_prune(&catalog, entry, &verdict);
+    }
+    let verdict = verdict?;
     for (id, why) in &verdict.keep {
         let why = match why {
             Keep::Newest => "the newest".to_owned(),
@@ -262,9 +272,11 @@ pub(crate) fn backup_command(args: &BackupArgs) -> Outcome {
     let path = args.config.as_path();
     let config = load(path)?;
     if config.due_guard.is_some() && !args.now && !options.force_full {
-        let verdict = due_verdict(&config, path, args.at.unwrap_or_else(Utc::now))?;
+        let at = args.at.unwrap_or_else(Utc::now);
+        let verdict = due_verdict(&config, path, at)?;
         if !verdict.due {
             tracing::info!(vm = %config.vm, "not due, skipped: {} (--now runs it anyway)", verdict.why);
+            record_skip(&config, at, &verdict.why);
             return Ok(SUCCESS);
         }
     }
@@ -285,6 +297,15 @@ pub(crate) fn backup_command(args: &BackupArgs) -> Outcome {
             tracing::error!("backup of {} failed: {e}", config.vm);
             Err(Failure::logged(run_code(&e)))
         }
+    }
+}
+
+/// Records a start the schedule does not want in the VM's history (when it has a folder); a
+/// failure to is a warning.
+pub(crate) fn record_skip(config: &RunnerConfig, at: DateTime<Utc>, why: &str) {
+    let dir = Path::new(&config.backup_directory);
+    if let Err(e) = ovbackup::run::history::record_skip(dir, &config.vm, at, why) {
+        tracing::warn!("the skipped start was not recorded in the run history: {e}");
     }
 }
 

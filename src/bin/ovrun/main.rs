@@ -11,6 +11,7 @@
 mod args;
 mod commands;
 mod exit;
+mod history;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -61,6 +62,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             format,
             metrics,
         } => status_command(&configs, format, metrics.as_deref()),
+        Command::History {
+            configs,
+            format,
+            limit,
+        } => history::history_command(&configs, format, limit),
         Command::Cert {
             command: CertCommand::Fetch(args),
         } => cert_fetch_command(&args.config, args.engine, args.out),

@@ -450,7 +450,7 @@ mod tests {
         catalog
             .append_history(&ended(RunKind::Verify, 0, RunResult::Ok), HISTORY_LIMIT)
             .unwrap();
-        let mut file = std::fs::OpenOptions::new()
+        let mut file = fs_err::OpenOptions::new()
             .append(true)
             .open(catalog.path(HISTORY_FILE))
             .unwrap();

@@ -20,7 +20,7 @@ fn seconds(at: Option<DateTime<Utc>>) -> Option<f64> {
     at.map(|at| at.timestamp_millis() as f64 / 1000.0)
 }
 
-const FAMILIES: [Family; 8] = [
+const FAMILIES: [Family; 9] = [
     Family {
         name: "ovbackup_last_success_timestamp_seconds",
         help: "When the last successful backup run started, in Unix seconds.",
@@ -60,6 +60,12 @@ const FAMILIES: [Family; 8] = [
         name: "ovbackup_last_run_failed",
         help: "1 if the last backup run failed or none ever succeeded, else 0.",
         value: |s| Some(if s.last_run_failed() { 1.0 } else { 0.0 }),
+    },
+    Family {
+        name: "ovbackup_run_success_ratio",
+        help: "Share of the VM's last runs (backup, prune, verify; at most 100, skipped starts \
+               left out) that succeeded, from its run history.",
+        value: |s| s.history.success_rate,
     },
 ];
 
