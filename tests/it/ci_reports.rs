@@ -3,9 +3,10 @@
 //! the SARIF 2.1.0 JSON schema, the GitLab report has the fields GitLab documents for Code
 //! Quality (GitLab publishes no schema for it), and GitHub's lines parse as workflow commands.
 //!
-//! `tests/fixtures/sarif-schema-2.1.0.json` is OASIS's schema, byte for byte: the file
-//! `sarif-2.1/schema/sarif-schema-2.1.0.json` of the `oasis-tcs/sarif-spec` repository (commit
-//! e058381), whose `id` is the errata01 URL the log names as its `$schema`.
+//! The schema is OASIS's SARIF 2.1.0 schema as the `serde-sarif` crate ships it (its
+//! `src/schema.json`, from which it generates its types), reached through `cargo metadata`: it
+//! comes from the package registry like every other dependency, so no copy is kept here. The
+//! logs also deserialize into `serde-sarif`'s types.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -74,10 +75,52 @@ fn every_format_exits_as_human_and_json_do() {
     }
 }
 
+/// `src/schema.json` of the `serde-sarif` package this build uses.
+fn sarif_schema_path() -> std::path::PathBuf {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    let metadata: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let package = packages.iter().find(|p| p["name"] == "serde-sarif");
+    let manifest = package.and_then(|p| p["manifest_path"].as_str());
+    let manifest = std::path::Path::new(manifest.expect("serde-sarif is a dev-dependency"));
+    manifest
+        .parent()
+        .expect("its folder")
+        .join("src/schema.json")
+}
+
 fn sarif_validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(fixtures().join("sarif-schema-2.1.0.json")).expect("schema");
-    let schema: Value = serde_json::from_str(&text).expect("JSON");
+    let text = std::fs::read_to_string(sarif_schema_path()).expect("schema");
+    let mut schema: Value = serde_json::from_str(&text).expect("JSON");
+    // The 2.1.0 schema's `language` pattern (of a run and of a tool component) has a stray `]`
+    // that OASIS's errata 01 corrected and that a strict regex engine refuses; ovplan's logs
+    // never give a language (checked below), so that pattern is left out, not rewritten.
+    assert_eq!(drop_pattern(&mut schema, BROKEN_LANGUAGE_PATTERN), 2);
     jsonschema::validator_for(&schema).expect("the SARIF schema compiles")
+}
+
+const BROKEN_LANGUAGE_PATTERN: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
+
+/// Removes every `pattern` equal to `pattern` under `value`; how many.
+fn drop_pattern(value: &mut Value, pattern: &str) -> usize {
+    match value {
+        Value::Object(map) => {
+            let own = usize::from(map.get("pattern").is_some_and(|p| p == pattern));
+            if own == 1 {
+                map.remove("pattern");
+            }
+            own + map
+                .values_mut()
+                .map(|v| drop_pattern(v, pattern))
+                .sum::<usize>()
+        }
+        Value::Array(items) => items.iter_mut().map(|v| drop_pattern(v, pattern)).sum(),
+        _ => 0,
+    }
 }
 
 fn schema_errors(validator: &jsonschema::Validator, log: &Value) -> Vec<String> {
@@ -108,6 +151,14 @@ fn sarif_logs_validate_against_the_sarif_2_1_0_schema() {
     all.extend(paths.iter().map(String::as_str));
     let log: Value = serde_json::from_str(&ovplan(&all).stdout).expect("JSON");
     assert_eq!(schema_errors(&validator, &log), Vec::<String>::new());
+    let typed: serde_sarif::sarif::Sarif =
+        serde_json::from_value(log.clone()).expect("serde-sarif reads the log");
+    assert_eq!(typed.runs.len(), 1, "one run");
+    let driver = &log["runs"][0]["tool"]["driver"];
+    assert!(
+        log["runs"][0].get("language").is_none() && driver.get("language").is_none(),
+        "no language (see sarif_validator)"
+    );
     let mut broken = log.clone();
     broken["runs"][0]["results"][0]["level"] = "fatal".into();
     assert!(
