@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::catalog::{CpuTopology, Manifest, VmConfig};
+use super::catalog::{AttachmentConfig, CpuTopology, Manifest, NicConfig, VmConfig};
 
 /// The point `id` names among `points`, or the newest.
 ///
@@ -73,39 +73,39 @@ pub fn human(point: &Manifest) -> String {
         out.push_str("no configuration recorded (a point taken before ovrun recorded them)\n");
         return out;
     };
-    for (name, value) in summary(config) {
-        let _ = writeln!(out, "  {name:<18} {value}");
-    }
-    for nic in &config.nics {
-        let on = match (&nic.vnic_profile, &nic.network) {
-            (Some(profile), Some(network)) => format!("profile {profile} (network {network})"),
-            (Some(profile), None) => format!("profile {profile}"),
-            _ => "no network".into(),
-        };
-        let mac = nic.mac.as_deref().unwrap_or("-");
-        let state = flags([(nic.linked, "linked"), (nic.plugged, ", plugged")]);
-        let _ = writeln!(
-            out,
-            "  nic {:<14} {} {mac} on {on}; {state}",
-            nic.name, nic.interface
-        );
-    }
-    for (order, disk) in config.disks.iter().enumerate() {
-        let alias = point
-            .disks
-            .iter()
-            .find(|d| d.id == disk.disk)
-            .map_or(disk.disk.as_str(), |d| d.alias.as_str());
-        let name = disk.logical_name.as_deref().unwrap_or("-");
-        let flags = flags([(disk.bootable, "bootable "), (disk.active, "active")]);
-        let _ = writeln!(
-            out,
-            "  disk {:<13} {} {name} {flags}",
-            format!("{}. {alias}", order + 1),
-            disk.interface
-        );
+    let lines = summary(config)
+        .into_iter()
+        .map(|(name, value)| format!("{name:<18} {value}"));
+    let lines = lines.chain(config.nics.iter().map(nic_line));
+    let disks = config.disks.iter().enumerate();
+    let lines = lines.chain(disks.map(|(order, disk)| disk_line(point, order, disk)));
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
     }
     out
+}
+
+fn nic_line(nic: &NicConfig) -> String {
+    let on = match (&nic.vnic_profile, &nic.network) {
+        (Some(profile), Some(network)) => format!("profile {profile} (network {network})"),
+        (Some(profile), None) => format!("profile {profile}"),
+        _ => "no network".into(),
+    };
+    let mac = nic.mac.as_deref().unwrap_or("-");
+    let state = flags([(nic.linked, "linked"), (nic.plugged, ", plugged")]);
+    format!(
+        "nic {:<14} {} {mac} on {on}; {state}",
+        nic.name, nic.interface
+    )
+}
+
+fn disk_line(point: &Manifest, order: usize, disk: &AttachmentConfig) -> String {
+    let entry = point.disks.iter().find(|d| d.id == disk.disk);
+    let alias = entry.map_or(disk.disk.as_str(), |d| d.alias.as_str());
+    let name = disk.logical_name.as_deref().unwrap_or("-");
+    let flags = flags([(disk.bootable, "bootable "), (disk.active, "active")]);
+    let numbered = format!("{}. {alias}", order + 1);
+    format!("disk {numbered:<13} {} {name} {flags}", disk.interface)
 }
 
 /// A CPU topology in words.
@@ -124,59 +124,53 @@ fn flags(each: [(bool, &str); 2]) -> String {
         .collect()
 }
 
+/// `-` for nothing, else the items joined.
+fn listed(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn high_availability(config: &VmConfig) -> String {
+    let ha = config.high_availability;
+    ha.map_or("-".into(), |h| match (h.enabled, h.priority) {
+        (true, Some(p)) => format!("on (priority {p})"),
+        (true, None) => "on".into(),
+        (false, _) => "off".into(),
+    })
+}
+
 /// The scalar settings, in the order the engine's VM dialog shows them.
 fn summary(config: &VmConfig) -> Vec<(&'static str, String)> {
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let bytes = |v: Option<u64>| v.map_or("-".into(), |b| indicatif::BinaryBytes(b).to_string());
-    let cpu = config.cpu.map_or("-".into(), cpu_words);
-    let ha = config
-        .high_availability
-        .map_or("-".into(), |h| match (h.enabled, h.priority) {
-            (true, Some(p)) => format!("on (priority {p})"),
-            (true, None) => "on".into(),
-            (false, _) => "off".into(),
-        });
     let properties: Vec<String> = config
         .custom_properties
         .iter()
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
+    let ovf = config
+        .ovf
+        .as_ref()
+        .map(|o| format!("{} bytes recorded", o.len()));
     vec![
-        ("cpu", cpu),
+        ("cpu", config.cpu.map_or("-".into(), cpu_words)),
         ("memory", bytes(config.memory.size)),
         ("memory guaranteed", bytes(config.memory.guaranteed)),
         ("memory max", bytes(config.memory.max)),
         ("bios", text(&config.bios_type)),
         ("machine", text(&config.machine_type)),
         ("os", text(&config.os_type)),
-        (
-            "boot",
-            if config.boot_devices.is_empty() {
-                "-".into()
-            } else {
-                config.boot_devices.join(", ")
-            },
-        ),
+        ("boot", listed(&config.boot_devices)),
         ("type", text(&config.vm_type)),
         ("time zone", text(&config.time_zone)),
-        ("high availability", ha),
+        ("high availability", high_availability(config)),
         ("description", text(&config.description)),
         ("comment", text(&config.comment)),
-        (
-            "custom properties",
-            if properties.is_empty() {
-                "-".into()
-            } else {
-                properties.join(", ")
-            },
-        ),
-        (
-            "ovf",
-            config
-                .ovf
-                .as_ref()
-                .map_or("-".into(), |o| format!("{} bytes recorded", o.len())),
-        ),
+        ("custom properties", listed(&properties)),
+        ("ovf", text(&ovf)),
     ]
 }
 
