@@ -3,7 +3,8 @@
 # PyPI only. Safe to run again: it installs only what is missing.
 #   Debian: python3 + venv, gcc (builds ovirt-imageio's C helper), libxml2-dev (builds the oVirt
 #           SDK's XML parser), qemu-utils (qemu-img, qemu-nbd, qemu-io: ovsim's disks), systemd
-#           (systemd-analyze checks the compiled units)
+#           (systemd-analyze checks the compiled units), prometheus (promtool checks the compiled
+#           alert rules)
 #   PyPI, into .venv: ovirt-imageio (ovsim's real data plane and the official clients),
 #           ovirt-engine-sdk-python (what `ovirt-img` drives the engine with), croniter (an
 #           independent cron implementation the tests compare against), and the SDK's examples
@@ -32,6 +33,8 @@ command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 # man: the tests render the binaries' manual pages with `man -l`.
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+# promtool (Debian's prometheus package): the tests check and unit-test the compiled alert rules.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

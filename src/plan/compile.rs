@@ -27,6 +27,8 @@ pub struct Targets {
     pub cron: bool,
     /// A docker-compose bundle (it uses the cron file).
     pub compose: bool,
+    /// Prometheus alert rules.
+    pub prometheus: bool,
 }
 
 impl Targets {
@@ -35,6 +37,7 @@ impl Targets {
         systemd: true,
         cron: true,
         compose: true,
+        prometheus: true,
     };
 }
 
@@ -101,7 +104,7 @@ pub enum CompileError {
 /// The bundle: relative path -> content, in path order.
 pub type Bundle = BTreeMap<String, String>;
 
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     (
         "systemd/backup.service",
         include_str!("../../templates/systemd/backup.service.j2"),
@@ -137,6 +140,10 @@ const TEMPLATES: [(&str, &str); 10] = [
     (
         "compose/env.example",
         include_str!("../../templates/compose/env.example.j2"),
+    ),
+    (
+        "prometheus/ovbackup.rules.yml",
+        include_str!("../../templates/prometheus/ovbackup.rules.yml.j2"),
     ),
     ("MANIFEST", ""),
 ];
@@ -204,8 +211,29 @@ const COMPOSE_FILES: [(&str, &str); 3] = [
     ("compose/.env.example", "compose/env.example"),
 ];
 
+/// The alert rules: their path in the bundle and their template.
+const ALERT_RULES: [(&str, &str); 1] = [(
+    "prometheus/ovbackup.rules.yml",
+    "prometheus/ovbackup.rules.yml",
+)];
+
+/// The alert rules' context: the rules as YAML ([`super::alerts`]) and the grace they use.
+fn alert_context(
+    policy: &Policy,
+    enabled: &[&VmPolicy],
+    options: &BuildOptions,
+) -> Result<minijinja::Value, CompileError> {
+    let file = super::alerts::rules(policy, enabled)
+        .map_err(|(vm, problem)| CompileError::Cron { vm, problem })?;
+    Ok(context! {
+        policy_file => &options.policy_file,
+        grace => super::alerts::human_duration(super::alerts::GRACE),
+        body => super::alerts::to_yaml(&file),
+    })
+}
+
 /// The files all VMs share, per target: the maintenance units, the cron file (which the
-/// compose bundle runs too) and the compose bundle.
+/// compose bundle runs too), the compose bundle and the alert rules.
 fn shared_files(
     bundle: &mut Bundle,
     policy: &Policy,
@@ -230,6 +258,9 @@ fn shared_files(
     }
     if options.targets.compose {
         add(&COMPOSE_FILES, compose_context(policy, enabled, options))?;
+    }
+    if options.targets.prometheus {
+        add(&ALERT_RULES, alert_context(policy, enabled, options)?)?;
     }
     Ok(())
 }

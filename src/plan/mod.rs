@@ -12,6 +12,7 @@
 //!
 //! Nothing here reads files, clocks or the environment: the binaries do, once, at the top.
 
+pub mod alerts;
 pub mod calendar;
 pub mod compile;
 pub mod compose;

@@ -136,6 +136,7 @@ enum Target {
     Systemd,
     Cron,
     Compose,
+    Prometheus,
     All,
 }
 
@@ -327,11 +328,16 @@ fn targets(target: Target) -> Targets {
         systemd,
         cron,
         compose,
+        prometheus: false,
     };
     match target {
         Target::Systemd => only(true, false, false),
         Target::Cron => only(false, true, false),
         Target::Compose => only(false, false, true),
+        Target::Prometheus => Targets {
+            prometheus: true,
+            ..only(false, false, false)
+        },
         Target::All => Targets::ALL,
     }
 }

@@ -107,6 +107,11 @@ pub fn check_meaning(
             expected.insert(format!("compose/{file}"));
         }
     }
+    if options.targets.prometheus {
+        let path = "prometheus/ovbackup.rules.yml";
+        check_rules(&enabled, &bundle[path]).map_err(|e| format!("{path}: {e}"))?;
+        expected.insert(path.into());
+    }
     expected.insert("MANIFEST".into());
     let written: BTreeSet<String> = bundle.keys().cloned().collect();
     if written != expected {
@@ -502,4 +507,33 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
         Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
         _ => {}
     }
+}
+
+/// The alert rules: YAML whose per-VM rules name exactly the enabled VMs, each in its `vm`
+/// label (as Prometheus's templating prints it) and in its expression's selector.
+fn check_rules(enabled: &[&VmPolicy], text: &str) -> Result<(), String> {
+    let rules: serde_json::Value = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+    let mut named = BTreeSet::new();
+    for rule in rules["groups"].as_array().into_iter().flatten() {
+        for rule in rule["rules"].as_array().into_iter().flatten() {
+            let Some(label) = rule["labels"]["vm"].as_str() else {
+                continue;
+            };
+            let vm = label.replace("{{ \"{{\" }}", "{{");
+            let quoted = vm
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let selector = format!("{{vm=\"{quoted}\"}}");
+            if !rule["expr"].as_str().is_some_and(|e| e.contains(&selector)) {
+                return Err(format!("{} of {vm:?} does not select it", rule["alert"]));
+            }
+            named.insert(vm);
+        }
+    }
+    let want: BTreeSet<String> = enabled.iter().map(|vm| vm.name.clone()).collect();
+    if named != want {
+        return Err(format!("rules for {named:?}, expected {want:?}"));
+    }
+    Ok(())
 }
