@@ -122,7 +122,7 @@ pub fn record_skip(
 }
 
 /// How long the history's error or detail may be in the table.
-const NOTE_WIDTH: usize = 70;
+const NOTE_WIDTH: usize = 200;
 
 const HEADER: [&str; 10] = [
     "STARTED", "VM", "KIND", "RESULT", "SECONDS", "RULE", "METHOD", "READ", "WRITTEN", "POINT",

@@ -27,6 +27,7 @@ mod official_clients;
 mod ovrun_backup;
 mod ovrun_faults;
 mod ovrun_full_disk;
+mod ovrun_history;
 mod ovrun_restore;
 mod ovrun_verify;
 mod ovsim_cli;
