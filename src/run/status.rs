@@ -18,11 +18,14 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::run::catalog::{Catalog, CatalogError, HistorySummary, Manifest, RunStatus, summarize};
+use crate::run::catalog::{
+    Catalog, CatalogError, HistoryEntry, HistorySummary, Manifest, RunKind, RunResult, RunStatus,
+    summarize,
+};
 
 mod metrics;
 
-pub use self::metrics::{prometheus, write_metrics};
+pub use self::metrics::{CaExpiry, ca_expiry, prometheus, write_metrics};
 
 /// How a VM's backups stand.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,6 +53,11 @@ pub struct VmStatus {
     pub last_method: Option<String>,
     /// The VM configuration the newest point recorded, in one line (`None`: not recorded).
     pub last_configuration: Option<String>,
+    /// Whether the last `ovrun verify` found damage (`None`: never verified), from the history.
+    pub last_verify_failed: Option<bool>,
+    /// Whether the last restore into DR failed (`None`: none logged, or no restore settings),
+    /// from the restore log ([`VmStatus::with_restore_log`]).
+    pub last_restore_failed: Option<bool>,
     /// How the last runs went.
     pub run: RunStatus,
     /// The last runs (backup, prune, verify) and the success rate, from the run history.
@@ -88,6 +96,7 @@ impl VmStatus {
 /// The folder or a manifest cannot be read.
 pub fn collect(catalog: &Catalog) -> Result<VmStatus, CatalogError> {
     let points = catalog.points()?;
+    let history = catalog.history();
     let last = points.last();
     Ok(VmStatus {
         vm: vm_name(catalog, last),
@@ -104,8 +113,29 @@ pub fn collect(catalog: &Catalog) -> Result<VmStatus, CatalogError> {
             .and_then(|p| p.config.as_ref())
             .map(super::config_view::one_line),
         run: catalog.run_status(),
-        history: summarize(&catalog.history().entries),
+        last_verify_failed: last_verify_failed(&history.entries),
+        last_restore_failed: None,
+        history: summarize(&history.entries),
     })
+}
+
+/// Whether the newest verify run in `entries` found damage.
+fn last_verify_failed(entries: &[HistoryEntry]) -> Option<bool> {
+    let verifies = entries.iter().rev().filter(|e| e.kind == RunKind::Verify);
+    let ended = verifies
+        .map(|e| e.result)
+        .find(|r| matches!(r, RunResult::Ok | RunResult::Failed));
+    ended.map(|r| r == RunResult::Failed)
+}
+
+impl VmStatus {
+    /// The status with what the VM's restore log says of its last restore.
+    #[must_use]
+    pub fn with_restore_log(mut self, log: &crate::run::restore::RestoreLog) -> Self {
+        let last = log.entries().pop();
+        self.last_restore_failed = last.map(|e| e.result == crate::run::restore::Verdict::Failed);
+        self
+    }
 }
 
 fn vm_name(catalog: &Catalog, last: Option<&Manifest>) -> String {

@@ -42,6 +42,7 @@ mod sim_faults;
 mod sim_flows;
 mod sim_vm_config;
 mod snapshot_method;
+mod status_metrics;
 mod support;
 mod tls;
 mod validate;

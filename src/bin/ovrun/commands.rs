@@ -112,19 +112,58 @@ pub(crate) fn status_command(
 ) -> Outcome {
     use ovbackup::run::status;
     let mut statuses = Vec::new();
+    let mut cas = Vec::new();
     for path in paths {
         let config = load(path)?;
-        statuses.push(status::collect(&open_catalog(&config)?)?);
+        statuses.push(vm_status(&config)?);
+        cas.extend(ca_expiries(&config));
     }
     match format {
         StatusFormat::Json => print!("{}", status::json(&statuses)),
         StatusFormat::Human => print!("{}", status::human(&statuses, Utc::now())),
     }
     if let Some(path) = metrics {
-        status::write_metrics(&status::prometheus(&statuses), path)
+        let text = status::prometheus(&statuses) + &status::ca_expiry(&cas);
+        status::write_metrics(&text, path)
             .map_err(|e| Failure::failed(format!("writing {}: {e}", path.display())))?;
     }
     Ok(SUCCESS)
+}
+
+/// A VM's status, with its last restore when it has restore settings.
+fn vm_status(config: &RunnerConfig) -> Result<ovbackup::run::status::VmStatus, Failure> {
+    let status = ovbackup::run::status::collect(&open_catalog(config)?)?;
+    Ok(match &config.restore {
+        Some(restore) => {
+            let log =
+                restore::RestoreLog::new(Path::new(&restore.restore_log_directory), &config.vm);
+            status.with_restore_log(&log)
+        }
+        None => status,
+    })
+}
+
+/// When each CA the config trusts expires (a CA that cannot be read has no sample: the
+/// metrics-stale and backup alerts cover an engine ovrun cannot reach).
+fn ca_expiries(config: &RunnerConfig) -> Vec<ovbackup::run::status::CaExpiry> {
+    let sides = [
+        ("source", Some(&config.source)),
+        ("target", config.target.as_ref()),
+    ];
+    let files = sides
+        .into_iter()
+        .filter_map(|(side, access)| Some((side, access?.ca_file.clone()?)));
+    files
+        .filter_map(|(side, file)| {
+            let pem = fs_err::read_to_string(&file).ok()?;
+            let not_after = ovbackup::run::cert::inspect(&pem).ok()?.not_after;
+            Some(ovbackup::run::status::CaExpiry {
+                side,
+                file,
+                not_after,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn cert_fetch_command(path: &Path, engine: EngineSide, out: Option<PathBuf>) -> Outcome {

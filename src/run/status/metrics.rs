@@ -20,7 +20,7 @@ fn seconds(at: Option<DateTime<Utc>>) -> Option<f64> {
     at.map(|at| at.timestamp_millis() as f64 / 1000.0)
 }
 
-const FAMILIES: [Family; 9] = [
+const FAMILIES: [Family; 11] = [
     Family {
         name: "ovbackup_last_success_timestamp_seconds",
         help: "When the last successful backup run started, in Unix seconds.",
@@ -62,12 +62,57 @@ const FAMILIES: [Family; 9] = [
         value: |s| Some(if s.last_run_failed() { 1.0 } else { 0.0 }),
     },
     Family {
+        name: "ovbackup_last_restore_failed",
+        help: "1 if the last restore into DR failed, 0 if it succeeded (no sample: none logged).",
+        value: |s| s.last_restore_failed.map(flag),
+    },
+    Family {
+        name: "ovbackup_verify_problems",
+        help: "1 if the last ovrun verify found damage, 0 if it found none (no sample: never \
+               verified).",
+        value: |s| s.last_verify_failed.map(flag),
+    },
+    Family {
         name: "ovbackup_run_success_ratio",
         help: "Share of the VM's last runs (backup, prune, verify; at most 100, skipped starts \
                left out) that succeeded, from its run history.",
         value: |s| s.history.success_rate,
     },
 ];
+
+fn flag(on: bool) -> f64 {
+    if on { 1.0 } else { 0.0 }
+}
+
+/// An engine's CA certificate as a runner config names it: its side, its file, its end.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CaExpiry {
+    /// `source` or `target`.
+    pub side: &'static str,
+    /// The `ca_file`.
+    pub file: String,
+    /// The end of its validity.
+    pub not_after: DateTime<Utc>,
+}
+
+/// The CAs' ends of validity as `ovbackup_ca_not_after_timestamp_seconds{side, ca_file}`, one
+/// sample per distinct CA file and side.
+pub fn ca_expiry(cas: &[CaExpiry]) -> String {
+    let name = "ovbackup_ca_not_after_timestamp_seconds";
+    let mut out = format!(
+        "# HELP {name} When the engine's CA certificate (a runner config's ca_file) expires, in \
+         Unix seconds.\n# TYPE {name} gauge\n"
+    );
+    let mut cas = cas.to_vec();
+    cas.sort();
+    cas.dedup();
+    for ca in &cas {
+        let (side, file) = (ca.side, escape_label(&ca.file));
+        let at = ca.not_after.timestamp();
+        let _ = writeln!(out, "{name}{{side=\"{side}\",ca_file=\"{file}\"}} {at}");
+    }
+    out
+}
 
 /// A label value escaped for the text format: `\` as `\\`, `"` as `\"`, newline as `\n`.
 fn escape_label(value: &str) -> String {
