@@ -15,8 +15,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::Run;
 use crate::support::workflow_command;
+use crate::support::{Run, git};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -35,28 +35,6 @@ fn path_with(dirs: &[&Path]) -> String {
     let mut parts: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     parts.push(std::env::var("PATH").expect("PATH"));
     parts.join(":")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=ovplan tests",
-            "-c",
-            "user.email=tests@ovplan.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn build_bundle(dir: &Path) {

@@ -7,25 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::Run;
-
-/// Runs `git ARGS` in `dir`, isolated from the machine's git configuration.
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=ovplan tests",
-            "-c",
-            "user.email=tests@ovplan.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .expect("git runs (scripts/setup.sh's machine has it)");
-    assert!(status.success(), "git {args:?}");
-}
+use crate::support::{Run, git};
 
 /// Runs `ovplan ARGS` in `dir` with `path` as PATH (git found there, or not).
 fn ovplan_in(dir: &Path, args: &[&str], path: &str) -> Run {

@@ -86,3 +86,27 @@ pub fn https_client(ca: &Path) -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// Runs `git ARGS` in `dir`, isolated from the machine's git configuration (a test
+/// repository's commits need a name); its output, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=ovplan tests",
+            "-c",
+            "user.email=tests@ovplan.invalid",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
