@@ -1,7 +1,8 @@
 //! The metrics the alert rules read (issue 15) from real runs: `ovbackup_verify_problems` after
 //! a clean and a damaging verify, `ovbackup_last_restore_failed` after a restore that failed,
 //! and `ovbackup_ca_not_after_timestamp_seconds` of the engine's CA, as `ovrun status
-//! --metrics` writes them (tests/it/alerts.rs checks the rules that read these names).
+//! --metrics` writes them, also for every runner config of a folder (`--config-dir`, what a
+//! metrics timer runs); tests/it/alerts.rs checks the rules that read these names.
 
 use std::path::Path;
 use std::process::Command;

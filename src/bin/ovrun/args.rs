@@ -82,10 +82,15 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Per VM: the last point and its age, chain length, sizes, the last failure, the last runs
     /// and their success rate.
+    #[command(group(ArgGroup::new("vms").required(true).args(["configs", "config_dir"])))]
     Status {
         /// Runner configs (one per VM; repeat).
-        #[arg(long = "config", required = true)]
+        #[arg(long = "config")]
         configs: Vec<PathBuf>,
+        /// Every VM whose runner config (`*.json`) is in this folder (what a metrics timer
+        /// runs); with --config, those too.
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
         /// `human` or `json`.
         #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
         format: StatusFormat,

@@ -21,7 +21,7 @@ use clap::{CommandFactory, Parser};
 use crate::args::{CertCommand, Cli, Command};
 use crate::commands::{
     backup_command, cert_fetch_command, config_command, due_command, each_config, merge_command,
-    prune_command, restore_command, status_command, verify_command,
+    prune_command, restore_command, runner_configs, status_command, verify_command,
 };
 use crate::exit::{Failure, SUCCESS, USAGE_OR_CONFIG};
 
@@ -58,10 +58,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             verify_command(path, Duration::from_secs(args.lock_wait))
         }),
         Command::Status {
-            configs,
+            mut configs,
+            config_dir,
             format,
             metrics,
-        } => status_command(&configs, format, metrics.as_deref()),
+        } => {
+            if let Some(dir) = config_dir {
+                configs.extend(runner_configs(&dir)?);
+            }
+            status_command(&configs, format, metrics.as_deref())
+        }
         Command::History {
             configs,
             format,
