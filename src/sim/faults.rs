@@ -156,18 +156,15 @@ async fn guest_write(
     {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let disk = super::disk::DiskImage::open(&plane.disks.join(format!("{}.qcow2", request.disk)));
+    let disk = plane.image(&request.disk);
+    let id = request.disk.clone();
     // One guest write at a time per disk, as one guest's writes are.
-    let lock = plane.guest_lock(&request.disk);
-    let written = tokio::task::spawn_blocking(move || {
-        let _one_at_a_time = lock.lock().expect("guest lock");
-        match request.pattern {
+    let written = plane
+        .with_guest_held(&id, move || match request.pattern {
             Some(byte) => disk.guest_write(request.offset, request.length, byte),
             None => disk.guest_zero(request.offset, request.length),
-        }
-    })
-    .await
-    .expect("the write task does not panic");
+        })
+        .await;
     match written {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),
@@ -202,19 +199,18 @@ async fn lose_bitmap(
     if !image.path().exists() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let lock = plane.guest_lock(&request.disk);
-    let removed = tokio::task::spawn_blocking(move || {
-        let _not_while_the_guest_writes = lock.lock().expect("guest lock");
-        let names: Vec<String> = image
-            .checkpoints()?
-            .into_iter()
-            .map(|b| b.name)
-            .filter(|n| request.checkpoint.as_ref().is_none_or(|c| c == n))
-            .collect();
-        names.iter().try_for_each(|n| image.remove_checkpoint(n))
-    })
-    .await
-    .expect("the bitmap task does not panic");
+    let id = request.disk.clone();
+    let removed = plane
+        .with_guest_held(&id, move || {
+            let names: Vec<String> = image
+                .checkpoints()?
+                .into_iter()
+                .map(|b| b.name)
+                .filter(|n| request.checkpoint.as_ref().is_none_or(|c| c == n))
+                .collect();
+            names.iter().try_for_each(|n| image.remove_checkpoint(n))
+        })
+        .await;
     match removed {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),

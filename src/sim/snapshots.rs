@@ -21,7 +21,6 @@ use super::body::{Body, Flag, Reference};
 use super::inventory::{Disk, Inventory, Snapshot, Vm, id_of};
 use super::login::User;
 use super::reply::{Refusal, created, fault, incomplete, not_found, represent};
-use super::state::data_plane::DataPlane;
 use super::state::events::Audit;
 use super::state::{API, Engine};
 use super::volumes;
@@ -215,17 +214,19 @@ fn begin_snapshot(
 
 /// Makes the snapshot's layer of each of its disks (with the guest held off each disk); a
 /// failure merges back the layers already made.
-async fn make_layers(engine: &Engine, snapshot: &Snapshot) -> Result<(), String> {
+async fn make_layers(engine: &Engine, snapshot: &Snapshot) -> Result<(), SimError> {
     let Some(plane) = engine.data_plane.as_ref() else {
         return Ok(());
     };
     for (done, disk) in snapshot.disks.iter().enumerate() {
         let (image, id) = (plane.image(disk), snapshot.id.clone());
-        let made = with_guest_held(plane, disk, move || image.take_snapshot(&id)).await;
+        let made = plane
+            .with_guest_held(disk, move || image.take_snapshot(&id))
+            .await;
         if let Err(e) = made {
             for disk in &snapshot.disks[..done] {
                 let (image, id) = (plane.image(disk), snapshot.id.clone());
-                let undone = with_guest_held(plane, disk, move || image.merge_layer(&id, None));
+                let undone = plane.with_guest_held(disk, move || image.merge_layer(&id, None));
                 if let Err(e) = undone.await {
                     tracing::warn!(disk = %disk, "merging back a failed snapshot's layer: {e}");
                 }
@@ -234,23 +235,6 @@ async fn make_layers(engine: &Engine, snapshot: &Snapshot) -> Result<(), String>
         }
     }
     Ok(())
-}
-
-/// Runs `work` on disk `disk`'s images off the async threads, while the guest does not write.
-async fn with_guest_held(
-    plane: &DataPlane,
-    disk: &str,
-    work: impl FnOnce() -> Result<(), SimError> + Send + 'static,
-) -> Result<(), String> {
-    let lock = plane.guest_lock(disk);
-    let ran = tokio::task::spawn_blocking(move || {
-        let _held = lock.lock().expect("guest lock");
-        work()
-    });
-    match ran.await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("the volume task failed: {e}")),
-    }
 }
 
 /// A snapshot whose layers could not be made is gone again, its disks unlocked.
@@ -377,7 +361,7 @@ async fn merge_layers(engine: Arc<Engine>, id: String, merges: Vec<(String, Opti
         for (disk, child) in merges {
             let (image, snapshot) = (plane.image(&disk), id.clone());
             let merge = move || image.merge_layer(&snapshot, child.as_deref());
-            if let Err(e) = with_guest_held(plane, &disk, merge).await {
+            if let Err(e) = plane.with_guest_held(&disk, merge).await {
                 tracing::warn!(snapshot = %id, disk = %disk, "merging a layer: {e}");
                 failure = Some(e);
                 break;

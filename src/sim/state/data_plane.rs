@@ -72,13 +72,29 @@ impl DataPlane {
     }
 
     /// The lock that serializes the guest's writes to `disk` (held while `qemu-io` runs).
-    pub fn guest_lock(&self, disk: &str) -> Arc<Mutex<()>> {
+    fn guest_lock(&self, disk: &str) -> Arc<Mutex<()>> {
         self.guests
             .lock()
             .expect("guests lock")
             .entry(disk.to_owned())
             .or_default()
             .clone()
+    }
+
+    /// Runs `work` on disk `disk`'s images off the async threads while holding its guest lock:
+    /// one guest write at a time per disk, and no write while a volume changes under it.
+    pub async fn with_guest_held<T: Send + 'static>(
+        &self,
+        disk: &str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let lock = self.guest_lock(disk);
+        tokio::task::spawn_blocking(move || {
+            let _held = lock.lock().expect("guest lock");
+            work()
+        })
+        .await
+        .expect("a task on a disk's images does not panic")
     }
 
     /// The qcow2 image of a disk.
