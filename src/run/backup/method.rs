@@ -40,10 +40,7 @@ impl Chosen {
         if self.kind != ReadMethod::Snapshot {
             return None;
         }
-        let record = last.method.as_ref()?;
-        (record.name == ReadMethod::Snapshot.as_str())
-            .then(|| record.snapshot.clone())
-            .flatten()
+        last.kept_snapshot().map(str::to_owned)
     }
 
     /// Why an incremental of this method cannot build on `last` whatever the engine says, if

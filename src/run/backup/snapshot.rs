@@ -36,8 +36,7 @@ pub(super) async fn kept_snapshot_lost(
     vm_id: &str,
     last: &Manifest,
 ) -> Result<Option<String>, RunError> {
-    let kept = last.method.as_ref().and_then(|m| m.snapshot.as_deref());
-    let kept = kept.unwrap_or_default();
+    let kept = last.kept_snapshot().unwrap_or_default();
     let snapshots = client.snapshots(vm_id).await?;
     Ok(match snapshots.iter().find(|s| s.id == kept) {
         None => Some(format!(
@@ -64,17 +63,31 @@ pub(super) async fn remove_leftover_snapshots(
     keep: Option<String>,
     options: &Options,
 ) -> Result<usize, RunError> {
+    let leftover = |s: &Snapshot| is_ours(s) && Some(&s.id) != keep.as_ref();
+    remove_snapshots(client, vm_id, options, (leftover, "no point builds on it")).await
+}
+
+/// Removes VM `vm_id`'s snapshots that `wanted` picks (never the active one), saying `why` in
+/// the log; one whose removal fails is logged and left for the next run. How many went.
+///
+/// # Errors
+/// The snapshots cannot be listed.
+async fn remove_snapshots(
+    client: &EngineClient,
+    vm_id: &str,
+    options: &Options,
+    (wanted, why): (impl Fn(&Snapshot) -> bool, &str),
+) -> Result<usize, RunError> {
     let snapshots = client.snapshots(vm_id).await?;
-    let ours = snapshots
-        .iter()
-        .filter(|s| !s.is_active() && is_ours(s) && Some(&s.id) != keep.as_ref());
     let mut removed = 0;
-    for snapshot in ours {
+    for snapshot in snapshots.iter().filter(|s| !s.is_active() && wanted(s)) {
         let description = snapshot.description.as_deref().unwrap_or_default();
-        tracing::info!(snapshot = %snapshot.id, "removing snapshot '{description}': no point builds on it");
+        tracing::info!(snapshot = %snapshot.id, "removing snapshot '{description}': {why}");
         match remove_snapshot(client, vm_id, &snapshot.id, options).await {
             Ok(()) => removed += 1,
-            Err(e) => tracing::warn!("snapshot '{description}' stays until the next run: {e}"),
+            Err(e) => {
+                tracing::warn!("snapshot '{description}' is left; the next run removes it: {e}")
+            }
         }
     }
     Ok(removed)
@@ -173,24 +186,10 @@ impl Attempt<'_> {
     /// answer may have been lost), logging what fails.
     async fn remove_ours(&self, point: &str) {
         let description = format!("{MARK}{point}");
-        let snapshots = match self.client.snapshots(self.vm_id).await {
-            Ok(snapshots) => snapshots,
-            Err(e) => {
-                tracing::warn!(
-                    "snapshot '{description}' may be left; the next run removes it: {e}"
-                );
-                return;
-            }
-        };
-        let ours = snapshots
-            .iter()
-            .filter(|s| s.description.as_deref() == Some(&description));
-        for snapshot in ours {
-            if let Err(e) =
-                remove_snapshot(self.client, self.vm_id, &snapshot.id, self.options).await
-            {
-                tracing::warn!("snapshot '{description}' is left; the next run removes it: {e}");
-            }
+        let this_run = |s: &Snapshot| s.description.as_deref() == Some(&description);
+        let what = (this_run, "this run did not finish");
+        if let Err(e) = remove_snapshots(self.client, self.vm_id, self.options, what).await {
+            tracing::warn!("snapshot '{description}' may be left; the next run removes it: {e}");
         }
     }
 
@@ -299,7 +298,7 @@ impl Attempt<'_> {
         parent: &Manifest,
         new: &Snapshot,
     ) -> Result<Option<String>, RunError> {
-        let kept = parent.method.as_ref().and_then(|m| m.snapshot.as_deref());
+        let kept = parent.kept_snapshot();
         let mut taken: Vec<Snapshot> = self.client.snapshots(self.vm_id).await?;
         taken.retain(|s| !s.is_active());
         taken.sort_by_key(|s| s.date.unwrap_or_default());

@@ -119,6 +119,14 @@ impl DiskEntry {
 }
 
 impl Manifest {
+    /// The VM snapshot a snapshot-method point kept on the engine for the next incremental.
+    pub fn kept_snapshot(&self) -> Option<&str> {
+        let record = self.method.as_ref()?;
+        (record.name == crate::plan::model::BackupMethod::Snapshot.as_str())
+            .then_some(record.snapshot.as_deref())
+            .flatten()
+    }
+
     /// Whether it is a full point.
     pub fn is_full(&self) -> bool {
         self.kind == "full"
