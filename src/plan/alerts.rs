@@ -34,6 +34,10 @@ pub const HOST_ZONE_ALLOWANCE: TimeDelta = TimeDelta::hours(1);
 /// is expected to run at least every 15 minutes.
 pub const METRICS_STALE: TimeDelta = TimeDelta::hours(1);
 
+/// The textfile's name in node_exporter's textfile folder, which the staleness rule matches
+/// and the bundle's status timer writes.
+pub const METRICS_FILE: &str = "ovbackup.prom";
+
 /// An engine's CA is announced this many days before it expires.
 pub const CA_WARN_DAYS: i64 = 30;
 
@@ -311,7 +315,8 @@ fn ca_rule(side: &str, engine: &str) -> AlertRule {
 
 fn stale_rule(engine: &str) -> AlertRule {
     let expr = format!(
-        "time() - node_textfile_mtime_seconds{{file=~\"(.*/)?ovbackup\\\\.prom\"}} > {}",
+        "time() - node_textfile_mtime_seconds{{file=~\"(.*/)?{}\"}} > {}",
+        METRICS_FILE.replace('.', "\\\\."),
         METRICS_STALE.num_seconds()
     );
     AlertRule {
@@ -321,7 +326,7 @@ fn stale_rule(engine: &str) -> AlertRule {
         labels: labels("warning", &template_text(engine)),
         annotations: annotations(
             format!("No new backup metrics from {{{{ $labels.instance }}}} for more than {}", human_duration(METRICS_STALE)),
-            "`ovrun status --config ... --metrics DIR/ovbackup.prom` has not run: check its timer or cron line, that DIR is node_exporter's --collector.textfile.directory, and the host's disk space.".into(),
+            "`ovrun status --config-dir ... --metrics DIR/ovbackup.prom` has not run: check the ovrun-status.timer (or the cron file's status line), that DIR is node_exporter's --collector.textfile.directory (`ovplan build --metrics-dir`), and the host's disk space.".into(),
         ),
     }
 }

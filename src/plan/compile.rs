@@ -54,6 +54,9 @@ pub struct BuildOptions {
     pub config_dir: String,
     /// Where cron jobs log.
     pub log_dir: String,
+    /// node_exporter's textfile folder, where the status timer writes `ovbackup.prom` (the name
+    /// the alert rules' staleness check reads).
+    pub metrics_dir: String,
 }
 
 impl BuildOptions {
@@ -65,6 +68,7 @@ impl BuildOptions {
             ovrun: "/usr/local/bin/ovrun".into(),
             config_dir: "/etc/ovbackup".into(),
             log_dir: "/var/log/ovbackup".into(),
+            metrics_dir: "/var/lib/prometheus/node-exporter".into(),
         }
     }
 }
@@ -104,7 +108,7 @@ pub enum CompileError {
 /// The bundle: relative path -> content, in path order.
 pub type Bundle = BTreeMap<String, String>;
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 13] = [
     (
         "systemd/backup.service",
         include_str!("../../templates/systemd/backup.service.j2"),
@@ -124,6 +128,14 @@ const TEMPLATES: [(&str, &str); 11] = [
     (
         "systemd/maintenance.timer",
         include_str!("../../templates/systemd/maintenance.timer.j2"),
+    ),
+    (
+        "systemd/status.service",
+        include_str!("../../templates/systemd/status.service.j2"),
+    ),
+    (
+        "systemd/status.timer",
+        include_str!("../../templates/systemd/status.timer.j2"),
     ),
     (
         "cron/ovbackup",
@@ -192,8 +204,9 @@ pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, Compil
 type Render<'a> =
     dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError> + Sync + 'a;
 
-/// The maintenance units: their paths in the bundle and their templates.
-const MAINTENANCE_UNITS: [(&str, &str); 2] = [
+/// The units all VMs share, their paths in the bundle and their templates: the daily prune and
+/// verify, and the status metrics every five minutes.
+const HOST_UNITS: [(&str, &str); 4] = [
     (
         "systemd/ovrun-maintenance.service",
         "systemd/maintenance.service",
@@ -202,6 +215,8 @@ const MAINTENANCE_UNITS: [(&str, &str); 2] = [
         "systemd/ovrun-maintenance.timer",
         "systemd/maintenance.timer",
     ),
+    ("systemd/ovrun-status.service", "systemd/status.service"),
+    ("systemd/ovrun-status.timer", "systemd/status.timer"),
 ];
 
 /// The compose bundle's files: their paths in the bundle and their templates.
@@ -248,7 +263,7 @@ fn shared_files(
         Ok::<_, CompileError>(())
     };
     if options.targets.systemd {
-        add(&MAINTENANCE_UNITS, common(options, policy))?;
+        add(&HOST_UNITS, common(options, policy))?;
     }
     if options.targets.cron || options.targets.compose {
         add(
@@ -287,6 +302,7 @@ fn check_options(options: &BuildOptions) -> Result<(), CompileError> {
         ("ovrun", &options.ovrun),
         ("config-dir", &options.config_dir),
         ("log-dir", &options.log_dir),
+        ("metrics-dir", &options.metrics_dir),
     ] {
         if value.chars().any(char::is_control) {
             return refuse(option, value, "it holds a control character");
@@ -343,11 +359,19 @@ fn common(options: &BuildOptions, policy: &Policy) -> minijinja::Value {
         ovrun_arg => systemd_word(&options.ovrun),
         runner_dir_arg => systemd_quote(&runner_dir(options)),
         backup_directory_arg => systemd_quote(&policy.backup_directory),
+        metrics_dir_arg => systemd_quote(&options.metrics_dir),
+        metrics_file_arg => systemd_quote(&metrics_file(options)),
     }
 }
 
 fn runner_dir(options: &BuildOptions) -> String {
     format!("{}/runner", options.config_dir)
+}
+
+/// The textfile the status timer writes: its name is the one the alert rules' staleness check
+/// reads ([`super::alerts`]).
+pub fn metrics_file(options: &BuildOptions) -> String {
+    format!("{}/{}", options.metrics_dir, super::alerts::METRICS_FILE)
 }
 
 fn config_path(options: &BuildOptions, vm: &str) -> String {
@@ -438,6 +462,8 @@ fn cron_file(vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
         user => "root",
         maintenance_line => "0 12 * * *",
         maintenance_command => cron_escape(&format!("{ovrun} prune --config-dir {runner} && {ovrun} verify --config-dir {runner}")),
+        status_line => "*/5 * * * *",
+        status_command => cron_escape(&format!("{ovrun} status --config-dir {runner} --metrics {metrics} >/dev/null", metrics = shell_quote(&metrics_file(options)))),
     }
 }
 
@@ -541,7 +567,7 @@ fn compose_file(
 }
 
 /// The scheduler's bind mounts: the backup directory, the runner configs, the cron file, the
-/// logs, and each engine's CA file at its own path.
+/// logs, the metrics' textfile folder, and each engine's CA file at its own path.
 fn compose_volumes(
     policy: &Policy,
     sides: &[(&'static str, &super::model::Engine)],
@@ -550,6 +576,7 @@ fn compose_volumes(
     use compose::{Volume, compose_escape};
     let same = |path: &str| (compose_escape(path), compose_escape(path));
     let (backup_source, backup_target) = same(&policy.backup_directory);
+    let (metrics_source, metrics_target) = same(&options.metrics_dir);
     let mut volumes = vec![
         Volume::bind(backup_source, backup_target, false),
         Volume::bind(
@@ -567,6 +594,8 @@ fn compose_volumes(
             "/var/log/ovbackup".into(),
             false,
         ),
+        // The status line's textfile, for the host's node_exporter.
+        Volume::bind(metrics_source, metrics_target, false),
     ];
     for (_, engine) in sides {
         if let Some(ca) = &engine.cert_path {

@@ -27,6 +27,7 @@ struct Layout {
     config_dir: PathBuf,
     bin: PathBuf,
     logs: PathBuf,
+    metrics: PathBuf,
     engine: String,
 }
 
@@ -38,9 +39,16 @@ impl Layout {
             config_dir: root.join("etc"),
             bin: root.join("bin"),
             logs: root.join("logs"),
+            metrics: root.join("node-exporter"),
             engine: format!("127.0.0.1:{}", closed_port()),
         };
-        for dir in [&layout.config_dir.join("runner"), &layout.bin, &layout.logs] {
+        let dirs = [
+            &layout.config_dir.join("runner"),
+            &layout.bin,
+            &layout.logs,
+            &layout.metrics,
+        ];
+        for dir in dirs {
             fs_err::create_dir_all(dir).expect("folder");
         }
         layout
@@ -58,6 +66,8 @@ impl Layout {
             &text(&self.config_dir),
             "--log-dir",
             &text(&self.logs),
+            "--metrics-dir",
+            &text(&self.metrics),
         ]);
         assert_eq!(run.code, 0, "{}", run.stderr);
     }
@@ -130,6 +140,7 @@ fn closed_port() -> u16 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Maintenance,
+    Status,
     Backup,
     Restore,
 }
@@ -137,6 +148,7 @@ enum Kind {
 fn kind(argv: &[String]) -> Kind {
     match argv.get(1).map(String::as_str) {
         Some("prune" | "verify") => Kind::Maintenance,
+        Some("status") => Kind::Status,
         Some("backup") => Kind::Backup,
         Some("restore") => Kind::Restore,
         other => panic!("a command of no known kind: {other:?} in {argv:?}"),
@@ -152,7 +164,7 @@ fn judge(what: &str, kind: Kind, code: i32, output: &str, engine: &str) -> Resul
     // 0 and says why, before any engine is reached.
     let skipped = code == 0 && output.contains("not due, skipped");
     let fine = match kind {
-        Kind::Maintenance => code == 0,
+        Kind::Maintenance | Kind::Status => code == 0,
         Kind::Backup => on_engine || skipped,
         Kind::Restore => on_engine || (code == 1 && output.contains("no backup point to restore")),
     };
@@ -262,6 +274,8 @@ fn every_command_of_the_example_bundle_runs_through_the_real_ovrun() {
         }
         let kind = if vm.is_some() {
             Kind::Backup
+        } else if command.contains(" status ") {
+            Kind::Status
         } else {
             Kind::Maintenance
         };
@@ -292,12 +306,20 @@ fn every_command_of_the_example_bundle_runs_through_the_real_ovrun() {
         "the compose scheduler runs the cron file"
     );
 
-    // 13 backup services, their restore services, the two maintenance commands; one cron line
-    // or more per VM and the maintenance line.
+    // 13 backup services, their restore services, the two maintenance commands and the status
+    // command; one cron line or more per VM, the maintenance line and the status line.
     assert!(
-        ran["systemd"] >= vms.len() + 2 && ran["cron"] > vms.len(),
+        ran["systemd"] >= vms.len() + 3 && ran["cron"] > vms.len() + 1,
         "{ran:?}"
     );
+    // The status commands wrote the textfile the alert rules read, a sample for every VM.
+    let metrics = fs_err::read_to_string(layout.metrics.join("ovbackup.prom")).expect("textfile");
+    for vm in &vms {
+        assert!(
+            metrics.contains(&format!("ovbackup_last_run_failed{{vm=\"{vm}\"")),
+            "{vm} missing from\n{metrics}"
+        );
+    }
     assert!(
         failures.is_empty(),
         "{} of {ran:?} commands failed:\n{}",

@@ -276,15 +276,21 @@ fn verify_units(root: &Path, compiled: &[(Policy, Bundle)]) {
     // `:`, which systemd-analyze would take for that separator, so files get plain names).
     let mut batches: Vec<(BTreeSet<String>, Vec<String>)> = Vec::new();
     for (i, (_, bundle)) in compiled.iter().enumerate() {
-        // Every case has the maintenance units: the service gets a name of its own, and the
-        // timer, the same in every bundle, is left to `build.rs`'s verify of the example.
+        // Every case has the maintenance and status units: each service gets a name of its own,
+        // and the timers, the same in every bundle, are left to `build.rs`'s verify of the
+        // example.
         let units: Vec<(String, &String)> = bundle
             .iter()
             .filter_map(|(path, content)| {
                 let name = path.strip_prefix("systemd/")?;
-                let name = name.replace("ovrun-maintenance.", &format!("ovrun-maintenance-{i}."));
-                (!name.ends_with(".timer") || !name.starts_with("ovrun-maintenance"))
-                    .then_some((name, content))
+                let shared = ["ovrun-maintenance", "ovrun-status"]
+                    .into_iter()
+                    .find(|unit| name.starts_with(&format!("{unit}.")));
+                match shared {
+                    Some(_) if name.ends_with(".timer") => None,
+                    Some(unit) => Some((name.replace(unit, &format!("{unit}-{i}")), content)),
+                    None => Some((name.to_owned(), content)),
+                }
             })
             .collect();
         let names: BTreeSet<String> = units.iter().map(|(n, _)| n.clone()).collect();
@@ -371,9 +377,17 @@ impl FakeTools {
                 self.ovrun.clone(),
                 "verify".into(),
                 "--config-dir".into(),
-                dir,
+                dir.clone(),
             ],
         ]);
+        wanted.push(vec![vec![
+            self.ovrun.clone(),
+            "status".into(),
+            "--config-dir".into(),
+            dir,
+            "--metrics".into(),
+            ovbackup::plan::compile::metrics_file(options),
+        ]]);
         let mut seen = Vec::new();
         for line in cron.lines().filter(|l| is_schedule_line(l)) {
             let (_, _, command) = cron_fields(line).expect("cron line");

@@ -124,6 +124,10 @@ enum Command {
         /// Where the cron jobs append their output on the backup host.
         #[arg(long, default_value = "/var/log/ovbackup")]
         log_dir: String,
+        /// node_exporter's textfile folder on the backup host, where the status timer writes
+        /// `ovbackup.prom` for the alert rules.
+        #[arg(long, default_value = "/var/lib/prometheus/node-exporter")]
+        metrics_dir: String,
     },
     /// Show what a policy change does, VM by VM; exit 1 when something changed.
     Diff(diff::DiffArgs),
@@ -182,12 +186,14 @@ fn run(cli: Cli) -> Outcome {
             ovrun,
             config_dir,
             log_dir,
+            metrics_dir,
         } => {
             let mut options = BuildOptions::new(file.display().to_string());
             options.targets = targets(target);
             options.ovrun = ovrun;
             options.config_dir = config_dir;
             options.log_dir = log_dir;
+            options.metrics_dir = metrics_dir;
             build(&file, &out, &options, check)
         }
         Command::Diff(args) => diff::run(args),

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ovbackup::plan::compile::{BuildOptions, Bundle, systemd_escape};
+use ovbackup::plan::compile::{BuildOptions, Bundle, metrics_file, systemd_escape};
 use ovbackup::plan::model::{Engine, Policy, VmPolicy};
 use ovbackup::plan::runner::{RunnerConfig, default_password_file, runner_config};
 use serde_json::Value;
@@ -52,6 +52,7 @@ const UNIT_KEYS: [(&str, &[&str]); 4] = [
             "UMask",
             "Nice",
             "IOSchedulingClass",
+            "StandardOutput",
         ],
     ),
     (
@@ -95,6 +96,10 @@ pub fn check_meaning(
             .map_err(|e| format!("{path}: {e}"))?;
         expected.insert(path);
         expected.insert("systemd/ovrun-maintenance.timer".into());
+        let path = "systemd/ovrun-status.service".to_owned();
+        check_unit(&bundle[&path], &status_unit(options)).map_err(|e| format!("{path}: {e}"))?;
+        expected.insert(path);
+        expected.insert("systemd/ovrun-status.timer".into());
     }
     if options.targets.cron || options.targets.compose {
         check_cron(policy, &enabled, options, &bundle["cron/ovbackup"])
@@ -283,6 +288,23 @@ fn maintenance_unit(policy: &Policy, options: &BuildOptions) -> UnitMeaning {
     }
 }
 
+/// The status unit: the metrics of every VM, written where node_exporter reads them.
+fn status_unit(options: &BuildOptions) -> UnitMeaning {
+    UnitMeaning {
+        description: "Write the oVirt backups' status metrics for the alert rules".into(),
+        exec: vec![vec![
+            options.ovrun.clone(),
+            "status".into(),
+            "--config-dir".into(),
+            format!("{}/runner", options.config_dir),
+            "--metrics".into(),
+            metrics_file(options),
+        ]],
+        credentials: Vec::new(),
+        writable: vec![options.metrics_dir.clone()],
+    }
+}
+
 fn check_unit(text: &str, meaning: &UnitMeaning) -> Result<(), String> {
     let known: BTreeMap<&str, &[&str]> = UNIT_KEYS.into_iter().collect();
     let mut section = String::new();
@@ -355,6 +377,20 @@ pub fn maintenance_tokens(options: &BuildOptions) -> Vec<String> {
     tokens
 }
 
+/// The shell tokens of the status metrics' cron command.
+pub fn status_tokens(options: &BuildOptions) -> Vec<String> {
+    [
+        format!("'{}", options.ovrun),
+        "status".into(),
+        "--config-dir".into(),
+        format!("'{}/runner", options.config_dir),
+        "--metrics".into(),
+        format!("'{}", metrics_file(options)),
+        ">/dev/null".into(),
+    ]
+    .to_vec()
+}
+
 fn check_cron(
     policy: &Policy,
     vms: &[&VmPolicy],
@@ -367,6 +403,7 @@ fn check_cron(
         .map(|vm| (cron_tokens(vm, options), false))
         .collect();
     wanted.insert(maintenance_tokens(options), false);
+    wanted.insert(status_tokens(options), false);
     let zones: BTreeSet<String> = vms
         .iter()
         .filter_map(|vm| vm.schedule.timezone.clone())
@@ -461,6 +498,7 @@ fn check_compose(
         ("../runner".into(), format!("{}/runner", options.config_dir)),
         ("../cron/ovbackup".into(), "/etc/cron.d/ovbackup".into()),
         ("${LOG_DIR:-./logs}".into(), "/var/log/ovbackup".into()),
+        (options.metrics_dir.clone(), options.metrics_dir.clone()),
     ];
     want.extend(
         engines
