@@ -533,7 +533,9 @@ impl Job<'_> {
         }
         if let Some(config) = &config {
             for nic in self.nic_requests(config, placements) {
-                self.client.add_nic(&vm.id, &nic).await?;
+                self.client.add_nic(&vm.id, &nic).await.map_err(|e| {
+                    RunError::Failed(format!("adding NIC {} to the new VM: {e}", nic.name))
+                })?;
             }
         }
         tracing::info!(vm = %self.name, id = %vm.id, "VM created with {} disks", disks.len());

@@ -4,7 +4,8 @@
 //! network map; the DR VM equals production field by field but for its name, its MACs (new) and
 //! what the map changed, and its disks equal production's byte for byte. Then the same with
 //! `mac_policy: keep` and CPU/memory overrides; a network DR lacks, named before anything is
-//! made; and a point taken before configurations were recorded.
+//! made; a NIC DR refuses while the new VM is being made (DR left as it was, the error naming
+//! the NIC); and a point taken before configurations were recorded.
 
 use std::path::{Path, PathBuf};
 
@@ -333,6 +334,62 @@ async fn a_point_without_configuration_restores_as_before_with_a_warning() {
             .len(),
         0
     );
+    site.prod.running.shutdown().await;
+    site.dr.running.shutdown().await;
+}
+
+/// DR's VMs (name, id, status) and disk ids, sorted: what a failed restore must leave as it was.
+async fn dr_state(sim: &Sim) -> (Vec<(String, String, String)>, Vec<String>) {
+    let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
+    let listed = |list: &Value, kind: &str| list[kind].as_array().cloned().unwrap_or_default();
+    let mut vms: Vec<(String, String, String)> = listed(&sim.get("/vms").await, "vm")
+        .iter()
+        .map(|vm| (text(vm, "name"), text(vm, "id"), text(vm, "status")))
+        .collect();
+    vms.sort();
+    let mut disks: Vec<String> = listed(&sim.get("/disks").await, "disk")
+        .iter()
+        .map(|d| text(d, "id"))
+        .collect();
+    disks.sort();
+    (vms, disks)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nic_dr_refuses_leaves_dr_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (site, config) = site(dir.path(), &["dr-front", "back"]).await;
+    let (code, log) = restore(&config, &[]);
+    assert_eq!(code, 0, "{log}");
+    let before = dr_state(&site.dr).await;
+    let old_id = site.dr.vm("app01").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let old_nics = nics(&site.dr, &old_id).await;
+
+    // The new VM's second NIC refused, after its disks were uploaded and its first NIC added.
+    let fault = json!({"method": "POST", "path": "/ovirt-engine/api/vms/*/nics", "after": 1,
+                       "status": 500, "fault": {"reason": "Operation Failed",
+                                                "detail": "[MAC pool exhausted]"}});
+    site.dr.admin("faults", fault).await;
+    let (code, log) = restore(&config, &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("MAC pool exhausted"),
+        "the engine's words: {log}"
+    );
+    assert!(log.contains("nic2"), "names the NIC: {log}");
+    assert_eq!(dr_state(&site.dr).await, before, "{log}");
+    assert_eq!(
+        nics(&site.dr, &old_id).await,
+        old_nics,
+        "the old VM untouched"
+    );
+
+    // Nothing was lost: the next restore succeeds.
+    let (code, log) = restore(&config, &[]);
+    assert_eq!(code, 0, "{log}");
     site.prod.running.shutdown().await;
     site.dr.running.shutdown().await;
 }
