@@ -5,7 +5,8 @@
 //! what the map changed, and its disks equal production's byte for byte. Then the same with
 //! `mac_policy: keep` and CPU/memory overrides; a network DR lacks, named before anything is
 //! made; a NIC DR refuses while the new VM is being made (DR left as it was, the error naming
-//! the NIC); and a point taken before configurations were recorded.
+//! the NIC); a point taken before configurations were recorded; and a backup during which
+//! production would not give the configuration (a good point that says so, in status too).
 
 use std::path::{Path, PathBuf};
 
@@ -392,4 +393,58 @@ async fn a_nic_dr_refuses_leaves_dr_as_it_was() {
     assert_eq!(code, 0, "{log}");
     site.prod.running.shutdown().await;
     site.dr.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_production_does_not_give_leaves_a_good_point_that_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prod = Sim::start(&dir.path().join("prod"), production()).await;
+    let dr = Sim::start(&dir.path().join("dr"), dr(&["dr-front", "back"])).await;
+    let config = config(&prod, &dr, dir.path(), &json!({}));
+    // Every read of the VM's NICs fails, retries included.
+    let fault = json!({"method": "GET", "path": "/ovirt-engine/api/vms/*/nics", "count": 50,
+                       "status": 500, "fault": {"reason": "Operation Failed",
+                                                "detail": "[Internal Engine Error]"}});
+    prod.admin("faults", fault).await;
+    let log = backup_ok(&config, &[]);
+    assert!(
+        log.contains("the VM's configuration is not recorded in this point"),
+        "{log}"
+    );
+    let points = manifests(&dir.path().join("backup/app01"));
+    assert_eq!(points.len(), 1);
+    assert!(
+        points[0].get("config").is_none_or(Value::is_null),
+        "{}",
+        points[0]
+    );
+    crate::support::ovrun::verify_ok(&config);
+    let (code, shown) = tokio::task::block_in_place(|| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ovrun"))
+            .args(["status", "--config", config.to_str().expect("utf-8")])
+            .output()
+            .expect("ovrun runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    });
+    assert_eq!(code, Some(0));
+    assert!(shown.contains("not recorded"), "status says so: {shown}");
+
+    // The point restores (production's memory, no NICs), and the next backup records it all.
+    let (code, log) = restore(&config, &[]);
+    assert_eq!(code, 0, "{log}");
+    let (cleared, _) = prod
+        .call(reqwest::Method::DELETE, "/ovsim/admin/faults", None)
+        .await;
+    assert!(cleared.is_success());
+    backup_ok(&config, &[]);
+    let points = manifests(&dir.path().join("backup/app01"));
+    assert_eq!(
+        points[1]["config"]["nics"].as_array().map(Vec::len),
+        Some(2)
+    );
+    prod.running.shutdown().await;
+    dr.running.shutdown().await;
 }
