@@ -88,6 +88,10 @@ pub enum Code {
     CpuOutOfRange,
     /// A memory override outside 1 MiB to 16 TiB.
     MemoryOutOfRange,
+    /// A `backup_host` that cannot name a backup host (a queue, a file, a unit).
+    UnsafeBackupHost,
+    /// An engine's limit of concurrent backups or restores outside 1 to 64.
+    ConcurrencyOutOfRange,
     /// `auto_restore` without a DR engine to restore into.
     MissingRestoreTarget,
     /// A control character in a string (it could split a line of a generated file).
@@ -102,7 +106,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation and for the test that each has a fixture.
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 39] = [
         Code::Syntax,
         Code::BadJsonText,
         Code::DuplicateKey,
@@ -135,6 +139,8 @@ impl Code {
         Code::UnknownMacPolicy,
         Code::CpuOutOfRange,
         Code::MemoryOutOfRange,
+        Code::UnsafeBackupHost,
+        Code::ConcurrencyOutOfRange,
         Code::MissingRestoreTarget,
         Code::ControlCharacter,
         Code::RelativePath,
@@ -177,6 +183,8 @@ impl Code {
             Code::UnknownMacPolicy => "ovplan::unknown-mac-policy",
             Code::CpuOutOfRange => "ovplan::cpu-out-of-range",
             Code::MemoryOutOfRange => "ovplan::memory-out-of-range",
+            Code::UnsafeBackupHost => "ovplan::unsafe-backup-host",
+            Code::ConcurrencyOutOfRange => "ovplan::concurrency-out-of-range",
             Code::MissingRestoreTarget => "ovplan::missing-restore-target",
             Code::ControlCharacter => "ovplan::control-character",
             Code::RelativePath => "ovplan::relative-path",
@@ -235,6 +243,12 @@ impl Code {
             }
             Code::MemoryOutOfRange => {
                 "a `restore_settings.memory_mib` outside 1 to 16777216 (16 TiB); a size in bytes is named as such"
+            }
+            Code::UnsafeBackupHost => {
+                "a VM's `backup_host` that is not 1 to 63 characters of `a-z`, `0-9`, `.`, `_` and `-` beginning with a letter or digit (it names a Celery queue, files and units)"
+            }
+            Code::ConcurrencyOutOfRange => {
+                "a `source_ovirt_max_concurrent_backups` or `target_ovirt_max_concurrent_restores` outside 1 to 64"
             }
             Code::MissingRestoreTarget => "`auto_restore` without a DR engine or storage domain",
             Code::ControlCharacter => {

@@ -1,7 +1,8 @@
 //! `ovplan diff`: what a policy change does, VM by VM, for code review: schedule, the next runs
-//! before and after, their kinds, backup method, retention and restore (for `auto_restore` VMs,
-//! also how their DR copy is built: network map, MAC policy, CPU and memory), and, given the
-//! points a backup catalog holds, what a retention change would delete from it.
+//! before and after, their kinds, backup method, retention, backup host and restore (for
+//! `auto_restore` VMs, also how their DR copy is built: network map, MAC policy, CPU and
+//! memory), and, given the points a backup catalog holds, what a retention change would delete
+//! from it. The engines' limits of concurrent jobs are policy-wide settings.
 //!
 //! [`review`] computes all of it as data, a [`Review`]; three renderings show it: [`text`] (the
 //! default, for a terminal), [`super::diff_markdown`] (a merge request's comment or a job
@@ -455,6 +456,7 @@ fn facts(vm: &VmPolicy, restore: &RestoreSettings) -> Facts {
             ),
         ),
         ("auto_restore", vm.auto_restore.to_string()),
+        ("backup_host", vm.backup_host.clone()),
     ];
     if vm.auto_restore {
         facts.extend(dr_vm_facts(restore));

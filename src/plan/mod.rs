@@ -2,8 +2,8 @@
 //!
 //! The stages, in order, each in its own module:
 //! 1. [`parse`]: text -> `Document` (value + span of every node; Airflow JSON text decoded);
-//! 2. [`schema`] and [`rules`] (with [`safety`] and [`restore_rules`]): the JSON Schema and the
-//!    checks it cannot make -> diagnostics;
+//! 2. [`schema`] and [`rules`] (with [`safety`], [`restore_rules`] and [`limit_rules`]): the
+//!    JSON Schema and the checks it cannot make -> diagnostics;
 //! 3. [`normalize`]: document -> [`Policy`] (defaults filled, legacy forms gone) -> modern JSON.
 //!
 //! Beside them, what the commands compute from a policy: the bundle ([`compile`]), next runs
@@ -22,6 +22,7 @@ pub mod diff;
 pub mod diff_markdown;
 pub mod full;
 pub mod index;
+pub mod limit_rules;
 pub mod model;
 pub mod names;
 pub mod normalize;

@@ -46,7 +46,31 @@ pub struct Engine {
     pub password_file: Option<String>,
     /// The engine's CA certificate.
     pub cert_path: Option<String>,
+    /// The most `ovrun` jobs that work on this engine at once (issue 14): backups on the source
+    /// engine (`source_ovirt_max_concurrent_backups`), restores on the DR engine
+    /// (`target_ovirt_max_concurrent_restores`); 1 to [`MAX_CONCURRENT_JOBS`].
+    pub max_concurrent_jobs: u32,
 }
+
+/// The default of `source_ovirt_max_concurrent_backups`: each running backup holds an image
+/// transfer and a scratch disk or snapshot on the production engine.
+pub const DEFAULT_MAX_CONCURRENT_BACKUPS: u32 = 4;
+
+/// The default of `target_ovirt_max_concurrent_restores`: a restore writes whole disks.
+pub const DEFAULT_MAX_CONCURRENT_RESTORES: u32 = 2;
+
+/// The most jobs an engine limit may allow at once: each is a lock file on the backup host,
+/// and no engine serves more transfers than this well.
+pub const MAX_CONCURRENT_JOBS: u32 = 64;
+
+/// The policy's key of the source engine's limit (flat, like the engine's other keys).
+pub const SOURCE_LIMIT_KEY: &str = "source_ovirt_max_concurrent_backups";
+
+/// The policy's key of the DR engine's limit.
+pub const TARGET_LIMIT_KEY: &str = "target_ovirt_max_concurrent_restores";
+
+/// The backup host of a VM the policy assigns to none.
+pub const DEFAULT_BACKUP_HOST: &str = "default";
 
 /// Policy-wide backup defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +137,10 @@ pub struct VmPolicy {
     pub keep: KeepPolicy,
     /// Restore each new point into DR.
     pub auto_restore: bool,
+    /// The backup host whose catalog holds the VM's points and whose worker backs it up
+    /// (issue 14): a name safe for a Celery queue, a file name and a unit
+    /// ([`crate::plan::names::unsafe_backup_host`]); [`DEFAULT_BACKUP_HOST`] when not given.
+    pub backup_host: String,
 }
 
 /// When a VM is backed up.

@@ -75,6 +75,31 @@ pub fn unsafe_network_name(name: &str) -> Option<&'static str> {
     }
 }
 
+/// The longest backup host name: a DNS label's length, and far below every file name limit.
+pub const MAX_BACKUP_HOST: usize = 63;
+
+/// Why a `backup_host` cannot name a backup host (`None` when it can). The name becomes a
+/// Celery queue, a file name and part of a unit's name, so it is held to the strictest of
+/// them: 1 to [`MAX_BACKUP_HOST`] characters of `a-z`, `0-9`, `.`, `_` and `-`, beginning with a
+/// letter or digit (`backup-01`, `bk2.dc1`). `ovplan` refuses another name in the policy, and
+/// `ovrun` in a runner config.
+pub fn unsafe_backup_host(name: &str) -> Option<&'static str> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_BACKUP_HOST {
+        Some("it is longer than 63 characters")
+    } else if name.chars().any(|c| c.is_ascii_uppercase()) {
+        Some("it holds an upper-case letter")
+    } else if !name.chars().all(allowed) {
+        Some("it holds a character other than a-z, 0-9, `.`, `_` and `-`")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        Some("it does not begin with a letter or digit")
+    } else {
+        None
+    }
+}
+
 /// The weekday a policy name stands for.
 pub fn weekday(name: &str) -> Option<Weekday> {
     let index = WEEKDAYS.iter().position(|w| *w == name)?;
@@ -172,6 +197,45 @@ mod tests {
         }
         let longer = format!("{long}n");
         assert!(unsafe_network_name(&longer).is_some());
+    }
+
+    #[test]
+    fn backup_host_names_are_held_to_the_strictest_use() {
+        let longest = "h".repeat(MAX_BACKUP_HOST);
+        for (name, why) in [
+            ("default", None),
+            ("backup-01", None),
+            ("bk2.dc1_a", None),
+            ("0", None),
+            (longest.as_str(), None),
+            ("", Some("it is empty")),
+            ("Backup01", Some("it holds an upper-case letter")),
+            ("-x", Some("it does not begin with a letter or digit")),
+            (".hidden", Some("it does not begin with a letter or digit")),
+            (
+                "a/b",
+                Some("it holds a character other than a-z, 0-9, `.`, `_` and `-`"),
+            ),
+            (
+                "a b",
+                Some("it holds a character other than a-z, 0-9, `.`, `_` and `-`"),
+            ),
+            (
+                "hôte",
+                Some("it holds a character other than a-z, 0-9, `.`, `_` and `-`"),
+            ),
+            (
+                "a\n",
+                Some("it holds a character other than a-z, 0-9, `.`, `_` and `-`"),
+            ),
+        ] {
+            assert_eq!(unsafe_backup_host(name), why, "{name:?}");
+        }
+        let longer = format!("{longest}h");
+        assert_eq!(
+            unsafe_backup_host(&longer),
+            Some("it is longer than 63 characters")
+        );
     }
 
     #[test]

@@ -5,16 +5,18 @@
 //! most 10 incrementals, no forced full by age, 02:00, cluster `Default`, `virtio_scsi`,
 //! 60 minutes, suffix `_restored`, no replace, keep the old VM, keep 7 daily / 4 weekly /
 //! 3 monthly with no age limit, full backups weekly from Sunday, backup method `auto`, no
-//! network map, new MAC addresses, the recorded CPU and memory.
+//! network map, new MAC addresses, the recorded CPU and memory, backup host `default`, at most
+//! 4 backups on the source engine and 2 restores on the DR engine at once.
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::model::{
-    BackupMethod, BackupSettings, CpuOverride, DiskInterface, Engine, FullFrequency, FullPolicy,
-    KeepPolicy, MacPolicy, MonthDay, Policy, RestoreSettings, Rule, Schedule, VmPolicy,
-    WeekOfMonth, default_anchor,
+    BackupMethod, BackupSettings, CpuOverride, DEFAULT_BACKUP_HOST, DEFAULT_MAX_CONCURRENT_BACKUPS,
+    DEFAULT_MAX_CONCURRENT_RESTORES, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy,
+    MacPolicy, MonthDay, Policy, RestoreSettings, Rule, SOURCE_LIMIT_KEY, Schedule,
+    TARGET_LIMIT_KEY, VmPolicy, WeekOfMonth, default_anchor,
 };
 use super::names;
 use super::raw::{
@@ -66,6 +68,9 @@ pub fn normalize(doc: &Value) -> Result<Policy, NormalizeError> {
             password: raw.source_ovirt_password,
             password_file: raw.source_ovirt_password_file,
             cert_path: raw.source_ovirt_cert_path,
+            max_concurrent_jobs: raw
+                .source_ovirt_max_concurrent_backups
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_BACKUPS),
         },
         target: raw.target_ovirt_url.map(|url| Engine {
             url,
@@ -73,6 +78,9 @@ pub fn normalize(doc: &Value) -> Result<Policy, NormalizeError> {
             password: raw.target_ovirt_password,
             password_file: raw.target_ovirt_password_file,
             cert_path: raw.target_ovirt_cert_path,
+            max_concurrent_jobs: raw
+                .target_ovirt_max_concurrent_restores
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_RESTORES),
         }),
         checkpoints_file: checkpoints_file(raw.checkpoints_file, &raw.backup_directory),
         backup_directory: raw.backup_directory,
@@ -183,6 +191,9 @@ fn vm_policy(
         backup_method: backup_method(policy.backup_method.as_deref(), settings.backup_method)?,
         keep: keep_policy(&policy.retention),
         auto_restore: policy.auto_restore.unwrap_or(false),
+        backup_host: policy
+            .backup_host
+            .unwrap_or_else(|| DEFAULT_BACKUP_HOST.to_owned()),
     })
 }
 
@@ -196,6 +207,7 @@ fn raw_vm_policy(name: &str, value: &Value) -> Result<RawVmPolicy, NormalizeErro
             retention: RawRetention::default(),
             auto_restore: None,
             backup_method: None,
+            backup_host: None,
         }),
         _ => RawVmPolicy::deserialize(value).map_err(|e| gap(format!("VM `{name}`: {e}"))),
     }
@@ -472,6 +484,20 @@ fn engine_json(root: &mut Map<String, Value>, side: &str, engine: &Engine) {
         &format!("{side}_ovirt_cert_path"),
         engine.cert_path.as_ref(),
     );
+    root.insert(
+        limit_key(side).to_owned(),
+        json!(engine.max_concurrent_jobs),
+    );
+}
+
+/// The key of an engine's limit of concurrent jobs: backups on the source, restores on the DR
+/// engine.
+fn limit_key(side: &str) -> &'static str {
+    if side == "source" {
+        SOURCE_LIMIT_KEY
+    } else {
+        TARGET_LIMIT_KEY
+    }
 }
 
 fn insert_some(map: &mut Map<String, Value>, key: &str, value: Option<&String>) {
@@ -534,6 +560,7 @@ fn vm_json(vm: &VmPolicy) -> Value {
             "max_backup_age_days": vm.keep.max_age_days,
         },
         "auto_restore": vm.auto_restore,
+        "backup_host": vm.backup_host,
     })
 }
 

@@ -15,11 +15,13 @@ pub struct RawPolicy {
     pub source_ovirt_password: Option<String>,
     pub source_ovirt_password_file: Option<String>,
     pub source_ovirt_cert_path: Option<String>,
+    pub source_ovirt_max_concurrent_backups: Option<u32>,
     pub target_ovirt_url: Option<String>,
     pub target_ovirt_user: Option<String>,
     pub target_ovirt_password: Option<String>,
     pub target_ovirt_password_file: Option<String>,
     pub target_ovirt_cert_path: Option<String>,
+    pub target_ovirt_max_concurrent_restores: Option<u32>,
     pub backup_directory: String,
     pub checkpoints_file: Option<String>,
     #[serde(default)]
@@ -78,6 +80,7 @@ pub struct RawVmPolicy {
     pub retention: RawRetention,
     pub auto_restore: Option<bool>,
     pub backup_method: Option<String>,
+    pub backup_host: Option<String>,
 }
 
 /// A schedule object of any type; which fields apply depends on `type` (checked by the schema).

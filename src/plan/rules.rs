@@ -20,6 +20,7 @@ pub fn check(doc: &Value, duplicate_keys: &[DuplicateKey]) -> Vec<Diagnostic> {
         found: super::safety::check(doc),
     };
     rules.found.extend(super::restore_rules::check(doc));
+    rules.found.extend(super::limit_rules::check(doc));
     rules.duplicate_keys(duplicate_keys);
     if let Some(root) = doc.as_object() {
         rules.engines(root);
@@ -659,6 +660,14 @@ mod tests {
             (
                 r#"{"restore_settings": {"memory_mib": 0}}"#,
                 Code::MemoryOutOfRange,
+            ),
+            (
+                r#"{"vms_config": {"a": {"schedule": "1111111", "backup_host": "B"}}}"#,
+                Code::UnsafeBackupHost,
+            ),
+            (
+                r#"{"source_ovirt_max_concurrent_backups": 0}"#,
+                Code::ConcurrencyOutOfRange,
             ),
         ];
         for (policy, code) in cases {

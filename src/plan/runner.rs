@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::model::{
-    BackupMethod, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy, Policy, Rule,
-    Schedule, VmPolicy,
+    BackupMethod, DEFAULT_BACKUP_HOST, DEFAULT_MAX_CONCURRENT_BACKUPS,
+    DEFAULT_MAX_CONCURRENT_RESTORES, DiskInterface, Engine, FullFrequency, FullPolicy, KeepPolicy,
+    Policy, Rule, Schedule, VmPolicy,
 };
 pub use super::model::{CpuOverride, MacPolicy};
 use super::normalize::{default_time, schedule_from_json, schedule_json};
@@ -40,10 +41,35 @@ pub struct RunnerConfig {
     pub format: u32,
     /// The engine's VM name.
     pub vm: String,
+    /// The backup host that backs the VM up and holds its catalog (issue 14). Written only when
+    /// not `default`, as are the two limits below when they are not their defaults: configs
+    /// written before them read and write back unchanged.
+    #[serde(
+        default = "default_backup_host",
+        skip_serializing_if = "is_default_backup_host",
+        deserialize_with = "checked::backup_host"
+    )]
+    pub backup_host: String,
     /// The production engine.
     pub source: EngineAccess,
+    /// The most backups on the source engine at once (`ovrun backup` waits for one of this
+    /// many slots); absent means 4.
+    #[serde(
+        default = "default_backups",
+        skip_serializing_if = "is_default_backups",
+        deserialize_with = "checked::limit"
+    )]
+    pub max_concurrent_backups: u32,
     /// The DR engine (only for `auto_restore` VMs).
     pub target: Option<EngineAccess>,
+    /// The most restores on the DR engine at once (`ovrun restore` waits for one of this many
+    /// slots); absent means 2. Only a config with a `target` restores.
+    #[serde(
+        default = "default_restores",
+        skip_serializing_if = "is_default_restores",
+        deserialize_with = "checked::limit"
+    )]
+    pub max_concurrent_restores: u32,
     /// The catalog's directory.
     pub backup_directory: String,
     /// The predecessor's checkpoints file.
@@ -198,6 +224,32 @@ fn is_new(policy: &MacPolicy) -> bool {
     *policy == MacPolicy::New
 }
 
+// The defaults a runner config does not write (serde passes a field by reference).
+
+fn default_backup_host() -> String {
+    DEFAULT_BACKUP_HOST.to_owned()
+}
+
+fn is_default_backup_host(host: &str) -> bool {
+    host == DEFAULT_BACKUP_HOST
+}
+
+fn default_backups() -> u32 {
+    DEFAULT_MAX_CONCURRENT_BACKUPS
+}
+
+fn is_default_backups(n: &u32) -> bool {
+    *n == DEFAULT_MAX_CONCURRENT_BACKUPS
+}
+
+fn default_restores() -> u32 {
+    DEFAULT_MAX_CONCURRENT_RESTORES
+}
+
+fn is_default_restores(n: &u32) -> bool {
+    *n == DEFAULT_MAX_CONCURRENT_RESTORES
+}
+
 /// The DR VM's keys of a runner config, checked as `ovplan validate` checks the policy's: a
 /// name no network can have, a count or size out of range, is refused when the file is read.
 mod checked {
@@ -206,8 +258,30 @@ mod checked {
     use serde::de::Error;
     use serde::{Deserialize, Deserializer};
 
-    use crate::plan::model::{CpuOverride, MAX_CPU_COUNT, MAX_MEMORY_MIB};
-    use crate::plan::names::unsafe_network_name;
+    use crate::plan::model::{CpuOverride, MAX_CONCURRENT_JOBS, MAX_CPU_COUNT, MAX_MEMORY_MIB};
+    use crate::plan::names::{unsafe_backup_host, unsafe_network_name};
+
+    pub fn backup_host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let host = String::deserialize(d)?;
+        match unsafe_backup_host(&host) {
+            Some(why) => Err(D::Error::custom(format!(
+                "`{}`: {why}",
+                host.escape_debug()
+            ))),
+            None => Ok(host),
+        }
+    }
+
+    pub fn limit<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = u32::deserialize(d)?;
+        if (1..=MAX_CONCURRENT_JOBS).contains(&n) {
+            Ok(n)
+        } else {
+            Err(D::Error::custom(format!(
+                "{n} is not 1 to {MAX_CONCURRENT_JOBS}"
+            )))
+        }
+    }
 
     pub fn network_map<'de, D: Deserializer<'de>>(
         d: D,
@@ -444,15 +518,16 @@ pub fn runner_config(policy: &Policy, vm: &VmPolicy, config_dir: &str) -> Runner
         schedule.rule = rule;
         RunnerSchedule::new(&schedule)
     });
+    let target = policy.target.as_ref().filter(|_| vm.auto_restore);
     RunnerConfig {
         format: FORMAT,
         vm: vm.name.clone(),
+        backup_host: vm.backup_host.clone(),
         source: access(&policy.source, "source", config_dir),
-        target: policy
-            .target
-            .as_ref()
-            .filter(|_| vm.auto_restore)
-            .map(|t| access(t, "target", config_dir)),
+        max_concurrent_backups: policy.source.max_concurrent_jobs,
+        target: target.map(|t| access(t, "target", config_dir)),
+        max_concurrent_restores: target
+            .map_or(DEFAULT_MAX_CONCURRENT_RESTORES, |t| t.max_concurrent_jobs),
         backup_directory: policy.backup_directory.clone(),
         checkpoints_file: policy.checkpoints_file.clone(),
         schedule: RunnerSchedule::new(&vm.schedule),
@@ -627,6 +702,47 @@ mod tests {
             let error = RunnerConfig::from_json(&bad).expect_err(to);
             let expected = format!("restore.{field}");
             assert_eq!(error.field.as_deref(), Some(expected.as_str()), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_backup_host_and_limits_are_written_when_not_default_and_checked_when_read() {
+        let text = include_str!("../../out/runner/erp-db01.json");
+        let read = |text: &str| RunnerConfig::from_json(text);
+        let config = read(text).expect("reads");
+        let defaults = (
+            config.backup_host.as_str(),
+            config.max_concurrent_backups,
+            config.max_concurrent_restores,
+        );
+        assert_eq!(defaults, ("default", 4, 2));
+        for key in ["backup_host", "max_concurrent"] {
+            assert!(!text.contains(key), "{key} is not written at its default");
+        }
+        let mut config = config.clone();
+        config.backup_host = "bk-02".into();
+        config.max_concurrent_backups = 2;
+        config.max_concurrent_restores = 1;
+        let written = serde_json::to_string_pretty(&config).expect("JSON");
+        assert_eq!(read(&written).expect("reads"), config);
+        for (from, to, field) in [
+            ("\"bk-02\"", "\"Bk 02\"", "backup_host"),
+            ("\"bk-02\"", "\"\"", "backup_host"),
+            (
+                "\"max_concurrent_backups\": 2",
+                "\"max_concurrent_backups\": 0",
+                "max_concurrent_backups",
+            ),
+            (
+                "\"max_concurrent_restores\": 1",
+                "\"max_concurrent_restores\": 65",
+                "max_concurrent_restores",
+            ),
+        ] {
+            let bad = written.replacen(from, to, 1);
+            assert_ne!(bad, written, "{from}");
+            let error = read(&bad).expect_err(to);
+            assert_eq!(error.field.as_deref(), Some(field), "{error}");
         }
     }
 }

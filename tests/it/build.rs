@@ -392,3 +392,88 @@ fn diff_shows_changed_dr_vm_settings_under_each_auto_restore_vm() {
       memory_mib: as recorded -> 4096
     "#);
 }
+
+/// Issue 14: each VM's runner config names its backup host, and carries the engines' limits
+/// (written only when not their defaults: `default`, 4 and 2), as the schema describes them;
+/// the restore limit only beside a DR engine.
+#[test]
+fn runner_configs_carry_the_backup_host_and_the_engines_limits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    let policy = fixtures().join("ok/backup-hosts.json");
+    let result = ovplan_in_repo(&[
+        "build",
+        policy.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let schema = validator(&repo().join("schemas/runner.schema.json"));
+    let mut seen = BTreeMap::new();
+    for (path, text) in tree(&out)
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("runner/"))
+    {
+        let doc: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(errors(&schema, &doc), Vec::<String>::new(), "{path}");
+        let config = ovbackup::plan::runner::RunnerConfig::from_json(&text).expect("reads");
+        let written = [
+            "backup_host",
+            "max_concurrent_backups",
+            "max_concurrent_restores",
+        ]
+        .map(|key| doc.get(key).is_some());
+        seen.insert(
+            config.vm.clone(),
+            (
+                config.backup_host,
+                config.max_concurrent_backups,
+                config.max_concurrent_restores,
+                written,
+            ),
+        );
+    }
+    let host = |h: &str| h.to_owned();
+    assert_eq!(
+        seen,
+        BTreeMap::from([
+            ("db01".into(), (host("backup-01"), 2, 1, [true, true, true])),
+            (
+                "db02".into(),
+                (host("bk2.dc-1_a"), 2, 2, [true, true, false])
+            ),
+            (
+                "web01".into(),
+                (host("backup-01"), 2, 2, [true, true, false])
+            ),
+            (
+                "web02".into(),
+                (host("default"), 2, 2, [false, true, false])
+            ),
+        ])
+    );
+}
+
+/// Issue 14: moving a VM to another backup host is a change of that VM; an engine's limit is
+/// a policy-wide setting.
+#[test]
+fn diff_shows_a_moved_vm_and_a_changed_limit() {
+    let result = diff_example(&[
+        (
+            r#""schedule": { "type": "simple", "pattern": "weekends", "time": "03:00" },"#,
+            r#""schedule": { "type": "simple", "pattern": "weekends", "time": "03:00" }, "backup_host": "backup-02","#,
+        ),
+        (
+            r#""backup_directory": "/backup","#,
+            r#""source_ovirt_max_concurrent_backups": 2, "backup_directory": "/backup","#,
+        ),
+    ]);
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    insta::assert_snapshot!(result.stdout, @r"
+    policy-wide settings:
+      source_ovirt_max_concurrent_backups: 4 -> 2
+
+    VM file-srv01: changed
+      backup_host: default -> backup-02
+    ");
+}

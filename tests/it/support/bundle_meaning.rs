@@ -143,6 +143,13 @@ fn check_runner(
         }
     };
     same("vm", &config.vm, &vm.name)?;
+    same("backup_host", &config.backup_host, &vm.backup_host)?;
+    let backups = config.max_concurrent_backups.to_string();
+    same(
+        "max_concurrent_backups",
+        &backups,
+        &policy.source.max_concurrent_jobs.to_string(),
+    )?;
     same(
         "backup_directory",
         &config.backup_directory,
@@ -156,6 +163,11 @@ fn check_runner(
     check_access(&config.source, &policy.source, "source", options)?;
     if let (Some(got), Some(want)) = (&config.target, &policy.target) {
         check_access(got, want, "target", options)?;
+        same(
+            "max_concurrent_restores",
+            &config.max_concurrent_restores.to_string(),
+            &want.max_concurrent_jobs.to_string(),
+        )?;
     }
     if let Some(restore) = &config.restore {
         same(
