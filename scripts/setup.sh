@@ -4,11 +4,14 @@
 #   Debian: python3 + venv, gcc (builds ovirt-imageio's C helper), libxml2-dev (builds the oVirt
 #           SDK's XML parser), qemu-utils (qemu-img, qemu-nbd, qemu-io: ovsim's disks), systemd
 #           (systemd-analyze checks the compiled units), prometheus (promtool checks the compiled
-#           alert rules)
+#           alert rules), podman with runc and catatonit, debootstrap (the compose bundle is
+#           built and run on a Debian base image made from Debian's packages)
 #   PyPI, into .venv: ovirt-imageio (ovsim's real data plane and the official clients),
 #           ovirt-engine-sdk-python (what `ovirt-img` drives the engine with), croniter (an
 #           independent cron implementation the tests compare against), and the SDK's examples
-#           from its source package (the tests run them unchanged against ovsim)
+#           from its source package (the tests run them unchanged against ovsim), podman-compose
+#           (Debian 12's 1.0.3 cannot put a service in the host's network nor build with
+#           `additional_contexts`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +38,15 @@ command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
 # promtool (Debian's prometheus package): the tests check and unit-test the compiled alert rules.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The compose bundle's test: podman builds the Dockerfile and runs the scheduler container with
+# runc (crun refuses a hybrid cgroup tree that holds a controller, as CI's machines have) and
+# catatonit (compose's `init: true`), on a base image debootstrap makes; strip (binutils)
+# slims the ovrun the image is given.
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v catatonit >/dev/null 2>&1 || missing+=(catatonit)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v strip >/dev/null 2>&1 || missing+=(binutils)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -43,7 +55,7 @@ fi
 # pre-commit (scripts/requirements-test.txt): the tests run the project's hooks with it.
 if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/ovirt-imageio ] \
   || ! .venv/bin/python -c 'import croniter, ovirtsdk4' >/dev/null 2>&1 \
-  || [ ! -x .venv/bin/pre-commit ]; then
+  || [ ! -x .venv/bin/pre-commit ] || [ ! -x .venv/bin/podman-compose ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-sim.txt -r scripts/requirements-test.txt
 fi
