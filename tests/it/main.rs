@@ -15,6 +15,7 @@ mod cert;
 mod ci_reports;
 mod ci_wiring;
 mod completions_man;
+mod container;
 mod dataplane;
 mod diff_git;
 mod engine_client;
