@@ -57,7 +57,7 @@ struct Layout {
 
 impl Layout {
     fn new(root: &Path) -> Self {
-        for dir in ["backup", "logs", "secrets", "source"] {
+        for dir in ["backup", "logs", "metrics", "secrets", "source"] {
             fs_err::create_dir_all(root.join(dir)).expect("folder");
         }
         Self {
@@ -80,7 +80,8 @@ impl Layout {
     }
 }
 
-/// Writes the policy, with [`VM`] backed up at `minute` (UTC) every day, and compiles it.
+/// Writes the policy, with [`VM`] backed up at `minute` (UTC) every day, and compiles it (the
+/// status line's metrics into a folder of the layout, not the host's textfile folder).
 fn build_bundle(layout: &Layout, sim: &Sim, minute: DateTime<Utc>) {
     let password = layout.path("secrets/source.password");
     fs_err::write(
@@ -102,7 +103,14 @@ fn build_bundle(layout: &Layout, sim: &Sim, minute: DateTime<Utc>) {
     let out = layout.path("out");
     let run = crate::support::run(
         env!("CARGO_BIN_EXE_ovplan"),
-        &["build", text(&file), "--out", text(&out)],
+        &[
+            "build",
+            text(&file),
+            "--out",
+            text(&out),
+            "--metrics-dir",
+            text(&layout.path("metrics")),
+        ],
         &layout.root,
     );
     assert_eq!(run.code, 0, "ovplan build: {}", run.stderr);
