@@ -268,9 +268,12 @@ fn every_command_of_the_example_bundle_runs_through_the_real_ovrun() {
             String::from_utf8_lossy(&out.stderr)
         );
         if let Some(vm) = vm {
-            output.push_str(
-                &fs_err::read_to_string(layout.logs.join(format!("{vm}.log"))).unwrap_or_default(),
-            );
+            let log =
+                fs_err::read_to_string(layout.logs.join(format!("{vm}.log"))).unwrap_or_default();
+            if log.contains('\u{1b}') {
+                failures.push(format!("{vm}.log holds terminal escape codes:\n{log}"));
+            }
+            output.push_str(&log);
         }
         let kind = if vm.is_some() {
             Kind::Backup

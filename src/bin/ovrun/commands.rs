@@ -278,13 +278,17 @@ pub(crate) fn prune_command(path: &Path, dry_run: bool, lock_wait: Duration) -> 
 }
 
 /// Log lines on standard error: JSON when `OVRUN_LOG_FORMAT=json` (the compiled units set it),
-/// plain text otherwise; `RUST_LOG` filters (default `info`).
+/// plain text otherwise, coloured only on a terminal (cron appends to log files) and never with
+/// `NO_COLOR` set; `RUST_LOG` filters (default `info`).
 pub(crate) fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false);
     if std::env::var("OVRUN_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
