@@ -591,7 +591,8 @@ fn compose_volumes(
         ),
         Volume::bind(
             "${LOG_DIR:-./logs}".into(),
-            "/var/log/ovbackup".into(),
+            // Where the cron lines append (`--log-dir`).
+            compose_escape(&options.log_dir),
             false,
         ),
         // The status line's textfile, for the host's node_exporter.

@@ -509,7 +509,7 @@ fn check_compose(
         (bd.clone(), bd),
         ("../runner".into(), format!("{}/runner", options.config_dir)),
         ("../cron/ovbackup".into(), "/etc/cron.d/ovbackup".into()),
-        ("${LOG_DIR:-./logs}".into(), "/var/log/ovbackup".into()),
+        ("${LOG_DIR:-./logs}".into(), options.log_dir.clone()),
         (options.metrics_dir.clone(), options.metrics_dir.clone()),
     ];
     want.extend(
