@@ -134,6 +134,10 @@ enum AdminAction {
     CheckpointState,
     /// Hold snapshots being made `locked` (`{"hold": true}`), or release them.
     HoldSnapshots,
+    /// Print how many VMs are being backed up now and the most at once (JSON).
+    PeakBackups,
+    /// Count the most VMs backed up at once again from now (prints the same JSON).
+    ResetPeakBackups,
 }
 
 impl AdminAction {
@@ -147,6 +151,8 @@ impl AdminAction {
             AdminAction::LoseBitmap => (reqwest::Method::POST, "lose-bitmap"),
             AdminAction::CheckpointState => (reqwest::Method::POST, "checkpoint-state"),
             AdminAction::HoldSnapshots => (reqwest::Method::POST, "hold-snapshots"),
+            AdminAction::PeakBackups => (reqwest::Method::GET, "peak-backups"),
+            AdminAction::ResetPeakBackups => (reqwest::Method::DELETE, "peak-backups"),
         }
     }
 }
@@ -288,6 +294,10 @@ async fn send_admin(
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if status.is_success() {
+        // An action that answers something (the peak of backups) prints it.
+        if !text.is_empty() {
+            println!("{text}");
+        }
         return Ok(());
     }
     Err(format!("{endpoint}: {status} {text}"))

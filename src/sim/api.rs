@@ -1,6 +1,6 @@
 //! The engine's REST control plane assembled: the routes of [`super::login`] and the resource
 //! modules (`resources`, `transfers`, `backups`, `vms`, `nics`, `networks`, `snapshots`, `jobs`,
-//! `events`, `devices`, `faults`) over one [`Engine`] state, with the middleware every call
+//! `events`, `devices`, `faults`, `backup_load`) over one [`Engine`] state, with the middleware every call
 //! goes through (fault injection, jobs, login, faults in XML). The routes depend on the state ([`super::state`]) and the answers
 //! ([`super::reply`]); only this module knows them all.
 
@@ -31,6 +31,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(super::events::routes())
         .merge(super::devices::routes())
         .merge(super::faults::routes())
+        .merge(super::backup_load::routes())
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),
             super::jobs::track,

@@ -365,6 +365,7 @@ fn register(
     let backup = admit(&inventory, vm, request)?;
     inventory.set_disk_status(&backup.disk_ids(), "locked");
     inventory.backups.push(backup.clone());
+    engine.load.observe(engine.running_backups(&inventory));
     engine.audit_vm(&inventory, Audit::BackupStarted(&backup.id), vm, Some(user));
     Ok(backup)
 }

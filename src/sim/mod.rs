@@ -17,12 +17,14 @@
 //!   [`settings`]: a VM's configuration (CPU, firmware, OS, ...); [`nics`] and [`networks`]: its
 //!   NICs, the networks and vNIC profiles they connect to; [`ovf`]: a VM's OVF, which
 //!   `all_content=true` adds to it.
-//! - [`faults`]: fault injection and guest activity for tests and drills.
+//! - [`faults`]: fault injection and guest activity for tests and drills; [`backup_load`]: the
+//!   most VMs backed up at once, for tests of clients' limits.
 //!
 //! The qemu tools it runs (`qemu-img`, `qemu-io`, `qemu-nbd`, supervised processes) live in
 //! [`crate::qemu`], which the executor uses too.
 
 pub mod api;
+pub mod backup_load;
 pub mod backups;
 pub mod body;
 pub mod clock;

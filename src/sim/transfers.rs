@@ -360,9 +360,19 @@ async fn open_transfer(
     let body = transfer_json(&id, &transfer);
     let started = Audit::TransferStarted(&transfer.direction);
     engine.record_disk(started, &transfer.disk, Some(user));
+    // A snapshot's download may make one more VM backed up at once: counted under the
+    // inventory's lock, taken before the transfers' (`state::load`).
+    let counted = super::state::load::reads_a_snapshot(&transfer);
+    let inventory = counted.then(|| engine.inventory.lock().expect("inventory lock"));
     let mut transfers = plane.transfers.lock().expect("transfers lock");
     transfers.insert(id.clone(), transfer);
+    if let Some(inventory) = &inventory {
+        engine
+            .load
+            .observe(super::state::load::running(inventory, &transfers));
+    }
     drop(transfers);
+    drop(inventory);
     tokio::spawn(watch(Arc::downgrade(engine), id));
     created(headers, "image_transfer", &body)
 }

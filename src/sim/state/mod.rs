@@ -17,6 +17,7 @@ pub mod data_plane;
 pub mod events;
 pub mod faults;
 pub mod jobs;
+pub mod load;
 
 use data_plane::DataPlane;
 
@@ -92,6 +93,8 @@ pub struct Engine {
     pub events: events::Events,
     /// How long work nobody polls takes before it finishes by itself (`crate::sim::clock`).
     pub pace: std::time::Duration,
+    /// The most VMs backed up at once (`/ovsim/admin/peak-backups`).
+    pub load: load::BackupLoad,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +124,19 @@ impl Engine {
             version: EngineVersion::default(),
             events: events::Events::default(),
             pace: DEFAULT_PACE,
+            load: load::BackupLoad::default(),
+        }
+    }
+
+    /// How many VMs are being backed up now ([`load`]), with the inventory its caller holds
+    /// locked (the transfers' lock is taken after it, the one order of the two).
+    pub fn running_backups(&self, inventory: &Inventory) -> usize {
+        let none = std::collections::HashMap::new();
+        match &self.data_plane {
+            Some(plane) => {
+                load::running(inventory, &plane.transfers.lock().expect("transfers lock"))
+            }
+            None => load::running(inventory, &none),
         }
     }
 
