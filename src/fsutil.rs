@@ -222,15 +222,29 @@ impl Folder {
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        Self::open_at(parent_fd.as_fd(), name, parent.join(name))
+    }
+
+    /// Opens the folder `name` in this one (made `0700` if missing) through this folder's
+    /// descriptor, as [`Folder::open_in`] does: a link there is refused (`ELOOP`).
+    ///
+    /// # Errors
+    /// As [`Folder::open_in`].
+    pub fn subfolder(&self, name: &str) -> std::io::Result<Self> {
+        Self::open_at(self.fd.as_fd(), name, self.path.join(name))
+    }
+
+    /// The folder `name` beneath `parent_fd`, made if missing, known by `path` in messages.
+    fn open_at(parent_fd: BorrowedFd<'_>, name: &str, path: PathBuf) -> std::io::Result<Self> {
         let flags = OFlags::DIRECTORY | OFlags::RDONLY;
-        let fd = match open_beneath(parent_fd.as_fd(), name, flags, Mode::empty()) {
+        let fd = match open_beneath(parent_fd, name, flags, Mode::empty()) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                match rustix::fs::mkdirat(&parent_fd, name, Mode::RWXU) {
+                match rustix::fs::mkdirat(parent_fd, name, Mode::RWXU) {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(e.into()),
                 }
-                rustix::fs::fsync(&parent_fd)?;
-                open_beneath(parent_fd.as_fd(), name, flags, Mode::empty())?
+                rustix::fs::fsync(parent_fd)?;
+                open_beneath(parent_fd, name, flags, Mode::empty())?
             }
             other => other?,
         };
@@ -240,7 +254,7 @@ impl Folder {
         }
         Ok(Self {
             fd: std::sync::Arc::new(fd),
-            path: parent.join(name),
+            path,
         })
     }
 

@@ -2,8 +2,9 @@
 //! policy.md section 3.
 //!
 //! The order matters for safety: the VM's lock is taken and leftovers of a dead run removed
-//! first; the engine's backup and each transfer are always finalized, also on errors and on
-//! interruption; the point's manifest is written last, and only then the checkpoints file, so a
+//! first, then the run waits for its turn on the engine (one of its `max_concurrent_backups`
+//! slots, `job::engine_slot`); the engine's backup and each transfer are always finalized,
+//! also on errors and on interruption; the point's manifest is written last, and only then the checkpoints file, so a
 //! point that exists is complete and a run that failed leaves nothing that looks like a point.
 //!
 //! This file is the run's story and its engine steps; `disks` reads each disk of the point
@@ -25,14 +26,16 @@ use self::download::Source;
 use self::method::{Chosen, ReadMethod, choose_method};
 use self::record::{export_checkpoint, prune_after_backup, record_success};
 use self::snapshot::remove_leftover_snapshots;
-use super::catalog::{self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord, RunKind, VmConfig};
+use super::catalog::{
+    self, Catalog, MANIFEST_FORMAT, Manifest, MethodRecord, RunKind, SlotKind, VmConfig,
+};
 use super::engine::wait::{Seen, WaitError, wait_until};
 use super::engine::{
     Backup, BackupPhase, BackupRequest, CheckpointState, ContentType, DiskStatus, EngineClient,
     EngineError, StorageType, TransferPhase, Vm, VmStatus, shown,
 };
-use super::job::locked_catalog;
 pub use super::job::{Options, Outcome, RunError};
+use super::job::{engine_slot, locked_catalog};
 use super::retry;
 use crate::plan::full::{Chain, Kind, Reason, decide};
 use crate::plan::runner::RunnerConfig;
@@ -82,6 +85,8 @@ async fn connect_and_back_up(
     options: &Options,
     catalog: &Catalog,
 ) -> Result<(Manifest, Option<String>), RunError> {
+    // The engine's turn before anything there: the VM's lock is held, the start was due.
+    let _slot = engine_slot(config, options, SlotKind::Backup).await?;
     let password = super::engine::read_password(&config.source)?;
     let client = EngineClient::new(&config.source, password)?;
     let result = backup(&client, config, options, catalog).await;

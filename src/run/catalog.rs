@@ -12,6 +12,7 @@
 //! BACKUP_DIR/web01/.lock  .status.json
 //! BACKUP_DIR/web01/.history.jsonl  .history.1.jsonl                (one line per run: history)
 //! BACKUP_DIR/checkpoints.json                                    (checkpoints_file)
+//! BACKUP_DIR/.engine-slots/backup-<key>/slot-0.lock ...          (the engines' slots: `slots`)
 //! ```
 //!
 //! **Folders.** A VM's folder is named by [`folder_name`], an injective encoding of its name:
@@ -55,7 +56,8 @@
 //! **Rooms.** This file: the folder, its lock, its files and the run status. `naming`: the
 //! names; `manifest`: a point's record; `scan`: the folder sorted, and leftovers removed;
 //! `prune`: retention carried out; `history`: the run history; `checkpoints`: the
-//! predecessor's checkpoints file; `error`: [`CatalogError`].
+//! predecessor's checkpoints file; `slots`: the engines' slots, which limit the jobs on an
+//! engine; `error`: [`CatalogError`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -74,6 +76,7 @@ mod naming;
 mod open_transfers;
 mod prune;
 mod scan;
+mod slots;
 mod vm_config;
 
 pub use checkpoints::record_checkpoint;
@@ -86,6 +89,7 @@ pub use history::{
 pub use manifest::{ContentSum, DiskEntry, MANIFEST_FORMAT, Manifest, MethodRecord};
 pub use naming::{SchemeName, folder_name, misnamed, point_id, safe_name};
 pub use scan::Scan;
+pub use slots::{EngineSlots, SLOTS_DIR, Slot, SlotKind, slot_key};
 pub use vm_config::{
     AttachmentConfig, CpuTopology, HighAvailability, MemoryConfig, NicConfig, VmConfig,
 };

@@ -4,8 +4,9 @@
 //! The order keeps DR as it was until the new VM is complete:
 //!
 //! 1. the point and its chain are picked from the catalog (under the VM's lock, so retention
-//!    cannot remove them meanwhile); the DR cluster and storage domain are looked up, and an
-//!    existing VM of the target name is refused unless `replace_existing_vm`;
+//!    cannot remove them meanwhile), and the restore waits for its turn on the DR engine (one
+//!    of its `max_concurrent_restores` slots); the DR cluster and storage domain are looked
+//!    up, and an existing VM of the target name is refused unless `replace_existing_vm`;
 //! 2. each disk is created (qcow2, sparse, the original virtual size) and uploaded: the local
 //!    chain is read in one pass through a read-only `qemu-nbd` of the point's top file (the
 //!    backing chain resolves there; no merged copy is written), only its data extents are sent,
@@ -47,7 +48,7 @@ use serde::Deserialize;
 use self::journal::{Journal, Made, OldVm};
 pub use self::log::{LogEntry, RestoreLog, RestoredDisk, Verdict};
 use self::network::Placement;
-use super::catalog::{Catalog, DiskEntry, Manifest};
+use super::catalog::{Catalog, DiskEntry, Manifest, SlotKind};
 use super::chain;
 pub use super::chain::{Selector, select};
 use super::engine::ops::{VmRequest, transfer_href};
@@ -56,7 +57,7 @@ use super::engine::{
     Collection, DiskRequest, DiskStatus, EngineClient, TransferRequest, Vm, VmStatus, shown,
 };
 use super::imageio::Ticket;
-use super::job::{Options, RunError, locked_catalog, panicked};
+use super::job::{Options, RunError, engine_slot, locked_catalog, panicked};
 use super::local;
 use super::retry;
 use super::transfer::{finish_transfer, wait_transferring};
@@ -127,10 +128,22 @@ pub async fn run(
     let result = if request.dry_run {
         job.plan().await.map(Outcome::Planned)
     } else {
-        job.restore_and_log(&log).await
+        restore_in_turn(&job, config, &log).await
     };
     client.logout().await;
     result
+}
+
+/// The restore, once it has its turn on the DR engine: one of its `max_concurrent_restores`
+/// slots (`job::engine_slot`), waited for with the VM's lock held. A dry run changes nothing in
+/// DR and takes no slot.
+async fn restore_in_turn(
+    job: &Job<'_>,
+    config: &RunnerConfig,
+    log: &RestoreLog,
+) -> Result<Outcome, RunError> {
+    let _slot = engine_slot(config, job.options, SlotKind::Restore).await?;
+    job.restore_and_log(log).await
 }
 
 /// The newest point, when the log says it was restored under `name` already (unless forced or

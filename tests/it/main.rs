@@ -19,6 +19,7 @@ mod container;
 mod dataplane;
 mod diff_git;
 mod engine_client;
+mod engine_slots;
 mod engine_versions;
 mod events;
 mod exit_codes;
