@@ -17,12 +17,37 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 /// # Errors
 /// Any I/O error, naming the path.
 pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, content, None)
+}
+
+/// Writes `content` to `path` as [`write_atomic`] does, readable by all (0644) from the moment
+/// it appears: a file another service reads as another user (node_exporter's textfile
+/// collector, a web server). [`write_atomic`]'s files are 0600, as its temporary file is made.
+/// The temporary file's name starts with `.tmp-`, so a collector matching `*.prom` or a web
+/// server hiding dot files never shows it.
+///
+/// # Errors
+/// Any I/O error, naming the path.
+pub fn write_atomic_readable(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, content, Some(READABLE_MODE))
+}
+
+/// The mode of [`write_atomic_readable`]'s files.
+const READABLE_MODE: u32 = 0o644;
+
+/// [`write_atomic`], the temporary file given `mode` (if any) before it is renamed.
+fn write_atomic_mode(path: &Path, content: &[u8], mode: Option<u32>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     temp.write_all(content)?;
+    if let Some(mode) = mode {
+        let permissions = std::fs::Permissions::from_mode(mode);
+        temp.as_file().set_permissions(permissions)?;
+    }
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)

@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::cron::CronProblem;
-use super::model::{Policy, Schedule, VmPolicy};
+use super::model::{FullPolicy, Policy, Schedule, VmPolicy};
 use super::schedule::Calendar;
 
 /// How long past its longest scheduled gap a VM's backup may be before it is overdue: the
@@ -246,10 +246,10 @@ impl VmRules {
     }
 }
 
-/// The longest chain (points, its full included) a VM's policy allows.
-fn chain_limit(vm: &VmPolicy) -> u32 {
-    if vm.full.incremental_enabled {
-        vm.full.max_chain_length.saturating_add(1)
+/// The longest chain (points, its full included) a VM's full-or-incremental policy allows.
+pub fn chain_limit(full: &FullPolicy) -> u32 {
+    if full.incremental_enabled {
+        full.max_chain_length.saturating_add(1)
     } else {
         1
     }
@@ -271,7 +271,7 @@ fn vm_group(vm: &VmPolicy, engine: &str) -> Result<Group, CronProblem> {
         list.push(rules.restore_failed());
     }
     list.push(rules.damaged());
-    list.push(rules.long_chain(chain_limit(vm)));
+    list.push(rules.long_chain(chain_limit(&vm.full)));
     Ok(Group {
         name: format!("ovbackup vm {}", vm.name),
         rules: list,

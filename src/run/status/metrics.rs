@@ -141,36 +141,16 @@ pub fn prometheus(statuses: &[VmStatus]) -> String {
 }
 
 /// Writes metrics for node_exporter's textfile collector to `path` (which must end in `.prom`
-/// for the collector to read it) atomically: written to a temporary file in the same folder,
-/// fsynced and renamed over `path`, so the collector sees the old file or the new one, never
-/// half of one.
-///
-/// The file is readable by all (0644) from the moment it appears, since node_exporter usually
-/// runs as another user than `ovrun` ([`crate::fsutil::write_atomic`] makes its files 0600,
-/// hence this variant of it); the temporary file's name starts with `.tmp-` and does not end
-/// in `.prom`, so the collector ignores it.
+/// for the collector to read it) atomically, readable by all (node_exporter usually runs as
+/// another user than `ovrun`): [`crate::fsutil::write_atomic_readable`], so the collector sees
+/// the old file or the new one, never half of one, and ignores the temporary file (`.tmp-`,
+/// not ending in `.prom`).
 ///
 /// # Errors
 /// Any I/O error.
 pub fn write_metrics(text: &str, path: &Path) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt as _;
-
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    temp.write_all(text.as_bytes())?;
-    temp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(METRICS_MODE))?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    crate::fsutil::sync_dir(dir)
+    crate::fsutil::write_atomic_readable(path, text.as_bytes())
 }
-
-/// The metrics file's mode: node_exporter must be able to read it.
-const METRICS_MODE: u32 = 0o644;
 
 #[cfg(test)]
 #[expect(
