@@ -5,7 +5,8 @@
 #           SDK's XML parser), qemu-utils (qemu-img, qemu-nbd, qemu-io: ovsim's disks), systemd
 #           (systemd-analyze checks the compiled units), prometheus (promtool checks the compiled
 #           alert rules), podman with runc and catatonit, debootstrap (the compose bundle is
-#           built and run on a Debian base image made from Debian's packages)
+#           built and run on a Debian base image made from Debian's packages), chromium
+#           (renders the status page in the tests)
 #   PyPI, into .venv: ovirt-imageio (ovsim's real data plane and the official clients),
 #           ovirt-engine-sdk-python (what `ovirt-img` drives the engine with), croniter (an
 #           independent cron implementation the tests compare against), and the SDK's examples
@@ -47,6 +48,9 @@ command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v catatonit >/dev/null 2>&1 || missing+=(catatonit)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v strip >/dev/null 2>&1 || missing+=(binutils)
+# chromium (headless): the tests lay out and screenshot the status page (`ovrun status --format
+# html`) as a browser does.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -9,7 +9,9 @@
 //!   run failed after its last success;
 //! - [`json`]: the statuses as a pretty JSON array;
 //! - [`prometheus`]: the Prometheus text exposition format, for node_exporter's textfile
-//!   collector, written with [`write_metrics`] so the collector never reads half a file.
+//!   collector, written with [`write_metrics`] so the collector never reads half a file;
+//! - [`html`]: the status page, one self-contained HTML file (`page`), which also reads each
+//!   VM's schedule ([`ScheduleFacts`]) and restore log ([`PageVm`]).
 //!
 //! Nothing here talks to an engine: `ovrun status` works while the engines are down.
 
@@ -24,8 +26,10 @@ use crate::run::catalog::{
 };
 
 mod metrics;
+mod page;
 
 pub use self::metrics::{CaExpiry, ca_expiry, prometheus, write_metrics};
+pub use self::page::{Freshness, PageVm, ScheduleFacts, csp_hash, html};
 
 /// How a VM's backups stand.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -129,10 +133,11 @@ fn last_verify_failed(entries: &[HistoryEntry]) -> Option<bool> {
 }
 
 impl VmStatus {
-    /// The status with what the VM's restore log says of its last restore.
+    /// The status with what the VM's restore log (its entries, oldest first) says of its last
+    /// restore.
     #[must_use]
-    pub fn with_restore_log(mut self, log: &crate::run::restore::RestoreLog) -> Self {
-        let last = log.entries().pop();
+    pub fn with_restores(mut self, entries: &[crate::run::restore::LogEntry]) -> Self {
+        let last = entries.last();
         self.last_restore_failed = last.map(|e| e.result == crate::run::restore::Verdict::Failed);
         self
     }

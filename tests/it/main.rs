@@ -45,6 +45,7 @@ mod sim_flows;
 mod sim_vm_config;
 mod snapshot_method;
 mod status_metrics;
+mod status_page;
 mod support;
 mod tls;
 mod validate;

@@ -57,11 +57,49 @@ impl EngineSide {
     }
 }
 
-/// How `ovrun status` prints.
+/// How `ovrun history` and `ovrun config` print.
 #[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum StatusFormat {
+pub(crate) enum ReportFormat {
     Human,
     Json,
+}
+
+/// How `ovrun status` prints.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusFormat {
+    /// An aligned table, then per VM its runs and failures.
+    Human,
+    /// A JSON array, one object per VM.
+    Json,
+    /// The status page: one self-contained HTML file (no network, no script needed to read it).
+    Html,
+}
+
+/// `ovrun status`.
+#[derive(Args)]
+#[command(group(ArgGroup::new("vms").required(true).args(["configs", "config_dir"])))]
+pub(crate) struct StatusArgs {
+    /// Runner configs (one per VM; repeat).
+    #[arg(long = "config")]
+    pub(crate) configs: Vec<PathBuf>,
+    /// Every VM whose runner config (`*.json`) is in this folder (what a metrics timer
+    /// runs); with --config, those too.
+    #[arg(long)]
+    pub(crate) config_dir: Option<PathBuf>,
+    /// `human`, `json`, or `html` (the status page).
+    #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+    pub(crate) format: StatusFormat,
+    /// Write the report to this file (atomically, readable by all: where a web server serves
+    /// the page) instead of standard output.
+    #[arg(long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Also write Prometheus text format here (node_exporter's textfile collector).
+    #[arg(long)]
+    pub(crate) metrics: Option<PathBuf>,
+    /// Count ages and the next runs from this instant (RFC 3339) instead of now: a page that
+    /// reads the same every time (tests, documentation).
+    #[arg(long, value_parser = instant)]
+    pub(crate) now: Option<DateTime<Utc>>,
 }
 
 #[derive(Subcommand)]
@@ -81,23 +119,8 @@ pub(crate) enum Command {
     /// checksums against the manifests. Exit 1 and a list on any damage.
     Verify(VerifyArgs),
     /// Per VM: the last point and its age, chain length, sizes, the last failure, the last runs
-    /// and their success rate.
-    #[command(group(ArgGroup::new("vms").required(true).args(["configs", "config_dir"])))]
-    Status {
-        /// Runner configs (one per VM; repeat).
-        #[arg(long = "config")]
-        configs: Vec<PathBuf>,
-        /// Every VM whose runner config (`*.json`) is in this folder (what a metrics timer
-        /// runs); with --config, those too.
-        #[arg(long)]
-        config_dir: Option<PathBuf>,
-        /// `human` or `json`.
-        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
-        format: StatusFormat,
-        /// Also write Prometheus text format here (node_exporter's textfile collector).
-        #[arg(long)]
-        metrics: Option<PathBuf>,
-    },
+    /// and their success rate; as a table, JSON, or a status page (HTML).
+    Status(StatusArgs),
     /// The VMs' run history: every backup, prune and verify run (start, end, result, rule,
     /// method, bytes, point, error), newest last.
     History {
@@ -105,8 +128,8 @@ pub(crate) enum Command {
         #[arg(long = "config", required = true)]
         configs: Vec<PathBuf>,
         /// `human` or `json`.
-        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
-        format: StatusFormat,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
         /// Only the last N runs.
         #[arg(long)]
         limit: Option<usize>,
@@ -132,8 +155,8 @@ pub(crate) enum Command {
         #[arg(long)]
         point: Option<String>,
         /// `human` or `json`.
-        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
-        format: StatusFormat,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
     },
     /// Apply the VM's retention to its backup points (policy.md section 4).
     Prune(PruneArgs),

@@ -14,7 +14,9 @@ use ovbackup::run::catalog::{Catalog, CatalogError, RunKind};
 use ovbackup::run::merge::{self};
 use ovbackup::run::{backup, restore};
 
-use crate::args::{BackupArgs, EngineSide, MergeArgs, RestoreArgs, StatusFormat};
+use crate::args::{
+    BackupArgs, EngineSide, MergeArgs, ReportFormat, RestoreArgs, StatusArgs, StatusFormat,
+};
 use crate::exit::{BUSY, FAILED, Failure, INTERRUPTED, NOT_DUE, Outcome, SUCCESS, run_code};
 use crate::history;
 
@@ -105,24 +107,38 @@ pub(crate) fn verify_command(path: &Path, lock_wait: Duration) -> Outcome {
     Ok(if report.is_clean() { SUCCESS } else { FAILED })
 }
 
-pub(crate) fn status_command(
-    paths: &[PathBuf],
-    format: StatusFormat,
-    metrics: Option<&Path>,
-) -> Outcome {
+/// `ovrun status` for the runner configs at `paths` (`--config` and those of `--config-dir`).
+pub(crate) fn status_command(paths: &[PathBuf], args: &StatusArgs) -> Outcome {
     use ovbackup::run::status;
+    let now = args.now.unwrap_or_else(Utc::now);
     let mut statuses = Vec::new();
+    let mut pages = Vec::new();
     let mut cas = Vec::new();
     for path in paths {
         let config = load(path)?;
-        statuses.push(vm_status(&config)?);
+        let (vm, restores) = vm_status(&config)?;
+        // Only the page shows the schedule (a year of it is walked for its longest gap).
+        if args.format == StatusFormat::Html {
+            let schedule = schedule_facts(&config, path, now)?;
+            pages.push(status::PageVm {
+                status: vm.clone(),
+                schedule,
+                restores,
+            });
+        }
+        statuses.push(vm);
         cas.extend(ca_expiries(&config));
     }
-    match format {
-        StatusFormat::Json => print!("{}", status::json(&statuses)),
-        StatusFormat::Human => print!("{}", status::human(&statuses, Utc::now())),
+    let report = match args.format {
+        StatusFormat::Json => status::json(&statuses),
+        StatusFormat::Human => status::human(&statuses, now),
+        StatusFormat::Html => status::html(&pages, now),
+    };
+    match &args.output {
+        Some(path) => write_report(path, &report)?,
+        None => print!("{report}"),
     }
-    if let Some(path) = metrics {
+    if let Some(path) = &args.metrics {
         let text = status::prometheus(&statuses) + &status::ca_expiry(&cas);
         status::write_metrics(&text, path)
             .map_err(|e| Failure::failed(format!("writing {}: {e}", path.display())))?;
@@ -130,17 +146,46 @@ pub(crate) fn status_command(
     Ok(SUCCESS)
 }
 
-/// A VM's status, with its last restore when it has restore settings.
-fn vm_status(config: &RunnerConfig) -> Result<ovbackup::run::status::VmStatus, Failure> {
-    let status = ovbackup::run::status::collect(&open_catalog(config)?)?;
-    Ok(match &config.restore {
-        Some(restore) => {
-            let log =
-                restore::RestoreLog::new(Path::new(&restore.restore_log_directory), &config.vm);
-            status.with_restore_log(&log)
-        }
-        None => status,
+/// Writes a report where `--output` says: atomically (a web server serving it never sends half
+/// a page) and readable by all (the server runs as another user).
+fn write_report(path: &Path, report: &str) -> Result<(), Failure> {
+    ovbackup::fsutil::write_atomic_readable(path, report.as_bytes()).map_err(|e| {
+        Failure::failed(format!(
+            "writing {}: {e}\nhelp: --output names a file in a folder that exists and \
+             ovrun may write",
+            path.display()
+        ))
     })
+}
+
+/// A VM's status, with its last restore, and its restore log (oldest first) when it has
+/// restore settings.
+fn vm_status(
+    config: &RunnerConfig,
+) -> Result<
+    (
+        ovbackup::run::status::VmStatus,
+        Option<Vec<restore::LogEntry>>,
+    ),
+    Failure,
+> {
+    let status = ovbackup::run::status::collect(&open_catalog(config)?)?;
+    let Some(settings) = &config.restore else {
+        return Ok((status, None));
+    };
+    let log = restore::RestoreLog::new(Path::new(&settings.restore_log_directory), &config.vm);
+    let entries = log.entries();
+    Ok((status.with_restores(&entries), Some(entries)))
+}
+
+/// What the VM's schedule says as of `now`, in its zone.
+fn schedule_facts(
+    config: &RunnerConfig,
+    path: &Path,
+    now: DateTime<Utc>,
+) -> Result<ovbackup::run::status::ScheduleFacts, Failure> {
+    ovbackup::run::status::ScheduleFacts::of(config, config.zone(), now)
+        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))
 }
 
 /// When each CA the config trusts expires (a CA that cannot be read has no sample: the
@@ -452,14 +497,14 @@ pub(crate) fn report_restore(outcome: restore::Outcome) {
     }
 }
 
-pub(crate) fn config_command(path: &Path, point: Option<&str>, format: StatusFormat) -> Outcome {
+pub(crate) fn config_command(path: &Path, point: Option<&str>, format: ReportFormat) -> Outcome {
     use ovbackup::run::config_view;
     let config = load(path)?;
     let points = open_catalog(&config)?.points()?;
     let point = config_view::chosen(&points, point).map_err(Failure::failed)?;
     match format {
-        StatusFormat::Json => print!("{}", config_view::json(point)),
-        StatusFormat::Human => print!("{}", config_view::human(point)),
+        ReportFormat::Json => print!("{}", config_view::json(point)),
+        ReportFormat::Human => print!("{}", config_view::human(point)),
     }
     Ok(SUCCESS)
 }

@@ -11,7 +11,7 @@ use ovbackup::run::catalog::{Catalog, CatalogError, HistoryEntry, RunKind, RunRe
 use ovbackup::run::history::{self, points};
 use ovbackup::run::verify::Report;
 
-use crate::args::StatusFormat;
+use crate::args::ReportFormat;
 use crate::commands::{load, open_catalog};
 use crate::exit::{Outcome, SUCCESS};
 
@@ -85,7 +85,7 @@ fn damage(n: usize) -> String {
 /// `ovrun history`: the VMs' runs merged by start, newest last, the last `limit` of them.
 pub(crate) fn history_command(
     paths: &[PathBuf],
-    format: StatusFormat,
+    format: ReportFormat,
     limit: Option<usize>,
 ) -> Outcome {
     let mut entries = Vec::new();
@@ -96,8 +96,8 @@ pub(crate) fn history_command(
     let skip = limit.map_or(0, |n| entries.len().saturating_sub(n));
     let shown = &entries[skip..];
     match format {
-        StatusFormat::Human => print!("{}", history::human(shown)),
-        StatusFormat::Json => print!("{}", history::json(shown)),
+        ReportFormat::Human => print!("{}", history::human(shown)),
+        ReportFormat::Json => print!("{}", history::json(shown)),
     }
     Ok(SUCCESS)
 }

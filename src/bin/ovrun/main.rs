@@ -57,16 +57,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Verify(args) => each_config(args.config, args.config_dir, |path| {
             verify_command(path, Duration::from_secs(args.lock_wait))
         }),
-        Command::Status {
-            mut configs,
-            config_dir,
-            format,
-            metrics,
-        } => {
-            if let Some(dir) = config_dir {
-                configs.extend(runner_configs(&dir)?);
+        Command::Status(args) => {
+            let mut configs = args.configs.clone();
+            if let Some(dir) = &args.config_dir {
+                configs.extend(runner_configs(dir)?);
             }
-            status_command(&configs, format, metrics.as_deref())
+            status_command(&configs, &args)
         }
         Command::History {
             configs,
