@@ -13,6 +13,8 @@
 #           from its source package (the tests run them unchanged against ovsim), podman-compose
 #           (Debian 12's 1.0.3 cannot put a service in the host's network nor build with
 #           `additional_contexts`)
+#   PyPI, into .venv-airflow: Airflow 3 with the Celery provider, and ruff
+#           (scripts/requirements-airflow.txt): the tests parse and run the compiled DAGs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,4 +78,14 @@ if [ ! -f "$sdk_examples/page_vms.py" ]; then
   mkdir -p "$sdk_examples"
   cp -r "$download"/ovirt_engine_sdk_python-*/examples/. "$sdk_examples"/
   rm -rf "$download"
+fi
+
+# Airflow 3 in a venv of its own (its pins would fight the simulator's). Every package is pinned
+# in scripts/requirements-airflow.txt, frozen from a working install: Airflow's constraint files
+# are not on the package registry. Reinstalled only when the pinned Airflow is not there.
+airflow_pin=$(grep '^apache-airflow==' scripts/requirements-airflow.txt | cut -d= -f3)
+if [ "$(.venv-airflow/bin/python -c 'import airflow; print(airflow.__version__)' 2>/dev/null)" != "$airflow_pin" ] \
+  || [ ! -x .venv-airflow/bin/ruff ]; then
+  python3 -m venv .venv-airflow
+  .venv-airflow/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-airflow.txt
 fi

@@ -29,6 +29,8 @@ pub struct Targets {
     pub compose: bool,
     /// Prometheus alert rules.
     pub prometheus: bool,
+    /// Airflow DAGs, pools and a CeleryExecutor compose file.
+    pub airflow: bool,
 }
 
 impl Targets {
@@ -38,6 +40,7 @@ impl Targets {
         cron: true,
         compose: true,
         prometheus: true,
+        airflow: true,
     };
 }
 
@@ -108,7 +111,7 @@ pub enum CompileError {
 /// The bundle: relative path -> content, in path order.
 pub type Bundle = BTreeMap<String, String>;
 
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 17] = [
     (
         "systemd/backup.service",
         include_str!("../../templates/systemd/backup.service.j2"),
@@ -157,6 +160,22 @@ const TEMPLATES: [(&str, &str); 13] = [
         "prometheus/ovbackup.rules.yml",
         include_str!("../../templates/prometheus/ovbackup.rules.yml.j2"),
     ),
+    (
+        "airflow/vm_dag.py",
+        include_str!("../../templates/airflow/vm_dag.py.j2"),
+    ),
+    (
+        "airflow/maintenance_dag.py",
+        include_str!("../../templates/airflow/maintenance_dag.py.j2"),
+    ),
+    (
+        "airflow/Dockerfile",
+        include_str!("../../templates/airflow/Dockerfile.j2"),
+    ),
+    (
+        "airflow/docker-compose.yaml",
+        include_str!("../../templates/airflow/docker-compose.yaml.j2"),
+    ),
     ("MANIFEST", ""),
 ];
 
@@ -201,7 +220,7 @@ pub fn compile(policy: &Policy, options: &BuildOptions) -> Result<Bundle, Compil
 }
 
 /// Renders a template (embedded, by name) with a context.
-type Render<'a> =
+pub(crate) type Render<'a> =
     dyn Fn(&'static str, minijinja::Value) -> Result<String, CompileError> + Sync + 'a;
 
 /// The units all VMs share, their paths in the bundle and their templates: the daily prune and
@@ -277,7 +296,81 @@ fn shared_files(
     if options.targets.prometheus {
         add(&ALERT_RULES, alert_context(policy, enabled, options)?)?;
     }
+    if options.targets.airflow {
+        airflow_files(bundle, policy, enabled, options, render)?;
+    }
     Ok(())
+}
+
+/// The Airflow target's files: a DAG per VM and per backup host, the DAG factory and the
+/// timetable plugin, the pools, and the compose file with its workers' image.
+fn airflow_files(
+    bundle: &mut Bundle,
+    policy: &Policy,
+    enabled: &[&VmPolicy],
+    options: &BuildOptions,
+    render: &Render<'_>,
+) -> Result<(), CompileError> {
+    use super::airflow;
+    let runner_dir = runner_dir(options);
+    let paths = airflow::Paths {
+        ovrun: &options.ovrun,
+        runner_dir: &runner_dir,
+    };
+    let header = |ctx: minijinja::Value| context! { policy_file => &options.policy_file, ..ctx };
+    let dags: Vec<(String, String)> = airflow::vm_dags(policy, enabled, paths)
+        .par_iter()
+        .map(|dag| {
+            let ctx = header(minijinja::Value::from(minijinja::value::Serde(dag)));
+            Ok((dag.path.clone(), render("airflow/vm_dag.py", ctx)?))
+        })
+        .collect::<Result<_, CompileError>>()?;
+    bundle.extend(dags);
+    for dag in airflow::maintenance_dags(enabled, paths) {
+        let ctx = header(minijinja::Value::from(minijinja::value::Serde(&dag)));
+        bundle.insert(dag.path.clone(), render("airflow/maintenance_dag.py", ctx)?);
+    }
+    for (path, content) in airflow::STATIC_FILES {
+        bundle.insert(path.to_owned(), content.to_owned());
+    }
+    bundle.insert("airflow/pools.json".into(), airflow::pools(policy, enabled));
+    let ctx = context! {
+        policy_file => &options.policy_file,
+        airflow_version => airflow::AIRFLOW_VERSION,
+        ovrun_json => json_string(&options.ovrun),
+        body => airflow_compose_body(policy, enabled, options),
+    };
+    for (path, template) in AIRFLOW_DEPLOYMENT {
+        bundle.insert(path.to_owned(), render(template, ctx.clone())?);
+    }
+    Ok(())
+}
+
+/// The Airflow compose file and its workers' image: their paths and templates.
+const AIRFLOW_DEPLOYMENT: [(&str, &str); 2] = [
+    ("airflow/docker-compose.yaml", "airflow/docker-compose.yaml"),
+    ("airflow/Dockerfile", "airflow/Dockerfile"),
+];
+
+/// The compose file's YAML: a worker per backup host with the files its VMs' configs name.
+fn airflow_compose_body(policy: &Policy, enabled: &[&VmPolicy], options: &BuildOptions) -> String {
+    use super::airflow_compose::{Worker, WorkerFiles, compose_file, to_yaml};
+    let sides = engine_sides(policy, enabled);
+    let (mounts, secrets) = compose_secrets(&sides, options);
+    let files = WorkerFiles {
+        backup_directory: policy.backup_directory.clone(),
+        runner_dir: runner_dir(options),
+        ca_files: sides
+            .iter()
+            .filter_map(|(_, engine)| engine.cert_path.clone())
+            .collect(),
+        secrets: mounts,
+    };
+    let workers: Vec<Worker> = super::airflow::host_ids(enabled)
+        .into_values()
+        .map(|id| Worker { id })
+        .collect();
+    to_yaml(&compose_file(&workers, &files, secrets))
 }
 
 /// The options reach units, cron lines and compose values as the policy's strings do, so they
@@ -511,17 +604,7 @@ fn cron_command(vm: &VmPolicy, options: &BuildOptions) -> String {
 
 /// The compose file's volumes and secrets, and the `.env.example` entries of its secrets.
 fn compose_context(policy: &Policy, vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
-    let restores = vms.iter().any(|vm| vm.auto_restore);
-    let sides: Vec<(&'static str, &super::model::Engine)> =
-        std::iter::once(("source", &policy.source))
-            .chain(
-                policy
-                    .target
-                    .iter()
-                    .filter(|_| restores)
-                    .map(|t| ("target", t)),
-            )
-            .collect();
+    let sides = engine_sides(policy, vms);
     let file = compose_file(policy, &sides, options);
     let secret_variables: Vec<(&str, String)> = sides
         .iter()
@@ -533,6 +616,23 @@ fn compose_context(policy: &Policy, vms: &[&VmPolicy], options: &BuildOptions) -
         body => compose::to_yaml(&file),
         secrets => secret_variables,
     }
+}
+
+/// The engines the VMs use: the source, and the target when some VM restores into it.
+fn engine_sides<'p>(
+    policy: &'p Policy,
+    vms: &[&VmPolicy],
+) -> Vec<(&'static str, &'p super::model::Engine)> {
+    let restores = vms.iter().any(|vm| vm.auto_restore);
+    std::iter::once(("source", &policy.source))
+        .chain(
+            policy
+                .target
+                .iter()
+                .filter(|_| restores)
+                .map(|t| ("target", t)),
+        )
+        .collect()
 }
 
 fn secret_variable(side: &str) -> String {

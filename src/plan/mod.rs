@@ -12,6 +12,8 @@
 //!
 //! Nothing here reads files, clocks or the environment: the binaries do, once, at the top.
 
+pub mod airflow;
+mod airflow_compose;
 pub mod alerts;
 pub mod calendar;
 pub mod compile;

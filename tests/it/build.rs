@@ -155,13 +155,13 @@ fn every_unit_passes_systemd_analyze_verify() {
     );
 }
 
-fn validator(schema: &Path) -> jsonschema::Validator {
+pub(crate) fn validator(schema: &Path) -> jsonschema::Validator {
     let schema: Value =
         serde_json::from_str(&std::fs::read_to_string(schema).expect("schema")).expect("JSON");
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
-fn errors(validator: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+pub(crate) fn errors(validator: &jsonschema::Validator, doc: &Value) -> Vec<String> {
     validator
         .iter_errors(doc)
         .map(|e| format!("{}: {e}", e.instance_path()))

@@ -6,6 +6,7 @@
     reason = "tests set up and inspect files with std::fs; fs_err's paths in errors are for src/"
 )]
 
+mod airflow;
 mod alerts;
 mod build;
 mod bundle_runs;

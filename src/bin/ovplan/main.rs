@@ -141,6 +141,7 @@ enum Target {
     Cron,
     Compose,
     Prometheus,
+    Airflow,
     All,
 }
 
@@ -335,6 +336,7 @@ fn targets(target: Target) -> Targets {
         cron,
         compose,
         prometheus: false,
+        airflow: false,
     };
     match target {
         Target::Systemd => only(true, false, false),
@@ -342,6 +344,10 @@ fn targets(target: Target) -> Targets {
         Target::Compose => only(false, false, true),
         Target::Prometheus => Targets {
             prometheus: true,
+            ..only(false, false, false)
+        },
+        Target::Airflow => Targets {
+            airflow: true,
             ..only(false, false, false)
         },
         Target::All => Targets::ALL,

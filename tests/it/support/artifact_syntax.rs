@@ -237,3 +237,86 @@ pub fn sh_tokens(command: &str) -> Result<Vec<String>, String> {
         tokens.push(if quoted { format!("'{word}") } else { word });
     }
 }
+
+/// The text of a Python string literal (the Python Language Reference, "String and Bytes
+/// literals"): one quote character at each end, no prefix, and the escapes `\\`, `\'`, `\"`,
+/// `\n`, `\t`, `\r`, `\xhh`, `\uxxxx`, `\Uxxxxxxxx`. An unescaped quote or line break inside,
+/// or any other escape, is refused: the compiler writes none, so one would mean the value
+/// ended early or reads as something else.
+pub fn python_literal(text: &str) -> Result<String, String> {
+    let quote = text
+        .chars()
+        .next()
+        .filter(|q| *q == '"' || *q == '\'')
+        .ok_or(format!("not a string literal: {text:?}"))?;
+    let inner = text
+        .get(1..text.len() - 1)
+        .filter(|_| text.len() >= 2 && text.ends_with(quote))
+        .ok_or(format!("unterminated: {text:?}"))?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(python_escape(&mut chars)?),
+            '\n' | '\r' => return Err(format!("line break in {text:?}")),
+            _ if c == quote => return Err(format!("unescaped quote in {text:?}")),
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn python_escape(chars: &mut std::str::Chars<'_>) -> Result<char, String> {
+    let hex = |chars: &mut std::str::Chars<'_>, n: usize| {
+        let digits: String = chars.take(n).collect();
+        u32::from_str_radix(&digits, 16)
+            .ok()
+            .filter(|_| digits.len() == n)
+            .and_then(char::from_u32)
+            .ok_or(format!("bad escape digits {digits:?}"))
+    };
+    match chars.next() {
+        Some(c @ ('\\' | '\'' | '"')) => Ok(c),
+        Some('n') => Ok('\n'),
+        Some('t') => Ok('\t'),
+        Some('r') => Ok('\r'),
+        Some('x') => hex(chars, 2),
+        Some('u') => hex(chars, 4),
+        Some('U') => hex(chars, 8),
+        other => Err(format!("unknown escape {other:?}")),
+    }
+}
+
+/// The `name=value` arguments of a generated DAG file's one call, one a line (as ruff formats
+/// it), values as written; list items (indented further) are collected under their name.
+pub fn dag_call_arguments(text: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut arguments: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(item) = line.strip_prefix("        ") {
+            let (_, items) = arguments.last_mut().ok_or("an item outside a list")?;
+            items.push(
+                item.strip_suffix(',')
+                    .ok_or("an item without a comma")?
+                    .to_owned(),
+            );
+        } else if let Some(argument) = line.strip_prefix("    ") {
+            if argument == "]," {
+                continue;
+            }
+            let (name, value) = argument
+                .split_once('=')
+                .ok_or(format!("not an argument: {line:?}"))?;
+            let values = match value {
+                "[" => Vec::new(),
+                _ => vec![
+                    value
+                        .strip_suffix(',')
+                        .ok_or(format!("no comma: {line:?}"))?
+                        .to_owned(),
+                ],
+            };
+            arguments.push((name.to_owned(), values));
+        }
+    }
+    Ok(arguments)
+}

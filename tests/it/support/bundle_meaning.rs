@@ -14,7 +14,8 @@ use ovbackup::plan::runner::{RunnerConfig, default_password_file, runner_config}
 use serde_json::Value;
 
 use super::artifact_syntax::{
-    UnitLine, cron_fields, cron_unescape, exec_argv, expand_specifiers, sh_tokens, unit_lines,
+    UnitLine, cron_fields, cron_unescape, dag_call_arguments, exec_argv, expand_specifiers,
+    python_literal, sh_tokens, unit_lines,
 };
 
 /// Keys the unit templates write, by section.
@@ -116,6 +117,9 @@ pub fn check_meaning(
         let path = "prometheus/ovbackup.rules.yml";
         check_rules(&enabled, &bundle[path]).map_err(|e| format!("{path}: {e}"))?;
         expected.insert(path.into());
+    }
+    if options.targets.airflow {
+        check_airflow(&enabled, options, bundle, &mut expected)?;
     }
     expected.insert("MANIFEST".into());
     let written: BTreeSet<String> = bundle.keys().cloned().collect();
@@ -584,6 +588,83 @@ fn check_rules(enabled: &[&VmPolicy], text: &str) -> Result<(), String> {
     let want: BTreeSet<String> = enabled.iter().map(|vm| vm.name.clone()).collect();
     if named != want {
         return Err(format!("rules for {named:?}, expected {want:?}"));
+    }
+    Ok(())
+}
+
+/// A DAG file's arguments, string literals read as Python reads them, by name.
+fn dag_arguments(path: &str, text: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let read = |value: &String| {
+        if value.starts_with(['"', '\'']) {
+            python_literal(value)
+        } else {
+            Ok(value.clone())
+        }
+    };
+    dag_call_arguments(text)
+        .and_then(|arguments| {
+            arguments
+                .into_iter()
+                .map(|(name, values)| {
+                    Ok((name, values.iter().map(read).collect::<Result<_, _>>()?))
+                })
+                .collect()
+        })
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// Each VM's DAG file and each backup host's maintenance DAG file call the factory with the
+/// policy's names and paths exactly; the Airflow target's other files are there.
+fn check_airflow(
+    enabled: &[&VmPolicy],
+    options: &BuildOptions,
+    bundle: &Bundle,
+    expected: &mut BTreeSet<String>,
+) -> Result<(), String> {
+    use ovbackup::plan::airflow::{STATIC_FILES, backup_host, host_ids, safe_ids};
+    let runner = |vm: &VmPolicy| format!("{}/runner/{}.json", options.config_dir, vm.name);
+    let hosts = host_ids(enabled);
+    let ids = safe_ids(enabled.iter().map(|vm| vm.name.as_str()));
+    for (vm, id) in enabled.iter().zip(ids) {
+        let path = format!("airflow/dags/ovbackup_{id}.py");
+        let text = bundle.get(&path).ok_or(format!("{path} is missing"))?;
+        let arguments = dag_arguments(&path, text)?;
+        for (name, meant) in [
+            ("dag_id", format!("ovbackup_{id}")),
+            ("vm", vm.name.clone()),
+            ("ovrun", options.ovrun.clone()),
+            ("config", runner(vm)),
+            ("queue", hosts[backup_host(vm)].clone()),
+        ] {
+            if arguments.get(name) != Some(&vec![meant.clone()]) {
+                return Err(format!(
+                    "{path}: {name} is {:?}, meant {meant:?}",
+                    arguments.get(name)
+                ));
+            }
+        }
+        expected.insert(path);
+    }
+    for (host, id) in &hosts {
+        let path = format!("airflow/dags/ovmaintenance_{id}.py");
+        let text = bundle.get(&path).ok_or(format!("{path} is missing"))?;
+        let arguments = dag_arguments(&path, text)?;
+        let meant: Vec<String> = enabled
+            .iter()
+            .filter(|vm| backup_host(vm) == host)
+            .map(|vm| runner(vm))
+            .collect();
+        if arguments.get("configs") != Some(&meant) {
+            return Err(format!(
+                "{path}: configs {:?}, meant {meant:?}",
+                arguments.get("configs")
+            ));
+        }
+        expected.insert(path);
+    }
+    expected.extend(STATIC_FILES.iter().map(|(path, _)| (*path).to_owned()));
+    for file in ["pools.json", "docker-compose.yaml", "Dockerfile"] {
+        expected.insert(format!("airflow/{file}"));
     }
     Ok(())
 }

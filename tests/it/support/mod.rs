@@ -5,6 +5,7 @@
 //! of the compiled bundle (`artifact_syntax`, `bundle_meaning`, also included by the fuzz
 //! target).
 
+pub mod airflow;
 pub mod artifact_syntax;
 pub mod bundle_meaning;
 pub mod engine;
