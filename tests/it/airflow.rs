@@ -513,6 +513,20 @@ async fn airflow_dags_test_backs_up_and_restores_into_dr() {
         BTreeMap::from([("backup", "success"), ("restore", "success")])
     );
 
+    let runner = bundle.join("runner/web 01.json");
+    let outcomes =
+        tokio::task::block_in_place(|| exit_code_outcomes(&airflow, &runner, dir.path()));
+    let failed = json!({"raised": "AirflowFailException", "action": "fail", "delay": null});
+    let retried = json!({"raised": "OvrunFailed", "action": "default", "delay": null});
+    let busy = json!({"raised": "OvrunBusy", "action": "retry", "delay": 120.0});
+    assert_eq!(
+        outcomes,
+        json!([failed, retried, busy]),
+        "exit codes 2, 1 and 3"
+    );
+    let killed = killed_outcome(&airflow, &prod, &runner).await;
+    assert_eq!(killed, json!([failed]), "exit code 4");
+
     let points = manifests(&dir.path().join("backup/web 01"));
     assert_eq!(points.len(), 1, "one point");
     verify_ok(&bundle.join("runner/web 01.json"));
@@ -529,4 +543,46 @@ async fn airflow_dags_test_backs_up_and_restores_into_dr() {
         ["web 01_restored"],
         "the restore ran after the backup"
     );
+}
+
+/// What the operator does with each of ovrun's exit codes, from real ovrun runs: a config that
+/// is not there (2), an engine that refuses connections (1), the VM's catalog lock held by
+/// another process (3).
+fn exit_code_outcomes(airflow: &Airflow, runner: &Path, dir: &Path) -> Value {
+    let ovrun = env!("CARGO_BIN_EXE_ovrun");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(runner).expect("config")).expect("JSON");
+    config["source"]["url"] = json!("https://127.0.0.1:9/ovirt-engine/api");
+    config["backup_directory"] = json!(dir.join("elsewhere"));
+    let refused = dir.join("refused.json");
+    std::fs::write(&refused, config.to_string()).expect("config");
+    let probes = json!([
+        {"argv": [ovrun, "backup", "--config", dir.join("missing.json"), "--now"]},
+        {"argv": [ovrun, "backup", "--config", refused, "--now"]},
+        {"argv": [ovrun, "backup", "--config", runner, "--now", "--lock-wait", "0"]},
+    ]);
+    let mut holder = Command::new("flock")
+        .arg(dir.join("backup/web 01/.lock"))
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let outcomes = airflow.dags_script(&["outcomes", &probes.to_string()]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    outcomes
+}
+
+/// The operator's task killed (its `on_kill`, as Airflow's task runner calls it) while ovrun
+/// waits for the VM the engine holds locked: ovrun stops (4).
+async fn killed_outcome(airflow: &Airflow, prod: &Sim, runner: &Path) -> Value {
+    let vm = prod.vm("web 01").await;
+    let lock = |locked: bool| json!({"kind": "vm", "id": vm["id"], "locked": locked});
+    prod.admin("lock", lock(true)).await;
+    let ovrun = env!("CARGO_BIN_EXE_ovrun");
+    let probe = json!([{"argv": [ovrun, "backup", "--config", runner, "--now"], "kill_after": 3}]);
+    let outcome =
+        tokio::task::block_in_place(|| airflow.dags_script(&["outcomes", &probe.to_string()]));
+    prod.admin("lock", lock(false)).await;
+    outcome
 }

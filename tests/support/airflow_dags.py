@@ -11,6 +11,12 @@ the Airflow venv's python, AIRFLOW_HOME and the DAG and plugin folders set):
         own timetable (next_dagrun_info, as the scheduler asks it), kept when the DAG's due
         task lets it through (its ovrun due command run at the run's instant: exit 0 keeps,
         1 drops, anything else is an error)
+    airflow_dags.py outcomes DAGS_FOLDER PROBES_JSON
+        prints JSON: for each probe {"argv": [...], "kill_after": seconds or null}, what the
+        bundle's ovrun operator does with that command's exit code (run by the operator, killed
+        through its on_kill after kill_after seconds): the exception it raises and the retry
+        decision Airflow's retry policy takes on it ("fail" for AirflowFailException, which
+        Airflow never retries)
 """
 
 import json
@@ -101,15 +107,49 @@ def runs(bag, start, until):
         if not dag.dag_id.startswith("ovbackup_"):
             continue
         guard = dag.get_task("due") if dag.has_task("due") else None
-        kept = [t for t in instants(dag, start, until) if guard is None or due(guard, t)]
+        kept = [
+            t for t in instants(dag, start, until) if guard is None or due(guard, t)
+        ]
         found[vm_of(dag)] = [
             t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") for t in kept
         ]
     return found
 
 
+def outcome(probe):
+    import threading
+
+    import ovplan_dags
+    from airflow.sdk.exceptions import AirflowFailException
+
+    task = ovplan_dags.Ovrun(
+        task_id="probe",
+        commands=[probe["argv"]],
+        retry_policy=ovplan_dags.RETRY_POLICY,
+    )
+    if probe.get("kill_after") is not None:
+        threading.Timer(probe["kill_after"], task.on_kill).start()
+    try:
+        task.execute({})
+    except Exception as error:  # noqa: BLE001 - what the task raises is the answer
+        if isinstance(error, AirflowFailException):
+            return {"raised": type(error).__name__, "action": "fail", "delay": None}
+        decision = task.retry_policy.evaluate(error, 1, 4)
+        delay = decision.retry_delay
+        return {
+            "raised": type(error).__name__,
+            "action": decision.action.value,
+            "delay": delay.total_seconds() if delay else None,
+        }
+    return {"raised": None, "action": None, "delay": None}
+
+
 def main():
     what, folder = sys.argv[1], sys.argv[2]
+    if what == "outcomes":
+        sys.path.append(folder)
+        print("\n" + json.dumps([outcome(p) for p in json.loads(sys.argv[3])]))
+        return
     bag = load(folder)
     if what == "describe":
         answer = describe(bag)

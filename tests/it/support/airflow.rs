@@ -67,7 +67,8 @@ impl Airflow {
         last_json_line(&self.cli(&all))
     }
 
-    /// `tests/support/airflow_dags.py ARGS` (one DagBag parse); the JSON it answers.
+    /// `tests/support/airflow_dags.py ARGS` (one DagBag parse, or the operator alone for
+    /// `outcomes`); the JSON it answers.
     pub fn dags_script(&self, args: &[&str]) -> Value {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/airflow_dags.py");
         let dags = self.dags();
