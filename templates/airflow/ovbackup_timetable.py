@@ -11,6 +11,7 @@ would. It is registered by a plugin, as Airflow requires of a timetable it store
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
@@ -25,10 +26,11 @@ _WINDOW = datetime.timedelta(hours=27)
 class OvbackupCronTimetable(CronTriggerTimetable):
     """A cron expression in a time zone, with systemd's rules for skipped and repeated times."""
 
-    def __init__(self, cron, *, timezone, **kwargs):
-        super().__init__(cron, timezone=timezone, **kwargs)
-        # The same expression in UTC steps through wall-clock times, which have no gaps.
-        self._wall_clock = CronTriggerTimetable(cron, timezone="UTC")
+    @functools.cached_property
+    def _wall_clock(self):
+        """The same expression in UTC: it steps through wall-clock times, which have no gaps.
+        Made when first used, so that parsing a DAG file does not pay for it."""
+        return CronTriggerTimetable(self._expression, timezone="UTC")
 
     def _wall(self, instant):
         """The wall-clock time of an instant in the zone, written as a UTC time."""
