@@ -2,8 +2,10 @@
 //! written by a YAML serializer, as the compose file is: a VM's name cannot change the file's
 //! structure.
 //!
-//! Per VM, in a group of its own: the backup is overdue (no success for longer than the VM's
-//! longest gap between two consecutive scheduled runs plus [`GRACE`]), its last run failed, its
+//! Per VM, in a group of its own: the backup is overdue (the first scheduled start after the
+//! last success, which `ovrun status` writes, missed by more than [`GRACE`]; as a backstop, no
+//! success for longer than the VM's longest gap between two consecutive scheduled runs plus
+//! [`GRACE`]), its last run failed, its
 //! newest automatic restore failed (`auto_restore` VMs), `ovrun verify` found damage, its chain
 //! is longer than the policy allows. Per bundle: an engine's CA expires within
 //! [`CA_WARN_DAYS`] days, and the backup host's metrics file is stale (older than
@@ -183,19 +185,23 @@ impl VmRules {
         }
     }
 
+    /// Overdue once the first scheduled start after the last success (ovrun computes it from
+    /// the schedule) is missed by more than the grace; the longest gap is the backstop for an
+    /// `ovrun` that writes no `next_due` sample.
     fn overdue(&self, after: TimeDelta) -> AlertRule {
         let expr = format!(
-            "time() - ovbackup_last_success_timestamp_seconds{} > {}",
-            self.selector,
-            after.num_seconds()
+            "time() - ovbackup_next_due_timestamp_seconds{selector} > {grace} or time() - ovbackup_last_success_timestamp_seconds{selector} > {after}",
+            selector = self.selector,
+            grace = GRACE.num_seconds(),
+            after = after.num_seconds()
         );
         let mut rule = self.rule("OvbackupOverdue", expr, "critical");
         rule.annotations = annotations(
             format!(
-                "VM {} has no successful backup for more than {} (its longest scheduled gap and {} of grace)",
+                "VM {} missed a scheduled backup by more than {} (no success since the run before it; never more than {} without one)",
                 self.name,
-                human_duration(after),
-                human_duration(GRACE)
+                human_duration(GRACE),
+                human_duration(after)
             ),
             format!(
                 "Its scheduled runs did not happen or did not succeed. On {{{{ $labels.instance }}}}: `systemctl list-timers 'ovrun-backup-*'` (or the cron log), `ovrun status --config RUNNER.json` and the backup unit's journal; run `ovrun backup --config RUNNER.json` by hand once the cause is fixed. VM {}.",

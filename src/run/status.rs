@@ -17,6 +17,7 @@
 
 use std::fmt::Write as _;
 
+use crate::plan::schedule::Calendar;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -62,6 +63,11 @@ pub struct VmStatus {
     /// Whether the last restore into DR failed (`None`: none logged, or no restore settings),
     /// from the restore log ([`VmStatus::with_restore_log`]).
     pub last_restore_failed: Option<bool>,
+    /// The first start of the VM's schedule after its last successful run started: once it is
+    /// missed by more than the grace, the backup is overdue ([`VmStatus::with_next_due`];
+    /// `None`: never succeeded, or not computed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<DateTime<Utc>>,
     /// How the last runs went.
     pub run: RunStatus,
     /// The last runs (backup, prune, verify) and the success rate, from the run history.
@@ -116,6 +122,7 @@ pub fn collect(catalog: &Catalog) -> Result<VmStatus, CatalogError> {
         last_configuration: last
             .and_then(|p| p.config.as_ref())
             .map(super::config_view::one_line),
+        next_due: None,
         run: catalog.run_status(),
         last_verify_failed: last_verify_failed(&history.entries),
         last_restore_failed: None,
@@ -139,6 +146,16 @@ impl VmStatus {
     pub fn with_restores(mut self, entries: &[crate::run::restore::LogEntry]) -> Self {
         let last = entries.last();
         self.last_restore_failed = last.map(|e| e.result == crate::run::restore::Verdict::Failed);
+        self
+    }
+
+    /// The status with the first start of `schedule` after the last successful run started.
+    #[must_use]
+    pub fn with_next_due(mut self, schedule: &Calendar) -> Self {
+        self.next_due = self
+            .run
+            .last_success
+            .and_then(|at| Some(schedule.after(at).next()?.with_timezone(&Utc)));
         self
     }
 }
@@ -585,6 +602,35 @@ mod tests {
     fn json_array() {
         let dir = tempfile::tempdir().unwrap();
         insta::assert_snapshot!(json(&two_vms(dir.path())));
+    }
+
+    #[test]
+    fn next_due_is_the_first_scheduled_start_after_the_last_success() {
+        use crate::plan::model::Rule;
+        use chrono::Weekday;
+        let dir = tempfile::tempdir().unwrap();
+        let time = chrono::NaiveTime::from_hms_opt(2, 0, 0).unwrap();
+        let daily = Calendar::of_rule(&Rule::Daily, time, chrono_tz::UTC).unwrap();
+        let mondays =
+            Calendar::of_rule(&Rule::Weekly(vec![Weekday::Mon]), time, chrono_tz::UTC).unwrap();
+        let [web, odd] = <[VmStatus; 2]>::try_from(two_vms(dir.path())).unwrap();
+        // web01 last succeeded at 03:00 on Tuesday 1 December, an hour after its 02:00 run.
+        assert_eq!(web.run.last_success, Some(at("2026-12-01T03:00:00Z")));
+        let web_daily = web.clone().with_next_due(&daily);
+        assert_eq!(web_daily.next_due, Some(at("2026-12-02T02:00:00Z")));
+        assert_eq!(
+            web.with_next_due(&mondays).next_due,
+            Some(at("2026-12-07T02:00:00Z"))
+        );
+        assert_eq!(
+            odd.with_next_due(&daily).next_due,
+            Some(at("2026-11-29T02:00:00Z"))
+        );
+        let text = prometheus(&[web_daily]);
+        assert!(
+            text.contains("ovbackup_next_due_timestamp_seconds{vm=\"web01\"} 1796176800\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -138,14 +138,73 @@ fn check(at: &str, alertname: &str, alerts: Vec<Value>) -> Value {
     json!({ "eval_time": at, "alertname": alertname, "exp_alerts": alerts })
 }
 
-/// The overdue alert of a VM whose last success is at time 0 (sampled every 4 minutes, within
-/// Prometheus's 5-minute lookback): quiet one minute before `minutes` (its longest gap and the
-/// grace), firing one minute after; also quiet at `quiet_at`.
-fn overdue_test(rules: &Value, vm: &str, minutes: i64, quiet_at: &str) -> Value {
+/// The first `count` scheduled starts of `vm` after the Unix epoch, by `ovplan next`, in Unix
+/// seconds.
+fn planned(policy: &Path, vm: &str, count: usize) -> Vec<i64> {
+    let args = [
+        "next",
+        policy.to_str().expect("utf-8"),
+        "--vm",
+        vm,
+        "--count",
+        &count.to_string(),
+        "--from",
+        "1970-01-01T00:00:00Z",
+    ];
+    let next = run(env!("CARGO_BIN_EXE_ovplan"), &args, repo());
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    next.stdout
+        .lines()
+        .map(|line| {
+            let at = line.split_whitespace().next().expect("an instant");
+            chrono::DateTime::parse_from_rfc3339(at)
+                .expect("RFC 3339")
+                .timestamp()
+        })
+        .collect()
+}
+
+/// The overdue alert of a VM whose last success started at its first scheduled run of 1970
+/// (`runs[0]`) and whose next run (`runs[1]`, what `ovrun status` writes as next due) is missed:
+/// quiet one minute before the next run is late by the grace and a day after the run it made,
+/// firing one minute after (series sampled every 4 minutes, within Prometheus's 5-minute
+/// lookback).
+fn overdue_test(rules: &Value, vm: &str, runs: &[i64]) -> Value {
+    let (success, next) = (runs[0], runs[1]);
+    let due = (next + 2 * 3600) / 60;
+    let samples = due / 4 + 2;
+    let fired = expected(rules, "OvbackupOverdue", Some(vm), &[]);
+    let labels = format!("vm=\"{vm}\",");
+    json!({
+        "name": format!("{vm}: last success at {success}, next run at {next}, missed"),
+        "interval": "4m",
+        "input_series": [
+            series(
+                "ovbackup_last_success_timestamp_seconds",
+                &labels,
+                &format!("{success}+0x{samples}"),
+            ),
+            series(
+                "ovbackup_next_due_timestamp_seconds",
+                &labels,
+                &format!("{next}+0x{samples}"),
+            ),
+        ],
+        "alert_rule_test": [
+            check(&format!("{}m", success / 60 + 24 * 60), "OvbackupOverdue", vec![]),
+            check(&format!("{}m", due - 1), "OvbackupOverdue", vec![]),
+            check(&format!("{}m", due + 1), "OvbackupOverdue", vec![fired]),
+        ],
+    })
+}
+
+/// The backstop: an `ovrun` that writes no next-due sample still gets the alert once the VM's
+/// longest scheduled gap and the grace have passed since its last success.
+fn backstop_test(rules: &Value, vm: &str, minutes: i64) -> Value {
     let samples = minutes / 4 + 2;
     let fired = expected(rules, "OvbackupOverdue", Some(vm), &[]);
     json!({
-        "name": format!("{vm} overdue after {minutes} minutes"),
+        "name": format!("{vm} overdue after {minutes} minutes without a next-due sample"),
         "interval": "4m",
         "input_series": [series(
             "ovbackup_last_success_timestamp_seconds",
@@ -153,7 +212,6 @@ fn overdue_test(rules: &Value, vm: &str, minutes: i64, quiet_at: &str) -> Value 
             &format!("0+0x{samples}"),
         )],
         "alert_rule_test": [
-            check(quiet_at, "OvbackupOverdue", vec![]),
             check(&format!("{}m", minutes - 1), "OvbackupOverdue", vec![]),
             check(&format!("{}m", minutes + 1), "OvbackupOverdue", vec![fired]),
         ],
@@ -183,8 +241,9 @@ fn failure_and_stale_test(rules: &Value) -> Value {
 }
 
 /// promtool's rule unit tests over the rules of four VMs (daily, weekly, biweekly, monthly on
-/// the last day, all at 02:00 UTC): overdue fires one minute after the longest gap and the
-/// grace, not before; a monthly VM is not late a day after its run.
+/// the last day, all at 02:00 UTC): overdue fires one minute after the next scheduled run is
+/// missed by more than the grace, not before (the monthly VM's next run after January 31 is
+/// February 28, not 31 days later); without a next-due sample, after the longest gap.
 #[test]
 fn promtool_unit_tests_show_when_alerts_fire() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -193,14 +252,23 @@ fn promtool_unit_tests_show_when_alerts_fire() {
     let rules_path = build_rules(&policy, dir.path());
     let text = std::fs::read_to_string(&rules_path).expect("rules");
     let rules: Value = serde_norway::from_str(&text).expect("yaml");
+    let mut tests: Vec<Value> = ["daily01", "weekly01", "biweekly01", "monthly01"]
+        .iter()
+        .map(|vm| overdue_test(&rules, vm, &planned(&policy, vm, 2)))
+        .collect();
+    let monthly = planned(&policy, "monthly01", 2);
+    assert_eq!(
+        monthly[1] - monthly[0],
+        28 * 86_400,
+        "January 31 to February 28, 1970"
+    );
     let hour = 60;
-    let tests = vec![
-        overdue_test(&rules, "daily01", 26 * hour, "1h"),
-        overdue_test(&rules, "weekly01", 7 * 24 * hour + 2 * hour, "26h1m"),
-        overdue_test(&rules, "biweekly01", 14 * 24 * hour + 2 * hour, "8d"),
-        overdue_test(&rules, "monthly01", 31 * 24 * hour + 2 * hour, "26h1m"),
-        failure_and_stale_test(&rules),
-    ];
+    tests.push(backstop_test(
+        &rules,
+        "monthly01",
+        31 * 24 * hour + 2 * hour,
+    ));
+    tests.push(failure_and_stale_test(&rules));
     let unit = json!({
         "rule_files": [rules_path],
         "evaluation_interval": "1m",

@@ -1,4 +1,5 @@
-//! The metrics the alert rules read (issue 15) from real runs: `ovbackup_verify_problems` after
+//! The metrics the alert rules read (issue 15) from real runs: `ovbackup_next_due_timestamp_seconds`
+//! after a backup, `ovbackup_verify_problems` after
 //! a clean and a damaging verify, `ovbackup_last_restore_failed` after a restore that failed,
 //! and `ovbackup_ca_not_after_timestamp_seconds` of the engine's CA, as `ovrun status
 //! --metrics` writes them, also for every runner config of a folder (`--config-dir`, what a
@@ -65,6 +66,23 @@ async fn verify_restore_and_ca_metrics_come_from_real_runs() {
         None,
         "no restore yet"
     );
+    // The runner config's schedule is daily at 02:00 UTC: next due is the first 02:00 after
+    // the last success started.
+    let success = sample(
+        &text,
+        "ovbackup_last_success_timestamp_seconds",
+        "vm=\"web 01\"",
+    )
+    .expect("a success");
+    let due = sample(
+        &text,
+        "ovbackup_next_due_timestamp_seconds",
+        "vm=\"web 01\"",
+    )
+    .expect("next due");
+    let day = 86_400.0;
+    let expected = (success - 2.0 * 3600.0).div_euclid(day) * day + day + 2.0 * 3600.0;
+    assert_eq!(due, expected, "{text}");
 
     // Damage: a point's image cut short; a restore whose DR cluster does not exist.
     let vm_dir = dir.path().join("backup/web 01");

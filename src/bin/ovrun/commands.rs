@@ -117,6 +117,7 @@ pub(crate) fn status_command(paths: &[PathBuf], args: &StatusArgs) -> Outcome {
     for path in paths {
         let config = load(path)?;
         let (vm, restores) = vm_status(&config)?;
+        let vm = vm.with_next_due(&calendar(&config, path)?);
         // Only the page shows the schedule (a year of it is walked for its longest gap).
         if args.format == StatusFormat::Html {
             let schedule = schedule_facts(&config, path, now)?;
@@ -134,14 +135,15 @@ pub(crate) fn status_command(paths: &[PathBuf], args: &StatusArgs) -> Outcome {
         StatusFormat::Human => status::human(&statuses, now),
         StatusFormat::Html => status::html(&pages, now),
     };
-    match &args.output {
-        Some(path) => write_report(path, &report)?,
-        None => print!("{report}"),
-    }
+    // The metrics first: a page that cannot be written must not silence the alerts.
     if let Some(path) = &args.metrics {
         let text = status::prometheus(&statuses) + &status::ca_expiry(&cas);
         status::write_metrics(&text, path)
             .map_err(|e| Failure::failed(format!("writing {}: {e}", path.display())))?;
+    }
+    match &args.output {
+        Some(path) => write_report(path, &report)?,
+        None => print!("{report}"),
     }
     Ok(SUCCESS)
 }
@@ -176,6 +178,16 @@ fn vm_status(
     let log = restore::RestoreLog::new(Path::new(&settings.restore_log_directory), &config.vm);
     let entries = log.entries();
     Ok((status.with_restores(&entries), Some(entries)))
+}
+
+/// The VM's schedule in its zone.
+fn calendar(
+    config: &RunnerConfig,
+    path: &Path,
+) -> Result<ovbackup::plan::schedule::Calendar, Failure> {
+    config
+        .calendar(config.zone())
+        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))
 }
 
 /// What the VM's schedule says as of `now`, in its zone.

@@ -20,11 +20,17 @@ fn seconds(at: Option<DateTime<Utc>>) -> Option<f64> {
     at.map(|at| at.timestamp_millis() as f64 / 1000.0)
 }
 
-const FAMILIES: [Family; 11] = [
+const FAMILIES: [Family; 12] = [
     Family {
         name: "ovbackup_last_success_timestamp_seconds",
         help: "When the last successful backup run started, in Unix seconds.",
         value: |s| seconds(s.run.last_success),
+    },
+    Family {
+        name: "ovbackup_next_due_timestamp_seconds",
+        help: "The first scheduled start after the last successful run started, in Unix \
+               seconds: missed by more than the grace, the backup is overdue.",
+        value: |s| seconds(s.next_due),
     },
     Family {
         name: "ovbackup_last_failure_timestamp_seconds",
