@@ -60,6 +60,9 @@ pub struct BuildOptions {
     /// node_exporter's textfile folder, where the status timer writes `ovbackup.prom` (the name
     /// the alert rules' staleness check reads).
     pub metrics_dir: String,
+    /// Where the status timer also writes the status page (`ovrun status --format html`), for a
+    /// web server to serve; `None`: no page.
+    pub status_page: Option<String>,
 }
 
 impl BuildOptions {
@@ -72,6 +75,7 @@ impl BuildOptions {
             config_dir: "/etc/ovbackup".into(),
             log_dir: "/var/log/ovbackup".into(),
             metrics_dir: "/var/lib/prometheus/node-exporter".into(),
+            status_page: None,
         }
     }
 }
@@ -391,12 +395,14 @@ fn check_options(options: &BuildOptions) -> Result<(), CompileError> {
             "it holds a control character",
         );
     }
-    for (option, value) in [
+    let page = options.status_page.iter().map(|page| ("status-page", page));
+    let paths = [
         ("ovrun", &options.ovrun),
         ("config-dir", &options.config_dir),
         ("log-dir", &options.log_dir),
         ("metrics-dir", &options.metrics_dir),
-    ] {
+    ];
+    for (option, value) in paths.into_iter().chain(page) {
         if value.chars().any(char::is_control) {
             return refuse(option, value, "it holds a control character");
         }
@@ -454,7 +460,16 @@ fn common(options: &BuildOptions, policy: &Policy) -> minijinja::Value {
         backup_directory_arg => systemd_quote(&policy.backup_directory),
         metrics_dir_arg => systemd_quote(&options.metrics_dir),
         metrics_file_arg => systemd_quote(&metrics_file(options)),
+        page_arg => options.status_page.as_deref().map(systemd_quote),
+        page_dir_arg => status_page_dir(options).map(systemd_quote),
     }
+}
+
+/// The folder of the status page, which the status unit may write (the page is written
+/// through a temporary file beside it).
+pub fn status_page_dir(options: &BuildOptions) -> Option<&str> {
+    let (dir, _) = options.status_page.as_deref()?.rsplit_once('/')?;
+    Some(if dir.is_empty() { "/" } else { dir })
 }
 
 fn runner_dir(options: &BuildOptions) -> String {
@@ -545,6 +560,20 @@ struct CronEntry {
     command: String,
 }
 
+/// The cron file's status command: the metrics, and the page when one is asked for.
+fn status_command(options: &BuildOptions) -> String {
+    let ovrun = shell_quote(&options.ovrun);
+    let runner = shell_quote(&runner_dir(options));
+    let metrics = shell_quote(&metrics_file(options));
+    let page = options
+        .status_page
+        .as_deref()
+        .map_or(String::new(), |page| {
+            format!(" --format html --output {}", shell_quote(page))
+        });
+    format!("{ovrun} status --config-dir {runner} --metrics {metrics}{page} >/dev/null")
+}
+
 fn cron_file(vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
     let groups = cron_groups(vms, options);
     let ovrun = shell_quote(&options.ovrun);
@@ -556,7 +585,7 @@ fn cron_file(vms: &[&VmPolicy], options: &BuildOptions) -> minijinja::Value {
         maintenance_line => "0 12 * * *",
         maintenance_command => cron_escape(&format!("{ovrun} prune --config-dir {runner} && {ovrun} verify --config-dir {runner}")),
         status_line => "*/5 * * * *",
-        status_command => cron_escape(&format!("{ovrun} status --config-dir {runner} --metrics {metrics} >/dev/null", metrics = shell_quote(&metrics_file(options)))),
+        status_command => cron_escape(&status_command(options)),
     }
 }
 
@@ -667,7 +696,8 @@ fn compose_file(
 }
 
 /// The scheduler's bind mounts: the backup directory, the runner configs, the cron file, the
-/// logs, the metrics' textfile folder, and each engine's CA file at its own path.
+/// logs, the metrics' textfile folder, the status page's folder (when asked for), and each
+/// engine's CA file at its own path.
 fn compose_volumes(
     policy: &Policy,
     sides: &[(&'static str, &super::model::Engine)],
@@ -677,6 +707,10 @@ fn compose_volumes(
     let same = |path: &str| (compose_escape(path), compose_escape(path));
     let (backup_source, backup_target) = same(&policy.backup_directory);
     let (metrics_source, metrics_target) = same(&options.metrics_dir);
+    let page = status_page_dir(options).map(|dir| {
+        let (source, target) = same(dir);
+        Volume::bind(source, target, false)
+    });
     let mut volumes = vec![
         Volume::bind(backup_source, backup_target, false),
         Volume::bind(
@@ -698,6 +732,8 @@ fn compose_volumes(
         // The status line's textfile, for the host's node_exporter.
         Volume::bind(metrics_source, metrics_target, false),
     ];
+    // The status page's folder, for the host's web server.
+    volumes.extend(page);
     for (_, engine) in sides {
         if let Some(ca) = &engine.cert_path {
             let (source, target) = same(ca);

@@ -28,6 +28,7 @@ struct Layout {
     bin: PathBuf,
     logs: PathBuf,
     metrics: PathBuf,
+    www: PathBuf,
     engine: String,
 }
 
@@ -40,6 +41,7 @@ impl Layout {
             bin: root.join("bin"),
             logs: root.join("logs"),
             metrics: root.join("node-exporter"),
+            www: root.join("www"),
             engine: format!("127.0.0.1:{}", closed_port()),
         };
         let dirs = [
@@ -47,6 +49,7 @@ impl Layout {
             &layout.bin,
             &layout.logs,
             &layout.metrics,
+            &layout.www,
         ];
         for dir in dirs {
             fs_err::create_dir_all(dir).expect("folder");
@@ -68,6 +71,8 @@ impl Layout {
             &text(&self.logs),
             "--metrics-dir",
             &text(&self.metrics),
+            "--status-page",
+            &text(&self.www.join("index.html")),
         ]);
         assert_eq!(run.code, 0, "{}", run.stderr);
     }
@@ -315,9 +320,15 @@ fn every_command_of_the_example_bundle_runs_through_the_real_ovrun() {
         ran["systemd"] >= vms.len() + 3 && ran["cron"] > vms.len() + 1,
         "{ran:?}"
     );
-    // The status commands wrote the textfile the alert rules read, a sample for every VM.
+    // The status commands wrote the textfile the alert rules read, a sample for every VM, and
+    // the status page, a row for every VM.
     let metrics = fs_err::read_to_string(layout.metrics.join("ovbackup.prom")).expect("textfile");
+    let page = fs_err::read_to_string(layout.www.join("index.html")).expect("status page");
     for vm in &vms {
+        assert!(
+            page.contains(&format!(">{vm}<")),
+            "{vm} missing from the page"
+        );
         assert!(
             metrics.contains(&format!("ovbackup_last_run_failed{{vm=\"{vm}\"")),
             "{vm} missing from\n{metrics}"

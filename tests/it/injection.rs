@@ -241,6 +241,9 @@ fn hostile_strings_are_refused_or_reach_every_artifact_exactly() {
     let mut options = BuildOptions::new("p.json");
     options.ovrun = fake.ovrun.clone();
     options.log_dir = fake.logs.clone();
+    // A page path with a space and a quote: it reaches the unit, the cron line and the compose
+    // file exactly, or the checks fail.
+    options.status_page = Some(format!("{}/www/it's status.html", fake.logs));
     let mut runner = TestRunner::new(Config {
         cases: CASES,
         failure_persistence: None,
@@ -380,14 +383,18 @@ impl FakeTools {
                 dir.clone(),
             ],
         ]);
-        wanted.push(vec![vec![
+        let mut status = vec![
             self.ovrun.clone(),
             "status".into(),
             "--config-dir".into(),
             dir,
             "--metrics".into(),
             ovbackup::plan::compile::metrics_file(options),
-        ]]);
+        ];
+        if let Some(page) = &options.status_page {
+            status.extend(["--format", "html", "--output", page].map(str::to_owned));
+        }
+        wanted.push(vec![status]);
         let mut seen = Vec::new();
         for line in cron.lines().filter(|l| is_schedule_line(l)) {
             let (_, _, command) = cron_fields(line).expect("cron line");

@@ -128,6 +128,10 @@ enum Command {
         /// `ovbackup.prom` for the alert rules.
         #[arg(long, default_value = "/var/lib/prometheus/node-exporter")]
         metrics_dir: String,
+        /// Where the status timer also writes the HTML status page on the backup host, for a
+        /// web server to serve (its folder must exist); default: no page.
+        #[arg(long)]
+        status_page: Option<String>,
     },
     /// Show what a policy change does, VM by VM; exit 1 when something changed.
     Diff(diff::DiffArgs),
@@ -188,6 +192,7 @@ fn run(cli: Cli) -> Outcome {
             config_dir,
             log_dir,
             metrics_dir,
+            status_page,
         } => {
             let mut options = BuildOptions::new(file.display().to_string());
             options.targets = targets(target);
@@ -195,6 +200,7 @@ fn run(cli: Cli) -> Outcome {
             options.config_dir = config_dir;
             options.log_dir = log_dir;
             options.metrics_dir = metrics_dir;
+            options.status_page = status_page;
             build(&file, &out, &options, check)
         }
         Command::Diff(args) => diff::run(args),

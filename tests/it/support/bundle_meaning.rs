@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ovbackup::plan::compile::{BuildOptions, Bundle, metrics_file, systemd_escape};
+use ovbackup::plan::compile::{
+    BuildOptions, Bundle, metrics_file, status_page_dir, systemd_escape,
+};
 use ovbackup::plan::model::{Engine, Policy, VmPolicy};
 use ovbackup::plan::runner::{RunnerConfig, default_password_file, runner_config};
 use serde_json::Value;
@@ -306,18 +308,26 @@ fn maintenance_unit(policy: &Policy, options: &BuildOptions) -> UnitMeaning {
 
 /// The status unit: the metrics of every VM, written where node_exporter reads them.
 fn status_unit(options: &BuildOptions) -> UnitMeaning {
+    let mut exec = vec![
+        options.ovrun.clone(),
+        "status".into(),
+        "--config-dir".into(),
+        format!("{}/runner", options.config_dir),
+        "--metrics".into(),
+        metrics_file(options),
+    ];
+    let mut description = "Write the oVirt backups' status metrics for the alert rules".to_owned();
+    let mut writable = vec![options.metrics_dir.clone()];
+    if let Some(page) = &options.status_page {
+        exec.extend(["--format", "html", "--output", page].map(str::to_owned));
+        description.push_str(" and the status page");
+        writable.extend(status_page_dir(options).map(str::to_owned));
+    }
     UnitMeaning {
-        description: "Write the oVirt backups' status metrics for the alert rules".into(),
-        exec: vec![vec![
-            options.ovrun.clone(),
-            "status".into(),
-            "--config-dir".into(),
-            format!("{}/runner", options.config_dir),
-            "--metrics".into(),
-            metrics_file(options),
-        ]],
+        description,
+        exec: vec![exec],
         credentials: Vec::new(),
-        writable: vec![options.metrics_dir.clone()],
+        writable,
     }
 }
 
@@ -395,16 +405,20 @@ pub fn maintenance_tokens(options: &BuildOptions) -> Vec<String> {
 
 /// The shell tokens of the status metrics' cron command.
 pub fn status_tokens(options: &BuildOptions) -> Vec<String> {
-    [
+    let mut tokens = vec![
         format!("'{}", options.ovrun),
         "status".into(),
         "--config-dir".into(),
         format!("'{}/runner", options.config_dir),
         "--metrics".into(),
         format!("'{}", metrics_file(options)),
-        ">/dev/null".into(),
-    ]
-    .to_vec()
+    ];
+    if let Some(page) = &options.status_page {
+        tokens.extend(["--format".into(), "html".into(), "--output".into()]);
+        tokens.push(format!("'{page}"));
+    }
+    tokens.push(">/dev/null".into());
+    tokens
 }
 
 fn check_cron(
@@ -516,6 +530,7 @@ fn check_compose(
         ("${LOG_DIR:-./logs}".into(), options.log_dir.clone()),
         (options.metrics_dir.clone(), options.metrics_dir.clone()),
     ];
+    want.extend(status_page_dir(options).map(|dir| (dir.to_owned(), dir.to_owned())));
     want.extend(
         engines
             .iter()
