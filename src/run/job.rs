@@ -102,23 +102,49 @@ pub(crate) fn panicked(error: &tokio::task::JoinError) -> RunError {
 }
 
 /// The job's preamble: the VM's catalog in `config`'s backup directory, locked (waiting up to
-/// `options.lock_wait` for another `ovrun` on the same VM). The lock is held while the
-/// [`VmLock`] lives.
+/// `options.lock_wait` for another `ovrun` on the same VM; a stop signal ends the wait). The
+/// lock is held while the [`VmLock`] lives.
 ///
 /// # Errors
-/// The catalog cannot be opened, or the lock is not free in time.
+/// The catalog cannot be opened, the lock is not free in time, or a stop signal came.
 pub(crate) async fn locked_catalog(
     config: &RunnerConfig,
     options: &Options,
 ) -> Result<(Catalog, VmLock), RunError> {
     let catalog = Catalog::open(Path::new(&config.backup_directory), &config.vm)?;
-    let lock_wait = options.lock_wait;
-    let lock_catalog = catalog.clone();
-    let lock = tokio::task::spawn_blocking(move || lock_catalog.lock(lock_wait))
-        .await
-        .map_err(|e| panicked(&e))??;
-    Ok((catalog, lock))
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        let attempt = catalog.clone();
+        let tried = tokio::task::spawn_blocking(move || attempt.lock(Duration::ZERO))
+            .await
+            .map_err(|e| panicked(&e))?;
+        match tried {
+            Ok(lock) => return Ok((catalog, lock)),
+            Err(CatalogError::Busy { vm, lock, .. }) if started.elapsed() >= options.lock_wait => {
+                let waited = options.lock_wait;
+                return Err(CatalogError::Busy { vm, lock, waited }.into());
+            }
+            Err(CatalogError::Busy { .. }) if !said => {
+                said = true;
+                tracing::info!(
+                    "another ovrun holds VM {}'s catalog; waiting up to {} s for it",
+                    config.vm,
+                    options.lock_wait.as_secs()
+                );
+            }
+            Err(CatalogError::Busy { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if options.stop.load(Ordering::Relaxed) {
+            return Err(RunError::Interrupted);
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
 }
+
+/// How often a job waiting for its VM's catalog lock tries again.
+const LOCK_POLL: Duration = Duration::from_millis(200);
 
 /// The job's turn on its engine: one of the engine's slots of `kind` (the source engine's
 /// `max_concurrent_backups` for a backup, the DR engine's `max_concurrent_restores` for a

@@ -1,8 +1,9 @@
 //! `ovrun backup` when things go wrong, each case ending with a catalog whose newest point equals
 //! the disk, no leftovers, and a next run that succeeds: a lost bitmap and an invalid checkpoint
 //! (full backup in the same run), a 500 from the engine, a locked VM, the data connection cut
-//! mid-transfer, the process killed with SIGKILL mid-transfer, a full backup directory, and a VM
-//! name with spaces and unicode.
+//! mid-transfer, the process killed with SIGKILL mid-transfer, a full backup directory, a VM
+//! name with spaces and unicode, and SIGTERM while waiting for another run's catalog lock (exit
+//! 4 at once, not 3 after the wait).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -378,6 +379,45 @@ async fn a_500_or_a_lost_answer_on_a_finalize_is_retried_and_the_backup_is_kept(
     let now = dir.path().join("now.raw");
     raw_copy(&sim.disk_file(&os), &now);
     newest_equals(&vm_dir, "web01_os", &now);
+    verify_ok(&config);
+    sim.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_the_wait_for_a_busy_vms_catalog() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(&dir.path().join("prod"), seed()).await;
+    let config = runner_config(&sim, dir.path(), "web 01");
+    let vm_dir = dir.path().join("backup/web 01");
+    backup_ok(&config, &[]);
+    // Another run holds the VM's catalog lock.
+    let held = std::fs::File::open(vm_dir.join(ovbackup::run::catalog::LOCK_FILE)).expect("lock");
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args(["backup", "--config", config.to_str().expect("utf-8")])
+        .args(["--lock-wait", "3600"])
+        .env("OVRUN_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ovrun");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = String::new();
+    while !log.contains("holds VM web 01's catalog; waiting") {
+        let line = tokio::task::block_in_place(|| lines.next())
+            .expect("ovrun says it waits before it ends")
+            .expect("a line");
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let status = tokio::task::block_in_place(|| child.wait()).expect("exit");
+    log.extend(lines.map_while(Result::ok).map(|l| l + "\n"));
+    assert_eq!(status.code(), Some(4), "stopped, not busy:\n{log}");
+    assert_eq!(manifests(&vm_dir).len(), 1, "no new point");
+    drop(held);
+    backup_ok(&config, &[]);
     verify_ok(&config);
     sim.running.shutdown().await;
 }
