@@ -298,13 +298,7 @@ const HOSTILE: [&str; 9] = [
 #[test]
 fn a_thousand_vms_with_hostile_names_are_stored_as_text() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let generated = Command::new("python3")
-        .args(["benches/gen_policy.py", "1000"])
-        .current_dir(repo())
-        .output()
-        .expect("python3");
-    assert!(generated.status.success());
-    let mut policy: Value = serde_json::from_slice(&generated.stdout).expect("JSON");
+    let mut policy = crate::support::generated_policy(1000);
     for (i, name) in HOSTILE.iter().enumerate() {
         let host = ["default", "backup-b.example", "backup_c"][i % 3];
         policy["vms_config"][name] = json!({"schedule": {"type": "simple", "pattern": "daily"},

@@ -111,3 +111,14 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A generated policy of `vms` VMs (`benches/gen_policy.py`, every schedule form), as JSON.
+pub fn generated_policy(vms: usize) -> serde_json::Value {
+    let generated = Command::new("python3")
+        .args(["benches/gen_policy.py", &vms.to_string()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3");
+    assert!(generated.status.success(), "benches/gen_policy.py failed");
+    serde_json::from_slice(&generated.stdout).expect("JSON")
+}
