@@ -12,7 +12,8 @@
 //! [`METRICS_STALE`]: node_exporter's `node_textfile_mtime_seconds`).
 //!
 //! The metrics are those `ovrun status --metrics FILE` writes (FILE named `ovbackup.prom` in
-//! node_exporter's textfile folder); the backup host is the scrape's `instance` label.
+//! node_exporter's textfile folder). A VM's rules carry its policy's `backup_host` (the Airflow
+//! target's queue); the bundle-wide rules, the scrape's `instance`.
 
 use std::collections::BTreeMap;
 
@@ -170,12 +171,15 @@ struct VmRules {
     engine: String,
     selector: String,
     name: String,
+    /// The policy's `backup_host` of the VM (its charset needs no escaping).
+    backup_host: String,
 }
 
 impl VmRules {
     fn rule(&self, alert: &'static str, expr: String, severity: &str) -> AlertRule {
         let mut labels = labels(severity, &self.engine);
         labels.insert("vm", self.name.clone());
+        labels.insert("backup_host", self.backup_host.clone());
         AlertRule {
             alert,
             expr,
@@ -267,6 +271,7 @@ fn vm_group(vm: &VmPolicy, engine: &str) -> Result<Group, CronProblem> {
         engine: engine.to_owned(),
         selector: format!("{{vm={}}}", promql_string(&vm.name)),
         name: template_text(&vm.name),
+        backup_host: vm.backup_host.clone(),
     };
     let mut list = Vec::new();
     if let Some(after) = overdue_after(&vm.schedule)? {
