@@ -12,6 +12,7 @@ mod build;
 mod bundle_runs;
 mod captures;
 mod catalog_safety;
+mod celery;
 mod cert;
 mod ci_reports;
 mod ci_wiring;

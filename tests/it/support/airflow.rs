@@ -38,15 +38,25 @@ impl Airflow {
         self.airflow.join("dags")
     }
 
+    /// Its `AIRFLOW_HOME` (the database, the task logs).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// A command of the venv with this installation's environment.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(venv_bin(program));
-        configure(&mut command, self.home.path());
+        self.environment(&mut command);
+        command
+    }
+
+    /// Gives `command` this installation's environment.
+    pub fn environment(&self, command: &mut Command) {
+        configure(command, self.home.path());
         command.env("AIRFLOW__CORE__DAGS_FOLDER", self.dags()).env(
             "AIRFLOW__CORE__PLUGINS_FOLDER",
             self.airflow.join("plugins"),
         );
-        command
     }
 
     /// `airflow ARGS`, which must succeed; its standard output.

@@ -8,6 +8,7 @@
 pub mod airflow;
 pub mod artifact_syntax;
 pub mod bundle_meaning;
+pub mod celery;
 pub mod engine;
 pub mod ovrun;
 pub mod tmpfs;
