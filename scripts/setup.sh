@@ -6,7 +6,7 @@
 #           (systemd-analyze checks the compiled units), prometheus (promtool checks the compiled
 #           alert rules), podman with runc and catatonit, debootstrap (the compose bundle is
 #           built and run on a Debian base image made from Debian's packages), redis-server
-#           (the broker of the Airflow target's CeleryExecutor run), chromium
+#           and postgresql (the broker and database of the Airflow target's CeleryExecutor run), chromium
 #           (renders the status page in the tests)
 #   PyPI, into .venv: ovirt-imageio (ovsim's real data plane and the official clients),
 #           ovirt-engine-sdk-python (what `ovirt-img` drives the engine with), croniter (an
@@ -51,9 +51,12 @@ command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v catatonit >/dev/null 2>&1 || missing+=(catatonit)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v strip >/dev/null 2>&1 || missing+=(binutils)
-# The Airflow target's CeleryExecutor run: redis-server is the broker; each Celery worker plays a
-# backup host in namespaces of its own (unshare, mount: util-linux; hostname).
+# The Airflow target's CeleryExecutor run: redis-server is the broker, a throwaway PostgreSQL
+# cluster the metadata database (on SQLite a trigger failed with a database error);
+# each Celery worker plays a backup host in namespaces of its own (unshare, mount: util-linux;
+# hostname).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v hostname >/dev/null 2>&1 || missing+=(hostname)
 # chromium (headless): the tests lay out and screenshot the status page (`ovrun status --format
@@ -88,11 +91,12 @@ fi
 
 # Airflow 3 in a venv of its own (its pins would fight the simulator's). Every package is pinned
 # in scripts/requirements-airflow.txt, frozen from a working install: Airflow's constraint files
-# are not on the package registry. Reinstalled only when the pinned Airflow or Celery is not
-# there (Celery 5.7 broke the Celery provider's executor: an earlier venv may hold it).
+# are not on the package registry. Reinstalled only when the pinned Airflow or Celery or the
+# PostgreSQL drivers are not there (Celery 5.7 broke the Celery provider's executor: an earlier
+# venv may hold it).
 airflow_pin=$(grep '^apache-airflow==' scripts/requirements-airflow.txt | cut -d= -f3)
 celery_pin=$(grep '^celery==' scripts/requirements-airflow.txt | cut -d= -f3)
-if [ "$(.venv-airflow/bin/python -c 'import airflow, celery; print(airflow.__version__, celery.__version__)' 2>/dev/null)" \
+if [ "$(.venv-airflow/bin/python -c 'import airflow, celery, psycopg2, asyncpg; print(airflow.__version__, celery.__version__)' 2>/dev/null)" \
   != "$airflow_pin $celery_pin" ] || [ ! -x .venv-airflow/bin/ruff ]; then
   python3 -m venv .venv-airflow
   .venv-airflow/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-airflow.txt

@@ -1,12 +1,15 @@
-//! The Airflow target on a real CeleryExecutor deployment (issue 14): redis-server, the
-//! api-server, scheduler and dag-processor, and two Celery workers playing two backup hosts,
-//! each consuming its host's queue with its own disk at the policy's backup directory
+//! The Airflow target on a real CeleryExecutor deployment (issue 14): PostgreSQL, redis-server,
+//! the api-server, scheduler and dag-processor, and two Celery workers playing two backup
+//! hosts, each consuming its host's queue with its own disk at the policy's backup directory
 //! ([`crate::support::celery`]). Six VMs, three per host, triggered at once through the REST
 //! API with `max_concurrent_backups: 2`: every run succeeds; each VM's backup ran on its host's
-//! worker (the task instance's queue and hostname) and its point is on that host's disk only,
-//! where `ovrun verify` accepts it; the engine's pool never let more than two backups run at
-//! once (the task instances' times), each backup took a slot of its host's counting lock (its
-//! log), and `ovsim` never saw more than two VMs backed up at once. Nothing outlives the test.
+//! worker (the task instance's queue and hostname); the engine's pool never let more than two
+//! backups run at once (the task instances' times), so no ovrun met a full counting lock, and
+//! `ovsim` never saw more than two VMs backed up at once. Then, the pool opened to six, the
+//! counting lock holds a host's backups: while another job holds `host-a`'s slots, its three
+//! wait (their logs say so) and `host-b`'s run, at most two on the engine; freed, they take
+//! turns. At the end each VM's two points are on its host's disk only, where `ovrun verify`
+//! accepts them, and no process outlives the test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -203,17 +206,18 @@ impl Site {
         self.sim.call(Method::GET, path, None).await.1
     }
 
-    /// Airflow over the bundle with its pools imported, and every service started.
+    /// Every service started over the bundle, with its pools imported.
     fn deploy(&self) -> Celery {
-        let airflow = Airflow::new(&self.bundle);
-        let pools = self.bundle.join("airflow/pools.json");
-        airflow.cli(&["pools", "import", pools.to_str().expect("utf-8")]);
-        Celery::start(
+        let airflow = Airflow::without_database(&self.bundle);
+        let celery = Celery::start(
             airflow,
             self.dir.path(),
             &self.backup_directory,
             &self.hosts,
-        )
+        );
+        let pools = self.bundle.join("airflow/pools.json");
+        celery.cli(&["pools", "import", pools.to_str().expect("utf-8")]);
+        celery
     }
 
     /// A host's disk.

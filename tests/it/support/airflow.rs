@@ -33,6 +33,15 @@ impl Airflow {
         }
     }
 
+    /// Airflow over `bundle/airflow` with an empty home, for a deployment that brings its own
+    /// database.
+    pub fn without_database(bundle: &Path) -> Self {
+        Self {
+            home: tempfile::tempdir().expect("temp dir"),
+            airflow: bundle.join("airflow"),
+        }
+    }
+
     /// The DAG folder.
     pub fn dags(&self) -> PathBuf {
         self.airflow.join("dags")

@@ -1,10 +1,10 @@
 //! A CeleryExecutor deployment of the real Airflow 3 on this machine, as a site runs one over
-//! several backup hosts: `redis-server` (the broker and result backend, on a Unix socket), the
-//! api-server (on a free loopback port: the workers run their tasks through its Task Execution
-//! API, the tests read runs through its REST API), the scheduler, the dag-processor, and one
-//! Celery worker per backup host consuming that host's queue. The metadata database is the
-//! SQLite one of [`Airflow`]: Airflow 3's workers never open it, and the three services that do
-//! share it without a lock error in these runs.
+//! several backup hosts: a throwaway PostgreSQL cluster (the metadata database: on SQLite, the
+//! api-server answered one trigger in four runs with a database error while the scheduler and
+//! dag-processor wrote), `redis-server` (the broker and result backend), both on Unix sockets, the api-server
+//! (on a free loopback port: the workers run their tasks through its Task Execution API, the
+//! tests read runs through its REST API), the scheduler, the dag-processor, and one Celery
+//! worker per backup host consuming that host's queue.
 //!
 //! Each worker plays a host of its own: a mount namespace where the host's backup folder is
 //! bound at the policy's `backup_directory` (as the compose bundle mounts `BACKUP_ROOT/<host>`
@@ -34,7 +34,15 @@ pub struct Celery {
     airflow: Airflow,
     logs: PathBuf,
     port: u16,
-    services: Vec<(String, Child)>,
+    sockets: tempfile::TempDir,
+    services: Vec<Service>,
+}
+
+/// A started service and the signal that stops it.
+struct Service {
+    name: String,
+    child: Child,
+    stop: Signal,
 }
 
 /// A loopback port nobody listens on now.
@@ -43,9 +51,30 @@ fn free_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
+/// A program of Debian's PostgreSQL (its newest major version here).
+fn postgres_bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL (scripts/setup.sh installs it)")
+        .filter_map(|e| Some(e.ok()?.path().join("bin").join(name)))
+        .filter(|p| p.exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("a PostgreSQL version")
+}
+
+/// `program` run as the `postgres` user (initdb refuses root).
+fn as_postgres(program: &str) -> Command {
+    let mut command = Command::new("runuser");
+    command
+        .args(["-u", "postgres", "--"])
+        .arg(postgres_bin(program));
+    command
+}
+
 impl Celery {
-    /// Starts every service at once, the workers of `hosts` with their folders bound at
-    /// `backup_directory`; `run` holds the broker's socket and the services' logs.
+    /// Starts the database and the broker, migrates the database, then starts every Airflow
+    /// service at once, the workers of `hosts` with their folders bound at `backup_directory`;
+    /// `run` holds the services' logs.
     pub fn start(airflow: Airflow, run: &Path, backup_directory: &Path, hosts: &[Host]) -> Self {
         let logs = run.join("logs");
         std::fs::create_dir_all(&logs).expect("log folder");
@@ -53,35 +82,112 @@ impl Celery {
             airflow,
             logs,
             port: free_port(),
+            sockets: postgres_folder(),
             services: Vec::new(),
         };
-        let socket = run.join("redis.sock");
+        celery.start_database();
         let mut redis = Command::new("redis-server");
         redis
             .args(["--port", "0", "--save", "", "--appendonly", "no"])
             .arg("--unixsocket")
-            .arg(&socket);
-        celery.spawn("redis", redis);
+            .arg(celery.sockets.path().join("redis.sock"));
+        celery.spawn("redis", redis, Signal::TERM);
+        celery.until_database_ready();
+        celery.cli(&["db", "migrate"]);
         for service in ["api-server", "scheduler", "dag-processor"] {
             let mut command = Command::new(venv_bin("airflow"));
             command.arg(service);
-            celery.configure(&mut command, &socket);
-            celery.spawn(service, command);
+            celery.configure(&mut command);
+            celery.spawn(service, command, Signal::TERM);
         }
         for host in hosts {
             let mut command = worker(host, backup_directory);
-            celery.configure(&mut command, &socket);
-            celery.spawn(&format!("worker-{}", host.queue), command);
+            celery.configure(&mut command);
+            celery.spawn(&format!("worker-{}", host.queue), command, Signal::TERM);
         }
         celery
     }
 
+    /// A new cluster in `sockets/data`, served on a socket in `sockets` only (no TCP), without
+    /// fsync: a test's database.
+    fn start_database(&mut self) {
+        let data = self.sockets.path().join("data");
+        let out = as_postgres("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "airflow", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut postgres = as_postgres("postgres");
+        postgres
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(self.sockets.path());
+        for setting in [
+            "listen_addresses=",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+        ] {
+            postgres.args(["-c", setting]);
+        }
+        // SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every client to leave).
+        self.spawn("postgres", postgres, Signal::INT);
+    }
+
+    /// Waits (up to a minute: a bound) until PostgreSQL accepts connections.
+    fn until_database_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = Command::new(postgres_bin("pg_isready"))
+                .arg("-h")
+                .arg(self.sockets.path())
+                .args(["-U", "airflow", "-d", "postgres"])
+                .output()
+                .expect("pg_isready");
+            if ready.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL does not start:\n{}",
+                self.log_tails()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `airflow ARGS` against this deployment, which must succeed; its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut command = Command::new(venv_bin("airflow"));
+        self.configure(&mut command);
+        let out = command.args(args).output().expect("airflow runs");
+        assert!(
+            out.status.success(),
+            "airflow {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The environment of every Airflow service: the bundle's, and the CeleryExecutor's.
-    fn configure(&self, command: &mut Command, socket: &Path) {
+    fn configure(&self, command: &mut Command) {
         self.airflow.environment(command);
-        let broker = format!("redis+socket://{}", socket.display());
+        let sockets = self.sockets.path().display();
+        let broker = format!("redis+socket://{sockets}/redis.sock");
         let api = format!("http://127.0.0.1:{}", self.port);
         command
+            .env(
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                format!("postgresql+psycopg2://airflow@/postgres?host={sockets}"),
+            )
             .env("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
             .env("AIRFLOW__CELERY__BROKER_URL", &broker)
             .env(
@@ -112,7 +218,7 @@ impl Celery {
     }
 
     /// Starts `command` as the leader of a process group of its own, its output in its log.
-    fn spawn(&mut self, name: &str, mut command: Command) {
+    fn spawn(&mut self, name: &str, mut command: Command, stop: Signal) {
         let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).expect("log");
         let child = command
             .process_group(0)
@@ -121,7 +227,11 @@ impl Celery {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{name} starts (scripts/setup.sh installs it): {e}"));
-        self.services.push((name.to_owned(), child));
+        self.services.push(Service {
+            name: name.to_owned(),
+            child,
+            stop,
+        });
     }
 
     /// The api-server's address.
@@ -133,7 +243,7 @@ impl Celery {
     pub fn log_tails(&self) -> String {
         self.services
             .iter()
-            .map(|(name, _)| {
+            .map(|Service { name, .. }| {
                 let log = std::fs::read_to_string(self.logs.join(format!("{name}.log")))
                     .unwrap_or_default();
                 let lines: Vec<&str> = log.lines().collect();
@@ -143,37 +253,35 @@ impl Celery {
             .collect()
     }
 
-    /// Ends every service: SIGTERM to each group, SIGKILL to what is left of them after 30
-    /// seconds, then SIGKILL to any process still in this deployment's environment. The
-    /// processes that outlived their group (none, when every service ends its own), by command.
+    /// Ends every service: its stop signal to each group, SIGKILL to what is left of them
+    /// after 30 seconds, then SIGKILL to any process still in this deployment's environment.
+    /// The processes that outlived their group (none, when every service ends its own), by
+    /// command.
     pub fn stop(&mut self) -> Vec<String> {
-        let groups: Vec<Pid> = self.services.iter().map(|(_, c)| pid(c.id())).collect();
-        for group in &groups {
-            let _ = rustix::process::kill_process_group(*group, Signal::TERM);
+        let groups: Vec<Pid> = self.services.iter().map(|s| pid(s.child.id())).collect();
+        for (service, group) in self.services.iter().zip(&groups) {
+            let _ = rustix::process::kill_process_group(*group, service.stop);
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline && groups.iter().any(|g| group_alive(*g)) {
-            self.reap();
+            for service in &mut self.services {
+                let _ = service.child.try_wait();
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         for group in &groups {
             let _ = rustix::process::kill_process_group(*group, Signal::KILL);
         }
-        for (_, child) in &mut self.services {
-            let _ = child.wait();
+        for service in &mut self.services {
+            let _ = service.child.wait();
         }
         self.services.clear();
-        let strays = processes_with_env(&format!("AIRFLOW_HOME={}", self.airflow.home().display()));
+        let home = format!("AIRFLOW_HOME={}", self.airflow.home().display());
+        let strays = processes_with_env(&home);
         for (stray, _) in &strays {
             let _ = rustix::process::kill_process(*stray, Signal::KILL);
         }
         strays.into_iter().map(|(_, command)| command).collect()
-    }
-
-    fn reap(&mut self) {
-        for (_, child) in &mut self.services {
-            let _ = child.try_wait();
-        }
     }
 }
 
@@ -183,6 +291,16 @@ impl Drop for Celery {
             self.stop();
         }
     }
+}
+
+/// A folder the `postgres` user can reach (the tests' temporary folders are root's alone) for
+/// the cluster and the sockets.
+fn postgres_folder() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let folder = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("permissions");
+    folder
 }
 
 /// A host's Celery worker: in mount and UTS namespaces of its own, its folder bound at the
