@@ -232,11 +232,12 @@ fn seven_vms() -> (Fixture, Vec<&'static str>) {
         .point("2026-12-01T02:00:00Z", false, 280 << 20, "backup_api")
         .ran(RunKind::Verify, "2026-12-01T03:00:00Z", RunResult::Ok, None)
         .restored("2026-12-01T03:30:00Z", None);
-    f.vm("mail01", daily("02:00", "UTC"), 10, false)
-        .point("2026-11-29T02:00:00Z", true, 40 * GIB, "snapshot")
+    // Its 04:30 run failed: an hour and a half late at 06:00, within the alert's grace.
+    f.vm("mail01", daily("04:30", "UTC"), 10, false)
+        .point("2026-11-29T04:30:00Z", true, 40 * GIB, "snapshot")
         .point("2026-11-30T05:00:00Z", false, 2 * GIB, "snapshot")
         .failed(
-            "2026-12-01T02:00:00Z",
+            "2026-12-01T04:30:00Z",
             "engine: 503 Service Unavailable\nhelp: the engine is restarting or overloaded; the next run retries",
         );
     let weekly = json!({"type": "simple", "pattern": "weekly", "days": ["sunday"], "time": "03:00", "timezone": "Europe/Berlin"});

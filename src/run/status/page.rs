@@ -1,9 +1,10 @@
 //! `ovrun status --format html`: the status page, one self-contained HTML file a web server can
 //! serve as it is (or a browser open from disk).
 //!
-//! Per VM, one row: the last point and its age, coloured against the VM's schedule ([`Freshness`]:
-//! on time within the longest gap between two scheduled runs, late past it, overdue past the
-//! alert rules' threshold, `plan::alerts`), the next scheduled run, the chain against the
+//! Per VM, one row: the last point and its age, coloured against the VM's schedule ([`Freshness`],
+//! as the overdue alert judges: on time until the first scheduled run after the last success,
+//! late within the alert rules' grace after it, overdue past it; without that run, against the
+//! longest gap between two scheduled runs), the next scheduled run, the chain against the
 //! policy's limit, the size on disk, the last runs as a small inline-SVG timeline ([`timeline`])
 //! with the success rate, the last restore into DR, and what is wrong.
 //!
@@ -81,11 +82,11 @@ impl ScheduleFacts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Freshness {
-    /// No older than the longest gap between two scheduled runs.
+    /// Before the next scheduled run (or no older than the longest gap between two).
     Fresh,
-    /// Older, but within the alert rules' grace ([`GRACE`]): a run may still be under way.
+    /// Past it, but within the alert rules' grace ([`GRACE`]): a run may still be under way.
     Late,
-    /// Older than the gap and the grace (the alert rule fires), or no point at all.
+    /// Past it and the grace (the alert rule fires), or no point at all.
     Overdue,
     /// The schedule has too few runs to say.
     Unknown,
@@ -105,6 +106,28 @@ impl Freshness {
         if age <= gap {
             Self::Fresh
         } else if age <= gap + GRACE {
+            Self::Late
+        } else {
+            Self::Overdue
+        }
+    }
+
+    /// The freshness of a VM's newest point as the overdue alert judges it: against the first
+    /// scheduled start after the last success ([`VmStatus::next_due`]) when known, else against
+    /// the schedule's longest gap `gap`.
+    pub fn judged(status: &VmStatus, gap: Option<TimeDelta>, now: DateTime<Utc>) -> Self {
+        match (status.last_point_at, status.next_due) {
+            (Some(_), Some(due)) => Self::by_due(due, now),
+            (taken, _) => Self::of(taken, gap, now),
+        }
+    }
+
+    /// On time until the next scheduled run `due`, late while that run may still be under
+    /// way (the grace), overdue past it.
+    pub fn by_due(due: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        if now <= due {
+            Self::Fresh
+        } else if now <= due + GRACE {
             Self::Late
         } else {
             Self::Overdue
@@ -217,7 +240,7 @@ const NEVER: i64 = i64::MAX / 1024;
 fn row(vm: &PageVm, now: DateTime<Utc>) -> Row {
     let status = &vm.status;
     let facts = &vm.schedule;
-    let freshness = Freshness::of(status.last_point_at, facts.longest_gap, now);
+    let freshness = Freshness::judged(status, facts.longest_gap, now);
     let next = facts.next_run.map(|at| at.with_timezone(&Utc));
     Row {
         name: status.vm.clone(),
@@ -230,7 +253,7 @@ fn row(vm: &PageVm, now: DateTime<Utc>) -> Row {
             .map_or(NEVER, |at| (now - at).num_seconds()),
         point: status.last_point.clone(),
         kind: status.last_kind.clone(),
-        expected: facts.longest_gap.map(expected),
+        expected: expected(status, facts),
         next_run: next.map(|at| local_time(at, facts.zone)),
         next_in: next.map(|at| format!("in {}", human_duration(at - now))),
         next_sort: next.map_or(NEVER, |at| (at - now).num_seconds()),
@@ -257,13 +280,22 @@ fn points(status: &VmStatus) -> String {
     }
 }
 
-/// `runs at most 1d apart; overdue after 1d 2h`.
-fn expected(gap: TimeDelta) -> String {
-    format!(
+/// What the colour is judged against: `next run due 2026-12-01 02:00 UTC; overdue 2h after`,
+/// or without a success to count from, `runs at most 1d apart; overdue after 1d 2h`.
+fn expected(status: &VmStatus, facts: &ScheduleFacts) -> Option<String> {
+    if let (Some(_), Some(due)) = (status.last_point_at, status.next_due) {
+        return Some(format!(
+            "next run due {}; overdue {} after",
+            local_time(due, facts.zone),
+            human_duration(GRACE)
+        ));
+    }
+    let gap = facts.longest_gap?;
+    Some(format!(
         "runs at most {} apart; overdue after {}",
         human_duration(gap),
         human_duration(gap + GRACE)
-    )
+    ))
 }
 
 /// `9 of 10 ok (90%)`.
@@ -395,6 +427,18 @@ mod tests {
             Freshness::Unknown,
             "a schedule with one run has no gap"
         );
+    }
+
+    #[test]
+    fn a_point_is_late_once_its_next_run_is_due_and_overdue_past_the_grace() {
+        // A monthly-last-day VM: after January 31 the next run is February 28.
+        let due = at("2027-02-28T02:00:00Z");
+        let judged = |text| Freshness::by_due(due, at(text));
+        assert_eq!(judged("2027-02-27T02:00:00Z"), Freshness::Fresh);
+        assert_eq!(judged("2027-02-28T02:00:00Z"), Freshness::Fresh);
+        assert_eq!(judged("2027-02-28T02:01:00Z"), Freshness::Late);
+        assert_eq!(judged("2027-02-28T04:00:00Z"), Freshness::Late);
+        assert_eq!(judged("2027-02-28T04:01:00Z"), Freshness::Overdue);
     }
 
     #[test]
