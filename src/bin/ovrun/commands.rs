@@ -117,10 +117,14 @@ pub(crate) fn status_command(paths: &[PathBuf], args: &StatusArgs) -> Outcome {
     for path in paths {
         let config = load(path)?;
         let (vm, restores) = vm_status(&config)?;
-        let vm = vm.with_next_due(&calendar(&config, path)?);
+        let calendar = config
+            .calendar(config.zone())
+            .map_err(schedule_error(path))?;
+        let vm = vm.with_next_due(&calendar);
         // Only the page shows the schedule (a year of it is walked for its longest gap).
         if args.format == StatusFormat::Html {
-            let schedule = schedule_facts(&config, path, now)?;
+            let schedule =
+                status::ScheduleFacts::of(&config, &calendar, now).map_err(schedule_error(path))?;
             pages.push(status::PageVm {
                 status: vm.clone(),
                 schedule,
@@ -180,24 +184,9 @@ fn vm_status(
     Ok((status.with_restores(&entries), Some(entries)))
 }
 
-/// The VM's schedule in its zone.
-fn calendar(
-    config: &RunnerConfig,
-    path: &Path,
-) -> Result<ovbackup::plan::schedule::Calendar, Failure> {
-    config
-        .calendar(config.zone())
-        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))
-}
-
-/// What the VM's schedule says as of `now`, in its zone.
-fn schedule_facts(
-    config: &RunnerConfig,
-    path: &Path,
-    now: DateTime<Utc>,
-) -> Result<ovbackup::run::status::ScheduleFacts, Failure> {
-    ovbackup::run::status::ScheduleFacts::of(config, config.zone(), now)
-        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))
+/// A configuration failure naming the runner config at `path` whose schedule cannot be read.
+fn schedule_error(path: &Path) -> impl Fn(ovbackup::plan::cron::CronProblem) -> Failure + '_ {
+    move |p| Failure::config(format!("{}: schedule: {}", path.display(), p.message))
 }
 
 /// When each CA the config trusts expires (a CA that cannot be read has no sample: the
@@ -615,12 +604,8 @@ pub(crate) fn due_verdict(
     at: DateTime<Utc>,
 ) -> Result<ovbackup::plan::schedule::Due, Failure> {
     let zone = config.zone();
-    let calendar = config
-        .calendar(zone)
-        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
-    let superset = config
-        .guard_calendar(zone)
-        .map_err(|p| Failure::config(format!("{}: schedule: {}", path.display(), p.message)))?;
+    let calendar = config.calendar(zone).map_err(schedule_error(path))?;
+    let superset = config.guard_calendar(zone).map_err(schedule_error(path))?;
     Ok(due(&calendar, superset.as_ref(), at))
 }
 

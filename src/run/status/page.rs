@@ -28,6 +28,7 @@ use super::{VmStatus, age, human_bytes, shorten};
 use crate::plan::alerts::{GRACE, chain_limit, human_duration, longest_gap};
 use crate::plan::cron::CronProblem;
 use crate::plan::runner::RunnerConfig;
+use crate::plan::schedule::Calendar;
 use crate::run::restore::{LogEntry, Verdict};
 
 const TEMPLATE: &str = include_str!("../../../templates/status/page.html.j2");
@@ -62,15 +63,19 @@ pub struct ScheduleFacts {
 }
 
 impl ScheduleFacts {
-    /// The facts of `config`'s schedule in `zone` (`RunnerConfig::zone`) after `now`.
+    /// The facts of `config`'s schedule, whose calendar (in its zone) is `calendar`, after
+    /// `now`.
     ///
     /// # Errors
     /// A cron expression that does not parse (a config read by `RunnerConfig::from_json` has
     /// none).
-    pub fn of(config: &RunnerConfig, zone: Tz, now: DateTime<Utc>) -> Result<Self, CronProblem> {
-        let calendar = config.calendar(zone)?;
+    pub fn of(
+        config: &RunnerConfig,
+        calendar: &Calendar,
+        now: DateTime<Utc>,
+    ) -> Result<Self, CronProblem> {
         Ok(Self {
-            zone,
+            zone: calendar.zone(),
             longest_gap: longest_gap(config.schedule.schedule())?,
             next_run: calendar.after(now).next(),
             chain_limit: chain_limit(&config.full_policy()),
