@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::diagnostic::{Code, Diagnostic};
 use super::model::{MAX_CONCURRENT_JOBS, SOURCE_LIMIT_KEY, TARGET_LIMIT_KEY};
 use super::names::{self, MAX_BACKUP_HOST};
+use super::restore_rules::whole;
 use super::source::escape_token;
 
 /// Every problem of the backup hosts and the engines' limits in a decoded policy.
@@ -76,14 +77,6 @@ fn host_help(host: &str) -> String {
     format!(
         "name the host with 1 to {MAX_BACKUP_HOST} characters of a-z, 0-9, `.`, `_` and `-`, beginning with a letter or digit (`backup-01`): it names a Celery queue, files and units"
     )
-}
-
-/// A JSON integer, whatever its sign; `None` for anything else (the schema's to report).
-fn whole(value: &Value) -> Option<i128> {
-    value
-        .as_i64()
-        .map(i128::from)
-        .or_else(|| value.as_u64().map(i128::from))
 }
 
 #[cfg(test)]

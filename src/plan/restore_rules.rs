@@ -154,7 +154,7 @@ fn memory_help(n: i128) -> String {
 }
 
 /// A JSON integer, whatever its sign; `None` for anything else (the schema's to report).
-fn whole(value: &Value) -> Option<i128> {
+pub(super) fn whole(value: &Value) -> Option<i128> {
     value
         .as_i64()
         .map(i128::from)
