@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::build::{errors, validator};
-use crate::support::airflow::{Airflow, venv_bin};
+use crate::support::airflow::{Airflow, runnable_bundle, venv_bin};
 use crate::support::engine::{Sim, seed};
 use crate::support::ovrun::{manifests, verify_ok};
 use crate::support::{fixtures, json_names, run};
@@ -395,20 +395,7 @@ fn predicted(policy: &Path, vm: &str) -> Vec<String> {
 fn dag_runs_over_a_year_are_the_runs_ovplan_next_predicts() {
     let dir = tempfile::tempdir().expect("temp dir");
     let policy = every_form_and_dst(dir.path());
-    let ovrun = env!("CARGO_BIN_EXE_ovrun");
-    let config_dir = dir.path().join("bundle");
-    let bundle = build(
-        &policy,
-        dir.path(),
-        &[
-            "--target",
-            "airflow",
-            "--ovrun",
-            ovrun,
-            "--config-dir",
-            config_dir.to_str().expect("utf-8"),
-        ],
-    );
+    let bundle = runnable_bundle(&policy, dir.path());
     let airflow = Airflow::new(&bundle);
     let runs = airflow.dags_script(&["runs", FROM, UNTIL]);
     let runs = runs.as_object().expect("runs by VM");
@@ -459,20 +446,7 @@ async fn airflow_dags_test_backs_up_and_restores_into_dr() {
     let prod = Sim::start(&dir.path().join("prod"), seed()).await;
     let dr = Sim::start(&dir.path().join("dr"), dr_seed()).await;
     let policy = sim_policy(&prod, &dr, dir.path());
-    let config_dir = dir.path().join("bundle");
-    let ovrun = env!("CARGO_BIN_EXE_ovrun");
-    let bundle = build(
-        &policy,
-        dir.path(),
-        &[
-            "--target",
-            "airflow",
-            "--ovrun",
-            ovrun,
-            "--config-dir",
-            config_dir.to_str().expect("utf-8"),
-        ],
-    );
+    let bundle = runnable_bundle(&policy, dir.path());
     let airflow = Airflow::new(&bundle);
     let dag_id = format!(
         "ovbackup_{}",

@@ -20,11 +20,10 @@ use serde_json::{Value, json};
 
 use ovbackup::run::catalog::{EngineSlots, SlotKind};
 
-use crate::support::airflow::Airflow;
+use crate::support::airflow::{Airflow, runnable_bundle};
 use crate::support::celery::{Api, Celery, Host, on_host};
 use crate::support::engine::{Sim, url_escape};
 use crate::support::ovrun::manifests;
-use crate::support::run;
 
 /// The backup hosts and their VMs.
 const HOSTS: [(&str, [&str; 3]); 2] = [
@@ -76,26 +75,6 @@ fn policy(sim: &Sim, dir: &Path) -> PathBuf {
     let path = dir.join("variables.json");
     std::fs::write(&path, policy.to_string()).expect("policy");
     path
-}
-
-/// `ovplan build --target airflow` with this build's ovrun; the bundle.
-fn build(policy: &Path, dir: &Path) -> PathBuf {
-    let bundle = dir.join("bundle");
-    let args = [
-        "build",
-        policy.to_str().expect("utf-8"),
-        "--out",
-        bundle.to_str().expect("utf-8"),
-        "--target",
-        "airflow",
-        "--ovrun",
-        env!("CARGO_BIN_EXE_ovrun"),
-        "--config-dir",
-        bundle.to_str().expect("utf-8"),
-    ];
-    let result = run(env!("CARGO_BIN_EXE_ovplan"), &args, dir);
-    assert_eq!(result.code, 0, "{}", result.stderr);
-    bundle
 }
 
 /// Waits (up to three minutes: a bound) until the dag-processor stored `count` DAGs.
@@ -168,7 +147,7 @@ impl Site {
     async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let sim = Sim::start(&dir.path().join("prod"), seed()).await;
-        let bundle = build(&policy(&sim, dir.path()), dir.path());
+        let bundle = runnable_bundle(&policy(&sim, dir.path()), dir.path());
         let backup_directory = dir.path().join("backup");
         std::fs::create_dir_all(&backup_directory).expect("mount point");
         let hosts: Vec<Host> = HOSTS

@@ -18,7 +18,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
 use crate::support::artifact_syntax::{cron_fields, cron_unescape, is_schedule_line};
-use crate::support::bundle_meaning::check_meaning;
+use crate::support::bundle_meaning::{check_meaning, status_argv};
 
 /// The codes a hostile string may be refused with.
 const REFUSALS: [&str; 6] = [
@@ -380,21 +380,10 @@ impl FakeTools {
                 self.ovrun.clone(),
                 "verify".into(),
                 "--config-dir".into(),
-                dir.clone(),
+                dir,
             ],
         ]);
-        let mut status = vec![
-            self.ovrun.clone(),
-            "status".into(),
-            "--config-dir".into(),
-            dir,
-            "--metrics".into(),
-            ovbackup::plan::compile::metrics_file(options),
-        ];
-        if let Some(page) = &options.status_page {
-            status.extend(["--format", "html", "--output", page].map(str::to_owned));
-        }
-        wanted.push(vec![status]);
+        wanted.push(vec![status_argv(options)]);
         let mut seen = Vec::new();
         for line in cron.lines().filter(|l| is_schedule_line(l)) {
             let (_, _, command) = cron_fields(line).expect("cron line");

@@ -151,3 +151,24 @@ fn migrated_database() -> &'static Path {
         home.join("airflow.db")
     })
 }
+
+/// `ovplan build POLICY --target airflow` into `dir/bundle`, its DAGs running this build's ovrun
+/// on the runner configs in the bundle itself (`--config-dir`): a bundle Airflow can run here.
+pub fn runnable_bundle(policy: &Path, dir: &Path) -> PathBuf {
+    let bundle = dir.join("bundle");
+    let args = [
+        "build",
+        policy.to_str().expect("utf-8"),
+        "--out",
+        bundle.to_str().expect("utf-8"),
+        "--target",
+        "airflow",
+        "--ovrun",
+        env!("CARGO_BIN_EXE_ovrun"),
+        "--config-dir",
+        bundle.to_str().expect("utf-8"),
+    ];
+    let result = super::run(env!("CARGO_BIN_EXE_ovplan"), &args, dir);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    bundle
+}

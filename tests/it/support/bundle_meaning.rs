@@ -306,9 +306,10 @@ fn maintenance_unit(policy: &Policy, options: &BuildOptions) -> UnitMeaning {
     }
 }
 
-/// The status unit: the metrics of every VM, written where node_exporter reads them.
-fn status_unit(options: &BuildOptions) -> UnitMeaning {
-    let mut exec = vec![
+/// The status command's argv (unit and cron line alike): the metrics of every VM, and the page
+/// when one is asked for.
+pub fn status_argv(options: &BuildOptions) -> Vec<String> {
+    let mut argv = vec![
         options.ovrun.clone(),
         "status".into(),
         "--config-dir".into(),
@@ -316,16 +317,23 @@ fn status_unit(options: &BuildOptions) -> UnitMeaning {
         "--metrics".into(),
         metrics_file(options),
     ];
+    if let Some(page) = &options.status_page {
+        argv.extend(["--format", "html", "--output", page].map(str::to_owned));
+    }
+    argv
+}
+
+/// The status unit: the metrics of every VM, written where node_exporter reads them.
+fn status_unit(options: &BuildOptions) -> UnitMeaning {
     let mut description = "Write the oVirt backups' status metrics for the alert rules".to_owned();
     let mut writable = vec![options.metrics_dir.clone()];
-    if let Some(page) = &options.status_page {
-        exec.extend(["--format", "html", "--output", page].map(str::to_owned));
+    if options.status_page.is_some() {
         description.push_str(" and the status page");
         writable.extend(status_page_dir(options).map(str::to_owned));
     }
     UnitMeaning {
         description,
-        exec: vec![exec],
+        exec: vec![status_argv(options)],
         credentials: Vec::new(),
         writable,
     }
