@@ -84,6 +84,28 @@ async fn verify_restore_and_ca_metrics_come_from_real_runs() {
     let expected = (success - 2.0 * 3600.0).div_euclid(day) * day + day + 2.0 * 3600.0;
     assert_eq!(due, expected, "{text}");
 
+    // A page that cannot be written (its folder is missing) fails the run, but the metrics
+    // were written first: the alerts keep their data.
+    let fresh = dir.path().join("fresh.prom");
+    let out = Command::new(env!("CARGO_BIN_EXE_ovrun"))
+        .args(["status", "--config"])
+        .arg(&config)
+        .arg("--metrics")
+        .arg(&fresh)
+        .args(["--format", "html", "--output"])
+        .arg(dir.path().join("no such folder/index.html"))
+        .output()
+        .expect("ovrun status");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such folder"),
+        "names the page"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&fresh).expect("metrics written"),
+        text
+    );
+
     // Damage: a point's image cut short; a restore whose DR cluster does not exist.
     let vm_dir = dir.path().join("backup/web 01");
     let image = std::fs::read_dir(&vm_dir)
