@@ -179,20 +179,17 @@ def vm_dag(
     """One VM's DAG: [due ->] backup [-> restore]."""
     restores = restore_pool is not None
     what = "backup and restore into DR" if restores else "backup"
-    dag = DAG(
+    dag = scheduled_dag(
         dag_id=dag_id,
+        host=queue,
+        cron=cron,
+        timezone=timezone,
         dag_display_name=f"Backup of VM {vm}",
         description=f"ovrun {what} of VM {vm}, {schedule}",
         doc_md=vm_doc(vm, config, schedule, due_guard, queue),
-        schedule=OvbackupCronTimetable(cron, timezone=zone(timezone)),
-        catchup=False,
-        max_active_runs=1,
-        is_paused_upon_creation=False,
-        tags=["ovbackup", f"host:{queue}"],
     )
     with dag:
-        common = {"queue": queue, "retries": RETRIES, "retry_delay": RETRY_DELAY}
-        common["retry_policy"] = RETRY_POLICY
+        common = task_defaults(queue)
         backup = Ovrun(
             task_id="backup",
             commands=[[ovrun, "backup", "--config", config, "--now"]],
@@ -214,6 +211,30 @@ def vm_dag(
     return dag
 
 
+def scheduled_dag(*, dag_id, host, cron, timezone, **texts):
+    """A DAG of backup host `host` on `cron` in `timezone`: one run at a time, no catch-up but
+    the latest missed run, active from the start."""
+    return DAG(
+        dag_id=dag_id,
+        schedule=OvbackupCronTimetable(cron, timezone=zone(timezone)),
+        catchup=False,
+        max_active_runs=1,
+        is_paused_upon_creation=False,
+        tags=["ovbackup", f"host:{host}"],
+        **texts,
+    )
+
+
+def task_defaults(queue):
+    """What every ovrun task shares: its host's queue, and retries by ovrun's exit codes."""
+    return {
+        "queue": queue,
+        "retries": RETRIES,
+        "retry_delay": RETRY_DELAY,
+        "retry_policy": RETRY_POLICY,
+    }
+
+
 def vm_doc(vm, config, schedule, due_guard, queue):
     """The DAG's documentation, the VM's name shown as text."""
     lines = [
@@ -233,20 +254,17 @@ def vm_doc(vm, config, schedule, due_guard, queue):
 
 def maintenance_dag(*, dag_id, host, ovrun, configs, timezone):
     """A backup host's daily prune and verify of its VMs, on that host's queue."""
-    dag = DAG(
+    dag = scheduled_dag(
         dag_id=dag_id,
+        host=host,
+        cron=MAINTENANCE_CRON,
+        timezone=timezone,
         dag_display_name=f"Prune and verify on backup host {host}",
         description=f"ovrun prune and verify of the {len(configs)} VMs of backup host {host}",
         doc_md=f"Daily prune, then verify, of every VM backed up by **{markdown_text(host)}**.",
-        schedule=OvbackupCronTimetable(MAINTENANCE_CRON, timezone=zone(timezone)),
-        catchup=False,
-        max_active_runs=1,
-        is_paused_upon_creation=False,
-        tags=["ovbackup", f"host:{host}"],
     )
     with dag:
-        common = {"queue": host, "retries": RETRIES, "retry_delay": RETRY_DELAY}
-        common["retry_policy"] = RETRY_POLICY
+        common = task_defaults(host)
         prune = Ovrun(
             task_id="prune",
             commands=[[ovrun, "prune", "--config", config] for config in configs],
